@@ -1,0 +1,260 @@
+"""The `statewall` command: parse options, call the library, render values.
+
+Exit codes (also in the README):
+  0  success
+  1  the answer is "no": verify found disagreements, check found errors
+  2  bad usage (unknown option, bad --sysctl name or value)
+  3  bad input: unreadable or truncated capture, ruleset error (all packets
+     that could be read were still processed and reported)
+  4  the environment lacks something (verify: not root, tool missing)
+  130 interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TextIO
+
+from statewall import __version__
+from statewall.capture import CaptureError
+from statewall.config import Sysctls, SysctlError, parse_assignment
+from statewall.conntrack.display import conntrack_line, proc_line
+from statewall.engine import Firewall
+from statewall.netfilter import Topology, parse_networks
+from statewall.replay import Summary, read_packets
+from statewall.verdict import PacketVerdict
+
+EXIT_OK = 0
+EXIT_NO = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_ENVIRONMENT = 4
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Options that make no sense together or cannot be parsed."""
+
+
+class InputError(Exception):
+    """A file the user gave cannot be used (capture, ruleset)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("statewall: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # the single place errors become messages and exit codes
+        if args.debug:
+            raise
+        code, message = classify_error(error)
+        print(f"statewall: {message}", file=sys.stderr)
+        return code
+
+
+def classify_error(error: Exception) -> tuple[int, str]:
+    if isinstance(error, (SysctlError, UsageError)):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, (CaptureError, InputError, OSError)):
+        return EXIT_INPUT, str(error)
+    return EXIT_INPUT, f"internal error: {type(error).__name__}: {error} (run with --debug)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="statewall",
+        description="What a stateful Linux firewall does to a capture, packet by packet, and why.",
+    )
+    parser.add_argument("--version", action="version", version=f"statewall {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay = sub.add_parser("replay", help="one line per packet: ctstate, verdict, reason")
+    _add_common(replay)
+    replay.add_argument("--format", choices=("text", "jsonl"), default="text")
+    replay.add_argument("--no-summary", action="store_true", help="omit the totals at the end")
+    replay.set_defaults(handler=cmd_replay)
+
+    table = sub.add_parser("table", help="the conntrack table after the capture (or at --at)")
+    _add_common(table)
+    table.add_argument("--at", metavar="TIME",
+                       help="seconds since the first packet (e.g. 12.5) or an absolute epoch time")
+    table.add_argument("--format", choices=("proc", "conntrack"), default="proc",
+                       help="/proc/net/nf_conntrack (default) or `conntrack -L` lines")
+    table.set_defaults(handler=cmd_table)
+
+    demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
+    demo.add_argument("--format", choices=("text", "jsonl"), default="text")
+    demo.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    demo.set_defaults(handler=cmd_demo)
+
+    sysctl = sub.add_parser("sysctl", help="print the effective conntrack and defrag knobs")
+    sysctl.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
+    sysctl.add_argument("--debug", action="store_true", help="show tracebacks")
+    sysctl.set_defaults(handler=cmd_sysctl)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
+    parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a knob, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
+    parser.add_argument("--local", action="append", default=[], metavar="ADDR_OR_CIDR",
+                        help="an address of the firewall itself (repeatable): makes it a host")
+    parser.add_argument("--iface", action="append", default=[], metavar="NAME=CIDR[,CIDR]",
+                        help="which interface leads to which addresses (repeatable)")
+    parser.add_argument("--limit", type=int, metavar="N", help="process only the first N packets")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def config_from(args: argparse.Namespace) -> Sysctls:
+    values = dict(parse_assignment(text) for text in args.sysctl)
+    return Sysctls().with_values(values)
+
+
+def topology_from(args: argparse.Namespace) -> Topology:
+    try:
+        local = parse_networks(args.local)
+        interfaces = []
+        for text in args.iface:
+            name, sep, nets = text.partition("=")
+            if not sep or not name:
+                raise UsageError(f"--iface {text!r}: expected NAME=CIDR[,CIDR]")
+            interfaces.append((name, parse_networks(nets.split(","))))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return Topology(local, tuple(interfaces))
+
+
+def firewall_from(args: argparse.Namespace) -> Firewall:
+    return Firewall(cfg=config_from(args), topology=topology_from(args))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    firewall = firewall_from(args)
+    verdicts = (firewall.process(pkt) for pkt in read_packets(args.capture, args.limit))
+    return render_replay(verdicts, args.format, sys.stdout, summary=not args.no_summary)
+
+
+def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,
+                  summary: bool = True) -> int:
+    """Print verdicts as they come; a capture error is reported after the packets."""
+    totals = Summary()
+    progress = Progress(enabled=fmt == "text" and out.isatty() and sys.stderr.isatty())
+    first_ts: float | None = None
+    try:
+        for verdict in verdicts:
+            totals.add(verdict)
+            if fmt == "jsonl":
+                out.write(json.dumps(verdict.as_json(), separators=(",", ":")) + "\n")
+                continue
+            if first_ts is None:
+                first_ts = verdict.ts
+            progress.clear()
+            out.write(text_line(verdict, verdict.ts - first_ts) + "\n")
+            progress.tick(totals.packets)
+    finally:
+        progress.clear()
+        if fmt == "text" and summary:
+            out.write("\n".join(totals.lines()) + "\n")
+        out.flush()
+    return EXIT_OK
+
+
+def text_line(verdict: PacketVerdict, rel: float) -> str:
+    state = verdict.ctstate or "-"
+    if verdict.ctdir:
+        state += f"/{verdict.ctdir}"
+    status = ",".join(verdict.status)
+    if status:
+        state += f" [{status}]"
+    decided = f" by {verdict.rule}" if verdict.rule else ""
+    return (f"#{verdict.index + 1:<6} {rel:10.6f}  {verdict.summary}  | {state} | "
+            f"{verdict.verdict}{decided} | {verdict.reason}")
+
+
+class Progress:
+    """A one-line progress counter on stderr, only when a person is watching."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = False
+        self.last = 0.0
+
+    def tick(self, count: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last >= 0.25:
+            self.last = now
+            sys.stderr.write(f"\r{count} packets…")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            self.shown = False
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    firewall = firewall_from(args)
+    at: float | None = None
+    first_ts: float | None = None
+    for pkt in read_packets(args.capture, args.limit):
+        if first_ts is None:
+            first_ts = pkt.ts
+            at = resolve_time(args.at, first_ts)
+        if at is not None and pkt.ts > at:
+            break
+        firewall.process(pkt)
+    when = at if at is not None else firewall.now
+    printer = proc_line if args.format == "proc" else conntrack_line
+    for conn in firewall.connections(when):
+        sys.stdout.write(printer(conn, when) + "\n")
+    return EXIT_OK
+
+
+def resolve_time(text: str | None, first_ts: float) -> float | None:
+    """`--at` as an absolute time: small numbers are offsets from the first packet."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--at {text!r}: expected seconds (e.g. 12.5 or 1700000000.25)") from None
+    return value if value >= 1e9 else first_ts + value
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from statewall.demo import demo_packets
+
+    firewall = Firewall()
+    verdicts = (firewall.process(pkt) for pkt in demo_packets())
+    code = render_replay(verdicts, args.format, sys.stdout)
+    if args.format == "text":
+        sys.stdout.write("\nconntrack table at the end (/proc/net/nf_conntrack):\n")
+        for conn in firewall.connections():
+            sys.stdout.write(proc_line(conn, firewall.now) + "\n")
+    return code
+
+
+def cmd_sysctl(args: argparse.Namespace) -> int:
+    cfg = config_from(args)
+    for name, value in cfg.items():
+        sys.stdout.write(f"{name} = {value}\n")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""The netfilter pipeline: hooks in kernel order around the conntrack core.
+
+How this works. A datagram is routed (router by default: PREROUTING →
+FORWARD → POSTROUTING; with local addresses: PREROUTING → INPUT for packets
+to the host, OUTPUT → POSTROUTING for packets from it). At each hook the
+tables run in priority order, with conntrack at its own priority:
+
+    PREROUTING   defrag · raw · CONNTRACK · mangle · nat
+    INPUT        mangle · filter · security · CONFIRM
+    FORWARD      mangle · filter · security
+    OUTPUT       defrag · raw · CONNTRACK · mangle · nat · filter · security
+    POSTROUTING  mangle · nat · CONFIRM
+
+A terminal verdict (DROP, REJECT, QUEUE) ends the walk and any unconfirmed
+entry dies with the packet. The rule engine plugs in through `RuleEngine`;
+without one every table accepts, which is what a machine with conntrack
+loaded but no rules does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from statewall.conntrack.conn import CTSTATE_NAMES, CT_INVALID, CT_UNTRACKED, Conn, status_names
+from statewall.conntrack.core import ConntrackTable, CtResult, untracked
+from statewall.verdict import ACCEPT, DROP, RuleRef
+
+PREROUTING = "PREROUTING"
+INPUT = "INPUT"
+FORWARD = "FORWARD"
+OUTPUT = "OUTPUT"
+POSTROUTING = "POSTROUTING"
+
+CONNTRACK = "<conntrack>"
+CONFIRM = "<confirm>"
+
+HOOK_ORDER: dict[str, tuple[str, ...]] = {
+    PREROUTING: ("raw", CONNTRACK, "mangle", "nat"),
+    INPUT: ("mangle", "filter", "security", CONFIRM),
+    FORWARD: ("mangle", "filter", "security"),
+    OUTPUT: ("raw", CONNTRACK, "mangle", "nat", "filter", "security"),
+    POSTROUTING: ("mangle", "nat", CONFIRM),
+}
+
+PATH_FORWARD = (PREROUTING, FORWARD, POSTROUTING)
+PATH_INPUT = (PREROUTING, INPUT)
+PATH_OUTPUT = (OUTPUT, POSTROUTING)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class PacketContext:
+    """Everything the rules may read or change about one packet on its way.
+
+    The raw table's CT target writes `notrack`, `zone`, `helper` and
+    `ct_timeout` before conntrack runs; MARK writes `mark`; LOG and friends
+    append to `notes`.
+    """
+
+    __slots__ = ("pkt", "now", "hook", "ct", "iface_in", "iface_out", "notrack", "zone",
+                 "helper", "ct_timeout", "mark", "notes")
+
+    def __init__(self, pkt: object, now: float, iface_in: str | None, iface_out: str | None) -> None:
+        from statewall.packet import Packet
+
+        assert isinstance(pkt, Packet)
+        self.pkt = pkt
+        self.now = now
+        self.hook = PREROUTING
+        self.ct: CtResult | None = None
+        self.iface_in = iface_in
+        self.iface_out = iface_out
+        self.notrack = False
+        self.zone = 0
+        self.helper: str | None = None
+        self.ct_timeout: str | None = None
+        self.mark = 0
+        self.notes: list[str] = []
+
+    @property
+    def ctinfo(self) -> int:
+        return self.ct.ctinfo if self.ct is not None else CT_INVALID
+
+    @property
+    def conn(self) -> Conn | None:
+        return self.ct.conn if self.ct is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class TableVerdict:
+    """A table's answer for one packet at one hook."""
+
+    verdict: str  # ACCEPT (continue to the next table), DROP, REJECT, QUEUE, UNKNOWN
+    rule: RuleRef | None
+    reason: str
+
+
+class RuleEngine(Protocol):
+    """What the pipeline needs from a compiled ruleset."""
+
+    def has_chain(self, family: int, table: str, hook: str) -> bool: ...
+
+    def evaluate(self, family: int, table: str, hook: str, ctx: PacketContext) -> TableVerdict: ...
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Which addresses are the firewall's own and which interface leads where."""
+
+    local: tuple[Network, ...] = ()
+    interfaces: tuple[tuple[str, tuple[Network, ...]], ...] = ()
+
+    def is_local(self, family: int, address: int) -> bool:
+        return any(_contains(net, family, address) for net in self.local)
+
+    def interface_for(self, family: int, address: int) -> str | None:
+        for name, nets in self.interfaces:
+            if any(_contains(net, family, address) for net in nets):
+                return name
+        return None
+
+
+def _contains(net: Network, family: int, address: int) -> bool:
+    if net.version != family:
+        return False
+    return (address & int(net.netmask)) == int(net.network_address)
+
+
+def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(text.strip(), strict=False) for text in texts)
+
+
+@dataclass
+class HookOutcome:
+    """Where the walk ended and who decided."""
+
+    verdict: str = ACCEPT
+    rule: RuleRef | None = None
+    reason: str = ""
+    hooks: list[str] = field(default_factory=list)
+
+
+def choose_path(topology: Topology, family: int, src: int, dst: int) -> Sequence[str]:
+    """Router by default; a host for packets to or from its local addresses."""
+    if topology.local:
+        if topology.is_local(family, src):
+            return PATH_OUTPUT
+        if topology.is_local(family, dst):
+            return PATH_INPUT
+    return PATH_FORWARD
+
+
+def run_hooks(
+    table: ConntrackTable,
+    rules: RuleEngine | None,
+    ctx: PacketContext,
+    path: Sequence[str],
+) -> HookOutcome:
+    """Walk the packet through the hooks of its path; conntrack at its priority."""
+    outcome = HookOutcome()
+    pkt = ctx.pkt
+    for hook in path:
+        ctx.hook = hook
+        outcome.hooks.append(hook)
+        for name in HOOK_ORDER[hook]:
+            if name == CONNTRACK:
+                ctx.ct = _conntrack(table, ctx, hook == PREROUTING)
+                if ctx.ct.drop:
+                    outcome.verdict = DROP
+                    outcome.reason = f"dropped by conntrack itself: {ctx.ct.reason}"
+                    return outcome
+            elif name == CONFIRM:
+                if ctx.ct is not None:
+                    table.confirm(ctx.ct, ctx.now)
+            elif rules is not None and rules.has_chain(pkt.family, name, hook):
+                answer = rules.evaluate(pkt.family, name, hook, ctx)
+                if answer.verdict != ACCEPT or answer.rule is not None:
+                    outcome.rule = answer.rule
+                    outcome.reason = answer.reason
+                if answer.verdict != ACCEPT:
+                    outcome.verdict = answer.verdict
+                    if ctx.ct is not None:
+                        table.discard(ctx.ct)
+                    return outcome
+    return outcome
+
+
+def _conntrack(table: ConntrackTable, ctx: PacketContext, in_prerouting: bool) -> CtResult:
+    if ctx.notrack:
+        return untracked("UNTRACKED: marked NOTRACK in the raw table")
+    return table.classify(ctx.pkt, ctx.now, in_prerouting, ctx.zone)
+
+
+def ct_labels(ct: CtResult | None) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """ctstate, ctdir and status names as users see them."""
+    if ct is None:
+        return None, None, ()
+    state = CTSTATE_NAMES[ct.ctinfo]
+    if ct.ctinfo in (CT_INVALID, CT_UNTRACKED) or ct.conn is None:
+        return state, None, ()
+    direction = "REPLY" if ct.direction == 1 else "ORIGINAL"
+    return state, direction, tuple(status_names(ct.conn.status))

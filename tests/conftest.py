@@ -1,0 +1,53 @@
+"""Shared test plumbing: where ../shared is, and when the live kernel can be used.
+
+Tests that read the shared captures and rulesets skip with a reason when
+../shared is absent; tests that need the kernel skip when not root or when
+network namespaces are unavailable. Under CI (CI=true) neither may skip:
+the environment is expected to provide both, so a skip becomes a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"required under CI but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The ../shared folder beside the repository."""
+    if not (SHARED / "traces").is_dir():
+        _unavailable(f"shared test data not found at {SHARED}")
+    return SHARED
+
+
+def kernel_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    for tool in ("ip", "iptables-restore", "ip6tables-restore", "conntrack", "tcpdump"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (apt-get install iptables conntrack tcpdump iproute2)"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"network namespaces unavailable: {probe.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def kernel() -> None:
+    """Require the live kernel oracle."""
+    problem = kernel_problem()
+    if problem is not None:
+        _unavailable(problem)
