@@ -1,0 +1,101 @@
+"""Generate the benchmark capture: >= 1,000,000 packets over >= 100,000 connections.
+
+Each TCP connection is a full life: handshake, a request and a response,
+their ACKs, and a FIN teardown (10 packets); every fifth connection slot also
+carries a DNS query and answer over UDP. Connections overlap (a new one
+starts every 100 microseconds and lives 5 ms), so the table holds many at
+once, and every one ends in TIME_WAIT so all of them are still tracked at
+the end: peak memory divided by the table size is the cost of one entry.
+
+Usage: python bench/generate.py [--connections N] [--out bench/out/bench.pcap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+from statewall import builder as b
+from statewall.capture.writer import write_pcap
+
+START = 1_700_000_000.0
+
+
+def client_address(n: int) -> str:
+    return str(ipaddress.IPv4Address(int(ipaddress.IPv4Address("10.0.0.0")) + 1 + n // 50))
+
+
+def connection(n: int) -> list[tuple[float, bytes]]:
+    client, server = client_address(n), f"198.51.100.{1 + n % 200}"
+    sport, t0 = 1024 + n % 60000, START + n * 0.0001
+    c, s = 1_000_000 + n, 9_000_000 + n
+    request, response = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 200
+    packets = [
+        (0.0, b.tcp(client, server, sport, 80, "S", c, 0, window=64240, mss=1460, wscale=7,
+                    sack_perm=True)),
+        (0.0005, b.tcp(server, client, 80, sport, "SA", s, c + 1, window=65160, mss=1460,
+                       wscale=7, sack_perm=True)),
+        (0.0010, b.tcp(client, server, sport, 80, "A", c + 1, s + 1, window=502)),
+        (0.0011, b.tcp(client, server, sport, 80, "PA", c + 1, s + 1, window=502, payload=request)),
+        (0.0020, b.tcp(server, client, 80, sport, "A", s + 1, c + 1 + len(request), window=509)),
+        (0.0021, b.tcp(server, client, 80, sport, "PA", s + 1, c + 1 + len(request), window=509,
+                       payload=response)),
+        (0.0030, b.tcp(client, server, sport, 80, "A", c + 1 + len(request),
+                       s + 1 + len(response), window=502)),
+        (0.0040, b.tcp(client, server, sport, 80, "FA", c + 1 + len(request),
+                       s + 1 + len(response), window=502)),
+        (0.0045, b.tcp(server, client, 80, sport, "FA", s + 1 + len(response),
+                       c + 2 + len(request), window=509)),
+        (0.0050, b.tcp(client, server, sport, 80, "A", c + 2 + len(request),
+                       s + 2 + len(response), window=502)),
+    ]
+    if n % 5 == 0:
+        query = n.to_bytes(2, "big") + b"\x01\x00\x00\x01" + bytes(6) + b"\x01x\x00\x00\x01\x00\x01"
+        packets.append((0.0002, b.udp(client, "198.51.100.253", 20000 + n % 40000, 53,
+                                      payload=query)))
+        packets.append((0.0007, b.udp("198.51.100.253", client, 53, 20000 + n % 40000,
+                                      payload=query)))
+    return [(t0 + dt, b.ethernet(data)) for dt, data in packets]
+
+
+def frames(connections: int) -> Iterator[tuple[float, bytes]]:
+    """All packets in time order, built lazily (a heap of the open connections)."""
+    heap: list[tuple[float, int, int, bytes]] = []
+    seq = 0
+    for n in range(connections):
+        for ts, frame in connection(n):
+            heapq.heappush(heap, (ts, seq, n, frame))
+            seq += 1
+        horizon = START + (n + 1) * 0.0001
+        while heap and heap[0][0] < horizon:
+            ts, _, _, frame = heapq.heappop(heap)
+            yield ts, frame
+    while heap:
+        ts, _, _, frame = heapq.heappop(heap)
+        yield ts, frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "bench.pcap")
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+
+    def counted() -> Iterator[tuple[float, bytes]]:
+        nonlocal count
+        for item in frames(args.connections):
+            count += 1
+            yield item
+
+    write_pcap(args.out, counted())
+    print(f"{args.out}: {count} packets, {args.connections} TCP connections "
+          f"(+{(args.connections + 4) // 5} UDP)")
+
+
+if __name__ == "__main__":
+    main()
