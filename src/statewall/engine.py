@@ -16,6 +16,7 @@ from statewall.config import Sysctls
 from statewall.conntrack.conn import Conn
 from statewall.conntrack.core import ConntrackTable, CtResult, EventSink
 from statewall.conntrack.trackers import tracker_for
+from statewall.decode import STACK_DROP_LAYERS
 from statewall.defrag import Defragmenter
 from statewall.netfilter import (
     PacketContext,
@@ -27,8 +28,6 @@ from statewall.netfilter import (
 )
 from statewall.packet import PROTO_TCP, Packet
 from statewall.verdict import ACCEPT, DROP, STOLEN, PacketVerdict, RuleRef, describe
-
-IP_LAYERS = ("ipv4", "ipv6")
 
 
 @dataclass
@@ -61,10 +60,10 @@ class Firewall:
         if pkt.family == 0:
             reason = f"not an IP packet, never seen by netfilter's IP hooks ({error})"
             return _plain(pkt, summary, ACCEPT, reason)
-        if error is not None and error.layer in IP_LAYERS:
+        if error is not None and error.layer in STACK_DROP_LAYERS:
             return _plain(pkt, summary, DROP, f"dropped by the IP layer before netfilter: {error}")
         datagram = pkt
-        if pkt.fragment is not None:
+        if pkt.fragment is not None or self.defrag.pending:
             result = self.defrag.push(pkt, now)
             if result.kind == "queued":
                 return _plain(pkt, summary, STOLEN, result.reason)
@@ -83,7 +82,7 @@ class Firewall:
         ctstate, ctdir, status = ct_labels(ctx.ct)
         reason = _explain(ctx.ct, outcome.verdict, outcome.rule, outcome.reason)
         if datagram is not pkt:
-            reason += f" (datagram reassembled from fragments, completed by packet #{pkt.index})"
+            reason += f" (datagram reassembled from fragments, completed by packet #{pkt.index + 1})"
         conn = ctx.conn
         return PacketVerdict(
             index=pkt.index, ts=pkt.ts, verdict=outcome.verdict, ctstate=ctstate, ctdir=ctdir,

@@ -114,13 +114,18 @@ def describe(pkt: Packet) -> str:
     """A one-line tcpdump-like summary: endpoints, protocol and its key fields."""
     if pkt.family == 0:
         return "non-IP frame"
-    has_ports = pkt.proto in (PROTO_TCP, PROTO_UDP, PROTO_UDPLITE, PROTO_SCTP)
+    has_ports = pkt.proto in (PROTO_TCP, PROTO_UDP, PROTO_UDPLITE, PROTO_SCTP) and not (
+        pkt.fragment is not None and pkt.fragment.offset > 0
+    )
     src = format_endpoint(pkt.family, pkt.src, pkt.sport if has_ports else None)
     dst = format_endpoint(pkt.family, pkt.dst, pkt.dport if has_ports else None)
     name = PROTO_NAMES.get(pkt.proto, f"proto {pkt.proto}")
     detail = ""
+    later_fragment = pkt.fragment is not None and pkt.fragment.offset > 0
     if pkt.error is not None and pkt.error.layer in ("link", "ipv4", "ipv6"):
         detail = " (malformed)"
+    elif later_fragment:
+        detail = ""
     elif pkt.proto == PROTO_TCP:
         detail = f" [{tcp_flag_letters(pkt.tcp_flags)}] seq={pkt.seq} ack={pkt.ack} win={pkt.window}"
         if pkt.payload_len:

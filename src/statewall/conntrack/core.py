@@ -144,6 +144,12 @@ class ConntrackTable:
 
     def classify(self, pkt: Packet, now: float, in_prerouting: bool = True, zone: int = 0) -> CtResult:
         """nf_conntrack_in: attach an entry and a ctinfo to the packet."""
+        if pkt.error is not None:
+            self.stats.invalid += 1
+            return CtResult(CT_INVALID, None, f"malformed: {pkt.error}")
+        if pkt.fragment is not None and pkt.fragment.offset:
+            self.stats.invalid += 1
+            return CtResult(CT_INVALID, None, "a non-first fragment reached conntrack unreassembled")
         tracker = tracker_for(pkt.proto)
         if pkt.proto == PROTO_ICMP or pkt.proto == PROTO_ICMPV6:
             handled = self._icmp_error(pkt, now, in_prerouting, zone)

@@ -1,0 +1,62 @@
+"""The built-in capture behind `statewall demo`: every conntrack state in a few packets.
+
+The packets are built in memory (no file is read), in the order a person
+would tell the story: a TCP connection from handshake to TIME_WAIT with an
+out-of-window segment in the middle, a stray ACK picked up mid-stream, a
+malformed flag combination, a DNS exchange, a ping, a UDP packet answered
+by ICMP port unreachable (RELATED), an ICMP error about nothing known
+(INVALID), and a fragmented ping (STOLEN, then NEW on reassembly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from statewall import builder as b
+from statewall.decode import decode_datagram
+from statewall.packet import Packet
+
+CLIENT = "192.0.2.10"
+SERVER = "198.51.100.20"
+RESOLVER = "198.51.100.53"
+START = 1_700_000_000.0
+
+
+def demo_datagrams() -> list[tuple[float, bytes]]:
+    """(seconds after the start, IP datagram) pairs."""
+    c_isn, s_isn = 1000, 5000
+    dns_query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01"
+    dns_answer = dns_query[:2] + b"\x81\x80" + dns_query[4:]
+    stray_udp = b.udp(CLIENT, SERVER, 40002, 9999, payload=b"anyone there?")
+    big_ping = b.icmp_echo(CLIENT, SERVER, 7, 1, payload=bytes(range(256)) * 8)
+    return [
+        (0.000, b.tcp(CLIENT, SERVER, 40000, 80, "S", c_isn, 0, mss=1460, wscale=7, sack_perm=True)),
+        (0.010, b.tcp(SERVER, CLIENT, 80, 40000, "SA", s_isn, c_isn + 1, mss=1460, wscale=7,
+                      sack_perm=True)),
+        (0.011, b.tcp(CLIENT, SERVER, 40000, 80, "A", c_isn + 1, s_isn + 1, window=502)),
+        (0.012, b.tcp(CLIENT, SERVER, 40000, 80, "PA", c_isn + 1, s_isn + 1, window=502,
+                      payload=b"GET / HTTP/1.0\r\n\r\n")),
+        (0.020, b.tcp(SERVER, CLIENT, 80, 40000, "PA", s_isn + 1, c_isn + 19, window=509,
+                      payload=b"HTTP/1.0 200 OK\r\n\r\nhello")),
+        (0.021, b.tcp(CLIENT, SERVER, 40000, 80, "A", c_isn + 19 + 10_000_000, s_isn + 25,
+                      window=502, payload=b"far outside the window")),
+        (0.030, b.tcp(CLIENT, SERVER, 40000, 80, "FA", c_isn + 19, s_isn + 25, window=502)),
+        (0.040, b.tcp(SERVER, CLIENT, 80, 40000, "FA", s_isn + 25, c_isn + 20, window=509)),
+        (0.041, b.tcp(CLIENT, SERVER, 40000, 80, "A", c_isn + 20, s_isn + 26, window=502)),
+        (1.000, b.tcp("192.0.2.11", SERVER, 40001, 22, "A", 77777, 88888, window=1000)),
+        (1.100, b.tcp("192.0.2.12", SERVER, 40003, 80, "SF", 1, 0)),
+        (2.000, b.udp(CLIENT, RESOLVER, 53000, 53, payload=dns_query)),
+        (2.020, b.udp(RESOLVER, CLIENT, 53, 53000, payload=dns_answer)),
+        (3.000, b.icmp_echo(CLIENT, SERVER, 42, 1)),
+        (3.010, b.icmp_echo(SERVER, CLIENT, 42, 1, reply=True)),
+        (4.000, stray_udp),
+        (4.001, b.icmp_error(SERVER, CLIENT, 3, 3, stray_udp)),
+        (5.000, b.icmp_error("203.0.113.66", CLIENT, 3, 1,
+                             b.udp(CLIENT, "203.0.113.99", 41000, 123, payload=b"ntp?"))),
+        *((6.000 + i * 0.001, frag) for i, frag in enumerate(b.fragment(big_ping, 1024))),
+    ]
+
+
+def demo_packets() -> Iterator[Packet]:
+    for index, (offset, data) in enumerate(demo_datagrams()):
+        yield decode_datagram(data, index=index, ts=START + offset)
