@@ -6,7 +6,7 @@ to the host, OUTPUT → POSTROUTING for packets from it). At each hook the
 tables run in priority order, with conntrack at its own priority:
 
     PREROUTING   defrag · raw · CONNTRACK · mangle · nat
-    INPUT        mangle · filter · security · CONFIRM
+    INPUT        mangle · filter · security · nat · CONFIRM
     FORWARD      mangle · filter · security
     OUTPUT       defrag · raw · CONNTRACK · mangle · nat · filter · security
     POSTROUTING  mangle · nat · CONFIRM
@@ -39,7 +39,7 @@ CONFIRM = "<confirm>"
 
 HOOK_ORDER: dict[str, tuple[str, ...]] = {
     PREROUTING: ("raw", CONNTRACK, "mangle", "nat"),
-    INPUT: ("mangle", "filter", "security", CONFIRM),
+    INPUT: ("mangle", "filter", "security", "nat", CONFIRM),
     FORWARD: ("mangle", "filter", "security"),
     OUTPUT: ("raw", CONNTRACK, "mangle", "nat", "filter", "security"),
     POSTROUTING: ("mangle", "nat", CONFIRM),

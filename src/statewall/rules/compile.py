@@ -1,0 +1,221 @@
+"""Load-time checks and compilation (ip_tables.c: translate_table, mark_source_chains,
+check_entry_size_and_hooks, find_check_match / check_target).
+
+Every jump and goto is resolved to a chain index, loops are found by
+walking from each built-in chain, each user chain learns which hooks reach
+it, and every match and target is checked against its options, its
+family, its table and those hooks. Each rule becomes a `CompiledRule`: a
+tuple of closures and a small integer saying what happens on a match.
+Errors are RulesetError with the rule's file and line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from statewall.rules.base import compile_base
+from statewall.rules.context import ACCEPT, DROP, QUEUE, RETURN, RuleRef, RuleState
+from statewall.rules.errors import OptionError, RulesetError
+from statewall.rules.ext import HOOKS, BuildArgs, MatchFn, TargetFn
+from statewall.rules.matches import MATCHES
+from statewall.rules.model import Chain, Rule, Ruleset, Table
+from statewall.rules.save import rule_text
+from statewall.rules.targets import TARGETS
+
+# What a matching rule does.
+K_NONE = 0  # no target: count and continue
+K_VERDICT = 1  # ACCEPT / DROP / QUEUE / RETURN
+K_JUMP = 2
+K_GOTO = 3
+K_TARGET = 4  # an extension target
+K_UNKNOWN = 5  # something statewall cannot evaluate (allowed with allow_unknown)
+
+_VERDICTS = {"ACCEPT": ACCEPT, "DROP": DROP, "QUEUE": QUEUE, "RETURN": RETURN}
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    checks: tuple[MatchFn, ...]
+    kind: int
+    verdict: int
+    jump: int
+    target: TargetFn | None
+    ref: RuleRef
+    text: str
+    unknown: str | None = None
+    packets: int = 0
+    octets: int = 0
+
+
+@dataclass(slots=True)
+class CompiledChain:
+    name: str
+    policy: int  # ACCEPT or DROP; RETURN for a user chain
+    rules: list[CompiledRule]
+    ref: RuleRef
+    packets: int = 0
+    octets: int = 0
+
+
+@dataclass(slots=True)
+class CompiledTable:
+    name: str
+    chains: list[CompiledChain]
+    entry: dict[str, int]  # hook -> index of its built-in chain
+
+
+@dataclass(slots=True)
+class CompiledRuleset:
+    """A ruleset ready to walk; owns its counters and shared match state."""
+
+    source: Ruleset
+    tables: dict[str, CompiledTable]
+    state: RuleState
+    unknown_rules: list[RuleRef] = field(default_factory=list)
+
+
+class _Compiler:
+    def __init__(self, ruleset: Ruleset, state: RuleState, allow_unknown: bool) -> None:
+        self.ruleset = ruleset
+        self.state = state
+        self.allow_unknown = allow_unknown
+        self.unknown: list[RuleRef] = []
+
+    def error(self, rule_line: int, message: str) -> RulesetError:
+        return RulesetError(self.ruleset.source, rule_line, message)
+
+    def table(self, table: Table) -> CompiledTable:
+        index = {chain.name: i for i, chain in enumerate(table.chains)}
+        hooks = self.reach(table, index)
+        chains = [self.chain(table, chain, index, hooks[i]) for i, chain in
+                  enumerate(table.chains)]
+        entry = {c.name: i for i, c in enumerate(table.chains) if c.builtin}
+        return CompiledTable(table.name, chains, entry)
+
+    def reach(self, table: Table, index: dict[str, int]) -> list[set[str]]:
+        """Hooks reaching each chain; a jump cycle is an error (mark_source_chains)."""
+        hooks: list[set[str]] = [set() for _ in table.chains]
+        for i, chain in enumerate(table.chains):
+            if chain.builtin:
+                self.visit(table, index, i, chain.name, hooks, [])
+        return hooks
+
+    def visit(self, table: Table, index: dict[str, int], i: int, hook: str,
+              hooks: list[set[str]], path: list[int]) -> None:
+        if hook in hooks[i]:
+            return
+        hooks[i].add(hook)
+        for rule in table.chains[i].rules:
+            target = rule.target
+            if target is None or target.name in _VERDICTS or \
+                    (target.name in TARGETS and not target.goto):
+                continue
+            j = index.get(target.name)
+            if j is None:
+                if self.allow_unknown:
+                    continue
+                raise self.error(rule.line, f"Chain '{target.name}' does not exist")
+            if table.chains[j].builtin:
+                raise self.error(rule.line, f"cannot jump to built-in chain {target.name}")
+            if j in path or j == i:
+                cycle = [*path[path.index(j):], i, j] if j in path else [i, j]
+                names = " -> ".join(table.chains[k].name for k in cycle)
+                raise self.error(rule.line, f"loop detected in chains: {names}")
+            self.visit(table, index, j, hook, hooks, [*path, i])
+
+    def chain(self, table: Table, chain: Chain, index: dict[str, int],
+              hooks: set[str]) -> CompiledChain:
+        rules = [self.rule(table, chain, n, rule, index, hooks)
+                 for n, rule in enumerate(chain.rules, start=1)]
+        policy = _VERDICTS[chain.policy] if chain.policy else RETURN
+        return CompiledChain(chain.name, policy, rules, RuleRef(table.name, chain.name, 0,
+                                                                 chain.line))
+
+    def rule(self, table: Table, chain: Chain, number: int, rule: Rule,
+             index: dict[str, int], hooks: set[str]) -> CompiledRule:
+        ref = RuleRef(table.name, chain.name, number, rule.line)
+        text = rule_text(chain.name, rule, self.ruleset.family)
+        try:
+            checks, unknown = self.matches(table, rule, hooks)
+            kind, verdict, jump, target, why = self.target(table, rule, index, hooks)
+        except OptionError as err:
+            raise self.error(rule.line, err.message) from None
+        unknown = unknown or why
+        if unknown is not None:
+            if not self.allow_unknown:
+                raise self.error(rule.line, unknown)
+            self.unknown.append(ref)
+            kind = K_UNKNOWN
+        base = compile_base(rule, self.ruleset.family)
+        all_checks = ((base,) if base is not None else ()) + checks
+        return CompiledRule(all_checks, kind, verdict, jump, target, ref, text, unknown)
+
+    def matches(self, table: Table, rule: Rule,
+                hooks: set[str]) -> tuple[tuple[MatchFn, ...], str | None]:
+        checks: list[MatchFn] = []
+        unknown: str | None = None
+        for match in rule.matches:
+            ext = MATCHES.get(match.name)
+            if ext is None or ext.unsupported is not None:
+                why = ext.unsupported if ext is not None else "unknown match"
+                unknown = unknown or f"match {match.name} is not supported: {why}"
+                continue
+            prefix = f"{match.name} match: "
+            if ext.proto is not None and (rule.proto != ext.proto or rule.proto_neg):
+                raise OptionError(f"{prefix}only valid for protocol {ext.proto}")
+            _check_place(prefix, ext.tables, ext.hooks, table.name, hooks)
+            args = BuildArgs(match.options, self.ruleset.family, table.name, rule, self.state)
+            try:
+                checks.append(ext.build(args))
+            except OptionError as err:
+                raise OptionError(prefix + err.message) from None
+        return tuple(checks), unknown
+
+    def target(self, table: Table, rule: Rule, index: dict[str, int],
+               hooks: set[str]) -> tuple[int, int, int, TargetFn | None, str | None]:
+        target = rule.target
+        if target is None:
+            return K_NONE, 0, -1, None, None
+        if target.name in _VERDICTS and not target.goto:
+            return K_VERDICT, _VERDICTS[target.name], -1, None, None
+        ext = None if target.goto else TARGETS.get(target.name)
+        if ext is None:
+            j = index.get(target.name, -1)
+            if j < 0:
+                return K_UNKNOWN, 0, -1, None, f"Chain '{target.name}' does not exist"
+            return (K_GOTO if target.goto else K_JUMP), 0, j, None, None
+        if ext.unsupported is not None:
+            return K_UNKNOWN, 0, -1, None, f"target {ext.name}: {ext.unsupported}"
+        prefix = f"{ext.name} target: "
+        if ext.tables is not None and table.name not in ext.tables:
+            raise OptionError(f"{prefix}only valid in the {'/'.join(ext.tables)} table, "
+                              f"not in {table.name}")
+        _check_place(prefix, None, ext.hooks, table.name, hooks)
+        args = BuildArgs(target.options, self.ruleset.family, table.name, rule, self.state)
+        try:
+            return K_TARGET, 0, -1, ext.build(args), None
+        except OptionError as err:
+            raise OptionError(prefix + err.message) from None
+
+
+def _check_place(prefix: str, tables: tuple[str, ...] | None, allowed: tuple[str, ...],
+                 table: str, hooks: set[str]) -> None:
+    if tables is not None and table not in tables:
+        raise OptionError(f"{prefix}only valid in the {'/'.join(tables)} table")
+    bad = sorted(hooks - set(allowed), key=HOOKS.index)
+    if bad:
+        raise OptionError(f"{prefix}used from hooks {', '.join(bad)}, but only usable "
+                          f"from {'/'.join(allowed)}")
+
+
+def compile_ruleset(ruleset: Ruleset, state: RuleState | None = None,
+                    allow_unknown: bool = False) -> CompiledRuleset:
+    """Check and compile every table; raises RulesetError at the first problem.
+
+    With `allow_unknown`, rules using something statewall cannot evaluate are
+    kept and listed in `unknown_rules`; a packet reaching one gets UNKNOWN.
+    """
+    compiler = _Compiler(ruleset, state or RuleState(), allow_unknown)
+    tables = {t.name: compiler.table(t) for t in ruleset.tables}
+    return CompiledRuleset(ruleset, tables, compiler.state, compiler.unknown)
+

@@ -1,0 +1,18 @@
+"""comment match (xt_comment.c): always true; the text is kept for printing."""
+
+from __future__ import annotations
+
+from statewall.rules.errors import OptionError
+from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, always
+
+
+def build_comment(args: BuildArgs) -> MatchFn:
+    text = args.value("--comment")
+    if text is None:
+        raise OptionError("comment: --comment is required")
+    if len(text.encode()) > 255:
+        raise OptionError("comment may not exceed 255 characters")
+    return always
+
+
+COMMENT = MatchExt("comment", (OptSpec("--comment", invert=False),), build_comment)
