@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
+    parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
+    parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--allow-unknown", action="store_true",
+                        help="evaluate rules statewall cannot model as 'unknown' instead of refusing")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for -m statistic --mode random (default 0)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
     parser.add_argument("--local", action="append", default=[], metavar="ADDR_OR_CIDR",
@@ -137,7 +143,18 @@ def topology_from(args: argparse.Namespace) -> Topology:
 
 
 def firewall_from(args: argparse.Namespace) -> Firewall:
-    return Firewall(cfg=config_from(args), topology=topology_from(args))
+    topology = topology_from(args)
+    rules = None
+    if args.rules or args.rules6:
+        from statewall.rules.errors import RulesetError
+        from statewall.rules.hooks import load_engine
+
+        try:
+            rules = load_engine(args.rules, args.rules6, topology=topology,
+                                allow_unknown=args.allow_unknown, seed=args.seed)
+        except RulesetError as error:
+            raise InputError(str(error)) from None
+    return Firewall(cfg=config_from(args), rules=rules, topology=topology)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -237,9 +254,12 @@ def resolve_time(text: str | None, first_ts: float) -> float | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from statewall.demo import demo_packets
+    from statewall.demo import DEMO_RULES, demo_packets
+    from statewall.rules.hooks import IptablesEngine, compile_text
 
-    firewall = Firewall()
+    firewall = Firewall(rules=IptablesEngine(compile_text(DEMO_RULES, "demo.rules", 4), None))
+    if args.format == "text":
+        sys.stdout.write("ruleset (iptables-save):\n" + DEMO_RULES + "\n")
     verdicts = (firewall.process(pkt) for pkt in demo_packets())
     code = render_replay(verdicts, args.format, sys.stdout)
     if args.format == "text":

@@ -21,6 +21,21 @@ SERVER = "198.51.100.20"
 RESOLVER = "198.51.100.53"
 START = 1_700_000_000.0
 
+# The embedded default: a router that lets its inside network (192.0.2.0/24)
+# out, lets answers back in, and drops what conntrack calls INVALID.
+DEMO_RULES = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -s 192.0.2.0/24 -p tcp --syn -m conntrack --ctstate NEW -j ACCEPT
+-A FORWARD -s 192.0.2.0/24 -p udp -m conntrack --ctstate NEW -j ACCEPT
+-A FORWARD -s 192.0.2.0/24 -p icmp --icmp-type echo-request -j ACCEPT
+COMMIT
+"""
+
 
 def demo_datagrams() -> list[tuple[float, bytes]]:
     """(seconds after the start, IP datagram) pairs."""

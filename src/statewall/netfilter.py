@@ -177,7 +177,7 @@ def run_hooks(
                     table.confirm(ctx.ct, ctx.now)
             elif rules is not None and rules.has_chain(pkt.family, name, hook):
                 answer = rules.evaluate(pkt.family, name, hook, ctx)
-                if answer.verdict != ACCEPT or answer.rule is not None:
+                if _decides(answer, name, outcome.rule):
                     outcome.rule = answer.rule
                     outcome.reason = answer.reason
                 if answer.verdict != ACCEPT:
@@ -188,10 +188,28 @@ def run_hooks(
     return outcome
 
 
+def _decides(answer: TableVerdict, table: str, current: RuleRef | None) -> bool:
+    """Is this table's answer the one to report as deciding the packet's fate?
+
+    A terminal verdict always is. For a packet accepted everywhere, the filter
+    table's rule (or policy) is what people mean; another table's explicit
+    rule counts only while the filter table has not spoken.
+    """
+    if answer.rule is None:
+        return False
+    if answer.verdict != ACCEPT or table == "filter":
+        return True
+    return current is None and answer.rule.number > 0
+
+
 def _conntrack(table: ConntrackTable, ctx: PacketContext, in_prerouting: bool) -> CtResult:
     if ctx.notrack:
         return untracked("UNTRACKED: marked NOTRACK in the raw table")
-    return table.classify(ctx.pkt, ctx.now, in_prerouting, ctx.zone)
+    result = table.classify(ctx.pkt, ctx.now, in_prerouting, ctx.zone)
+    conn = result.conn
+    if ctx.helper and result.unconfirmed and conn is not None and conn.master is None:
+        conn.helper = ctx.helper
+    return result
 
 
 def ct_labels(ct: CtResult | None) -> tuple[str | None, str | None, tuple[str, ...]]:
