@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from statewall.config import Sysctls, SysctlError, canonical_name, parse_assignment
+from statewall.config import SysctlError, Sysctls, canonical_name, parse_assignment
 
 
 def test_prefixed_and_bare_names_are_the_same_knob() -> None:

@@ -9,7 +9,7 @@ def internet_checksum(data: bytes, initial: int = 0) -> int:
     """One's-complement sum of 16-bit words, folded and inverted."""
     if len(data) % 2:
         data += b"\x00"
-    total = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = initial + sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

@@ -67,10 +67,7 @@ def status_names(status: int) -> list[str]:
 
 def tuple_key(family: int, proto: int, src: int, dst: int, sport: int, dport: int, zone: int) -> int:
     """Pack a tuple (plus zone) into one int; injective within and across families."""
-    if family == 4:
-        key = (src << 32) | dst
-    else:
-        key = (src << 128) | dst
+    key = (src << 32) | dst if family == 4 else (src << 128) | dst
     key = (((((key << 16 | sport) << 16 | dport) << 8 | proto) << 16) | zone) << 1
     return key | (family == 6)
 

@@ -73,7 +73,7 @@ class IptablesEngine:
     @property
     def unknown_rules(self) -> list[str]:
         """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text."""
-        out = []
+        out: list[str] = []
         for label, compiled in (("IPv4", self.v4), ("IPv6", self.v6)):
             if compiled is not None:
                 out.extend(f"{label} {ref.table} {ref.chain} rule {ref.number} (line {ref.line})"
