@@ -53,7 +53,7 @@ def connection(n: int) -> list[tuple[float, bytes]]:
                        s + 2 + len(response), window=502)),
     ]
     if n % 5 == 0:
-        query = n.to_bytes(2, "big") + b"\x01\x00\x00\x01" + bytes(6) + b"\x01x\x00\x00\x01\x00\x01"
+        query = (n % 65536).to_bytes(2, "big") + b"\x01\x00\x00\x01" + bytes(6) + b"\x01x\x00\x00\x01\x00\x01"
         packets.append((0.0002, b.udp(client, "198.51.100.253", 20000 + n % 40000, 53,
                                       payload=query)))
         packets.append((0.0007, b.udp("198.51.100.253", client, 53, 20000 + n % 40000,

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from statewall.conntrack.conn import CTSTATE_NAMES, CT_INVALID, CT_UNTRACKED, Conn, status_names
+from statewall.conntrack.conn import CT_INVALID, CT_UNTRACKED, CTSTATE_NAMES, Conn, status_names
 from statewall.conntrack.core import ConntrackTable, CtResult, untracked
 from statewall.verdict import ACCEPT, DROP, RuleRef
 

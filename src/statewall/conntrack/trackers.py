@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from statewall.conntrack import proto_generic, proto_gre, proto_icmp, proto_sctp, proto_tcp, proto_udp
+from statewall.conntrack import (
+    proto_generic,
+    proto_gre,
+    proto_icmp,
+    proto_sctp,
+    proto_tcp,
+    proto_udp,
+)
 from statewall.conntrack.l4proto import L4Tracker
 from statewall.packet import (
     PROTO_GRE,
