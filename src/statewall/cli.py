@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from typing import TextIO
 
 from statewall import __version__
 from statewall.capture import CaptureError
-from statewall.config import Sysctls, SysctlError, parse_assignment
+from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.conntrack.display import conntrack_line, proc_line
 from statewall.engine import Firewall
 from statewall.netfilter import Topology, parse_networks
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds since the first packet (e.g. 12.5) or an absolute epoch time")
     table.add_argument("--format", choices=("proc", "conntrack"), default="proc",
                        help="/proc/net/nf_conntrack (default) or `conntrack -L` lines")
+    table.add_argument("--expectations", action="store_true",
+                       help="the expectation table instead (/proc/net/nf_conntrack_expect or "
+                            "`conntrack -L expect`)")
     table.set_defaults(handler=cmd_table)
 
     demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
@@ -109,8 +113,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
     parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
-    parser.add_argument("--allow-unknown", action="store_true",
-                        help="evaluate rules statewall cannot model as 'unknown' instead of refusing")
+    parser.add_argument(
+        "--allow-unknown", action="store_true",
+        help="evaluate rules statewall cannot model as 'unknown' instead of refusing")
+    parser.add_argument("--auto-helpers", action="store_true",
+                        help="LEGACY (kernels before 4.7): attach FTP/IRC/TFTP/Amanda helpers by port")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for -m statistic --mode random (default 0)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
@@ -154,7 +161,8 @@ def firewall_from(args: argparse.Namespace) -> Firewall:
                                 allow_unknown=args.allow_unknown, seed=args.seed)
         except RulesetError as error:
             raise InputError(str(error)) from None
-    return Firewall(cfg=config_from(args), rules=rules, topology=topology)
+    return Firewall(cfg=config_from(args), rules=rules, topology=topology,
+                    auto_helpers=args.auto_helpers)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -165,10 +173,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,
                   summary: bool = True) -> int:
-    """Print verdicts as they come; a capture error is reported after the packets."""
+    """Print verdicts as they come; a capture error is reported after the packets.
+
+    The totals follow whatever was printed, even when the capture breaks off;
+    a capture that yields nothing before failing gets no totals, only its error.
+    """
     totals = Summary()
     progress = Progress(enabled=fmt == "text" and out.isatty() and sys.stderr.isatty())
     first_ts: float | None = None
+    finished = False
     try:
         for verdict in verdicts:
             totals.add(verdict)
@@ -180,9 +193,10 @@ def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,
             progress.clear()
             out.write(text_line(verdict, verdict.ts - first_ts) + "\n")
             progress.tick(totals.packets)
+        finished = True
     finally:
         progress.clear()
-        if fmt == "text" and summary:
+        if fmt == "text" and summary and (finished or totals.packets):
             out.write("\n".join(totals.lines()) + "\n")
         out.flush()
     return EXIT_OK
@@ -225,31 +239,56 @@ class Progress:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    """The table as a listing at `--at` (or after the last packet) would show it.
+
+    A capture that breaks off still gets the table of what was read, then
+    its error (exit 3), as `replay` does with its packets.
+    """
     firewall = firewall_from(args)
+    at_value = parse_at(args.at)
     at: float | None = None
-    first_ts: float | None = None
-    for pkt in read_packets(args.capture, args.limit):
-        if first_ts is None:
-            first_ts = pkt.ts
-            at = resolve_time(args.at, first_ts)
-        if at is not None and pkt.ts > at:
-            break
-        firewall.process(pkt)
-    when = at if at is not None else firewall.now
-    printer = proc_line if args.format == "proc" else conntrack_line
-    for conn in firewall.connections(when):
-        sys.stdout.write(printer(conn, when) + "\n")
+    try:
+        for pkt in read_packets(args.capture, args.limit):
+            if at is None and at_value is not None:
+                at = resolve_time(at_value, pkt.ts)
+            if at is not None and pkt.ts > at:
+                break
+            firewall.process(pkt)
+    finally:
+        when = at if at is not None else firewall.now
+        sys.stdout.writelines(table_lines(firewall, when, args.format, args.expectations))
+        sys.stdout.flush()
     return EXIT_OK
 
 
-def resolve_time(text: str | None, first_ts: float) -> float | None:
-    """`--at` as an absolute time: small numbers are offsets from the first packet."""
+def table_lines(firewall: Firewall, when: float, fmt: str, expectations: bool) -> list[str]:
+    """The connection (or expectation) table at `when`, one newline-ended line each."""
+    if expectations:
+        from statewall.conntrack.expect import conntrack_expect_line, proc_expect_line
+
+        live = firewall.expectations.live(when)
+        if fmt == "proc":
+            return [proc_expect_line(exp, when) for exp in live]
+        return [conntrack_expect_line(exp, when) + "\n" for exp in live]
+    printer = proc_line if fmt == "proc" else conntrack_line
+    return [printer(conn, when) + "\n" for conn in firewall.connections(when)]
+
+
+def parse_at(text: str | None) -> float | None:
+    """`--at` checked before any packet is read, so a typo costs no replay."""
     if text is None:
         return None
     try:
         value = float(text)
     except ValueError:
         raise UsageError(f"--at {text!r}: expected seconds (e.g. 12.5 or 1700000000.25)") from None
+    if not math.isfinite(value):
+        raise UsageError(f"--at {text!r}: expected a finite number of seconds")
+    return value
+
+
+def resolve_time(value: float, first_ts: float) -> float:
+    """`--at` as an absolute time: small numbers are offsets from the first packet."""
     return value if value >= 1e9 else first_ts + value
 
 

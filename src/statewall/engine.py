@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from statewall.config import Sysctls
 from statewall.conntrack.conn import Conn
 from statewall.conntrack.core import ConntrackTable, CtResult, EventSink
+from statewall.conntrack.expect import ExpectationTable, HelperParams
 from statewall.conntrack.trackers import tracker_for
 from statewall.decode import STACK_DROP_LAYERS
 from statewall.defrag import Defragmenter
 from statewall.netfilter import (
+    Netns,
     PacketContext,
     RuleEngine,
     Topology,
@@ -38,12 +40,20 @@ class Firewall:
     rules: RuleEngine | None = None
     topology: Topology = field(default_factory=Topology)
     event_sink: EventSink | None = None
+    auto_helpers: bool = False
+    helper_params: HelperParams = field(default_factory=HelperParams)
     table: ConntrackTable = field(init=False)
+    expectations: ExpectationTable = field(init=False)
+    netns: Netns = field(init=False)
     defrag: Defragmenter = field(init=False)
     now: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self.table = ConntrackTable(self.cfg, self.event_sink)
+        self.expectations = ExpectationTable(self.helper_params)
+        self.table.expect_match = self.expectations.match_new
+        self.table.on_destroy = self.expectations.master_destroyed
+        self.netns = Netns(self.table, self.expectations, self.auto_helpers)
         self.defrag = Defragmenter(self.cfg)
 
     def advance(self, ts: float) -> float:
@@ -78,7 +88,7 @@ class Firewall:
         iface_out = self.topology.interface_for(datagram.family, datagram.dst)
         ctx = PacketContext(datagram, now, iface_in, iface_out)
         path = choose_path(self.topology, datagram.family, datagram.src, datagram.dst)
-        outcome = run_hooks(self.table, self.rules, ctx, path)
+        outcome = run_hooks(self.netns, self.rules, ctx, path)
         ctstate, ctdir, status = ct_labels(ctx.ct)
         reason = _explain(ctx.ct, outcome.verdict, outcome.rule, outcome.reason)
         if datagram is not pkt:

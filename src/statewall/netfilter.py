@@ -24,8 +24,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from statewall.conntrack.conn import CT_INVALID, CT_UNTRACKED, CTSTATE_NAMES, Conn, status_names
+from statewall.conntrack.conn import (
+    CT_INVALID,
+    CT_RELATED,
+    CT_UNTRACKED,
+    CTSTATE_NAMES,
+    IPS_EXPECTED,
+    Conn,
+    status_names,
+)
 from statewall.conntrack.core import ConntrackTable, CtResult, untracked
+from statewall.conntrack.expect import ExpectationTable
+from statewall.helpers.confirm import confirm_with_helper
+from statewall.helpers.registry import assign_helper
 from statewall.verdict import ACCEPT, DROP, RuleRef
 
 PREROUTING = "PREROUTING"
@@ -153,8 +164,17 @@ def choose_path(topology: Topology, family: int, src: int, dst: int) -> Sequence
     return PATH_FORWARD
 
 
+@dataclass
+class Netns:
+    """The per-namespace state the hooks act on: conntrack and its expectations."""
+
+    table: ConntrackTable
+    expectations: ExpectationTable
+    auto_helpers: bool = False
+
+
 def run_hooks(
-    table: ConntrackTable,
+    ns: Netns,
     rules: RuleEngine | None,
     ctx: PacketContext,
     path: Sequence[str],
@@ -167,14 +187,14 @@ def run_hooks(
         outcome.hooks.append(hook)
         for name in HOOK_ORDER[hook]:
             if name == CONNTRACK:
-                ctx.ct = _conntrack(table, ctx, hook == PREROUTING)
+                ctx.ct = _conntrack(ns, ctx, hook == PREROUTING)
                 if ctx.ct.drop:
                     outcome.verdict = DROP
                     outcome.reason = f"dropped by conntrack itself: {ctx.ct.reason}"
                     return outcome
             elif name == CONFIRM:
-                if ctx.ct is not None:
-                    table.confirm(ctx.ct, ctx.now)
+                if ctx.ct is not None and not _confirm(ns, ctx, outcome):
+                    return outcome
             elif rules is not None and rules.has_chain(pkt.family, name, hook):
                 answer = rules.evaluate(pkt.family, name, hook, ctx)
                 if _decides(answer, name, outcome.rule):
@@ -182,10 +202,33 @@ def run_hooks(
                     outcome.reason = answer.reason
                 if answer.verdict != ACCEPT:
                     outcome.verdict = answer.verdict
-                    if ctx.ct is not None:
-                        table.discard(ctx.ct)
+                    _dropped(ns, ctx)
                     return outcome
     return outcome
+
+
+def _confirm(ns: Netns, ctx: PacketContext, outcome: HookOutcome) -> bool:
+    """nf_confirm: the entry's helper reads the packet (and may drop it), then insert."""
+    assert ctx.ct is not None
+    verdict = confirm_with_helper(ns.table, ns.expectations, ctx.ct, ctx.pkt, ctx.now)
+    if not verdict.accept:
+        outcome.verdict = DROP
+        outcome.rule = None
+        outcome.reason = verdict.reason
+        return False
+    if verdict.reason:
+        ctx.notes.append(verdict.reason)
+    return True
+
+
+def _dropped(ns: Netns, ctx: PacketContext) -> None:
+    """A rule dropped the packet: an unconfirmed entry (and what it announced) dies."""
+    ct = ctx.ct
+    if ct is None:
+        return
+    if ct.unconfirmed and ct.conn is not None:
+        ns.expectations.master_destroyed(ct.conn, ctx.now)
+    ns.table.discard(ct)
 
 
 def _decides(answer: TableVerdict, table: str, current: RuleRef | None) -> bool:
@@ -202,13 +245,19 @@ def _decides(answer: TableVerdict, table: str, current: RuleRef | None) -> bool:
     return current is None and answer.rule.number > 0
 
 
-def _conntrack(table: ConntrackTable, ctx: PacketContext, in_prerouting: bool) -> CtResult:
+def _conntrack(ns: Netns, ctx: PacketContext, in_prerouting: bool) -> CtResult:
     if ctx.notrack:
         return untracked("UNTRACKED: marked NOTRACK in the raw table")
-    result = table.classify(ctx.pkt, ctx.now, in_prerouting, ctx.zone)
+    result = ns.table.classify(ctx.pkt, ctx.now, in_prerouting, ctx.zone)
     conn = result.conn
-    if ctx.helper and result.unconfirmed and conn is not None and conn.master is None:
-        conn.helper = ctx.helper
+    if conn is None:
+        return result
+    if result.unconfirmed:
+        assign_helper(conn, ctx.helper, ns.auto_helpers)
+    if result.ctinfo == CT_RELATED and conn.status & IPS_EXPECTED:
+        origin = ns.expectations.related_reason(conn)
+        if origin:
+            result.reason = f"{origin}; {result.reason}"
     return result
 
 

@@ -113,6 +113,8 @@ class ConntrackTable:
     # Set by the expectation machinery (helpers): given a fresh entry, find
     # and consume the expectation it fulfils, returning the master or None.
     expect_match: Callable[[Conn, Packet, float], Conn | None] | None = None
+    # Told of every removed entry (its expectations die with it).
+    on_destroy: Callable[[Conn, float], None] | None = None
 
     # -- lookup -----------------------------------------------------------
 
@@ -224,16 +226,18 @@ class ConntrackTable:
         if reply is None:
             return f"{tracker.name} type {pkt.dport >> 8} cannot start a connection (no reply type)"
         conn = Conn(pkt.family, pkt.proto, zone, (pkt.src, pkt.dst, pkt.sport, pkt.dport), reply, now)
-        reason = tracker.new(conn, pkt, self.cfg)
-        if reason is not None:
-            return reason
         conn.first_packet = pkt.index
+        # The kernel consumes a matching expectation when it builds the entry,
+        # before the tracker judges the packet: a rejected first packet uses it up.
         if self.expect_match is not None:
             master = self.expect_match(conn, pkt, now)
             if master is not None:
                 conn.master = master
                 conn.status |= IPS_EXPECTED
                 conn.mark = master.mark
+        reason = tracker.new(conn, pkt, self.cfg)
+        if reason is not None:
+            return reason
         return conn
 
     def _cache_events(self, conn: Conn, old_state: int, old_status: int) -> None:
@@ -284,6 +288,8 @@ class ConntrackTable:
         self.entries.pop(conn.reply_key, None)
         self.count -= 1
         conn.status |= IPS_DYING
+        if self.on_destroy is not None:
+            self.on_destroy(conn, now)
         if self.event_sink is not None:
             self.event_sink(ConntrackEvent.destroyed(conn, now, cause))
 
