@@ -278,7 +278,7 @@ def test_pcapng_packet_on_undescribed_interface_is_an_error(tmp_path: Path) -> N
     frames, error = read_until_error(path)
     assert [f.data for f in frames] == [b"ok"]
     assert isinstance(error, CaptureError) and not isinstance(error, CaptureTruncated)
-    assert "interface 1" in str(error) and "packet #1" in str(error)
+    assert "interface 1" in str(error) and "packet #2" in str(error)
 
 
 def test_pcapng_trailing_length_mismatch_is_an_error(tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_truncated_pcap_message_names_file_offset_and_packet(tmp_path: Path) -> 
     frames, error = read_until_error(path)
     assert len(frames) == 1
     assert isinstance(error, CaptureTruncated)
-    assert str(error) == (f"{path}: truncated packet record at byte 140 (packet #1): "
+    assert str(error) == (f"{path}: truncated packet record at byte 140 (packet #2): "
                           "header says 74 bytes, 20 present")
 
 
@@ -371,7 +371,7 @@ def test_implausible_record_length_is_corruption_not_truncation(tmp_path: Path) 
     path.write_bytes(path.read_bytes() + struct.pack("<IIII", 0, 0, 0x7FFFFFFF, 60))
     frames, error = read_until_error(path)
     assert [f.data for f in frames] == [b"abc"]
-    assert type(error) is CaptureError and "packet #1" in str(error)
+    assert type(error) is CaptureError and "packet #2" in str(error)
 
 
 def test_corrupt_gzip_is_a_capture_error(tmp_path: Path) -> None:

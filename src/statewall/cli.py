@@ -150,6 +150,8 @@ def topology_from(args: argparse.Namespace) -> Topology:
 
 
 def firewall_from(args: argparse.Namespace) -> Firewall:
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
     topology = topology_from(args)
     rules = None
     if args.rules or args.rules6:

@@ -67,12 +67,12 @@ def read_frames(stream: ByteStream, head: bytes) -> Iterator[Frame]:
             pos = 0
             if not buf:
                 if stream.broken is not None:
-                    raise truncated(stream, f"file ends at byte {base} (packet #{index})")
+                    raise truncated(stream, f"file ends at byte {base} (packet #{index + 1})")
                 return
             if len(buf) < RECORD_HEADER_LEN:
                 raise truncated(
                     stream,
-                    f"truncated record header at byte {base} (packet #{index}): "
+                    f"truncated record header at byte {base} (packet #{index + 1}): "
                     f"{len(buf)} of {RECORD_HEADER_LEN} bytes present",
                 )
         sec, frac, caplen, orig_len = unpack(buf, pos)
@@ -81,7 +81,7 @@ def read_frames(stream: ByteStream, head: bytes) -> Iterator[Frame]:
             if caplen > limit:
                 raise CaptureError(
                     f"{stream.name}: corrupt packet record at byte {base + pos} "
-                    f"(packet #{index}): captured length {caplen} exceeds the "
+                    f"(packet #{index + 1}): captured length {caplen} exceeds the "
                     f"maximum of {limit}"
                 )
             base += pos
@@ -91,7 +91,7 @@ def read_frames(stream: ByteStream, head: bytes) -> Iterator[Frame]:
             if end > len(buf):
                 raise truncated(
                     stream,
-                    f"truncated packet record at byte {base} (packet #{index}): header "
+                    f"truncated packet record at byte {base} (packet #{index + 1}): header "
                     f"says {caplen} bytes, {len(buf) - RECORD_HEADER_LEN} present",
                 )
         yield new(Frame, (index, sec + frac * scale, buf[pos + RECORD_HEADER_LEN:end], linktype,

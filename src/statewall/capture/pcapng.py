@@ -92,12 +92,12 @@ def read_frames(stream: ByteStream, head: bytes) -> Iterator[Frame]:
             pos = 0
             if not buf:
                 if stream.broken is not None:
-                    raise truncated(stream, f"file ends at byte {base} (packet #{index})")
+                    raise truncated(stream, f"file ends at byte {base} (packet #{index + 1})")
                 return
             if len(buf) < 12:
                 raise truncated(
                     stream,
-                    f"truncated block header at byte {base} (packet #{index}): "
+                    f"truncated block header at byte {base} (packet #{index + 1}): "
                     f"{len(buf)} of 12 bytes present",
                 )
         btype, blen = header(buf, pos)
@@ -116,12 +116,12 @@ def read_frames(stream: ByteStream, head: bytes) -> Iterator[Frame]:
             if end > len(buf):
                 raise truncated(
                     stream,
-                    f"truncated block at byte {base} (packet #{index}): block length "
+                    f"truncated block at byte {base} (packet #{index + 1}): block length "
                     f"says {blen} bytes, {len(buf)} present",
                 )
         if u32(buf, end - 4)[0] != blen:
             raise CaptureError(
-                f"{stream.name}: corrupt block at byte {base + pos} (packet #{index}): "
+                f"{stream.name}: corrupt block at byte {base + pos} (packet #{index + 1}): "
                 f"trailing length does not repeat the block length {blen}"
             )
         if btype in (BT_EPB, BT_PB):
@@ -224,9 +224,9 @@ def _bad_packet(
     else:
         what = f"captured length {caplen} does not fit in the block"
     return CaptureError(f"{stream.name}: corrupt packet block at byte {offset} "
-                        f"(packet #{index}): {what}")
+                        f"(packet #{index + 1}): {what}")
 
 
 def _bad_length(stream: ByteStream, offset: int, index: int, blen: int) -> CaptureError:
-    return CaptureError(f"{stream.name}: corrupt block at byte {offset} (packet #{index}): "
+    return CaptureError(f"{stream.name}: corrupt block at byte {offset} (packet #{index + 1}): "
                         f"invalid block length {blen}")

@@ -15,7 +15,10 @@ layer-4 header (`ipv6_get_l4proto`), so it is INVALID.
 
 A quoted datagram (the one an ICMP error carries) is decoded leniently: it is
 usually cut short, its checksum is not checked, and its stated length is
-kept in `ip_len` without complaint.
+kept in `ip_len` without complaint. Its `error` is set only when the IP
+header itself (with any IPv6 extension headers) cannot be read; a quoted
+fragment keeps `fragment`, and judging the quoted layer-4 bytes is left to
+the ICMP tracker.
 """
 
 from __future__ import annotations
@@ -175,7 +178,9 @@ def _ipv6_exthdrs(pkt: Packet, data: bytes, nexthdr: int, base: int, quoted: boo
         if nexthdr == NEXTHDR_NONE:
             pkt.proto = nexthdr
             pkt.l4_off = pkt.payload_off = pos
-            _fail(pkt, "ipv6-ext", base + pos, "no next header (59): no layer-4 header to track")
+            if not quoted:  # quoted: the ICMPv6 tracker names this case itself
+                _fail(pkt, "ipv6-ext", base + pos,
+                      "no next header (59): no layer-4 header to track")
             return
         if pos + 2 > size:
             break

@@ -8,8 +8,10 @@ nf_conntrack_proto_tcp.c read them: a malformed option list ends the parse
 quietly instead of failing the packet. Checksums are left to the trackers,
 which verify them only when nf_conntrack_checksum asks.
 
-In a quoted datagram only the bytes conntrack needs for a tuple are required
-(4 for port-based protocols, 8 for ICMP); the rest is taken if present.
+A quoted datagram (inside an ICMP error or an ICMPv6 redirect) never fails at
+layer 4: whatever part of its header was quoted is read, and the ICMP
+tracker judges whether that is enough for a tuple (4 bytes for port-based
+protocols, 8 for ICMP), as `nf_conntrack_inet_error` does.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ _NOP_NOP_TS = 0x0101080A
 ICMP_ERROR_TYPES = frozenset((3, 4, 5, 11, 12))
 GRE_PROTO_PPP = 0x880B
 
+# ICMPv6 redirect: the 40-byte message (header, target, destination), then
+# the first option; a Redirected Header option (type 4) carries the packet
+# 8 bytes further on.
+ICMPV6_REDIRECT = 137
+REDIRECT_MSG_LEN = 40
+ND_OPT_REDIRECT_HDR = 4
+REDIRECT_QUOTE_OFFSET = REDIRECT_MSG_LEN + 8
+
 # Minimum header sizes the trackers insist on (skb_header_pointer sizes).
 _MIN_HEADER = {PROTO_UDP: 8, PROTO_UDPLITE: 8, PROTO_SCTP: 12}
 _NAMES = {PROTO_UDP: "udp", PROTO_UDPLITE: "udplite", PROTO_SCTP: "sctp"}
@@ -68,12 +78,11 @@ def decode_l4(pkt: Packet, data: bytes, off: int, proto: int, base: int, quoted:
     elif proto in (PROTO_ICMP, PROTO_ICMPV6):
         _icmp(pkt, data, off, avail, base, quoted, proto)
     elif proto == PROTO_GRE:
-        _gre(pkt, data, off, avail, base)
+        _gre(pkt, data, off, avail, base, quoted)
 
 
-def _short(pkt: Packet, layer: str, at: int, have: int, need: int, quoted: bool) -> None:
-    what = "quoted header truncated" if quoted else "truncated header"
-    pkt.error = DecodeError(layer, at, f"{what}: {max(have, 0)} of {need} bytes")
+def _short(pkt: Packet, layer: str, at: int, have: int, need: int) -> None:
+    pkt.error = DecodeError(layer, at, f"truncated header: {max(have, 0)} of {need} bytes")
 
 
 def tcp_header(pkt: Packet, data: bytes, off: int, avail: int, base: int) -> None:
@@ -90,7 +99,7 @@ def tcp_header(pkt: Packet, data: bytes, off: int, avail: int, base: int) -> Non
         pkt.error = DecodeError("tcp", base + off + 12, f"bad data offset: header length {hlen}")
         return
     if hlen > avail:
-        _short(pkt, "tcp", base + off, avail, hlen, False)
+        _short(pkt, "tcp", base + off, avail, hlen)
         return
     pkt.payload_off = off + hlen
     if hlen > 20:
@@ -108,21 +117,18 @@ def _tcp_partial(
     if avail >= 14:
         pkt.tcp_flags = data[off + 13]
     if quoted:
-        if avail < 4:
-            _short(pkt, "tcp", base + off, avail, 4, True)
         pkt.payload_off = len(data)
         return
-    _short(pkt, "tcp", base + off, avail, 20, False)
+    _short(pkt, "tcp", base + off, avail, 20)
 
 
 def _ports(
     pkt: Packet, data: bytes, off: int, avail: int, base: int, quoted: bool, proto: int
 ) -> None:
-    need = 4 if quoted else _MIN_HEADER[proto]
     if avail >= 4:
         pkt.sport, pkt.dport = _PORTS.unpack_from(data, off)
-    if avail < need:
-        _short(pkt, _NAMES[proto], base + off, avail, need, quoted)
+    if avail < _MIN_HEADER[proto] and not quoted:
+        _short(pkt, _NAMES[proto], base + off, avail, _MIN_HEADER[proto])
         return
     pkt.payload_off = min(off + _MIN_HEADER[proto], len(data))
 
@@ -135,7 +141,8 @@ def _icmp(
         if avail >= 2:
             pkt.icmp_type = data[off]
             pkt.icmp_code = data[off + 1]
-        _short(pkt, layer, base + off, avail, 8, quoted)
+        if not quoted:
+            _short(pkt, layer, base + off, avail, 8)
         return
     itype = data[off]
     code = data[off + 1]
@@ -146,15 +153,42 @@ def _icmp(
     pkt.sport = ident
     pkt.dport = itype << 8 | code
     pkt.payload_off = off + 8
-    is_error = itype in ICMP_ERROR_TYPES if proto == PROTO_ICMP else itype < 128
-    if is_error and not quoted:
+    if quoted:
+        return
+    if proto == PROTO_ICMP:
+        start = off + 8 if itype in ICMP_ERROR_TYPES else 0
+    elif itype < 128:
+        start = off + 8
+    else:
+        start = _redirected_header(data, off, itype)
+    if start:
         from statewall.decode.ip import decode_datagram
 
-        pkt.inner = decode_datagram(data[off + 8:], index=pkt.index, ts=pkt.ts, quoted=True)
+        pkt.inner = decode_datagram(data[start:], index=pkt.index, ts=pkt.ts, quoted=True)
 
 
-def _gre(pkt: Packet, data: bytes, off: int, avail: int, base: int) -> None:
-    """GRE keys as conntrack sees them: only version 1 (PPTP) has a tuple part."""
+def _redirected_header(data: bytes, off: int, itype: int) -> int:
+    """Where an ICMPv6 redirect's quoted packet starts, or 0 if it has none.
+
+    `nf_conntrack_icmpv6_redirect` looks only at the first option after the
+    40-byte redirect message; when that is a Redirected Header option, the
+    packet it carries (after the option's own 8 bytes) is what the redirect
+    is about. Code, hop limit and source are the tracker's checks, not ours.
+    """
+    if itype != ICMPV6_REDIRECT or len(data) - off < REDIRECT_QUOTE_OFFSET:
+        return 0
+    if data[off + REDIRECT_MSG_LEN] != ND_OPT_REDIRECT_HDR:
+        return 0
+    return off + REDIRECT_QUOTE_OFFSET
+
+
+def _gre(pkt: Packet, data: bytes, off: int, avail: int, base: int, quoted: bool) -> None:
+    """GRE keys as conntrack sees them (`gre_pkt_to_tuple`): only version 1 has a tuple part.
+
+    Version 1 shorter than 8 bytes keeps keys 0/0. Version 1 carrying
+    anything but PPP has no tuple: an error for a packet of its own, but in a
+    quoted datagram that judgement is left to the ICMP tracker.
+    """
     if avail < 4:
         return
     flags = data[off]
@@ -168,6 +202,8 @@ def _gre(pkt: Packet, data: bytes, off: int, avail: int, base: int) -> None:
         return
     protocol = _U16.unpack_from(data, off + 2)[0]
     if protocol != GRE_PROTO_PPP:
+        if quoted:
+            return
         pkt.error = DecodeError(
             "gre", base + off + 2, f"GRE version 1 carrying protocol 0x{protocol:04x}, not PPP"
         )
