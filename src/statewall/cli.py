@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     sysctl.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
     sysctl.add_argument("--debug", action="store_true", help="show tracebacks")
     sysctl.set_defaults(handler=cmd_sysctl)
+
+    from statewall.oracle.cli_verify import add_verify_command
+
+    add_verify_command(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ from statewall.netfilter import (
     choose_path,
     ct_labels,
     run_hooks,
+    stack_drop,
 )
 from statewall.packet import PROTO_TCP, Packet
 from statewall.verdict import ACCEPT, DROP, STOLEN, PacketVerdict, RuleRef, describe
@@ -80,6 +81,9 @@ class Firewall:
             if result.kind == "dropped" or result.packet is None:
                 return _plain(pkt, summary, DROP, result.reason)
             datagram = result.packet
+        dropped = stack_drop(datagram.family, datagram.src, datagram.dst)
+        if dropped:
+            return _plain(pkt, summary, DROP, dropped)
         return self._track_and_filter(pkt, datagram, summary, now)
 
     def _track_and_filter(self, pkt: Packet, datagram: Packet, summary: str,
@@ -87,8 +91,8 @@ class Firewall:
         iface_in = pkt.iface_in or self.topology.interface_for(datagram.family, datagram.src)
         iface_out = self.topology.interface_for(datagram.family, datagram.dst)
         ctx = PacketContext(datagram, now, iface_in, iface_out)
-        path = choose_path(self.topology, datagram.family, datagram.src, datagram.dst)
-        outcome = run_hooks(self.netns, self.rules, ctx, path)
+        path, routing_drop = choose_path(self.topology, datagram.family, datagram.src, datagram.dst)
+        outcome = run_hooks(self.netns, self.rules, ctx, path, routing_drop)
         ctstate, ctdir, status = ct_labels(ctx.ct)
         reason = _explain(ctx.ct, outcome.verdict, outcome.rule, outcome.reason)
         if datagram is not pkt:

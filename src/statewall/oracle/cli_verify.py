@@ -1,0 +1,184 @@
+"""`statewall verify`: the command around `oracle.verify`, and how its findings print.
+
+Exit codes follow cli.py: 0 everything compared agrees, 1 some packet or
+the final table differs, 3 an unreadable capture or a ruleset statewall or
+the kernel refuses, 4 the machine cannot run the kernel oracle (not root,
+a tool missing; the message says what to install).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, TextIO
+
+from statewall.config import parse_assignment
+from statewall.oracle.kernel import check_prerequisites
+from statewall.oracle.netns import OracleError
+from statewall.oracle.verify import (
+    PacketComparison,
+    Skipped,
+    VerifyResult,
+    load_rule_engine,
+    read_capture,
+    side_topology,
+    verify_datagrams,
+)
+from statewall.rules.errors import RulesetError
+
+EXIT_OK, EXIT_DIFFER, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 3, 4
+_RULESET_TOOLS = ("`iptables-restore`", "`ip6tables-restore`")
+
+
+def add_verify_command(subparsers: Any) -> None:
+    """Register `verify` on the CLI's subparsers (the object `add_subparsers` returned)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "verify", help="run a capture through statewall and the live kernel; show disagreements")
+    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
+    parser.add_argument("--rules", required=True, metavar="FILE",
+                        help="iptables-save file loaded into both (IPv4)")
+    parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a knob in both, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
+    parser.add_argument("--keep-namespaces", action="store_true",
+                        help="leave the kernel's network namespaces for inspection")
+    parser.add_argument("--format", choices=("text", "jsonl"), default="text")
+    parser.add_argument("--limit", type=int, metavar="N", help="compare only the first N packets")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(handler=cmd_verify)
+
+
+def _read_text(path: str | None) -> str | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"statewall: {message}", file=sys.stderr)
+    return code
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM unwind like Ctrl-C, so the kernel's namespaces are removed either way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    sysctls = dict(parse_assignment(text) for text in args.sysctl)
+    rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
+    datagrams, skipped = read_capture(args.capture, args.limit)
+    try:
+        engine = load_rule_engine(rules_v4, rules_v6, v4_source=args.rules,
+                                  v6_source=args.rules6 or "<rules6>",
+                                  topology=side_topology([d.data for d in datagrams]))
+    except RulesetError as error:
+        return _fail(EXIT_INPUT, f"ruleset: {error}")
+    try:
+        if datagrams:
+            check_prerequisites()
+        with _terminate_as_interrupt():
+            result = verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
+                                      keep_namespaces=args.keep_namespaces, rule_engine=engine)
+    except OracleError as error:
+        if str(error).startswith(_RULESET_TOOLS):
+            return _fail(EXIT_INPUT, f"the kernel refused the ruleset: {error}")
+        return _fail(EXIT_ENVIRONMENT, f"cannot run the kernel oracle: {error}")
+    write = render_jsonl if args.format == "jsonl" else render_text
+    write(result, sys.stdout)
+    if result.kept_namespaces:
+        print(f"statewall: namespaces kept: {' '.join(result.kept_namespaces)} "
+              "(remove with `ip netns del NAME`)", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_DIFFER
+
+
+# --- rendering --------------------------------------------------------------------------
+
+
+def ranges(numbers: Iterable[int]) -> str:
+    """1, 2, 3, 7 -> "#1-3, #7"."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"#{a}" if a == b else f"#{a}-{b}" for a, b in spans)
+
+
+def group_skipped(skipped: Sequence[Skipped]) -> list[tuple[str, list[int]]]:
+    """Skipped packets by reason, in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for item in skipped:
+        groups.setdefault(item.reason, []).append(item.number)
+    return list(groups.items())
+
+
+def disagreement_line(p: PacketComparison) -> str:
+    line = (f"#{p.number} {p.statewall.summary} | kernel: {p.kernel_answer()} | "
+            f"statewall: {p.statewall_answer()} | {p.statewall.reason}")
+    return line + (f" | note: {p.note}" if p.note else "")
+
+
+def text_lines(result: VerifyResult) -> Iterator[str]:
+    for p in result.disagreements:
+        yield disagreement_line(p)
+    for reason, numbers in group_skipped(result.skipped):
+        yield f"not compared: {len(numbers)} packets ({ranges(numbers)}): {reason}"
+    for entry in result.table.only_kernel:
+        yield f"table: only in the kernel: {entry}"
+    for entry in result.table.only_statewall:
+        yield f"table: only in statewall: {entry}"
+    yield result.summary_line()
+
+
+def render_text(result: VerifyResult, out: TextIO) -> None:
+    for line in text_lines(result):
+        out.write(line + "\n")
+    out.flush()
+
+
+def json_records(result: VerifyResult) -> Iterator[dict[str, Any]]:
+    for p in result.disagreements:
+        k, s = p.kernel, p.statewall
+        yield {"type": "packet", "packet": p.number, "summary": s.summary,
+               "differences": list(p.differences), "note": p.note or None,
+               "kernel": {"ctstate": k.ctstate, "ctdir": k.ctdir, "outcome": k.outcome,
+                          "routed_to": k.routed_to},
+               "statewall": {"ctstate": s.ctstate, "ctdir": s.ctdir, "verdict": s.verdict,
+                             "reason": s.reason}}
+    for reason, numbers in group_skipped(result.skipped):
+        yield {"type": "not_compared", "reason": reason, "count": len(numbers),
+               "packets": ranges(numbers)}
+    for side, entries in (("kernel", result.table.only_kernel),
+                          ("statewall", result.table.only_statewall)):
+        for entry in entries:
+            yield {"type": "table", "only_in": side, "entry": entry}
+    yield {"type": "summary", "agree": result.agreed, "compared": len(result.packets),
+           "not_compared": len(result.skipped),
+           "tables": "same" if result.table.same else "differ"}
+
+
+def render_jsonl(result: VerifyResult, out: TextIO) -> None:
+    for record in json_records(result):
+        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    out.flush()

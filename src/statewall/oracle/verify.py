@@ -1,0 +1,392 @@
+"""statewall against the live kernel, packet by packet and table for table.
+
+How this works. The datagrams of a capture are normalised once (hop limits
+and checksums, see normalise.py) and each is injected into a `KernelFirewall`
+on the side `assign_sides` picks. Right after the kernel has finished with a
+datagram, the very same bytes are decoded and fed to a statewall `Firewall`
+with the injection time as the packet's timestamp, so both machines see the
+same packets on the same clock. Per packet three things must agree:
+
+* the ctstate (NEW/ESTABLISHED/RELATED/INVALID/UNTRACKED, or none at all),
+* the direction (ORIGINAL/REPLY),
+* the fate: the kernel's forwarded/local is statewall's ACCEPT, held (a
+  fragment kept for reassembly) is STOLEN, dropped is DROP or REJECT.
+
+At the end `conntrack -L` and statewall's `conntrack_line` are taken at the
+same instant and compared as sets, ignoring the use/mark/zone columns and
+allowing the timeouts to differ by one second (the two clocks are read a
+few microseconds apart and both truncate).
+
+Frames that are not IP are never injected; neither are datagrams with
+loopback addresses (a router drops 127/8 and ::1 arriving on a real
+interface as martians, so the kernel would only show routing, not conntrack).
+Both are reported as not compared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from statewall.capture import open_capture
+from statewall.config import Sysctls
+from statewall.conntrack.display import conntrack_line
+from statewall.decode import decode_datagram, decode_frame
+from statewall.engine import Firewall
+from statewall.netfilter import RuleEngine, Topology
+from statewall.oracle.kernel import KernelFirewall, KernelObservation
+from statewall.oracle.normalise import assign_sides, normalise, parse
+from statewall.rules.hooks import IptablesEngine, compile_text
+from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
+
+NOT_IP = "not an IP packet (the kernel's IP hooks never see it)"
+LOOPBACK = "loopback addresses are martian on a routed interface"
+FIREWALL_IFS = ("swl", "swr")
+
+# What happened to a packet, in words both sides share.
+PASSED, HELD, DROPPED, UNDECIDED = "passed", "held", "dropped", "undecided"
+_KERNEL_FATE = {"forwarded": PASSED, "local": PASSED, "held": HELD, "dropped": DROPPED}
+# QUEUE: the oracle runs no queue listener, so the kernel drops queued packets.
+_STATEWALL_FATE = {ACCEPT: PASSED, STOLEN: HELD, DROP: DROPPED, REJECT: DROPPED, QUEUE: DROPPED}
+_IGNORED_COLUMNS = ("use=", "mark=", "zone=")
+_LOOPBACK_V4 = 127
+_LOOPBACK_V6 = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A packet of the capture that was not compared, and why."""
+
+    number: int  # 1-based, as in the capture
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PacketComparison:
+    """Both answers for one packet; `differences` names what disagrees."""
+
+    number: int
+    kernel: KernelObservation
+    statewall: PacketVerdict
+    differences: tuple[str, ...]  # subset of ("ctstate", "ctdir", "fate")
+    note: str = ""  # what the kernel's routing did when that explains a difference
+
+    @property
+    def agree(self) -> bool:
+        return not self.differences
+
+    def kernel_answer(self) -> str:
+        return f"{_state_text(self.kernel.ctstate, self.kernel.ctdir)} {self.kernel.outcome}"
+
+    def statewall_answer(self) -> str:
+        verdict = self.statewall
+        return f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
+
+
+@dataclass(frozen=True, slots=True)
+class TableComparison:
+    """The two tables as normalised `conntrack -L` lines, and what only one side has."""
+
+    kernel: tuple[str, ...]
+    statewall: tuple[str, ...]
+    only_kernel: tuple[str, ...]
+    only_statewall: tuple[str, ...]
+
+    @property
+    def same(self) -> bool:
+        return not self.only_kernel and not self.only_statewall
+
+
+@dataclass
+class VerifyResult:
+    """Everything `statewall verify` found for one capture."""
+
+    packets: list[PacketComparison] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    table: TableComparison = field(
+        default_factory=lambda: TableComparison((), (), (), ()))
+    kept_namespaces: tuple[str, ...] = ()  # left behind on request, for inspection
+
+    @property
+    def agreed(self) -> int:
+        return sum(1 for p in self.packets if p.agree)
+
+    @property
+    def disagreements(self) -> list[PacketComparison]:
+        return [p for p in self.packets if not p.agree]
+
+    @property
+    def ok(self) -> bool:
+        return self.agreed == len(self.packets) and self.table.same
+
+    def summary_line(self) -> str:
+        tables = "same" if self.table.same else "differ"
+        return f"{self.agreed}/{len(self.packets)} packets agree, tables {tables}"
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One datagram to inject: its 1-based number in the capture and its bytes."""
+
+    number: int
+    data: bytes
+
+
+# --- choosing what to compare ---------------------------------------------------------
+
+
+def is_loopback(data: bytes) -> bool:
+    """True when either address is 127/8 or ::1."""
+    view = parse(data)
+    if view is None:
+        return False
+    if view.family == 4:
+        return view.src >> 24 == _LOOPBACK_V4 or view.dst >> 24 == _LOOPBACK_V4
+    return _LOOPBACK_V6 in (view.src, view.dst)
+
+
+def select(numbered: Iterable[tuple[int, int, bytes]],
+           keep_loopback: bool = False) -> tuple[list[Datagram], list[Skipped]]:
+    """Split (number, IP family or 0, datagram) into what to inject and what to skip.
+
+    `keep_loopback` injects 127/8 too: the oracle's firewall sets
+    route_localnet=1, so it does forward those (not ::1, which the IPv6 input
+    path drops before netfilter).
+    """
+    chosen: list[Datagram] = []
+    skipped: list[Skipped] = []
+    for number, family, data in numbered:
+        if family == 0 or not data:
+            skipped.append(Skipped(number, NOT_IP))
+        elif is_loopback(data) and not (keep_loopback and data[0] >> 4 == 4):
+            skipped.append(Skipped(number, LOOPBACK))
+        else:
+            chosen.append(Datagram(number, data))
+    return chosen, skipped
+
+
+def read_capture(path: str | os.PathLike[str], limit: int | None = None,
+                 keep_loopback: bool = False) -> tuple[list[Datagram], list[Skipped]]:
+    """The IP datagrams of a capture (as the decoder cut them out of their frames)."""
+    def frames() -> Iterable[tuple[int, int, bytes]]:
+        with open_capture(path) as reader:
+            for frame in reader:
+                if limit is not None and frame.index >= limit:
+                    return
+                pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype)
+                yield frame.index + 1, pkt.family, pkt.data
+
+    return select(frames(), keep_loopback)
+
+
+# --- the rules, for statewall ---------------------------------------------------------
+
+
+def load_rule_engine(v4_text: str | None, v6_text: str | None, *,
+                     v4_source: str = "<rules>", v6_source: str = "<rules6>",
+                     topology: Topology | None = None) -> RuleEngine | None:
+    """Parse and compile iptables-save / ip6tables-save text; None without any ruleset.
+
+    Raises the rules package's RulesetError naming the source and line.
+    """
+    if v4_text is None and v6_text is None:
+        return None
+    v4 = None if v4_text is None else compile_text(v4_text, v4_source, 4, topology)
+    v6 = None if v6_text is None else compile_text(v6_text, v6_source, 6, topology)
+    return IptablesEngine(v4, v6)
+
+
+# --- comparing ------------------------------------------------------------------------
+
+
+def _state_text(ctstate: str | None, ctdir: str | None) -> str:
+    text = ctstate or "-"
+    return f"{text}/{ctdir}" if ctdir else text
+
+
+def compare_packet(number: int, kernel: KernelObservation,
+                   verdict: PacketVerdict) -> PacketComparison:
+    """Judge one packet: ctstate, ctdir and fate must all match."""
+    differences: list[str] = []
+    if kernel.ctstate != verdict.ctstate:
+        differences.append("ctstate")
+    if kernel.ctdir != verdict.ctdir:
+        differences.append("ctdir")
+    fate = _STATEWALL_FATE.get(verdict.verdict, UNDECIDED)
+    if _KERNEL_FATE[kernel.outcome] != fate:
+        differences.append("fate")
+    return PacketComparison(number, kernel, verdict, tuple(differences), routing_note(kernel))
+
+
+def routing_note(kernel: KernelObservation) -> str:
+    """Say so when the kernel's routing, not the rules, decided where the packet went."""
+    if kernel.ctstate is not None and kernel.routed_to is None and kernel.outcome == "dropped":
+        return ("the kernel dropped it between conntrack and FORWARD/INPUT: routing (e.g. a "
+                "multicast group the firewall has not joined) or a mangle/nat PREROUTING rule")
+    if kernel.ctstate is None and kernel.outcome == "dropped":
+        return "the kernel dropped it before conntrack (IP input checks or the raw table)"
+    if kernel.routed_to == "INPUT":
+        return "the kernel delivered it locally (broadcast or a joined multicast group)"
+    return ""
+
+
+def table_entry(line: str) -> tuple[str, int | None]:
+    """A `conntrack -L` line without use/mark/zone, split into (key, timeout)."""
+    words = [w for w in line.split() if not w.startswith(_IGNORED_COLUMNS)]
+    if len(words) > 2 and words[2].isdigit():
+        return " ".join(words[:2] + words[3:]), int(words[2])
+    return " ".join(words), None
+
+
+def _show(key: str, timeout: int | None) -> str:
+    if timeout is None:
+        return key
+    head, _, rest = key.partition(" ")
+    proto, _, rest = rest.partition(" ")
+    return f"{head} {proto} {timeout} {rest}"
+
+
+def compare_tables(kernel_lines: Sequence[str], statewall_lines: Sequence[str],
+                   slack: int = 1) -> TableComparison:
+    """Set comparison of two listings; timeouts may differ by `slack` seconds."""
+    def grouped(lines: Sequence[str]) -> dict[str, list[int | None]]:
+        out: dict[str, list[int | None]] = {}
+        for line in lines:
+            if line.strip():
+                key, timeout = table_entry(line)
+                out.setdefault(key, []).append(timeout)
+        return out
+
+    kernel, ours = grouped(kernel_lines), grouped(statewall_lines)
+    only_kernel: list[str] = []
+    only_ours: list[str] = []
+    for key in sorted(set(kernel) | set(ours)):
+        left, right = _pair_timeouts(kernel.get(key, []), ours.get(key, []), slack)
+        only_kernel += [_show(key, t) for t in left]
+        only_ours += [_show(key, t) for t in right]
+
+    def shown(groups: dict[str, list[int | None]]) -> tuple[str, ...]:
+        return tuple(sorted(_show(k, t) for k, ts in groups.items() for t in ts))
+
+    return TableComparison(shown(kernel), shown(ours), tuple(only_kernel), tuple(only_ours))
+
+
+def _pair_timeouts(left: list[int | None], right: list[int | None],
+                   slack: int) -> tuple[list[int | None], list[int | None]]:
+    """The timeouts of each side that found no partner within `slack`."""
+    unmatched = sorted(right, key=lambda t: -1 if t is None else t)
+    alone: list[int | None] = []
+    for timeout in sorted(left, key=lambda t: -1 if t is None else t):
+        partner = next((i for i, other in enumerate(unmatched)
+                        if _close(timeout, other, slack)), None)
+        if partner is None:
+            alone.append(timeout)
+        else:
+            del unmatched[partner]
+    return alone, unmatched
+
+
+def _close(a: int | None, b: int | None, slack: int) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= slack
+
+
+# --- running both ---------------------------------------------------------------------
+
+
+def side_topology(datagrams: Sequence[bytes], names: tuple[str, str] = FIREWALL_IFS) -> Topology:
+    """statewall's view of the oracle's wiring: which addresses sit behind which veth.
+
+    The firewall owns no address, so nothing is local.
+    """
+    sides = assign_sides(datagrams)
+    behind: tuple[set[str], set[str]] = (set(), set())
+    for data, side in zip(datagrams, sides, strict=True):
+        view = parse(data)
+        if view is None:
+            continue
+        bits = 32 if view.family == 4 else 128
+        make = ipaddress.IPv4Address if view.family == 4 else ipaddress.IPv6Address
+        behind[side].add(f"{make(view.src)}/{bits}")
+        behind[1 - side].add(f"{make(view.dst)}/{bits}")
+    interfaces = tuple(
+        (name, tuple(ipaddress.ip_network(net) for net in sorted(nets)))
+        for name, nets in zip(names, behind, strict=True))
+    return Topology((), interfaces)
+
+
+def verify_datagrams(
+    datagrams: Sequence[Datagram],
+    rules_v4: str | None,
+    rules_v6: str | None = None,
+    sysctls: Mapping[str, int] | None = None,
+    *,
+    skipped: Sequence[Skipped] = (),
+    keep_namespaces: bool = False,
+    clock: Callable[[], float] = time.time,
+    rule_engine: RuleEngine | None = None,
+    waits: Mapping[int, float] | None = None,
+) -> VerifyResult:
+    """Inject `datagrams` into the kernel and statewall alike; compare every answer.
+
+    `rule_engine` defaults to `load_rule_engine(rules_v4, rules_v6)`. `waits`
+    maps a datagram's number to seconds to pause before injecting it (for
+    behaviour that depends on elapsed time). The kernel is only started when
+    there is something to inject.
+    """
+    values = dict(sysctls or {})
+    pauses = dict(waits or {})
+    cfg = Sysctls().with_values(values)
+    result = VerifyResult(skipped=list(skipped))
+    if not datagrams:
+        return result
+    fixed = normalise([d.data for d in datagrams])
+    sides = assign_sides(fixed)
+    topology = side_topology(fixed)
+    engine = rule_engine
+    if engine is None:
+        engine = load_rule_engine(rules_v4, rules_v6, topology=topology)
+    firewall = Firewall(cfg=cfg, rules=engine, topology=topology)
+    with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
+                        clock=clock, firewall_ifs=FIREWALL_IFS) as kernel:
+        for item, data, side in zip(datagrams, fixed, sides, strict=True):
+            if item.number in pauses:
+                time.sleep(pauses[item.number])
+            observed = kernel.send(data, side)
+            pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
+            pkt.iface_in = FIREWALL_IFS[side]
+            verdict = firewall.process(pkt)
+            result.packets.append(compare_packet(item.number, observed, verdict))
+        result.table = _snapshot_tables(kernel, firewall, clock)
+        if keep_namespaces and kernel.topology is not None:
+            result.kept_namespaces = kernel.topology.namespaces
+    return result
+
+
+def _snapshot_tables(kernel: KernelFirewall, firewall: Firewall,
+                     clock: Callable[[], float]) -> TableComparison:
+    before = clock()
+    kernel_lines = kernel.conntrack_list()
+    at = (before + clock()) / 2
+    ours = [conntrack_line(conn, at) for conn in firewall.connections(max(at, firewall.now))]
+    return compare_tables(kernel_lines, ours)
+
+
+def verify_capture(
+    path: str | os.PathLike[str],
+    rules_v4: str | None,
+    rules_v6: str | None = None,
+    sysctls: Mapping[str, int] | None = None,
+    *,
+    limit: int | None = None,
+    keep_namespaces: bool = False,
+    keep_loopback: bool = False,
+) -> VerifyResult:
+    """`statewall verify` as a function: read, select, run both, compare."""
+    datagrams, skipped = read_capture(path, limit, keep_loopback)
+    return verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
+                            keep_namespaces=keep_namespaces)
