@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from statewall.rules.base import compile_base
 from statewall.rules.context import ACCEPT, DROP, QUEUE, RETURN, RuleRef, RuleState
-from statewall.rules.errors import OptionError, RulesetError
+from statewall.rules.errors import NotEvaluated, OptionError, RulesetError
 from statewall.rules.ext import HOOKS, BuildArgs, MatchFn, TargetFn
 from statewall.rules.matches import MATCHES
 from statewall.rules.model import Chain, Rule, Ruleset, Table
@@ -156,17 +156,22 @@ class _Compiler:
         unknown: str | None = None
         for match in rule.matches:
             ext = MATCHES.get(match.name)
-            if ext is None or ext.unsupported is not None:
-                why = ext.unsupported if ext is not None else "unknown match"
-                unknown = unknown or f"match {match.name} is not supported: {why}"
+            if ext is None:
+                unknown = unknown or f"match {match.name} is not supported: unknown match"
                 continue
             prefix = f"{match.name} match: "
             if ext.proto is not None and (rule.proto != ext.proto or rule.proto_neg):
                 raise OptionError(f"{prefix}only valid for protocol {ext.proto}")
             _check_place(prefix, ext.tables, ext.hooks, table.name, hooks)
-            args = BuildArgs(match.options, self.ruleset.family, table.name, rule, self.state)
+            if ext.unsupported is not None:
+                unknown = unknown or f"match {match.name} is not supported: {ext.unsupported}"
+                continue
+            args = BuildArgs(match.options, self.ruleset.family, table.name, rule, self.state,
+                             frozenset(hooks))
             try:
                 checks.append(ext.build(args))
+            except NotEvaluated as err:
+                unknown = unknown or f"match {match.name} is not evaluated: {err.message}"
             except OptionError as err:
                 raise OptionError(prefix + err.message) from None
         return tuple(checks), unknown
@@ -191,9 +196,12 @@ class _Compiler:
             raise OptionError(f"{prefix}only valid in the {'/'.join(ext.tables)} table, "
                               f"not in {table.name}")
         _check_place(prefix, None, ext.hooks, table.name, hooks)
-        args = BuildArgs(target.options, self.ruleset.family, table.name, rule, self.state)
+        args = BuildArgs(target.options, self.ruleset.family, table.name, rule, self.state,
+                         frozenset(hooks))
         try:
             return K_TARGET, 0, -1, ext.build(args), None
+        except NotEvaluated as err:
+            return K_UNKNOWN, 0, -1, None, f"target {ext.name} is not evaluated: {err.message}"
         except OptionError as err:
             raise OptionError(prefix + err.message) from None
 

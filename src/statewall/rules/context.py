@@ -37,6 +37,7 @@ class PacketContext:
     __slots__ = (
         "pkt", "ctinfo", "conn", "now", "iface_in", "iface_out", "hook", "family",
         "mark", "logs", "effects", "reject_with", "queue_num", "notes", "trace",
+        "unknown", "hotdrop",
     )
 
     def __init__(
@@ -65,6 +66,11 @@ class PacketContext:
         self.queue_num = 0
         self.notes: list[str] | None = None
         self.trace = False
+        # Set by a match that passed but could not really decide (the rule's
+        # fate is then undetermined) and by one that drops the packet on the
+        # spot (the kernel's par->hotdrop).
+        self.unknown: str | None = None
+        self.hotdrop: str | None = None
 
     def log(self, line: str) -> None:
         if self.logs is None:
@@ -113,6 +119,9 @@ class Decision:
     effects: tuple[tuple[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
     trace: tuple[str, ...] = ()
+    # skb->nf_trace after the walk: once a TRACE rule set it, every later
+    # table and hook traces the packet too.
+    nf_trace: bool = False
 
 
 @dataclass(slots=True)
@@ -150,6 +159,8 @@ class RuleState:
     local_nets: tuple[tuple[int, int, int], ...] = ()
     iface_nets: dict[str, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
+    # xt_hashlimit tables by --hashlimit-name (shared by every rule naming them).
+    hashlimit: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng.seed(self.seed)

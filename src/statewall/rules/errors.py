@@ -23,3 +23,9 @@ class OptionError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NotEvaluated(OptionError):
+    """A well-formed option statewall cannot evaluate with what it was given
+    (a set that was not loaded, rpfilter without routes): refused like an
+    unsupported match unless unknown rules are allowed."""

@@ -47,6 +47,7 @@ class BuildArgs:
     table: str
     rule: Rule
     state: RuleState
+    hooks: frozenset[str] = frozenset()  # the hooks from which the rule's chain is reached
 
     def get(self, name: str) -> Option | None:
         for option in self.options:

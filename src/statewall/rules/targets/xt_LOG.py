@@ -2,7 +2,7 @@
 
 Builds the line the kernel writes to its log, field for field:
 `PREFIX IN=.. OUT=.. MAC=.. SRC=.. DST=.. LEN=.. ...`, each field followed by
-a space as the kernel prints it. NFLOG and ULOG only record their group.
+a space as the kernel prints it. NFLOG only records its group and prefix.
 """
 
 from __future__ import annotations
@@ -144,4 +144,23 @@ NFLOG = TargetExt(
     tuple(OptSpec(f"--nflog-{n}", invert=False) for n in (
         "group", "prefix", "range", "size", "threshold")),
     build_nflog,
+)
+
+
+def _refuse(args: BuildArgs) -> TargetFn:
+    raise OptionError("not evaluated")
+
+
+# iptables still parses ULOG (libipt_ULOG), but the kernel target was removed
+# in Linux 3.17: loading a rule that uses it fails with "No chain/target/match
+# by that name". statewall refuses it the same way, or with --allow-unknown
+# evaluates the rule as undetermined.
+ULOG = TargetExt(
+    "ULOG",
+    tuple(OptSpec(f"--ulog-{n}", invert=False) for n in (
+        "nlgroup", "prefix", "cprange", "qthreshold")),
+    _refuse,
+    families=(4,),
+    unsupported="ULOG was removed from Linux in 3.17 and the kernel refuses the rule "
+                "(No chain/target/match by that name); use NFLOG",
 )

@@ -98,5 +98,5 @@ TTL = TargetExt("TTL", _opts("--ttl-set", "--ttl-dec", "--ttl-inc"), build_ttl,
                 families=(4,), tables=_MANGLE)
 HL = TargetExt("HL", _opts("--hl-set", "--hl-dec", "--hl-inc"), build_hl,
                families=(6,), tables=_MANGLE)
-CLASSIFY = TargetExt("CLASSIFY", _opts("--set-class"), build_classify, tables=_MANGLE,
+CLASSIFY = TargetExt("CLASSIFY", _opts("--set-class"), build_classify,
                      hooks=("FORWARD", "OUTPUT", "POSTROUTING"))

@@ -7,9 +7,10 @@ when no program listens; statewall reports QUEUE and notes the bypass.
 
 from __future__ import annotations
 
-from statewall.rules.context import CONTINUE, QUEUE, PacketContext  # noqa: F401
+from statewall.rules.context import CONTINUE, QUEUE, PacketContext
 from statewall.rules.errors import OptionError
 from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, TargetFn, parse_int
+from statewall.rules.matches.xt_set import find_set, parse_flags
 from statewall.rules.targets._effect import effect_target
 
 
@@ -40,15 +41,30 @@ def build_audit(args: BuildArgs) -> TargetFn:
 
 
 def build_set(args: BuildArgs) -> TargetFn:
+    """SET (xt_set.c set_target_v3): add the packet's element to a set or delete it.
+
+    `--exist` re-adding an element refreshes its timeout; without it a
+    duplicate add changes nothing, as the kernel refuses it silently.
+    """
     add, delete = args.get("--add-set"), args.get("--del-set")
     if add is None and delete is None:
-        raise OptionError("SET target: --add-set or --del-set is required")
-    changes = tuple((kind, o.values[0], o.values[1]) for kind, o in
-                    (("add", add), ("del", delete)) if o is not None)
+        raise OptionError("You must specify either `--add-set' or `--del-set'")
+    timeout_text = args.value("--timeout")
+    timeout = parse_int(timeout_text, 0, 2147483, "--timeout") if timeout_text else None
+    exist = args.has("--exist")
+    changes = tuple((kind, find_set(args, o.values[0]), parse_flags(o.values[1]))
+                    for kind, o in (("add", add), ("del", delete)) if o is not None)
 
     def target(ctx: PacketContext) -> int:
-        for change in changes:
-            ctx.effect("ipset", change)
+        pkt = ctx.pkt
+        for kind, ipset, flags in changes:
+            if ipset.family not in (0, pkt.family) or len(flags) < ipset.dimension:
+                continue
+            if kind == "add":
+                ipset.add_packet(pkt, flags, ctx.now, timeout, exist)
+            else:
+                ipset.del_packet(pkt, flags, ctx.now)
+            ctx.effect("ipset", (kind, ipset.name))
         return CONTINUE
 
     return target

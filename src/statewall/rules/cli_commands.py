@@ -1,0 +1,102 @@
+"""The `statewall check` command: load and compile rulesets, report every error.
+
+iptables-restore stops at the first error; `check` reports them all. After an
+error it blanks the offending line and tries again, so one bad rule does not
+hide the next (a rule that only fails because an earlier line was dropped
+may add a follow-on error, as a compiler's would). With `--lint`, a ruleset
+that loads is also checked for the mistakes statewall.rules.lint knows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from statewall.rules.compile import compile_ruleset
+from statewall.rules.context import RuleState
+from statewall.rules.errors import RulesetError
+from statewall.rules.ipset import load_ipset_file
+from statewall.rules.lint import lint as run_lint
+from statewall.rules.model import Ruleset
+from statewall.rules.parser import parse_ruleset
+
+MAX_ERRORS = 100
+
+
+def load_sets(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The sets of every `--ipset FILE`, for RuleState.sets; a later file wins a name."""
+    sets: dict[str, Any] = {}
+    for path in paths:
+        sets.update(load_ipset_file(path))
+    return sets
+
+
+def check_text(text: str, source: str, family: int, allow_unknown: bool,
+               sets: dict[str, Any] | None = None) -> tuple[list[str], Ruleset | None]:
+    """(every error as `file:line: message`, the ruleset when it loaded cleanly)."""
+    lines = text.split("\n")
+    errors: list[str] = []
+    blanked: set[int] = set()
+    while len(errors) < MAX_ERRORS:
+        try:
+            ruleset = parse_ruleset("\n".join(lines), source, family, allow_unknown)
+            compile_ruleset(ruleset, RuleState(sets=dict(sets or {})), allow_unknown)
+        except RulesetError as err:
+            errors.append(str(err))
+            if err.line in blanked or not 1 <= err.line <= len(lines) \
+                    or lines[err.line - 1].strip() in ("", "COMMIT") \
+                    or lines[err.line - 1].lstrip().startswith("*"):
+                break
+            blanked.add(err.line)
+            lines[err.line - 1] = ""
+            continue
+        return errors, (ruleset if not errors else None)
+    return errors, None
+
+
+def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
+                  allow_unknown: bool, ipsets: Sequence[str] = ()) -> tuple[int, list[str]]:
+    """Exit code 0 (loads; lint warnings do not fail) or 1 (errors), and the lines to print."""
+    sets = load_sets(ipsets)
+    out: list[str] = []
+    failed = False
+    for path, family in ((rules_v4, 4), (rules_v6, 6)):
+        if path is None:
+            continue
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        errors, ruleset = check_text(text, str(path), family, allow_unknown, sets)
+        out.extend(errors)
+        failed = failed or bool(errors)
+        if lint and ruleset is not None:
+            out.extend(run_lint(ruleset))
+    return (1 if failed else 0), out
+
+
+def _handle_check(args: argparse.Namespace) -> int:
+    code, lines = check_command(args.rules, args.rules6, args.lint, args.allow_unknown,
+                                args.ipset or ())
+    for line in lines:
+        print(line)
+    return code
+
+
+def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `statewall check RULES [--rules6 FILE] [--lint] [--allow-unknown] [--ipset FILE]`."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "check", help="load and compile iptables-save files; report every error")
+    parser.add_argument("rules", metavar="RULES", help="iptables-save file (IPv4)")
+    parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--lint", action="store_true",
+                        help="also warn about likely mistakes (stray ACKs, INVALID, helpers, "
+                             "shadowed rules, unreachable chains)")
+    parser.add_argument("--allow-unknown", action="store_true",
+                        help="accept rules statewall cannot evaluate")
+    parser.add_argument("--ipset", metavar="FILE", action="append",
+                        help="`ipset save` output holding the sets -m set and SET use "
+                             "(repeatable)")
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_handle_check)
+    return parser
