@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(replay)
     replay.add_argument("--format", choices=("text", "jsonl"), default="text")
     replay.add_argument("--no-summary", action="store_true", help="omit the totals at the end")
+    replay.add_argument("--counters", nargs="?", const="save", choices=("save", "list", "exact"),
+                        help="after the replay, print the ruleset with per-rule counters: as "
+                             "`iptables-save -c` (save, the default), `iptables -L -v -n` (list) "
+                             "or with -x (exact)")
     replay.set_defaults(handler=cmd_replay)
 
     table = sub.add_parser("table", help="the conntrack table after the capture (or at --at)")
@@ -110,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     from statewall.oracle.cli_verify import add_verify_command
 
     add_verify_command(sub)
+
+    from statewall.rules.cli_commands import add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 
@@ -117,6 +125,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
     parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--ipset", action="append", default=[], metavar="FILE",
+                        help="`ipset save` output with the sets that -m set and SET use (repeatable)")
     parser.add_argument(
         "--allow-unknown", action="store_true",
         help="evaluate rules statewall cannot model as 'unknown' instead of refusing")
@@ -163,8 +173,11 @@ def firewall_from(args: argparse.Namespace) -> Firewall:
         from statewall.rules.hooks import load_engine
 
         try:
+            from statewall.rules.cli_commands import load_sets
+
             rules = load_engine(args.rules, args.rules6, topology=topology,
-                                allow_unknown=args.allow_unknown, seed=args.seed)
+                                allow_unknown=args.allow_unknown, seed=args.seed,
+                                sets=load_sets(args.ipset))
         except RulesetError as error:
             raise InputError(str(error)) from None
     return Firewall(cfg=config_from(args), rules=rules, topology=topology,
@@ -174,7 +187,32 @@ def firewall_from(args: argparse.Namespace) -> Firewall:
 def cmd_replay(args: argparse.Namespace) -> int:
     firewall = firewall_from(args)
     verdicts = (firewall.process(pkt) for pkt in read_packets(args.capture, args.limit))
-    return render_replay(verdicts, args.format, sys.stdout, summary=not args.no_summary)
+    try:
+        return render_replay(verdicts, args.format, sys.stdout, summary=not args.no_summary)
+    finally:
+        if args.counters:
+            sys.stdout.write(counters_text(firewall, args.counters))
+
+
+def counters_text(firewall: Firewall, style: str) -> str:
+    """The ruleset with the replay's per-rule counters, as iptables prints them."""
+    from statewall.rules.counters import format_counters_list, format_counters_save
+    from statewall.rules.hooks import IptablesEngine
+
+    rules = firewall.rules
+    if not isinstance(rules, IptablesEngine):
+        return "(no ruleset: no counters)\n"
+    out = []
+    for label, compiled in (("iptables", rules.v4), ("ip6tables", rules.v6)):
+        if compiled is None:
+            continue
+        if style == "save":
+            out.append(f"# {label}-save -c\n" + format_counters_save(compiled))
+            continue
+        for table in compiled.tables:
+            out.append(f"# {label} -t {table} -L -v -n{' -x' if style == 'exact' else ''}\n"
+                       + format_counters_list(compiled, table, exact=style == "exact"))
+    return "\n".join(out)
 
 
 def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,

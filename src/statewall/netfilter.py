@@ -72,7 +72,7 @@ class PacketContext:
     """
 
     __slots__ = ("pkt", "now", "hook", "ct", "iface_in", "iface_out", "notrack", "zone",
-                 "helper", "ct_timeout", "mark", "notes")
+                 "helper", "ct_timeout", "mark", "nf_trace", "notes")
 
     def __init__(self, pkt: object, now: float, iface_in: str | None, iface_out: str | None) -> None:
         from statewall.packet import Packet
@@ -89,6 +89,7 @@ class PacketContext:
         self.helper: str | None = None
         self.ct_timeout: str | None = None
         self.mark = 0
+        self.nf_trace = False
         self.notes: list[str] = []
 
     @property

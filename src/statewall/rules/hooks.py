@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from statewall.netfilter import PacketContext, TableVerdict, Topology
 from statewall.rules.compile import CompiledRuleset, compile_ruleset
@@ -52,10 +54,12 @@ class IptablesEngine:
         if compiled is None or (table == "nat" and not _first_of_connection(ctx)):
             return TableVerdict("ACCEPT", None, "")
         decision = walk(compiled, table, hook, ctx.pkt, ctx.ctinfo, ctx.conn, ctx.now,
-                        ctx.iface_in, ctx.iface_out, ctx.mark)
+                        ctx.iface_in, ctx.iface_out, ctx.mark, trace=ctx.nf_trace)
         if decision is None:
             return TableVerdict("ACCEPT", None, "")
         ctx.mark = decision.mark
+        ctx.nf_trace = decision.nf_trace
+        ctx.notes.extend(decision.trace)
         for kind, value in decision.effects:
             if kind == "notrack":
                 ctx.notrack = bool(value)
@@ -89,12 +93,13 @@ def _triples(nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) ->
     return tuple((net.version, int(net.network_address), int(net.netmask)) for net in nets)
 
 
-def rule_state_for(topology: Topology, seed: int = 0) -> RuleState:
-    """Shared rule state seeded with the machine's addresses and interfaces."""
+def rule_state_for(topology: Topology, seed: int = 0, sets: Mapping[str, Any] | None = None) -> RuleState:
+    """Shared rule state seeded with the machine's addresses, interfaces and ipsets."""
     return RuleState(
         seed=seed,
         local_nets=_triples(topology.local),
         iface_nets={name: _triples(nets) for name, nets in topology.interfaces},
+        sets=dict(sets or {}),
     )
 
 
@@ -105,6 +110,7 @@ def load_engine(
     topology: Topology | None = None,
     allow_unknown: bool = False,
     seed: int = 0,
+    sets: Mapping[str, Any] | None = None,
 ) -> IptablesEngine:
     """Read, parse and compile iptables-save files; errors name file and line."""
     topo = topology or Topology()
@@ -114,12 +120,13 @@ def load_engine(
             compiled.append(None)
             continue
         text = Path(path).read_text(encoding="utf-8", errors="replace")
-        compiled.append(compile_text(text, str(path), family, topo, allow_unknown, seed))
+        compiled.append(compile_text(text, str(path), family, topo, allow_unknown, seed, sets))
     return IptablesEngine(compiled[0], compiled[1])
 
 
 def compile_text(text: str, source: str, family: int, topology: Topology | None = None,
-                 allow_unknown: bool = False, seed: int = 0) -> CompiledRuleset:
+                 allow_unknown: bool = False, seed: int = 0,
+                 sets: Mapping[str, Any] | None = None) -> CompiledRuleset:
     ruleset = parse_ruleset(text, source=source, family=family, allow_unknown=allow_unknown)
-    state = rule_state_for(topology or Topology(), seed)
+    state = rule_state_for(topology or Topology(), seed, sets)
     return compile_ruleset(ruleset, state, allow_unknown=allow_unknown)
