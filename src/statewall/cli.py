@@ -190,6 +190,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         return render_replay(verdicts, args.format, sys.stdout, summary=not args.no_summary)
     finally:
+        unknown = getattr(firewall.rules, "unknown_rules", [])
+        if unknown and args.format == "text" and not args.no_summary:
+            sys.stdout.write("rules evaluated as unknown (--allow-unknown): packets reaching them "
+                             "have an undetermined fate\n")
+            sys.stdout.writelines(f"  {line}\n" for line in unknown)
         if args.counters:
             sys.stdout.write(counters_text(firewall, args.counters))
 
