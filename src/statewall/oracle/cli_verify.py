@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TextIO
 
-from statewall.config import parse_assignment
 from statewall.oracle.kernel import check_prerequisites
 from statewall.oracle.netns import OracleError
 from statewall.oracle.verify import (
@@ -30,6 +29,7 @@ from statewall.oracle.verify import (
     side_topology,
     verify_datagrams,
 )
+from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
 
 EXIT_OK, EXIT_DIFFER, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 3, 4
@@ -46,6 +46,7 @@ def add_verify_command(subparsers: Any) -> None:
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob in both, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
+    add_profile_options(parser)
     parser.add_argument("--keep-namespaces", action="store_true",
                         help="leave the kernel's network namespaces for inspection")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text")
@@ -84,7 +85,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    sysctls = dict(parse_assignment(text) for text in args.sysctl)
+    sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
     datagrams, skipped = read_capture(args.capture, args.limit)
     try:

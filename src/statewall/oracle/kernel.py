@@ -256,6 +256,10 @@ class KernelFirewall:
         """`conntrack -L expect` lines of the firewall namespace."""
         return netns.run(["conntrack", "-L", "expect"], self._firewall()).splitlines()
 
+    def stats(self) -> list[str]:
+        """`conntrack -S` lines of the firewall namespace (one per possible CPU)."""
+        return netns.run(["conntrack", "-S"], self._firewall()).splitlines()
+
     def proc_conntrack(self) -> list[str]:
         """/proc/net/nf_conntrack lines of the firewall namespace."""
         text = netns.read_netns_file(self._firewall(), "/proc/thread-self/net/nf_conntrack")

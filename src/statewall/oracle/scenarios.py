@@ -11,16 +11,25 @@ The seed documents' examples (../shared/seed-examples.md) appear as the
 `seed-*` scenarios, with their host rulesets moved to FORWARD: the seeds'
 "host" is the client 10.20.1.1, its OUTPUT becomes `-s` and its INPUT `-d`.
 The FTP examples attach the helper from the raw table as Linux 6.x wants;
-the other helpers' example (seed 7) is covered by the shared captures, and
-the table size (seed 11) is a machine-wide knob the oracle cannot set.
+their `--auto-helpers` variants and the other helpers (seed 7) are in
+helper_scenarios.py, and the table size (seed 11) is a machine-wide knob the
+oracle cannot set.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from statewall import builder as b
+from statewall.oracle.normalise import normalise
+from statewall.oracle.verify import (
+    Datagram,
+    VerifyResult,
+    load_rule_engine,
+    side_topology,
+    verify_datagrams,
+)
 
 C4, S4, X4 = "10.20.1.1", "10.20.2.1", "10.20.3.1"
 C6, S6 = "fd20:1::1", "fd20:2::1"
@@ -67,6 +76,13 @@ class Scenario:
     sysctls: tuple[tuple[str, int], ...] = ()
     table_has: tuple[str, ...] = field(default=())  # regexes each matching a kernel entry
     waits: tuple[tuple[int, float], ...] = ()  # (datagram number, seconds to pause before it)
+    # (datagram number, regexes): right after that datagram the kernel's
+    # `conntrack -L expect` has exactly one line per regex, each matching it.
+    expect_seen: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    # statewall's own rules when they differ from the kernel's: the legacy
+    # `--auto-helpers` mode needs no raw CT rules, the kernel does.
+    statewall_rules: tuple[str | None, str | None] | None = None
+    auto_helpers: bool = False
 
 
 NEW_F, NEW_D = "NEW/ORIGINAL forwarded", "NEW/ORIGINAL dropped"
@@ -339,37 +355,53 @@ _CONTROL = (NEW_F, EST_R, EST_O, EST_R, EST_O, EST_R, EST_O, EST_R)
 _LOGIN = (b"220 statewall\r\n", b"USER anonymous\r\n", b"230 welcome\r\n")
 
 
-def seed_ftp_active() -> Scenario:
-    rules = filter_rules(
-        *_FTP_CONTROL_RULES,
-        f"-p tcp -d {C4} --sport 20 -m state --state ESTABLISHED,RELATED -j ACCEPT",
-        f"-p tcp -s {C4} --dport 20 -m state --state ESTABLISHED -j ACCEPT",
-        policy="DROP", raw=_FTP_HELPER)
+def _seed_ftp(name: str, about: str, filter_lines: tuple[str, ...], packets: list[bytes],
+              auto_helpers: bool, *, table_has: tuple[str, ...] = (),
+              expect_seen: tuple[tuple[int, tuple[str, ...]], ...] = ()) -> Scenario:
+    """A seed's FTP example; with `auto_helpers`, statewall runs the seed's rules as
+    written (legacy by-port assignment) and only the kernel gets the raw CT rule."""
+    scenario = Scenario(name, about, tuple(packets),
+                        (*_CONTROL, "RELATED/ORIGINAL forwarded", EST_R, EST_O),
+                        filter_rules(*filter_lines, policy="DROP", raw=_FTP_HELPER), None,
+                        table_has=table_has, expect_seen=expect_seen)
+    if not auto_helpers:
+        return scenario
+    return replace(scenario, name=f"{name}-auto-helpers", auto_helpers=True,
+                   statewall_rules=(filter_rules(*filter_lines, policy="DROP"), None))
+
+
+def seed_ftp_active(auto_helpers: bool = False) -> Scenario:
     control = _ftp_exchange(40020, *_LOGIN, b"PORT 10,20,1,1,156,64\r\n", b"200 PORT ok\r\n")
     data = [b.tcp(S4, C4, 20, 40000, "S", 7000, window=64240),
             b.tcp(C4, S4, 40000, 20, "SA", 8000, 7001, window=64240),
             b.tcp(S4, C4, 20, 40000, "A", 7001, 8001, window=502)]
-    return Scenario(
+    return _seed_ftp(
         "seed-ftp-active", "seed 5: the PORT command makes the server's data connection "
         "from port 20 RELATED (helpers.md: nf_conntrack_ftp, CT --helper)",
-        (*control, *data), (*_CONTROL, "RELATED/ORIGINAL forwarded", EST_R, EST_O), rules, None,
-        table_has=(r"dport=21 .*\[ASSURED\] helper=ftp$",))
+        (*_FTP_CONTROL_RULES,
+         f"-p tcp -d {C4} --sport 20 -m state --state ESTABLISHED,RELATED -j ACCEPT",
+         f"-p tcp -s {C4} --dport 20 -m state --state ESTABLISHED -j ACCEPT"),
+        [*control, *data], auto_helpers,
+        table_has=(r"dport=21 .*\[ASSURED\] helper=ftp$",),
+        expect_seen=((7, (r"^\d+ proto=6 src=10\.20\.2\.1 dst=10\.20\.1\.1 sport=0 "
+                          r"dport=40000 .* helper=ftp$",)), (9, ())))
 
 
-def seed_ftp_passive() -> Scenario:
-    rules = filter_rules(
-        *_FTP_CONTROL_RULES,
-        f"-p tcp -d {C4} --sport 1024: --dport 1024: -m state --state ESTABLISHED -j ACCEPT",
-        f"-p tcp -s {C4} --sport 1024: --dport 1024: -m state --state ESTABLISHED,RELATED "
-        "-j ACCEPT", policy="DROP", raw=_FTP_HELPER)
+def seed_ftp_passive(auto_helpers: bool = False) -> Scenario:
     control = _ftp_exchange(40021, *_LOGIN, b"PASV\r\n",
                             b"227 Entering Passive Mode (10,20,2,1,200,10)\r\n")
     data = [b.tcp(C4, S4, 40031, 51210, "S", 7000, window=64240),
             b.tcp(S4, C4, 51210, 40031, "SA", 8000, 7001, window=64240),
             b.tcp(C4, S4, 40031, 51210, "A", 7001, 8001, window=502)]
-    return Scenario(
+    return _seed_ftp(
         "seed-ftp-passive", "seed 6: the 227 reply makes the client's data connection RELATED",
-        (*control, *data), (*_CONTROL, "RELATED/ORIGINAL forwarded", EST_R, EST_O), rules, None)
+        (*_FTP_CONTROL_RULES,
+         f"-p tcp -d {C4} --sport 1024: --dport 1024: -m state --state ESTABLISHED -j ACCEPT",
+         f"-p tcp -s {C4} --sport 1024: --dport 1024: -m state --state ESTABLISHED,RELATED "
+         "-j ACCEPT"),
+        [*control, *data], auto_helpers,
+        expect_seen=((8, (r"^\d+ proto=6 src=10\.20\.1\.1 dst=10\.20\.2\.1 sport=0 "
+                          r"dport=51210 .* helper=ftp$",)), (9, ())))
 
 
 def seed_notrack() -> Scenario:
@@ -426,3 +458,16 @@ def all_scenarios() -> list[Scenario]:
         seed_ftp_active(), seed_ftp_passive(),
         seed_notrack(), seed_invalid(), seed_ssh_rate_limit(), seed_restrictive_policy(),
     ]
+
+
+def verify_scenario(scenario: Scenario) -> VerifyResult:
+    """Run one scenario through the kernel and statewall, as `statewall verify` would."""
+    datagrams = [Datagram(n, d) for n, d in enumerate(scenario.datagrams, 1)]
+    engine = None
+    if scenario.statewall_rules is not None:
+        topology = side_topology(normalise(list(scenario.datagrams)))
+        engine = load_rule_engine(*scenario.statewall_rules, topology=topology)
+    return verify_datagrams(
+        datagrams, scenario.rules_v4, scenario.rules_v6, dict(scenario.sysctls),
+        waits=dict(scenario.waits), expect_after=[n for n, _ in scenario.expect_seen],
+        rule_engine=engine, auto_helpers=scenario.auto_helpers)

@@ -17,6 +17,12 @@ same instant and compared as sets, ignoring the use/mark/zone columns and
 allowing the timeouts to differ by one second (the two clocks are read a
 few microseconds apart and both truncate).
 
+The expectation tables are compared the same way at the end, and after any
+datagram the caller names (the interesting moment is often mid-capture:
+after a PORT command, before its data connection): `conntrack -L expect`
+against `conntrack_expect_line`, and /proc/net/nf_conntrack_expect against
+`proc_expect_line` byte for byte except the leading timeout.
+
 Frames that are not IP are never injected; neither are datagrams with
 loopback addresses (a router drops 127/8 and ::1 arriving on a real
 interface as martians, so the kernel would only show routing, not conntrack).
@@ -34,10 +40,14 @@ from dataclasses import dataclass, field
 from statewall.capture import open_capture
 from statewall.config import Sysctls
 from statewall.conntrack.display import conntrack_line
+from statewall.conntrack.expect import Expectation, conntrack_expect_line, proc_expect_line
 from statewall.decode import decode_datagram, decode_frame
 from statewall.engine import Firewall
 from statewall.netfilter import RuleEngine, Topology
+from statewall.oracle import netns
+from statewall.oracle.egress import EgressWatch
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
+from statewall.oracle.netns import OracleError
 from statewall.oracle.normalise import assign_sides, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
 from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
@@ -54,6 +64,7 @@ _STATEWALL_FATE = {ACCEPT: PASSED, STOLEN: HELD, DROP: DROPPED, REJECT: DROPPED,
 _IGNORED_COLUMNS = ("use=", "mark=", "zone=")
 _LOOPBACK_V4 = 127
 _LOOPBACK_V6 = 1
+PROC_EXPECT = "/proc/thread-self/net/nf_conntrack_expect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,27 @@ class TableComparison:
         return not self.only_kernel and not self.only_statewall
 
 
+@dataclass(frozen=True, slots=True)
+class ExpectComparison:
+    """Both expectation tables at one instant, in both of the kernel's listings."""
+
+    after: int | None  # number of the datagram just injected; None: end of the capture
+    listing: TableComparison  # `conntrack -L expect`
+    proc: TableComparison  # /proc/net/nf_conntrack_expect
+
+    @property
+    def same(self) -> bool:
+        return self.listing.same and self.proc.same
+
+    @property
+    def empty(self) -> bool:
+        """Neither side had any expectation."""
+        return not (self.listing.kernel or self.listing.statewall)
+
+    def where(self) -> str:
+        return "at the end" if self.after is None else f"after #{self.after}"
+
+
 @dataclass
 class VerifyResult:
     """Everything `statewall verify` found for one capture."""
@@ -109,6 +141,7 @@ class VerifyResult:
     table: TableComparison = field(
         default_factory=lambda: TableComparison((), (), (), ()))
     kept_namespaces: tuple[str, ...] = ()  # left behind on request, for inspection
+    expectations: list[ExpectComparison] = field(default_factory=list)
 
     @property
     def agreed(self) -> int:
@@ -119,12 +152,24 @@ class VerifyResult:
         return [p for p in self.packets if not p.agree]
 
     @property
+    def expectations_same(self) -> bool:
+        return all(e.same for e in self.expectations)
+
+    @property
     def ok(self) -> bool:
-        return self.agreed == len(self.packets) and self.table.same
+        return (self.agreed == len(self.packets) and self.table.same
+                and self.expectations_same)
+
+    def expectations_shown(self) -> bool:
+        """Worth a word in the summary: asked for mid-capture, or some side had one."""
+        return any(e.after is not None or not e.empty for e in self.expectations)
 
     def summary_line(self) -> str:
         tables = "same" if self.table.same else "differ"
-        return f"{self.agreed}/{len(self.packets)} packets agree, tables {tables}"
+        line = f"{self.agreed}/{len(self.packets)} packets agree, tables {tables}"
+        if self.expectations_shown():
+            line += ", expectations " + ("same" if self.expectations_same else "differ")
+        return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,11 +297,41 @@ def _show(key: str, timeout: int | None) -> str:
 def compare_tables(kernel_lines: Sequence[str], statewall_lines: Sequence[str],
                    slack: int = 1) -> TableComparison:
     """Set comparison of two listings; timeouts may differ by `slack` seconds."""
+    return _compare_listings(kernel_lines, statewall_lines, table_entry, _show, slack)
+
+
+def expect_entry(line: str) -> tuple[str, int | None]:
+    """An expectation line split into (everything after the timeout, timeout).
+
+    Both listings start with the remaining seconds, which the live kernel
+    can show negative for a moment after expiry (expectations.md §7). The
+    rest is kept byte for byte, trailing newline aside.
+    """
+    text = line.rstrip("\n")
+    head, _, rest = text.partition(" ")
+    if head.lstrip("-").isdigit():
+        return rest, int(head)
+    return text, None
+
+
+def _show_expect(key: str, timeout: int | None) -> str:
+    return key if timeout is None else f"{timeout} {key}"
+
+
+def compare_expectations(kernel_lines: Sequence[str], statewall_lines: Sequence[str],
+                         slack: int = 1) -> TableComparison:
+    """Set comparison of expectation listings; timeouts may differ by `slack` seconds."""
+    return _compare_listings(kernel_lines, statewall_lines, expect_entry, _show_expect, slack)
+
+
+def _compare_listings(kernel_lines: Sequence[str], statewall_lines: Sequence[str],
+                      split: Callable[[str], tuple[str, int | None]],
+                      show: Callable[[str, int | None], str], slack: int) -> TableComparison:
     def grouped(lines: Sequence[str]) -> dict[str, list[int | None]]:
         out: dict[str, list[int | None]] = {}
         for line in lines:
             if line.strip():
-                key, timeout = table_entry(line)
+                key, timeout = split(line)
                 out.setdefault(key, []).append(timeout)
         return out
 
@@ -265,13 +340,26 @@ def compare_tables(kernel_lines: Sequence[str], statewall_lines: Sequence[str],
     only_ours: list[str] = []
     for key in sorted(set(kernel) | set(ours)):
         left, right = _pair_timeouts(kernel.get(key, []), ours.get(key, []), slack)
-        only_kernel += [_show(key, t) for t in left]
-        only_ours += [_show(key, t) for t in right]
+        only_kernel += [show(key, t) for t in left]
+        only_ours += [show(key, t) for t in right]
 
     def shown(groups: dict[str, list[int | None]]) -> tuple[str, ...]:
-        return tuple(sorted(_show(k, t) for k, ts in groups.items() for t in ts))
+        return tuple(sorted(show(k, t) for k, ts in groups.items() for t in ts))
 
     return TableComparison(shown(kernel), shown(ours), tuple(only_kernel), tuple(only_ours))
+
+
+def expectation_lines(result: VerifyResult) -> list[str]:
+    """What differs in the expectation tables, one line per entry, for reports."""
+    lines: list[str] = []
+    for snap in result.expectations:
+        for name, table in (("conntrack -L expect", snap.listing),
+                            ("/proc/net/nf_conntrack_expect", snap.proc)):
+            lines += [f"expectations {snap.where()}: only in the kernel ({name}): {e}"
+                      for e in table.only_kernel]
+            lines += [f"expectations {snap.where()}: only in statewall ({name}): {e}"
+                      for e in table.only_statewall]
+    return lines
 
 
 def _pair_timeouts(left: list[int | None], right: list[int | None],
@@ -330,16 +418,23 @@ def verify_datagrams(
     clock: Callable[[], float] = time.time,
     rule_engine: RuleEngine | None = None,
     waits: Mapping[int, float] | None = None,
+    expect_after: Iterable[int] = (),
+    auto_helpers: bool = False,
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
     `rule_engine` defaults to `load_rule_engine(rules_v4, rules_v6)`. `waits`
     maps a datagram's number to seconds to pause before injecting it (for
-    behaviour that depends on elapsed time). The kernel is only started when
-    there is something to inject.
+    behaviour that depends on elapsed time). `expect_after` names datagrams
+    after which both expectation tables are compared (they always are at
+    the end). `auto_helpers` gives statewall the legacy by-port helper
+    assignment; the kernel has none, so its rules must attach the same
+    helpers in raw. The kernel is only started when there is something to
+    inject.
     """
     values = dict(sysctls or {})
     pauses = dict(waits or {})
+    snapshots = set(expect_after)
     cfg = Sysctls().with_values(values)
     result = VerifyResult(skipped=list(skipped))
     if not datagrams:
@@ -350,18 +445,24 @@ def verify_datagrams(
     engine = rule_engine
     if engine is None:
         engine = load_rule_engine(rules_v4, rules_v6, topology=topology)
-    firewall = Firewall(cfg=cfg, rules=engine, topology=topology)
+    firewall = Firewall(cfg=cfg, rules=engine, topology=topology, auto_helpers=auto_helpers)
     with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
-                        clock=clock, firewall_ifs=FIREWALL_IFS) as kernel:
+                        clock=clock, firewall_ifs=FIREWALL_IFS) as kernel, \
+            EgressWatch(_topology(kernel)) as egress:
         for item, data, side in zip(datagrams, fixed, sides, strict=True):
             if item.number in pauses:
                 time.sleep(pauses[item.number])
-            observed = kernel.send(data, side)
+            egress.forget()
+            observed = egress.confirm(kernel.send(data, side), data, side)
             pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
             pkt.iface_in = FIREWALL_IFS[side]
             verdict = firewall.process(pkt)
             result.packets.append(compare_packet(item.number, observed, verdict))
+            if item.number in snapshots:
+                result.expectations.append(
+                    _snapshot_expectations(kernel, firewall, clock, item.number))
         result.table = _snapshot_tables(kernel, firewall, clock)
+        result.expectations.append(_snapshot_expectations(kernel, firewall, clock, None))
         if keep_namespaces and kernel.topology is not None:
             result.kept_namespaces = kernel.topology.namespaces
     return result
@@ -374,6 +475,34 @@ def _snapshot_tables(kernel: KernelFirewall, firewall: Firewall,
     at = (before + clock()) / 2
     ours = [conntrack_line(conn, at) for conn in firewall.connections(max(at, firewall.now))]
     return compare_tables(kernel_lines, ours)
+
+
+def _snapshot_expectations(kernel: KernelFirewall, firewall: Firewall,
+                           clock: Callable[[], float], after: int | None) -> ExpectComparison:
+    """Both listings of both sides, each pair read at the same instant."""
+    before = clock()
+    # `conntrack -L expect` shows one family, IPv4 unless told otherwise.
+    listed = kernel.expect_list() + netns.run(
+        ["conntrack", "-L", "expect", "-f", "ipv6"], _topology(kernel).firewall).splitlines()
+    at = (before + clock()) / 2
+    listing = compare_expectations(
+        listed, [conntrack_expect_line(e, at) for e in _live_expectations(firewall, at)])
+    before = clock()
+    proc = netns.read_netns_file(_topology(kernel).firewall, PROC_EXPECT).splitlines()
+    at = (before + clock()) / 2
+    in_proc = compare_expectations(
+        proc, [proc_expect_line(e, at) for e in _live_expectations(firewall, at)])
+    return ExpectComparison(after, listing, in_proc)
+
+
+def _topology(kernel: KernelFirewall) -> netns.Topology:
+    if kernel.topology is None:
+        raise OracleError("the kernel's namespaces exist only inside its `with` block")
+    return kernel.topology
+
+
+def _live_expectations(firewall: Firewall, at: float) -> list[Expectation]:
+    return firewall.expectations.live(max(at, firewall.now))
 
 
 def verify_capture(
