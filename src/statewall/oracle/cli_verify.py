@@ -24,6 +24,7 @@ from statewall.oracle.verify import (
     PacketComparison,
     Skipped,
     VerifyResult,
+    expectation_lines,
     load_rule_engine,
     read_capture,
     side_topology,
@@ -149,6 +150,7 @@ def text_lines(result: VerifyResult) -> Iterator[str]:
         yield f"table: only in the kernel: {entry}"
     for entry in result.table.only_statewall:
         yield f"table: only in statewall: {entry}"
+    yield from expectation_lines(result)
     yield result.summary_line()
 
 
@@ -174,9 +176,12 @@ def json_records(result: VerifyResult) -> Iterator[dict[str, Any]]:
                           ("statewall", result.table.only_statewall)):
         for entry in entries:
             yield {"type": "table", "only_in": side, "entry": entry}
-    yield {"type": "summary", "agree": result.agreed, "compared": len(result.packets),
-           "not_compared": len(result.skipped),
-           "tables": "same" if result.table.same else "differ"}
+    summary: dict[str, Any] = {
+        "type": "summary", "agree": result.agreed, "compared": len(result.packets),
+        "not_compared": len(result.skipped), "tables": "same" if result.table.same else "differ"}
+    if result.expectations_shown():
+        summary["expectations"] = "same" if result.expectations_same else "differ"
+    yield summary
 
 
 def render_jsonl(result: VerifyResult, out: TextIO) -> None:

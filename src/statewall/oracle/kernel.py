@@ -253,8 +253,15 @@ class KernelFirewall:
         return netns.run(["conntrack", "-L"], self._firewall()).splitlines()
 
     def expect_list(self) -> list[str]:
-        """`conntrack -L expect` lines of the firewall namespace."""
-        return netns.run(["conntrack", "-L", "expect"], self._firewall()).splitlines()
+        """`conntrack -L expect` lines of the firewall namespace, IPv4 then IPv6.
+
+        conntrack-tools lists one family per call (IPv4 unless told otherwise).
+        """
+        lines = []
+        for family in ("ipv4", "ipv6"):
+            lines += netns.run(["conntrack", "-L", "expect", "-f", family],
+                               self._firewall()).splitlines()
+        return lines
 
     def stats(self) -> list[str]:
         """`conntrack -S` lines of the firewall namespace (one per possible CPU)."""

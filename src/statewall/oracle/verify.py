@@ -481,9 +481,7 @@ def _snapshot_expectations(kernel: KernelFirewall, firewall: Firewall,
                            clock: Callable[[], float], after: int | None) -> ExpectComparison:
     """Both listings of both sides, each pair read at the same instant."""
     before = clock()
-    # `conntrack -L expect` shows one family, IPv4 unless told otherwise.
-    listed = kernel.expect_list() + netns.run(
-        ["conntrack", "-L", "expect", "-f", "ipv6"], _topology(kernel).firewall).splitlines()
+    listed = kernel.expect_list()
     at = (before + clock()) / 2
     listing = compare_expectations(
         listed, [conntrack_expect_line(e, at) for e in _live_expectations(firewall, at)])
