@@ -33,8 +33,10 @@ from statewall.oracle.scenarios import (
     C6,
     EST_O,
     EST_R,
+    INV_D,
     NEW_D,
     NEW_F,
+    REL_R,
     S4,
     S6,
     STATEFUL_HELPERS_V4,
@@ -477,6 +479,36 @@ def helper_match() -> Scenario:
         rules, None, expect_seen=((N_CONTROL + 1, (expectation(S4, C4, 40080, "ftp"),)),))
 
 
+def icmp_about_child() -> Scenario:
+    """An ICMP error quoting an expected (RELATED) connection relates to that child."""
+    session = _active_session(40200, 40090)
+    data_syn = session[-3]
+    packets = [*session, b.icmp_error(C4, S4, b.ICMP_DEST_UNREACH, 3, data_syn)]
+    return Scenario(
+        "ftp-icmp-about-child",
+        "an ICMP port unreachable from the client about the data connection's SYN is "
+        "RELATED (reply direction) to the child, as for any tracked connection",
+        tuple(packets), (*CONTROL_ANSWERS, EST_O, EST_R, REL_O, EST_R, EST_O, REL_R),
+        filter_rules("-m conntrack --ctstate INVALID -j DROP",
+                     raw=("-p tcp --dport 21 -j CT --helper ftp",)), None,
+        expect_seen=((N_CONTROL + 1, (expectation(S4, C4, 40090, "ftp"),)),))
+
+
+def icmp_about_untracked() -> Scenario:
+    """An ICMP error quoting an untracked connection finds no entry: INVALID."""
+    raw = ("-p tcp --dport 21 -j CT --helper ftp", "-p tcp --sport 20 -j NOTRACK",
+           "-p tcp --dport 20 -j NOTRACK")
+    session = _active_session(40210, 40100)
+    data_syn = session[-3]
+    packets = [*session, b.icmp_error(C4, S4, b.ICMP_DEST_UNREACH, 3, data_syn)]
+    return Scenario(
+        "ftp-icmp-about-untracked",
+        "the data connection is NOTRACKed, so an ICMP error about it quotes nothing "
+        "conntrack knows: INVALID (RELATED needs an entry)",
+        tuple(packets), (*CONTROL_ANSWERS, EST_O, EST_R, *(UNTR_F,) * 3, INV_D),
+        filter_rules("-m conntrack --ctstate INVALID -j DROP", raw=raw), None)
+
+
 def helper_scenarios() -> list[Scenario]:
     """Every helper scenario, in a stable order."""
     return [
@@ -485,6 +517,7 @@ def helper_scenarios() -> list[Scenario]:
         ftp_third_party(), ftp_split_command(), ftp_malformed(), ftp_consumed(), ftp_limit(),
         ftp_master_death(), ftp_clash(), ftp_related_dropped(),
         irc_dcc(), irc_dcc_limit(), tftp(1, 4), tftp(2, 4), tftp(1, 6), amanda(),
-        notrack_control(), notrack_data(), helper_match(),
+        notrack_control(), notrack_data(), helper_match(), icmp_about_child(),
+        icmp_about_untracked(),
         seed_ftp_active(auto_helpers=True), seed_ftp_passive(auto_helpers=True),
     ]
