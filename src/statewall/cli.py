@@ -22,10 +22,12 @@ from typing import TextIO
 
 from statewall import __version__
 from statewall.capture import CaptureError
-from statewall.config import SysctlError, Sysctls, parse_assignment
+from statewall.config import SysctlError, Sysctls
+from statewall.conntrack.core import EventSink
 from statewall.conntrack.display import conntrack_line, proc_line
 from statewall.engine import Firewall
 from statewall.netfilter import Topology, parse_networks
+from statewall.profiles import add_profile_options, values_from_args
 from statewall.replay import Summary, read_packets
 from statewall.verdict import PacketVerdict
 
@@ -107,13 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     sysctl = sub.add_parser("sysctl", help="print the effective conntrack and defrag knobs")
-    sysctl.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
+    add_profile_options(sysctl, with_sysctl=True)
     sysctl.add_argument("--debug", action="store_true", help="show tracebacks")
     sysctl.set_defaults(handler=cmd_sysctl)
 
+    from statewall.cli_load import add_load_commands
     from statewall.oracle.cli_verify import add_verify_command
 
     add_verify_command(sub)
+    add_load_commands(sub, _add_common)
 
     from statewall.rules.cli_commands import add_check_parser
 
@@ -136,6 +140,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="seed for -m statistic --mode random (default 0)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
+    add_profile_options(parser)
     parser.add_argument("--local", action="append", default=[], metavar="ADDR_OR_CIDR",
                         help="an address of the firewall itself (repeatable): makes it a host")
     parser.add_argument("--iface", action="append", default=[], metavar="NAME=CIDR[,CIDR]",
@@ -145,8 +150,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Sysctls:
-    values = dict(parse_assignment(text) for text in args.sysctl)
-    return Sysctls().with_values(values)
+    """Profile < --sysctl-file < --sysctl (profiles.py)."""
+    return Sysctls().with_values(values_from_args(args))
 
 
 def topology_from(args: argparse.Namespace) -> Topology:
@@ -163,7 +168,8 @@ def topology_from(args: argparse.Namespace) -> Topology:
     return Topology(local, tuple(interfaces))
 
 
-def firewall_from(args: argparse.Namespace) -> Firewall:
+def firewall_from(args: argparse.Namespace, cfg: Sysctls | None = None,
+                  event_sink: EventSink | None = None) -> Firewall:
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
     topology = topology_from(args)
@@ -180,8 +186,8 @@ def firewall_from(args: argparse.Namespace) -> Firewall:
                                 sets=load_sets(args.ipset))
         except RulesetError as error:
             raise InputError(str(error)) from None
-    return Firewall(cfg=config_from(args), rules=rules, topology=topology,
-                    auto_helpers=args.auto_helpers)
+    return Firewall(cfg=config_from(args) if cfg is None else cfg, rules=rules,
+                    topology=topology, auto_helpers=args.auto_helpers, event_sink=event_sink)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

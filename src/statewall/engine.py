@@ -5,6 +5,12 @@ the conntrack table, the rule engine's own state) and no clock: each packet's
 timestamp is the time. Captures sometimes step backwards (merged or
 reordered files); the kernel's clock never does, so time is held at the
 latest value seen.
+
+Events. With an `event_sink`, every `conntrack -E` message (and every
+expectation event) reaches the sink as a `ConntrackEvent` value. Before each
+packet the garbage collector reaps what expired since the last one, at
+its expiry time; the events of one packet are handed over together, in
+time order, once the packet is done.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from dataclasses import dataclass, field
 from statewall.config import Sysctls
 from statewall.conntrack.conn import Conn
 from statewall.conntrack.core import ConntrackTable, CtResult, EventSink
-from statewall.conntrack.expect import ExpectationTable, HelperParams
+from statewall.conntrack.events import ConntrackEvent
+from statewall.conntrack.expect import Expectation, ExpectationTable, HelperParams
 from statewall.conntrack.trackers import tracker_for
 from statewall.decode import STACK_DROP_LAYERS
 from statewall.defrag import Defragmenter
@@ -48,10 +55,14 @@ class Firewall:
     netns: Netns = field(init=False)
     defrag: Defragmenter = field(init=False)
     now: float = field(init=False, default=0.0)
+    _batch: list[ConntrackEvent] = field(init=False, default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.table = ConntrackTable(self.cfg, self.event_sink)
+        recording = self.event_sink is not None
+        self.table = ConntrackTable(self.cfg, self._batch.append if recording else None)
         self.expectations = ExpectationTable(self.helper_params)
+        if recording:
+            self.expectations.event_sink = self._expectation_event
         self.table.expect_match = self.expectations.match_new
         self.table.on_destroy = self.expectations.master_destroyed
         self.netns = Netns(self.table, self.expectations, self.auto_helpers)
@@ -63,9 +74,32 @@ class Firewall:
             self.now = ts
         return self.now
 
+    def _expectation_event(self, kind: str, exp: Expectation, now: float) -> None:
+        self._batch.append(ConntrackEvent.of_expectation(kind, exp, now))
+
+    def _deliver(self) -> None:
+        batch = self._batch
+        batch.sort(key=_event_time)
+        sink = self.event_sink
+        assert sink is not None
+        for event in batch:
+            sink(event)
+        batch.clear()
+
     def process(self, pkt: Packet) -> PacketVerdict:
         """Run one captured packet through the machine."""
         now = self.advance(pkt.ts)
+        table = self.table
+        if table.timers and table.timers[0][0] <= now or table.gc_early_drop_at is not None:
+            table.gc(now)
+        if self.expectations.count:
+            self.expectations.expire(now)
+        verdict = self._process(pkt, now)
+        if self._batch:
+            self._deliver()
+        return verdict
+
+    def _process(self, pkt: Packet, now: float) -> PacketVerdict:
         summary = describe(pkt)
         error = pkt.error
         if pkt.family == 0:
@@ -114,6 +148,10 @@ class Firewall:
         """The table as a listing at `at` (default: now) would show it."""
         when = self.now if at is None else at
         return self.table.live(when)
+
+
+def _event_time(event: ConntrackEvent) -> float:
+    return event.ts
 
 
 def _plain(pkt: Packet, summary: str, verdict: str, reason: str) -> PacketVerdict:

@@ -14,17 +14,33 @@ init_conntrack, __nf_conntrack_confirm):
   survived the rules: an unconfirmed entry is inserted and its NEW event
   emitted. `discard` is the other ending: the packet was dropped, so an
   unconfirmed entry vanishes without trace (no entry, no event).
+* A new entry counts against `nf_conntrack_max` from its allocation; when
+  the table is full, `early_drop.py` makes room or the packet is dropped.
+  As in the kernel, allocation happens before the TCP/UDP/SCTP trackers
+  validate the packet, so even a packet they then call INVALID can evict
+  entries (or be dropped) when the table is full.
+* Timeouts are kept by the capture clock. `gc` stands for the kernel's
+  garbage collector and reaps each entry at the instant it expires (a heap
+  of deadlines, re-armed lazily when a refresh moved one later), so the
+  DESTROY event carries the expiry time. The live kernel reaps up to a GC
+  interval later, at an unpredictable moment; only the fact of expiry, and
+  that an expired entry is never matched again, is deterministic.
+
+Statistics follow the kernel's `conntrack -S` counters exactly, including
+the ones Linux 6.x no longer increments on the packet path (`found` and
+`insert` are only touched by NAT and ctnetlink, so they stay 0 here).
 
 All state lives in a `ConntrackTable`; the clock is the `now` argument.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from statewall.config import Sysctls
-from statewall.conntrack import l4proto, proto_icmp
+from statewall.conntrack import early_drop, l4proto, proto_icmp
 from statewall.conntrack.conn import (
     CT_ESTABLISHED,
     CT_ESTABLISHED_REPLY,
@@ -59,7 +75,14 @@ EventSink = Callable[[ConntrackEvent], None]
 
 @dataclass(slots=True)
 class ConntrackStats:
-    """The counters `conntrack -S` prints (per netns, summed over CPUs)."""
+    """The counters `conntrack -S` prints (per netns, summed over CPUs).
+
+    found, insert: only NAT and ctnetlink count them in 6.x (0 on replay).
+    invalid: no conntrack attached (bad tuple, tracker refused), but not
+    ICMP error-handler failures, which count as `error` only.
+    drop: table full with nothing evictable, or a tracker's DROP (which
+    also counts as invalid). early_drop: entries evicted for new ones.
+    """
 
     found: int = 0
     invalid: int = 0
@@ -115,6 +138,14 @@ class ConntrackTable:
     expect_match: Callable[[Conn, Packet, float], Conn | None] | None = None
     # Told of every removed entry (its expectations die with it).
     on_destroy: Callable[[Conn, float], None] | None = None
+    # The GC's deadlines, a heap of (expiry as last seen, sequence, entry);
+    # `timers[0][0] <= now` is the cheap test for "gc(now) has work".
+    timers: list[tuple[float, int, Conn]] = field(default_factory=list, repr=False)
+    _seq: int = 0
+    # Hash chains, built the first time the table is full (early_drop.py).
+    _buckets: early_drop.BucketIndex | None = field(default=None, repr=False)
+    # When the GC's next run, switched to early-drop mode by a drop, happens.
+    gc_early_drop_at: float | None = None
 
     # -- lookup -----------------------------------------------------------
 
@@ -128,7 +159,7 @@ class ConntrackTable:
         if conn is None:
             return None
         if conn.expires <= now:
-            self.destroy(conn, now, "timeout")
+            self.destroy(conn, conn.expires, early_drop.CAUSE_TIMEOUT)
             return None
         return conn, (ORIGINAL if key == conn.orig_key else REPLY)
 
@@ -146,6 +177,8 @@ class ConntrackTable:
 
     def classify(self, pkt: Packet, now: float, in_prerouting: bool = True, zone: int = 0) -> CtResult:
         """nf_conntrack_in: attach an entry and a ctinfo to the packet."""
+        if self.timers and self.timers[0][0] <= now or self.gc_early_drop_at is not None:
+            self.gc(now)
         if pkt.error is not None:
             self.stats.invalid += 1
             return CtResult(CT_INVALID, None, f"malformed: {pkt.error}")
@@ -159,14 +192,31 @@ class ConntrackTable:
                 return handled
         reason = tracker.error(pkt, self.cfg, in_prerouting)
         if reason is not None:
+            if self._full() and not self._allocated_for_invalid(tracker, pkt, now, zone):
+                return self._table_full()
             self.stats.invalid += 1
             return CtResult(CT_INVALID, None, reason)
         for _attempt in range(2):
             result = self._resolve_and_track(tracker, pkt, now, zone)
             if result is not None:
                 return result
-            self.stats.search_restart += 1
         raise AssertionError("tracker asked to reopen a connection twice for one packet")
+
+    def _allocated_for_invalid(self, tracker: l4proto.L4Tracker, pkt: Packet, now: float,
+                               zone: int) -> bool:
+        """Could the kernel allocate the entry it builds before its tracker says INVALID?
+
+        TCP, UDP and SCTP validate inside their packet function, after the
+        lookup missed and the entry was allocated; the ICMP checks run first.
+        """
+        if pkt.proto == PROTO_ICMP or pkt.proto == PROTO_ICMPV6:
+            return True
+        if self.lookup(pkt.family, pkt.proto, pkt.src, pkt.dst, pkt.sport, pkt.dport, zone,
+                       now) is not None:
+            return True
+        if tracker.invert(pkt.src, pkt.dst, pkt.sport, pkt.dport) is None:
+            return True
+        return self._admit(pkt, zone, now)
 
     def _icmp_error(self, pkt: Packet, now: float, in_prerouting: bool, zone: int) -> CtResult | None:
         def lookup(family: int, proto: int, src: int, dst: int, sport: int, dport: int,
@@ -181,7 +231,6 @@ class ConntrackTable:
             return CtResult(ctinfo, outcome.conn, outcome.reason)
         if outcome.kind == proto_icmp.UNTRACKED:
             return untracked(outcome.reason)
-        self.stats.invalid += 1
         self.stats.error += 1
         return CtResult(CT_INVALID, None, outcome.reason)
 
@@ -190,17 +239,23 @@ class ConntrackTable:
         """One lookup-and-track pass; None asks the caller to start again (TCP reopen)."""
         found = self.lookup(pkt.family, pkt.proto, pkt.src, pkt.dst, pkt.sport, pkt.dport, zone, now)
         if found is None:
-            conn_or_reason = self._new_entry(tracker, pkt, now, zone)
+            reply = tracker.invert(pkt.src, pkt.dst, pkt.sport, pkt.dport)
+            if reply is None:
+                self.stats.invalid += 1
+                return CtResult(CT_INVALID, None, f"{tracker.name} type {pkt.dport >> 8} cannot "
+                                "start a connection (no reply type)")
+            if self._full() and not self._admit(pkt, zone, now):
+                return self._table_full()
+            conn_or_reason = self._new_entry(tracker, pkt, reply, now, zone)
             if isinstance(conn_or_reason, str):
                 self.stats.invalid += 1
                 return CtResult(CT_INVALID, None, conn_or_reason)
             conn, direction, unconfirmed = conn_or_reason, ORIGINAL, True
         else:
-            self.stats.found += 1
             conn, direction = found
             unconfirmed = False
         ctinfo = _ctinfo(conn, direction)
-        old_state, old_status = conn.proto_state, conn.status
+        old_state, old_status, old_expires = conn.proto_state, conn.status, conn.expires
         action, reason = tracker.packet(conn, pkt, direction, ctinfo, now, self.cfg)
         if action == l4proto.REPEAT:
             self.destroy(conn, now, "reopened")
@@ -210,21 +265,26 @@ class ConntrackTable:
             return CtResult(CT_INVALID, None, reason)
         result = CtResult(ctinfo, conn, reason, unconfirmed)
         if action == l4proto.DROP:
+            self.stats.invalid += 1
             self.stats.drop += 1
             result.drop = True
+            return result
+        if conn.expires < old_expires and not unconfirmed:
+            self._arm(conn)
+        if conn.status & IPS_DYING and not unconfirmed:
+            # The tracker deleted it: the DESTROY shows the entry as it was
+            # (still UNREPLIED), and nothing is reported for it afterwards.
+            self.destroy(conn, now, "reset")
+            if direction == REPLY:
+                conn.status |= IPS_SEEN_REPLY
             return result
         if direction == REPLY and not conn.status & IPS_SEEN_REPLY:
             conn.status |= IPS_SEEN_REPLY
         self._cache_events(conn, old_state, old_status)
-        if conn.status & IPS_DYING and not unconfirmed:
-            self.destroy(conn, now, "reset")
         return result
 
-    def _new_entry(self, tracker: l4proto.L4Tracker, pkt: Packet, now: float,
-                   zone: int) -> Conn | str:
-        reply = tracker.invert(pkt.src, pkt.dst, pkt.sport, pkt.dport)
-        if reply is None:
-            return f"{tracker.name} type {pkt.dport >> 8} cannot start a connection (no reply type)"
+    def _new_entry(self, tracker: l4proto.L4Tracker, pkt: Packet,
+                   reply: tuple[int, int, int, int], now: float, zone: int) -> Conn | str:
         conn = Conn(pkt.family, pkt.proto, zone, (pkt.src, pkt.dst, pkt.sport, pkt.dport), reply, now)
         conn.first_packet = pkt.index
         # The kernel consumes a matching expectation when it builds the entry,
@@ -251,6 +311,76 @@ class ConntrackTable:
         if conn.proto_state != old_state:
             conn.events |= IPCT_PROTOINFO
 
+    # -- the table limit (__nf_conntrack_alloc) ------------------------------
+
+    def _full(self) -> bool:
+        """Would one more entry exceed nf_conntrack_max (0: unlimited)?"""
+        limit = self.cfg.nf_conntrack_max
+        return bool(limit) and self.count >= limit
+
+    def _admit(self, pkt: Packet, zone: int, now: float) -> bool:
+        """Evict to make room for the packet's entry; False when nothing could go."""
+        if self._buckets is None:
+            self._buckets = early_drop.BucketIndex(self.cfg.nf_conntrack_buckets, self)
+        key = tuple_key(pkt.family, pkt.proto, pkt.src, pkt.dst, pkt.sport, pkt.dport, zone)
+        drops = early_drop.early_drop(self._buckets, key, now, self.destroy)
+        if drops:
+            self.stats.early_drop += drops
+            return True
+        if self.gc_early_drop_at is None:
+            self.gc_early_drop_at = now + early_drop.GC_EARLY_DROP_DELAY
+        return False
+
+    def _table_full(self) -> CtResult:
+        self.stats.drop += 1
+        result = CtResult(CT_INVALID, None, "conntrack table full, no entry could be evicted "
+                          f"(nf_conntrack_max={self.cfg.nf_conntrack_max})")
+        result.drop = True
+        return result
+
+    # -- the garbage collector (gc_worker) ------------------------------------
+
+    def _arm(self, conn: Conn) -> None:
+        self._seq += 1
+        heapq.heappush(self.timers, (conn.expires, self._seq, conn))
+        if len(self.timers) > 4 * self.count + 4096:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Forget deadlines of dead entries (each kept until its time, otherwise)."""
+        self.timers = [(conn.expires, seq, conn) for seq, conn in enumerate(self, self._seq)]
+        self._seq += len(self.timers)
+        heapq.heapify(self.timers)
+
+    def gc(self, now: float) -> int:
+        """Reap every entry that expired by `now`, each at its expiry; returns how many.
+
+        Also runs the GC's early-drop pass when a table-full drop asked for it.
+        """
+        reaped = 0
+        when = self.gc_early_drop_at
+        if when is not None and when <= now:
+            reaped += self._reap(when)
+            self.gc_early_drop_at = None
+            if self._buckets is not None:
+                reaped += early_drop.gc_early_drop(self._buckets, lambda: self.count,
+                                                   self.cfg.nf_conntrack_max, when, self.destroy)
+        return reaped + self._reap(now)
+
+    def _reap(self, now: float) -> int:
+        timers = self.timers
+        reaped = 0
+        while timers and timers[0][0] <= now:
+            deadline, _, conn = heapq.heappop(timers)
+            if self.entries.get(conn.orig_key) is not conn:
+                continue
+            if deadline < conn.expires:  # refreshed since: wait for the new deadline
+                self._arm(conn)
+                continue
+            self.destroy(conn, conn.expires, early_drop.CAUSE_TIMEOUT)
+            reaped += 1
+        return reaped
+
     # -- confirmation and removal -------------------------------------------
 
     def confirm(self, result: CtResult, now: float) -> None:
@@ -266,13 +396,16 @@ class ConntrackTable:
             self.entries[conn.orig_key] = conn
             self.entries[conn.reply_key] = conn
             self.count += 1
-            self.stats.insert += 1
+            self._arm(conn)
+            if self._buckets is not None:
+                self._buckets.add(conn)
             if self.event_sink is not None:
                 conn.events |= IPCT_RELATED if conn.master is not None else IPCT_NEW
             if conn.status & IPS_DYING:
                 self.destroy(conn, now, "reset")
                 return
-        if self.event_sink is not None and conn.events and conn.status & IPS_CONFIRMED:
+        if (self.event_sink is not None and conn.events and conn.status & IPS_CONFIRMED
+                and not conn.status & IPS_DYING):
             self.event_sink(ConntrackEvent.cached(conn, now))
             conn.events = 0
 
@@ -288,6 +421,8 @@ class ConntrackTable:
         self.entries.pop(conn.reply_key, None)
         self.count -= 1
         conn.status |= IPS_DYING
+        if self._buckets is not None:
+            self._buckets.remove(conn)
         if self.on_destroy is not None:
             self.on_destroy(conn, now)
         if self.event_sink is not None:
@@ -295,10 +430,7 @@ class ConntrackTable:
 
     def expire(self, now: float) -> int:
         """Reap every entry that has timed out by `now`; returns how many."""
-        dead = [conn for conn in self if conn.expires <= now]
-        for conn in sorted(dead, key=lambda c: c.expires):
-            self.destroy(conn, conn.expires, "timeout")
-        return len(dead)
+        return self.gc(now)
 
 
 def _ctinfo(conn: Conn, direction: int) -> int:

@@ -10,7 +10,10 @@ statewall against a real machine:
   printer): no L3 prefix, compressed IPv6, zone only when non-zero,
   `helper=` when attached, `use=1`.
 * `event_body`: `conntrack -E`, as `conntrack -L` but without `use=`, with
-  `mark=` only when non-zero and the timeout only when the kernel sends one.
+  `mark=` only when non-zero, the timeout only when the kernel sends one and
+  the TCP/SCTP state only when the event reports a state change (ctnetlink
+  adds the protocol info to NEW/UPDATE messages only for IPCT_PROTOINFO;
+  DESTROY messages always carry it).
 """
 
 from __future__ import annotations
@@ -119,12 +122,14 @@ def conntrack_line(conn: Conn, now: float) -> str:
     return text + "use=1"
 
 
-def event_body(conn: Conn, timeout: int | None) -> str:
+def event_body(conn: Conn, timeout: int | None, protoinfo: bool = True) -> str:
     """The part of a `conntrack -E` line after the event tag."""
     text = _userspace_head(conn)
     if timeout is not None:
         text += f"{timeout} "
-    text += _state_part(conn) + _flow_part(conn, False, True)
+    if protoinfo:
+        text += _state_part(conn)
+    text += _flow_part(conn, False, True)
     if conn.mark:
         text += f"mark={conn.mark} "
     if conn.zone:

@@ -5,6 +5,13 @@ and delivered as a single message when the packet passes a confirm hook, so
 a TCP handshake yields three messages (NEW, then two UPDATEs). Deletions are
 reported at once. The message type is DESTROY if the destroy bit is set,
 else NEW for a new (or RELATED) entry, else UPDATE.
+
+Each event is a value formatted when it happened, so a later change to the
+entry cannot alter what was reported. Timeout columns follow ctnetlink:
+NEW and UPDATE always carry the remaining time; DESTROY only when time was
+left (a deletion by a packet or by early drop), never on expiry.
+Expectation events (`conntrack -E expect`) share the type, flagged by
+`expectation`; they always carry their remaining time, clamped at 0.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 
 from statewall.conntrack.conn import Conn
 from statewall.conntrack.display import event_body
+from statewall.conntrack.expect import Expectation, conntrack_expect_line
 
 IPCT_NEW = 1 << 0
 IPCT_RELATED = 1 << 1
@@ -34,17 +42,28 @@ class ConntrackEvent:
     kind: str  # NEW, UPDATE, DESTROY
     conn_id: int
     body: str
-    cause: str = ""  # for DESTROY: timeout, reset, reopened, early drop
+    cause: str = ""  # for DESTROY: timeout, reset, reopened, early drop ...
+    expectation: bool = False  # an expectation's event (conntrack -E expect)
 
     @classmethod
     def cached(cls, conn: Conn, now: float) -> ConntrackEvent:
         kind = "NEW" if conn.events & (IPCT_NEW | IPCT_RELATED) else "UPDATE"
-        return cls(now, kind, conn.conn_id, event_body(conn, conn.remaining(now)))
+        # ctnetlink sends the protocol state only with a PROTOINFO event;
+        # a new entry always has one (its state left NONE).
+        protoinfo = bool(conn.events & (IPCT_NEW | IPCT_RELATED | IPCT_PROTOINFO))
+        return cls(now, kind, conn.conn_id, event_body(conn, conn.remaining(now), protoinfo))
 
     @classmethod
     def destroyed(cls, conn: Conn, now: float, cause: str) -> ConntrackEvent:
         remaining = conn.remaining(now)
         return cls(now, "DESTROY", conn.conn_id, event_body(conn, remaining or None), cause)
+
+    @classmethod
+    def of_expectation(cls, kind: str, exp: Expectation, now: float) -> ConntrackEvent:
+        """An expectation's [NEW] or [DESTROY], as `conntrack -E expect` prints it."""
+        remaining = max(exp.remaining(now), 0)
+        body = f"{remaining} {conntrack_expect_line(exp, now).partition(' ')[2]}"
+        return cls(now, kind, exp.master.conn_id, body, expectation=True)
 
     def line(self, timestamps: bool = False) -> str:
         text = f"{TAGS[self.kind]} {self.body}"
