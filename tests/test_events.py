@@ -22,6 +22,7 @@ from statewall.engine import Firewall
 from statewall.oracle.verify_events import (
     comparable_kernel_lines,
     compare_event_lines,
+    verify_events,
     verify_events_capture,
 )
 
@@ -163,3 +164,20 @@ def test_events_need_a_sink_to_be_recorded() -> None:
     firewall = Firewall(cfg=Sysctls())
     firewall.process(decode_datagram(tcp("S", 100), ts=T0))
     assert firewall.table.event_sink is None and firewall.expectations.event_sink is None
+
+
+@pytest.mark.kernel
+def test_connmark_change_alone_is_an_update_event(kernel: None) -> None:
+    """CONNMARK changing the mark on an otherwise uneventful packet raises UPDATE (IPCT_MARK)."""
+    from statewall.oracle.verify import Datagram
+
+    rules = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A FORWARD -p udp -m conntrack --ctstate ESTABLISHED --ctdir ORIGINAL "
+             "-j CONNMARK --set-mark 5\nCOMMIT\n")
+    packets = [b.udp("192.0.2.1", "198.51.100.2", 4000, 53, payload=b"q"),
+               b.udp("198.51.100.2", "192.0.2.1", 53, 4000, payload=b"a"),
+               b.udp("192.0.2.1", "198.51.100.2", 4000, 53, payload=b"q2"),
+               b.udp("192.0.2.1", "198.51.100.2", 4000, 53, payload=b"q3")]
+    result = verify_events([Datagram(i + 1, d) for i, d in enumerate(packets)], rules)
+    assert result.same, result.mismatches
+    assert len(result.kernel) == 3 and result.kernel[-1].endswith("mark=5")

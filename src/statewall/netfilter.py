@@ -332,7 +332,7 @@ def _conntrack(ns: Netns, ctx: PacketContext, in_prerouting: bool) -> CtResult:
 
 def ct_labels(ct: CtResult | None) -> tuple[str | None, str | None, tuple[str, ...]]:
     """ctstate, ctdir and status names as users see them."""
-    if ct is None:
+    if ct is None or ct.drop:  # conntrack itself dropped it: no rule ever saw a state
         return None, None, ()
     state = CTSTATE_NAMES[ct.ctinfo]
     if ct.ctinfo in (CT_INVALID, CT_UNTRACKED) or ct.conn is None:

@@ -7,6 +7,8 @@ packet and the entry through --nfmask / --ctmask (--mask sets both).
 
 from __future__ import annotations
 
+from statewall.conntrack.conn import Conn
+from statewall.conntrack.events import IPCT_MARK
 from statewall.rules.context import CONTINUE, PacketContext
 from statewall.rules.errors import OptionError
 from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, TargetFn, parse_int, parse_value_mask
@@ -52,6 +54,13 @@ def _masks(args: BuildArgs) -> tuple[int, int]:
     return parse_int(nfmask, 0, FULL, "nfmask"), parse_int(ctmask, 0, FULL, "ctmask")
 
 
+def _set_conn_mark(conn: Conn, mark: int) -> None:
+    """A changed connection mark is an event (IPCT_MARK), as in the kernel's connmark_tg."""
+    if conn.mark != mark:
+        conn.mark = mark
+        conn.events |= IPCT_MARK
+
+
 def build_connmark(args: BuildArgs) -> TargetFn:
     nfmask, ctmask = _masks(args)
     if args.has("--save-mark") or args.has("--restore-mark"):
@@ -61,7 +70,7 @@ def build_connmark(args: BuildArgs) -> TargetFn:
             conn = ctx.conn
             if conn is not None:
                 if save:
-                    conn.mark = (conn.mark & ~ctmask & FULL) ^ (ctx.mark & nfmask)
+                    _set_conn_mark(conn, (conn.mark & ~ctmask & FULL) ^ (ctx.mark & nfmask))
                 else:
                     ctx.mark = (ctx.mark & ~nfmask & FULL) ^ (conn.mark & ctmask)
                 ctx.effect("connmark", conn.mark)
@@ -76,7 +85,7 @@ def build_connmark(args: BuildArgs) -> TargetFn:
     def set_mark(ctx: PacketContext) -> int:
         conn = ctx.conn
         if conn is not None:
-            conn.mark = (conn.mark & ~mask & FULL) ^ xor
+            _set_conn_mark(conn, (conn.mark & ~mask & FULL) ^ xor)
             ctx.effect("connmark", conn.mark)
         return CONTINUE
 
