@@ -19,6 +19,7 @@ statewall against a real machine:
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from statewall.conntrack.conn import IPS_ASSURED, IPS_SEEN_REPLY, Conn
 from statewall.conntrack.trackers import tracker_for
@@ -44,10 +45,12 @@ USERSPACE_L4_NAMES = {**PROC_L4_NAMES, 33: "dccp"}
 
 
 def format_address(family: int, address: int, expanded: bool) -> str:
+    """The kernel prints IPv6 fully expanded (%pI6); conntrack-tools uses inet_ntop."""
     if family == 4:
         return str(ipaddress.IPv4Address(address))
-    v6 = ipaddress.IPv6Address(address)
-    return v6.exploded if expanded else v6.compressed
+    if expanded:
+        return ipaddress.IPv6Address(address).exploded
+    return socket.inet_ntop(socket.AF_INET6, address.to_bytes(16, "big"))
 
 
 def format_tuple(conn: Conn, reply: bool, expanded: bool, userspace: bool = False) -> str:
