@@ -22,10 +22,10 @@ from statewall.verdict import PacketVerdict
 def read_packets(path: str | os.PathLike[str], limit: int | None = None) -> Iterator[Packet]:
     """Decode a capture lazily; the capture's errors propagate after the good packets."""
     with open_capture(path) as frames:
-        for frame in frames:
-            if limit is not None and frame.index >= limit:
+        for index, ts, data, linktype, iface, _orig_len in frames:
+            if limit is not None and index >= limit:
                 return
-            yield decode_frame(frame.index, frame.ts, frame.data, frame.linktype, frame.iface)
+            yield decode_frame(index, ts, data, linktype, iface)
 
 
 def replay_capture(

@@ -123,7 +123,6 @@ def decode_ipv4(pkt: Packet, buf: bytes, off: int, quoted: bool) -> None:
             pkt.payload_off = ihl
             return
     if proto == PROTO_TCP and not quoted and len(data) >= ihl + 20:
-        pkt.l4_off = ihl
         tcp_header(pkt, data, ihl, len(data) - ihl, off)
     else:
         decode_l4(pkt, data, ihl, proto, off, quoted)

@@ -49,7 +49,7 @@ def decode_frame(
     index: int, ts: float, data: bytes, linktype: int, iface: str | None = None
 ) -> Packet:
     """Decode one captured frame; never raises (bad input becomes `Packet.error`)."""
-    if linktype == LINKTYPE_ETHERNET and len(data) >= 34 and data[12:14] == b"\x08\x00":
+    if linktype == LINKTYPE_ETHERNET and len(data) >= 34 and data[12] == 8 and data[13] == 0:
         pkt = Packet(index, ts, b"", 4)  # the common case, Ethernet + untagged IPv4
         decode_ipv4(pkt, data, 14, False)
         _ethernet_addresses(pkt, data)
