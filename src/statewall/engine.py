@@ -23,7 +23,7 @@ from statewall.conntrack.conn import Conn
 from statewall.conntrack.core import ConntrackTable, CtResult, EventSink
 from statewall.conntrack.events import ConntrackEvent
 from statewall.conntrack.expect import Expectation, ExpectationTable, HelperParams
-from statewall.conntrack.trackers import tracker_for
+from statewall.conntrack.proto_tcp import STATE_NAMES as TCP_STATE_NAMES
 from statewall.decode import STACK_DROP_LAYERS
 from statewall.defrag import Defragmenter
 from statewall.netfilter import (
@@ -37,7 +37,7 @@ from statewall.netfilter import (
     stack_drop,
 )
 from statewall.packet import PROTO_TCP, Packet
-from statewall.verdict import ACCEPT, DROP, STOLEN, PacketVerdict, RuleRef, describe
+from statewall.verdict import ACCEPT, DROP, STOLEN, PacketVerdict, RuleRef
 
 
 @dataclass
@@ -100,7 +100,8 @@ class Firewall:
         return verdict
 
     def _process(self, pkt: Packet, now: float) -> PacketVerdict:
-        summary = describe(pkt)
+        # The verdict describes the packet only if someone reads its summary.
+        summary = pkt
         error = pkt.error
         if pkt.family == 0:
             reason = f"not an IP packet, never seen by netfilter's IP hooks ({error})"
@@ -120,7 +121,7 @@ class Firewall:
             return _plain(pkt, summary, DROP, dropped)
         return self._track_and_filter(pkt, datagram, summary, now)
 
-    def _track_and_filter(self, pkt: Packet, datagram: Packet, summary: str,
+    def _track_and_filter(self, pkt: Packet, datagram: Packet, summary: str | Packet,
                           now: float) -> PacketVerdict:
         iface_in = pkt.iface_in or self.topology.interface_for(datagram.family, datagram.src)
         iface_out = self.topology.interface_for(datagram.family, datagram.dst)
@@ -132,12 +133,12 @@ class Firewall:
         if datagram is not pkt:
             reason += f" (datagram reassembled from fragments, completed by packet #{pkt.index + 1})"
         conn = ctx.conn
+        # Positional: keyword calls build a dict per packet (index, ts, verdict,
+        # ctstate, ctdir, status, rule, reason, summary, proto, tcp_state, conn, notes).
         return PacketVerdict(
-            index=pkt.index, ts=pkt.ts, verdict=outcome.verdict, ctstate=ctstate, ctdir=ctdir,
-            status=status, rule=outcome.rule, reason=reason, summary=summary,
-            proto=datagram.proto, tcp_state=_tcp_state(conn),
-            conn_id=conn.conn_id if conn is not None and conn.conn_id else None,
-            notes=tuple(ctx.notes),
+            pkt.index, pkt.ts, outcome.verdict, ctstate, ctdir, status, outcome.rule, reason,
+            summary, datagram.proto, _tcp_state(conn),
+            conn.conn_id if conn is not None and conn.conn_id else None, tuple(ctx.notes),
         )
 
     def replay(self, packets: Iterable[Packet]) -> Iterator[PacketVerdict]:
@@ -154,17 +155,15 @@ def _event_time(event: ConntrackEvent) -> float:
     return event.ts
 
 
-def _plain(pkt: Packet, summary: str, verdict: str, reason: str) -> PacketVerdict:
-    return PacketVerdict(
-        index=pkt.index, ts=pkt.ts, verdict=verdict, ctstate=None, ctdir=None, status=(),
-        rule=None, reason=reason, summary=summary, proto=pkt.proto,
-    )
+def _plain(pkt: Packet, summary: str | Packet, verdict: str, reason: str) -> PacketVerdict:
+    return PacketVerdict(pkt.index, pkt.ts, verdict, None, None, (), None, reason, summary,
+                         pkt.proto)
 
 
 def _tcp_state(conn: Conn | None) -> str | None:
     if conn is None or conn.proto != PROTO_TCP:
         return None
-    return tracker_for(PROTO_TCP).state_name(conn) or None
+    return TCP_STATE_NAMES[conn.proto_state]
 
 
 def _explain(ct: CtResult | None, verdict: str, rule: RuleRef | None, rule_reason: str) -> str:

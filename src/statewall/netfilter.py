@@ -37,6 +37,7 @@ from statewall.conntrack.core import ConntrackTable, CtResult, untracked
 from statewall.conntrack.expect import ExpectationTable
 from statewall.helpers.confirm import confirm_with_helper
 from statewall.helpers.registry import assign_helper
+from statewall.packet import Packet
 from statewall.verdict import ACCEPT, DROP, RuleRef
 
 PREROUTING = "PREROUTING"
@@ -74,10 +75,7 @@ class PacketContext:
     __slots__ = ("pkt", "now", "hook", "ct", "iface_in", "iface_out", "notrack", "zone",
                  "helper", "ct_timeout", "mark", "nf_trace", "notes")
 
-    def __init__(self, pkt: object, now: float, iface_in: str | None, iface_out: str | None) -> None:
-        from statewall.packet import Packet
-
-        assert isinstance(pkt, Packet)
+    def __init__(self, pkt: Packet, now: float, iface_in: str | None, iface_out: str | None) -> None:
         self.pkt = pkt
         self.now = now
         self.hook = PREROUTING
