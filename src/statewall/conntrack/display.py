@@ -125,8 +125,13 @@ def conntrack_line(conn: Conn, now: float) -> str:
     return text + "use=1"
 
 
-def event_body(conn: Conn, timeout: int | None, protoinfo: bool = True) -> str:
-    """The part of a `conntrack -E` line after the event tag."""
+def event_body(conn: Conn, timeout: int | None, protoinfo: bool = True,
+               helper: bool = True) -> str:
+    """The part of a `conntrack -E` line after the event tag.
+
+    ctnetlink names the helper in NEW and UPDATE messages only (`helper=False`
+    for DESTROY).
+    """
     text = _userspace_head(conn)
     if timeout is not None:
         text += f"{timeout} "
@@ -137,6 +142,6 @@ def event_body(conn: Conn, timeout: int | None, protoinfo: bool = True) -> str:
         text += f"mark={conn.mark} "
     if conn.zone:
         text += f"zone={conn.zone} "
-    if conn.helper:
+    if helper and conn.helper:
         text += f"helper={conn.helper} "
     return text.rstrip(" ")

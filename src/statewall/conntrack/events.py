@@ -9,7 +9,8 @@ else NEW for a new (or RELATED) entry, else UPDATE.
 Each event is a value formatted when it happened, so a later change to the
 entry cannot alter what was reported. Timeout columns follow ctnetlink:
 NEW and UPDATE always carry the remaining time; DESTROY only when time was
-left (a deletion by a packet or by early drop), never on expiry.
+left (a deletion by a packet or by early drop), never on expiry, and never
+the helper's name.
 Expectation events (`conntrack -E expect`) share the type, flagged by
 `expectation`; they always carry their remaining time, clamped at 0.
 """
@@ -56,7 +57,8 @@ class ConntrackEvent:
     @classmethod
     def destroyed(cls, conn: Conn, now: float, cause: str) -> ConntrackEvent:
         remaining = conn.remaining(now)
-        return cls(now, "DESTROY", conn.conn_id, event_body(conn, remaining or None), cause)
+        body = event_body(conn, remaining or None, helper=False)
+        return cls(now, "DESTROY", conn.conn_id, body, cause)
 
     @classmethod
     def of_expectation(cls, kind: str, exp: Expectation, now: float) -> ConntrackEvent:

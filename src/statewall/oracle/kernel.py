@@ -150,13 +150,15 @@ class KernelFirewall:
 
     def __init__(self, rules_v4: str | None, rules_v6: str | None = None,
                  sysctls: Mapping[str, int] | None = None, *, keep_namespaces: bool = False,
-                 watch_events: bool = False, clock: Callable[[], float] = time.time,
+                 watch_events: bool = False, watch_expect_events: bool = False,
+                 clock: Callable[[], float] = time.time,
                  firewall_ifs: tuple[str, str] = ("swl", "swr")) -> None:
         self.rules_v4 = rules_v4
         self.rules_v6 = rules_v6
         self.sysctls = dict(sysctls or {})
         self.keep_namespaces = keep_namespaces
         self.watch_events = watch_events
+        self.watch_expect_events = watch_expect_events
         self.clock = clock
         self.firewall_ifs = firewall_ifs
         self.topology: Topology | None = None
@@ -164,8 +166,8 @@ class KernelFirewall:
         self._sockets: list[socket.socket] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._markers: list[bytes] = []
-        self._events_proc: subprocess.Popen[bytes] | None = None
-        self._events_file: IO[bytes] | None = None
+        self._events: EventListener | None = None
+        self._expect_events: EventListener | None = None
         self._affinity: set[int] | None = None
         self._owner = 0
 
@@ -177,8 +179,12 @@ class KernelFirewall:
             for name, value in self.sysctls.items():
                 netns.write_sysctl(self.topology.firewall, sysctl_name(name), value)
             self._open_sockets(self.topology)
+            firewall = self.topology.firewall
             if self.watch_events:
-                self._start_events(self.topology.firewall)
+                self._events = EventListener(firewall, ("-b", str(1 << 24)))
+            if self.watch_expect_events:
+                # conntrack-tools refuses --buffer-size for the expectation table.
+                self._expect_events = EventListener(firewall, ("expect",))
             self._pin()
         except BaseException:
             self.close()
@@ -272,37 +278,28 @@ class KernelFirewall:
         text = netns.read_netns_file(self._firewall(), "/proc/thread-self/net/nf_conntrack")
         return text.splitlines()
 
-    def _start_events(self, firewall: str) -> None:
-        # Kept open for the life of the firewall; close() releases it.
-        self._events_file = tempfile.TemporaryFile()  # noqa: SIM115
-        self._events_proc = subprocess.Popen(
-            ["ip", "netns", "exec", firewall, "conntrack", "-E", "-o", "timestamp",
-             "-b", str(1 << 24)],
-            stdout=self._events_file, stderr=subprocess.DEVNULL)
-        _wait_for_listener(self._events_proc, firewall)
-
     def events(self, settle: float = 0.05) -> list[str]:
         """`conntrack -E -o timestamp` lines so far (waits until output is quiet for `settle` s)."""
-        if self._events_file is None:
+        if self._events is None:
             raise OracleError("events() needs KernelFirewall(..., watch_events=True)")
-        fd = self._events_file.fileno()
-        size, deadline = -1, time.monotonic() + 2.0
-        while size != os.fstat(fd).st_size and time.monotonic() < deadline:
-            size = os.fstat(fd).st_size
-            time.sleep(settle)
-        return os.pread(fd, size, 0).decode("utf-8", "replace").splitlines()
+        return self._events.lines(settle)
+
+    def expect_events(self, settle: float = 0.05) -> list[str]:
+        """`conntrack -E expect -o timestamp` lines so far, IPv4 and IPv6 alike."""
+        if self._expect_events is None:
+            raise OracleError("expect_events() needs KernelFirewall(..., "
+                              "watch_expect_events=True)")
+        return self._expect_events.lines(settle)
 
     def close(self) -> None:
         """Stop everything started and remove the namespaces (unless kept)."""
         if self._affinity is not None:
             os.sched_setaffinity(0, self._affinity)
             self._affinity = None
-        if self._events_proc is not None:
-            _stop(self._events_proc)
-            self._events_proc = None
-        if self._events_file is not None:
-            self._events_file.close()
-            self._events_file = None
+        for listener in (self._events, self._expect_events):
+            if listener is not None:
+                listener.close()
+        self._events = self._expect_events = None
         for sock in self._sockets:
             sock.close()
         self._sockets.clear()
@@ -311,6 +308,42 @@ class KernelFirewall:
             self._log = None
         if self.topology is not None and not self.keep_namespaces:
             netns.destroy_topology(self.topology)
+
+
+class EventListener:
+    """One `conntrack -E [OPTIONS] -o timestamp` in a namespace, writing to a temporary file.
+
+    The constructor returns only once the process is subscribed, so nothing
+    that happens afterwards can be missed (nf_conntrack_events=2 reports
+    events only while someone listens).
+    """
+
+    def __init__(self, namespace: str, options: tuple[str, ...]) -> None:
+        # Kept open for the life of the listener; close() releases it.
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, "conntrack", "-E", *options, "-o", "timestamp"],
+            stdout=self._file, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_listener(self._proc, namespace)
+        except BaseException:
+            self.close()
+            raise
+
+    def lines(self, settle: float) -> list[str]:
+        """The lines so far, once the output has been quiet for `settle` s (2 s at most)."""
+        fd = self._file.fileno()
+        size, deadline = -1, time.monotonic() + 2.0
+        while size != os.fstat(fd).st_size and time.monotonic() < deadline:
+            size = os.fstat(fd).st_size
+            time.sleep(settle)
+        return os.pread(fd, size, 0).decode("utf-8", "replace").splitlines()
+
+    def close(self) -> None:
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+        self._file.close()
 
 
 def _wait_for_listener(proc: subprocess.Popen[bytes], namespace: str,

@@ -13,6 +13,17 @@ streams are then compared line by line, with three allowances:
   reports them when its garbage collector happens to run, statewall at the
   instant of expiry. Destroys caused by packets (RST, reopen) carry a
   timeout column in the kernel's stream and are compared in order.
+
+Expectation events (`conntrack -E expect`, listening beside the first) are
+a second stream, compared the same way on their own: the two listeners
+read separate netlink groups, so their relative order is not observable.
+Their timeout column is the second word, and it is always present (the
+kernel clamps it at 0). Timer-driven expectation destroys are left out as
+connection expiries are: an expectation's own expiry (the kernel reports 0
+seconds left) and the removal of the expectations of a master that
+expired (the kernel reports them beside the master's expiry DESTROY; in
+statewall they carry the instant of expiry, before the packet that reaped
+them).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from statewall.config import Sysctls
 from statewall.conntrack.early_drop import CAUSE_TIMEOUT
@@ -48,16 +59,24 @@ class EventsComparison:
     kernel: tuple[str, ...]
     statewall: tuple[str, ...]
     mismatches: tuple[tuple[int, str | None, str | None], ...] = field(default=())
+    # The `conntrack -E expect` streams, when they were compared.
+    expectations: EventsComparison | None = None
 
     @property
     def same(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and (self.expectations is None or self.expectations.same)
 
     def summary_line(self) -> str:
-        if self.same:
-            return f"{len(self.kernel)} events agree"
+        text = self._summary("events")
+        if self.expectations is not None:
+            text += ", " + self.expectations._summary("expectation events")
+        return text
+
+    def _summary(self, what: str) -> str:
+        if not self.mismatches:
+            return f"{len(self.kernel)} {what} agree"
         return (f"{len(self.mismatches)} of {max(len(self.kernel), len(self.statewall))} "
-                "events differ")
+                f"{what} differ")
 
 
 def strip_timestamp(line: str) -> str:
@@ -68,10 +87,16 @@ def strip_timestamp(line: str) -> str:
 
 
 def split_event(line: str) -> tuple[str, int | None]:
-    """A line as (text without its timeout column, timeout or None)."""
+    """A line as (text without its timeout column, timeout or None).
+
+    Connection lines put it fourth (`[NEW] tcp 6 120 ...`), expectation
+    lines second (`[NEW] 300 proto=6 ...`); a connection line's second word
+    is a protocol name, never a number.
+    """
     words = line.split()
-    if len(words) > 3 and words[3].isdigit():
-        return " ".join(words[:3] + words[4:]), int(words[3])
+    for column in (1, 3):
+        if len(words) > column and words[column].isdigit():
+            return " ".join(words[:column] + words[column + 1:]), int(words[column])
     return " ".join(words), None
 
 
@@ -93,6 +118,70 @@ def comparable_kernel_lines(lines: Sequence[str]) -> list[str]:
 def comparable_statewall_lines(events: Sequence[ConntrackEvent]) -> list[str]:
     return [event.line() for event in events
             if not event.expectation and event.cause != CAUSE_TIMEOUT]
+
+
+def comparable_kernel_expect_lines(lines: Sequence[str], conn_lines: Sequence[str],
+                                   window: float = 1.0) -> list[str]:
+    """Expectation event lines, minus the destroys a timer caused.
+
+    `conn_lines` is the connection stream of the same run, timestamps kept:
+    an expectation DESTROY within `window` seconds of its master's expiry
+    DESTROY went with the master.
+    """
+    expired = [_expiry(line) for line in conn_lines]
+    masters = [pair for pair in expired if pair is not None]
+    out = []
+    for raw in lines:
+        line = strip_timestamp(raw).strip()
+        if not line:
+            continue
+        text, timeout = split_event(line)
+        if text.startswith("[DESTROY]") and (
+                timeout == 0 or _master_expired(raw, text, masters, window)):
+            continue
+        out.append(line)
+    return out
+
+
+def comparable_statewall_expect_lines(events: Sequence[ConntrackEvent]) -> list[str]:
+    """The expectation events among `events` (the caller keeps only `packet_driven` ones)."""
+    return [event.line() for event in events if event.expectation]
+
+
+def packet_driven(event: ConntrackEvent, packet_ts: float) -> bool:
+    """Did the packet at `packet_ts` cause `event` (rather than a timer before it)?"""
+    return event.ts >= packet_ts
+
+
+def _timestamp(raw: str) -> float | None:
+    """`[sec.usec]` as conntrack-tools prints it: usec is not zero-padded (`[5.9047  ]`)."""
+    head, tab, _ = raw.partition("\t")
+    sec, dot, usec = head.strip("[] ").partition(".")
+    if not tab or not dot or not sec.isdigit() or not usec.isdigit():
+        return None
+    return int(sec) + int(usec) / 1e6
+
+
+def _expiry(raw: str) -> tuple[float, str] | None:
+    """(time, first tuple) of a connection expiry DESTROY, timestamp required."""
+    when = _timestamp(raw)
+    line = strip_timestamp(raw)
+    if when is None or not is_expiry(line):
+        return None
+    words = line.split()
+    first = next((i for i, w in enumerate(words) if w.startswith("src=")), len(words))
+    return when, " ".join(words[first:first + 4])
+
+
+def _master_expired(raw: str, text: str, masters: Sequence[tuple[float, str]],
+                    window: float) -> bool:
+    when = _timestamp(raw)
+    if when is None or " master-src=" not in text:
+        return False
+    words = text.split(" master-src=", 1)[1].split()
+    master = " ".join(["src=" + words[0], "dst=" + words[1].removeprefix("master-dst="),
+                       *words[2:4]])
+    return any(abs(when - t) <= window and tuple_ == master for t, tuple_ in masters)
 
 
 def compare_event_lines(kernel: Sequence[str], statewall: Sequence[str],
@@ -123,28 +212,60 @@ def verify_events(
     sysctls: Mapping[str, int] | None = None,
     *,
     rule_engine: RuleEngine | None = None,
+    expectations: bool = True,
+    auto_helpers: bool = False,
+    waits: Mapping[int, float] | None = None,
 ) -> EventsComparison:
-    """Inject `datagrams` into the kernel (listening to events) and statewall; compare."""
+    """Inject `datagrams` into the kernel (listening to events) and statewall; compare.
+
+    With `expectations`, the `conntrack -E expect` streams are compared too
+    (`EventsComparison.expectations`). `auto_helpers` gives statewall the
+    legacy by-port helper assignment (the kernel's rules must then attach
+    the helpers themselves); `waits` maps a datagram's number to seconds to
+    pause before injecting it.
+    """
     values = dict(sysctls or {})
     if not datagrams:
-        return EventsComparison((), ())
+        return EventsComparison((), (), expectations=EventsComparison((), ())
+                                if expectations else None)
     fixed = normalise([d.data for d in datagrams])
-    sides = assign_sides(fixed)
     topology = side_topology(fixed)
     engine = rule_engine or load_rule_engine(rules_v4, rules_v6, topology=topology)
     recorded: list[ConntrackEvent] = []
     firewall = Firewall(cfg=Sysctls().with_values(values), rules=engine, topology=topology,
-                        event_sink=recorded.append)
-    with KernelFirewall(rules_v4, rules_v6, values, watch_events=True, clock=time.time,
+                        event_sink=recorded.append, auto_helpers=auto_helpers)
+    with KernelFirewall(rules_v4, rules_v6, values, watch_events=True,
+                        watch_expect_events=expectations, clock=time.time,
                         firewall_ifs=FIREWALL_IFS) as kernel:
-        for item, data, side in zip(datagrams, fixed, sides, strict=True):
-            observed = kernel.send(data, side)
-            pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
-            pkt.iface_in = FIREWALL_IFS[side]
-            firewall.process(pkt)
+        expect_events = _replay(kernel, firewall, recorded, datagrams, fixed, waits or {})
         kernel_lines = kernel.events()
-    return compare_event_lines(comparable_kernel_lines(kernel_lines),
-                               comparable_statewall_lines(recorded))
+        kernel_expect = kernel.expect_events() if expectations else None
+    result = compare_event_lines(comparable_kernel_lines(kernel_lines),
+                                 comparable_statewall_lines(recorded))
+    if kernel_expect is None:
+        return result
+    expect_result = compare_event_lines(
+        comparable_kernel_expect_lines(kernel_expect, kernel_lines),
+        comparable_statewall_expect_lines(expect_events))
+    return replace(result, expectations=expect_result)
+
+
+def _replay(kernel: KernelFirewall, firewall: Firewall, recorded: list[ConntrackEvent],
+            datagrams: Sequence[Datagram], fixed: Sequence[bytes],
+            pauses: Mapping[int, float]) -> list[ConntrackEvent]:
+    """Send each datagram to both; return statewall's packet-driven expectation events."""
+    expect_events: list[ConntrackEvent] = []
+    for item, data, side in zip(datagrams, fixed, assign_sides(fixed), strict=True):
+        if item.number in pauses:
+            time.sleep(pauses[item.number])
+        observed = kernel.send(data, side)
+        pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
+        pkt.iface_in = FIREWALL_IFS[side]
+        before = len(recorded)
+        firewall.process(pkt)
+        expect_events += [event for event in recorded[before:]
+                          if event.expectation and packet_driven(event, pkt.ts)]
+    return expect_events
 
 
 def verify_events_capture(
@@ -154,14 +275,16 @@ def verify_events_capture(
     sysctls: Mapping[str, int] | None = None,
     *,
     limit: int | None = None,
+    expectations: bool = True,
 ) -> EventsComparison:
     """Events of a capture file, kernel against statewall."""
     datagrams, _skipped = read_capture(path, limit)
-    return verify_events(datagrams, rules_v4, rules_v6, sysctls)
+    return verify_events(datagrams, rules_v4, rules_v6, sysctls, expectations=expectations)
 
 
 __all__ = [
-    "EventsComparison", "compare_event_lines", "comparable_kernel_lines",
-    "comparable_statewall_lines", "split_event", "strip_timestamp", "verify_events",
-    "verify_events_capture",
+    "EventsComparison", "compare_event_lines", "comparable_kernel_expect_lines",
+    "comparable_kernel_lines", "comparable_statewall_expect_lines",
+    "comparable_statewall_lines", "packet_driven", "split_event", "strip_timestamp",
+    "verify_events", "verify_events_capture",
 ]
