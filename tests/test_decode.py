@@ -8,20 +8,16 @@ conntrack builds (ICMP id and type << 8 | code, PPTP call id).
 from __future__ import annotations
 
 import struct
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from statewall.capture import open_capture
 from statewall.decode import SUPPORTED_LINKTYPES, decode_datagram, decode_frame
 from statewall.decode.l4 import parse_tcp_options
-from statewall.packet import ACK, SYN, TcpOptions
-
-SHARED = Path(__file__).parents[2] / "shared"
-TRACES = SHARED / "traces"
+from statewall.packet import ACK, SYN, Packet, TcpOptions
 
 SRC4 = bytes([192, 0, 2, 1])
 DST4 = bytes([198, 51, 100, 7])
@@ -424,49 +420,20 @@ def test_decode_frame_never_raises_on_plausible_headers(tail: bytes, proto: int)
 
 # -- shared captures ----------------------------------------------------------
 
-def read_capture(path: Path) -> Iterator[tuple[float, bytes, int]]:
-    """(timestamp, frame, linktype) from a pcap or a single-section pcapng file."""
-    raw = path.read_bytes()
-    if raw[:4] == b"\x0a\x0d\x0d\x0a":
-        yield from _pcapng(raw)
-        return
-    order = "<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    nano = raw[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    linktype = struct.unpack_from(order + "I", raw, 20)[0]
-    pos = 24
-    while pos + 16 <= len(raw):
-        sec, frac, incl, _ = struct.unpack_from(order + "IIII", raw, pos)
-        yield sec + frac / (1e9 if nano else 1e6), raw[pos + 16:pos + 16 + incl], linktype
-        pos += 16 + incl
+def decoded(path: Path) -> list[Packet]:
+    """Every frame of a capture, read with statewall's own reader and decoded."""
+    with open_capture(path) as frames:
+        return [decode_frame(f.index, f.ts, f.data, f.linktype, f.iface) for f in frames]
 
 
-def _pcapng(raw: bytes) -> Iterator[tuple[float, bytes, int]]:
-    order = "<" if raw[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-    linktypes: list[int] = []
-    pos = 0
-    while pos + 12 <= len(raw):
-        btype, blen = struct.unpack_from(order + "II", raw, pos)
-        if btype == 1:
-            linktypes.append(struct.unpack_from(order + "H", raw, pos + 8)[0])
-        elif btype == 6:
-            iface, hi, lo, incl = struct.unpack_from(order + "IIII", raw, pos + 8)
-            yield ((hi << 32 | lo) / 1e6, raw[pos + 28:pos + 28 + incl], linktypes[iface])
-        pos += blen
-
-
-needs_shared = pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces is absent")
-
-
-@needs_shared
 @pytest.mark.shared
 @pytest.mark.parametrize("name", ["icmp-port-unreachable-dns-mixed.pcap",
                                   "ipv6-mixed-dns-icmp6-errors-tcp.pcap",
                                   "ftp-epsv-eprt-internet-ipv6.pcap",
                                   "icmp-time-exceeded-traceroute-icmp.pcapng",
                                   "large-mixed-lan-1kxun.pcap"])
-def test_shared_traces_decode(name: str) -> None:
-    frames = enumerate(read_capture(TRACES / name))
-    packets = [decode_frame(i, ts, d, lt) for i, (ts, d, lt) in frames]
+def test_shared_traces_decode(name: str, shared: Path) -> None:
+    packets = decoded(shared / "traces" / name)
     assert packets
     for pkt in packets:
         assert pkt.error is None or pkt.error.layer in ("link", "ipv4") or pkt.inner is not None
@@ -474,30 +441,11 @@ def test_shared_traces_decode(name: str) -> None:
             assert pkt.inner.family == pkt.family
 
 
-@needs_shared
 @pytest.mark.shared
-def test_shared_icmp_errors_have_quoted_tuples() -> None:
-    frames = read_capture(TRACES / "icmp-port-unreachable-orphan-plus-tcp.pcap")
-    errors = [p for p in (decode_frame(i, ts, d, lt) for i, (ts, d, lt) in enumerate(frames))
-              if p.proto == 1 and p.icmp_type == 3]
+def test_shared_icmp_errors_have_quoted_tuples(shared: Path) -> None:
+    packets = decoded(shared / "traces" / "icmp-port-unreachable-orphan-plus-tcp.pcap")
+    errors = [p for p in packets if p.proto == 1 and p.icmp_type == 3]
     assert errors
     for pkt in errors:
         assert pkt.inner is not None and pkt.inner.error is None
         assert pkt.inner.dst == pkt.src or pkt.inner.src == pkt.dst
-
-
-@needs_shared
-@pytest.mark.shared
-def test_benchmark_large_loopback_trace(capsys: pytest.CaptureFixture[str]) -> None:
-    frames = list(read_capture(TRACES / "large-loopback-echo-741-connections.pcap"))
-    best = 0.0
-    for _ in range(3):
-        start = time.perf_counter()
-        for i, (ts, data, linktype) in enumerate(frames):
-            decode_frame(i, ts, data, linktype)
-        best = max(best, len(frames) / (time.perf_counter() - start))
-    with capsys.disabled():
-        print(f"\ndecode_frame: {best:,.0f} packets/s over {len(frames)} frames")
-    pkt = decode_frame(0, frames[0][0], frames[0][1], frames[0][2])
-    assert (pkt.error, pkt.proto, pkt.dport) == (None, 6, 7000)
-    assert best > 20_000

@@ -10,26 +10,22 @@ repeats a few of those runs when the machine allows it.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from statewall.capture import open_capture
 from statewall.checksum import l4_checksum_ok
 from statewall.config import Sysctls
 from statewall.decode import decode_datagram, decode_frame
 from statewall.defrag import Defragmenter, DefragResult, truesize
 from statewall.packet import Packet
-
-SHARED = Path(__file__).parents[2] / "shared"
-TRACES = SHARED / "traces"
 
 SRC4 = bytes([192, 0, 2, 1])
 DST4 = bytes([192, 0, 2, 2])
@@ -365,41 +361,17 @@ def test_ipv6_queues_are_keyed_by_input_interface() -> None:
 
 # -- shared captures ----------------------------------------------------------
 
-def read_capture(path: Path) -> Iterator[tuple[float, bytes, int]]:
-    """(timestamp, frame, linktype) from a pcap or a single-section pcapng file."""
-    raw = path.read_bytes()
-    if raw[:4] == b"\x0a\x0d\x0d\x0a":
-        order = "<" if raw[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-        linktypes: list[int] = []
-        pos = 0
-        while pos + 12 <= len(raw):
-            btype, blen = struct.unpack_from(order + "II", raw, pos)
-            if btype == 1:
-                linktypes.append(struct.unpack_from(order + "H", raw, pos + 8)[0])
-            elif btype == 6:
-                iface, hi, lo, incl = struct.unpack_from(order + "IIII", raw, pos + 8)
-                yield (hi << 32 | lo) / 1e6, raw[pos + 28:pos + 28 + incl], linktypes[iface]
-            pos += blen
-        return
-    order = "<" if raw[:4] == b"\xd4\xc3\xb2\xa1" else ">"
-    linktype = struct.unpack_from(order + "I", raw, 20)[0]
-    pos = 24
-    while pos + 16 <= len(raw):
-        sec, usec, incl, _ = struct.unpack_from(order + "IIII", raw, pos)
-        yield sec + usec / 1e6, raw[pos + 16:pos + 16 + incl], linktype
-        pos += 16 + incl
-
-
 @pytest.mark.shared
-@pytest.mark.skipif(not TRACES.is_dir(), reason="../shared/traces is absent")
 @pytest.mark.parametrize(("name", "datagrams"), [("ipv4-frag-icmp-echo.pcap", 1),
                                                  ("ipv6-frag-icmp6-echo.pcapng", 10),
                                                  ("ip-frag-dns-udp-ipv4-ipv6.pcap", 7)])
-def test_shared_fragment_traces(name: str, datagrams: int) -> None:
+def test_shared_fragment_traces(name: str, datagrams: int, shared: Path) -> None:
     defrag = Defragmenter(Sysctls())
     complete: list[Packet] = []
-    for i, (ts, frame, linktype) in enumerate(read_capture(TRACES / name), start=1):
-        res = defrag.push(decode_frame(i, ts, frame, linktype), ts)
+    with open_capture(shared / "traces" / name) as frames:
+        packets = [decode_frame(f.index, f.ts, f.data, f.linktype, f.iface) for f in frames]
+    for pkt in packets:
+        res = defrag.push(pkt, pkt.ts)
         assert res.kind in ("pass", "queued", "complete"), res.reason
         if res.kind == "complete":
             assert res.packet is not None
@@ -425,16 +397,12 @@ for line in sys.stdin:
     time.sleep(0.002)
 """
 
-_KERNEL_OK = (os.geteuid() == 0 and all(shutil.which(t) for t in ("ip", "iptables", "conntrack")))
-
-
 def _sh(cmd: str, check: bool = True) -> str:
     return subprocess.run(cmd, shell=True, check=check, capture_output=True, text=True).stdout
 
 
 @pytest.mark.kernel
-@pytest.mark.skipif(not _KERNEL_OK, reason="needs root, ip, iptables and conntrack")
-def test_kernel_agrees() -> None:
+def test_kernel_agrees(kernel: None) -> None:
     """Replay IPv4 fragment scenarios through a real namespace and compare outcomes."""
     tag = f"swdf{os.getpid()}"
     sender, receiver = tag + "a", tag + "b"
