@@ -51,3 +51,21 @@ def kernel() -> None:
     problem = kernel_problem()
     if problem is not None:
         _unavailable(problem)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI, missing shared data or kernel tools stop the run instead of skipping tests.
+
+    Some tests skip through markers evaluated at collection (shared rulesets,
+    tcpdump); checking once here keeps every such skip from hiding under CI.
+    """
+    if not IN_CI:
+        return
+    problems = []
+    if not (SHARED / "traces").is_dir():
+        problems.append(f"shared test data not found at {SHARED}")
+    problem = kernel_problem()
+    if problem is not None:
+        problems.append(problem)
+    if problems:
+        pytest.exit("required under CI but unavailable: " + "; ".join(problems), returncode=1)

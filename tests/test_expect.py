@@ -9,10 +9,12 @@ and no filter rules; the helper tests import it too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from statewall import builder
+from statewall.capture import open_capture
 from statewall.config import Sysctls
 from statewall.conntrack.conn import (
     CTSTATE_NAMES,
@@ -34,7 +36,7 @@ from statewall.conntrack.expect import (
     full_mask,
     proc_expect_line,
 )
-from statewall.decode import decode_datagram
+from statewall.decode import decode_datagram, decode_frame
 from statewall.helpers import assign_helper, confirm_with_helper, helper_name_of
 from statewall.packet import PROTO_TCP, PROTO_UDP, Packet
 
@@ -143,6 +145,30 @@ class Tcp:
         if advance:
             self.sseq += len(data)
         return seen
+
+
+@dataclass
+class CaptureReplay:
+    """A shared capture replayed through a Machine (every packet must be accepted)."""
+
+    box: Machine
+    states: list[str]  # each packet's ctstate
+    first: dict[int, tuple[str, int]]  # per entry: its first ctstate and original dport
+
+
+def replay_capture(path: Path) -> CaptureReplay:
+    replayed = CaptureReplay(Machine(), [], {})
+    box = replayed.box
+    with open_capture(path) as capture:
+        for frame in capture:
+            pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, frame.iface)
+            box.index = pkt.index
+            seen = box.send(pkt.data, pkt.ts)
+            replayed.states.append(seen.state)
+            if seen.conn is not None:
+                replayed.first.setdefault(id(seen.conn), (seen.state, seen.conn.orig_dport))
+            assert seen.accepted, seen.reason
+    return replayed
 
 
 def ftp_with_port(box: Machine, now: float, port_cmd: bytes = b"PORT 10,77,0,1,156,64\r\n",

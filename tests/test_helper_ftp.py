@@ -10,15 +10,11 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from test_expect import C4, C6, S4, S6, Machine, Tcp
+from test_expect import C4, C6, S4, S6, Machine, Tcp, replay_capture
 
 from statewall import builder
-from statewall.capture.source import open_capture
 from statewall.conntrack.expect import HelperParams
-from statewall.decode.link import decode_frame
 from statewall.helpers.ftp import parse_ipv6, remember_newline
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def control(box: Machine, family: int = 4, cport: int = 46182) -> Tcp:
@@ -277,24 +273,10 @@ def test_ipv6_text_rejected(text: str) -> None:
 # -- real captures --------------------------------------------------------------------
 
 
-def replay(name: str) -> tuple[Machine, list[str], dict[int, str]]:
+def replay(path: Path) -> tuple[Machine, list[str], dict[int, str]]:
     """Replay a shared capture; states per packet and the first state of every entry."""
-    path = SHARED / "traces" / name
-    if not path.is_file():
-        pytest.skip(f"shared capture {path} not available")
-    box = Machine()
-    states: list[str] = []
-    first: dict[int, str] = {}
-    with open_capture(path) as capture:
-        for frame in capture:
-            pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, frame.iface)
-            box.index = pkt.index
-            seen = box.send(pkt.data, pkt.ts)
-            states.append(seen.state)
-            if seen.conn is not None:
-                first.setdefault(id(seen.conn), seen.state)
-            assert seen.accepted, seen.reason
-    return box, states, first
+    replayed = replay_capture(path)
+    return replayed.box, replayed.states, {k: v[0] for k, v in replayed.first.items()}
 
 
 @pytest.mark.parametrize(("name", "children"), [
@@ -306,8 +288,9 @@ def replay(name: str) -> tuple[Machine, list[str], dict[int, str]]:
     ("ftp-epsv-eprt-internet-ipv6.pcap", 5),
     ("ftp-all-data-cmds-pasv-port-ipv4.pcap", 14),
 ])
-def test_shared_ftp_captures_data_connections_are_related(name: str, children: int) -> None:
-    box, _, first = replay(name)
+def test_shared_ftp_captures_data_connections_are_related(name: str, children: int,
+                                                          shared: Path) -> None:
+    box, _, first = replay(shared / "traces" / name)
     assert list(first.values()).count("RELATED") == children
     assert box.exp.stats.expect_new == children
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_expect import C4, S4, Machine, Tcp
+from test_expect import C4, S4, Machine, Tcp, replay_capture
 
 from statewall import builder
-from statewall.capture.source import open_capture
 from statewall.conntrack.expect import proc_expect_line
-from statewall.decode.link import decode_frame
 from statewall.helpers.irc import find_dcc
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CLIENT = 172818433  # 10.77.0.1 as one decimal number
 
 
@@ -108,19 +105,7 @@ def test_short_messages_are_not_scanned() -> None:
     assert find_dcc(b"PRIVMSG bob :\1DCC SEND f 172818433 5000\1\n") == ("SEND", CLIENT, 5000)
 
 
-def test_shared_capture_dcc_send_and_chat_are_related() -> None:
-    path = SHARED / "traces" / "irc-dcc-send-and-chat.pcapng"
-    if not path.is_file():
-        pytest.skip(f"shared capture {path} not available")
-    box = Machine()
-    first: dict[int, tuple[str, int]] = {}
-    with open_capture(path) as capture:
-        for frame in capture:
-            pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, frame.iface)
-            box.index = pkt.index
-            seen = box.send(pkt.data, pkt.ts)
-            assert seen.accepted, seen.reason
-            if seen.conn is not None:
-                first.setdefault(id(seen.conn), (seen.state, seen.conn.orig_dport))
+def test_shared_capture_dcc_send_and_chat_are_related(shared: Path) -> None:
+    first = replay_capture(shared / "traces" / "irc-dcc-send-and-chat.pcapng").first
     related = sorted(port for state, port in first.values() if state == "RELATED")
     assert related == [59130, 59214]  # the SEND and the CHAT offered by 10.0.0.7

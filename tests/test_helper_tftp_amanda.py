@@ -5,17 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_expect import C4, C6, S4, S6, Machine
+from test_expect import C4, C6, S4, S6, Machine, replay_capture
 
 from statewall import builder
-from statewall.capture.source import open_capture
 from statewall.conntrack.conn import IPS_SEEN_REPLY
-from statewall.decode.link import decode_frame
 from statewall.helpers import find_helper, helper_for_port
 from statewall.helpers.amanda import connect_ports
 from statewall.packet import PROTO_TCP, PROTO_UDP
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 RRQ = b"\x00\x01file\x00octet\x00"
 
 
@@ -88,20 +85,8 @@ def test_master_timing_out_takes_its_expectation_along() -> None:
 
 @pytest.mark.parametrize(("name", "data_port"), [("tftp-rrq-read.pcap", 50618),
                                                  ("tftp-wrq-write.pcap", None)])
-def test_shared_tftp_captures(name: str, data_port: int | None) -> None:
-    path = SHARED / "traces" / name
-    if not path.is_file():
-        pytest.skip(f"shared capture {path} not available")
-    box = Machine()
-    first: dict[int, tuple[str, int]] = {}
-    with open_capture(path) as capture:
-        for frame in capture:
-            pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, frame.iface)
-            box.index = pkt.index
-            seen = box.send(pkt.data, pkt.ts)
-            assert seen.accepted, seen.reason
-            if seen.conn is not None:
-                first.setdefault(id(seen.conn), (seen.state, seen.conn.orig_dport))
+def test_shared_tftp_captures(name: str, data_port: int | None, shared: Path) -> None:
+    first = replay_capture(shared / "traces" / name).first
     related = [port for state, port in first.values() if state == "RELATED"]
     assert len(related) == 1  # the transfer, from the server's new port
     if data_port is not None:
