@@ -57,11 +57,13 @@ _OCTETS: Final = tuple(str(octet) for octet in range(256))  # indexing beats for
 
 @dataclass(frozen=True, slots=True)
 class RuleRef:
-    """The rule that decided: table, chain and 1-based rule number (0 = chain policy)."""
+    """Where a rule sits: table, chain and 1-based rule number (0 = the chain's policy),
+    and the line of the ruleset file it came from (0 when unknown)."""
 
     table: str
     chain: str
     number: int
+    line: int = 0
 
     def __str__(self) -> str:
         where = f"rule {self.number}" if self.number else "policy"

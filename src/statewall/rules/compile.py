@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from statewall.rules.base import compile_base
-from statewall.rules.context import ACCEPT, DROP, QUEUE, RETURN, RuleRef, RuleState
+from statewall.rules.context import ACCEPT, DROP, QUEUE, RETURN, RuleState
 from statewall.rules.errors import NotEvaluated, OptionError, RulesetError
 from statewall.rules.ext import HOOKS, BuildArgs, MatchFn, TargetFn
 from statewall.rules.matches import MATCHES
 from statewall.rules.model import Chain, Rule, Ruleset, Table
 from statewall.rules.save import rule_text
 from statewall.rules.targets import TARGETS
+from statewall.verdict import RuleRef
 
 # What a matching rule does.
 K_NONE = 0  # no target: count and continue

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from statewall.verdict import RuleRef
+
 if TYPE_CHECKING:
     from statewall.conntrack.conn import Conn
     from statewall.packet import Packet
@@ -86,16 +88,6 @@ class PacketContext:
         if self.notes is None:
             self.notes = []
         self.notes.append(text)
-
-
-@dataclass(frozen=True, slots=True)
-class RuleRef:
-    """Where a rule sits: iptables numbers rules from 1; 0 means the chain's policy."""
-
-    table: str
-    chain: str
-    number: int
-    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)

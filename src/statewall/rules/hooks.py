@@ -27,7 +27,6 @@ from statewall.rules.compile import CompiledRuleset, compile_ruleset
 from statewall.rules.context import RuleState
 from statewall.rules.parser import parse_ruleset
 from statewall.rules.walker import walk
-from statewall.verdict import RuleRef
 
 NetTriple = tuple[int, int, int]
 
@@ -71,8 +70,7 @@ class IptablesEngine:
                 ctx.ct_timeout = str(value)
         ctx.notes.extend(decision.logs)
         ctx.notes.extend(decision.notes)
-        ref = RuleRef(decision.rule.table, decision.rule.chain, decision.rule.number)
-        return TableVerdict(decision.verdict, ref, decision.reason)
+        return TableVerdict(decision.verdict, decision.rule, decision.reason)
 
     @property
     def unknown_rules(self) -> list[str]:

@@ -34,9 +34,9 @@ from statewall.rules.context import (
     VERDICT_NAMES,
     Decision,
     PacketContext,
-    RuleRef,
 )
 from statewall.rules.targets.xt_LOG import log_line
+from statewall.verdict import RuleRef
 
 # The log flags of a traced packet (ip_tables.c trace_loginfo: NF_LOG_DEFAULT_MASK
 # less the socket owner, which statewall never knows).
