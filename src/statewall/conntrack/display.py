@@ -19,7 +19,6 @@ statewall against a real machine:
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 from statewall.conntrack.conn import IPS_ASSURED, IPS_SEEN_REPLY, Conn
 from statewall.conntrack.trackers import tracker_for
@@ -32,6 +31,7 @@ from statewall.packet import (
     PROTO_UDP,
     PROTO_UDPLITE,
 )
+from statewall.verdict import format_address as compact_address
 
 PORT_PROTOS = frozenset((PROTO_TCP, PROTO_UDP, PROTO_UDPLITE, PROTO_SCTP))
 ICMP_PROTOS = frozenset((PROTO_ICMP, PROTO_ICMPV6))
@@ -46,11 +46,9 @@ USERSPACE_L4_NAMES = {**PROC_L4_NAMES, 33: "dccp"}
 
 def format_address(family: int, address: int, expanded: bool) -> str:
     """The kernel prints IPv6 fully expanded (%pI6); conntrack-tools uses inet_ntop."""
-    if family == 4:
-        return str(ipaddress.IPv4Address(address))
-    if expanded:
+    if family == 6 and expanded:
         return ipaddress.IPv6Address(address).exploded
-    return socket.inet_ntop(socket.AF_INET6, address.to_bytes(16, "big"))
+    return compact_address(family, address)
 
 
 def format_tuple(conn: Conn, reply: bool, expanded: bool, userspace: bool = False) -> str:
