@@ -1,0 +1,41 @@
+//! The contract between the conntrack core and each protocol tracker
+//! (`struct nf_conntrack_l4proto`).
+//!
+//! The core calls, in kernel order (nf_conntrack_in):
+//!
+//! 1. `error(pkt, cfg, in_prerouting)` before any lookup: header, checksum
+//!    and flag validation. `Some(reason)` means INVALID.
+//! 2. for a packet that matches no entry, `new(conn, pkt, cfg)`: may this
+//!    packet create a connection? It initialises the per-protocol state;
+//!    `Err(reason)` means INVALID (the fresh entry is discarded).
+//! 3. `packet(conn, pkt, direction, ctinfo, now, cfg)`: the state machine.
+//!    It returns an action and a reason, and re-arms the timeout with
+//!    `conn.set_timeout` when it accepts.
+//!
+//! Each tracker module provides these as plain functions; the core
+//! dispatches on the protocol number with a `match` (no trait objects on
+//! the packet path).
+
+use crate::reason::Reason;
+
+/// A tracker's verdict on one packet (the kernel's NF_ACCEPT / -NF_ACCEPT /
+/// NF_DROP / NF_REPEAT conventions, kept apart from the hooks' verdicts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Tracked (possibly "ignored" with no state change: the reason says so).
+    Accept,
+    /// No conntrack attached; the entry is left untouched.
+    Invalid,
+    /// Conntrack itself drops the packet.
+    Drop,
+    /// Delete the old entry and classify the packet again (TCP reopen).
+    Repeat,
+}
+
+/// An action with its reason.
+pub type Outcome = (Action, Reason);
+
+/// The reply tuple's ports of a port-based protocol: swapped.
+pub fn invert_ports(sport: u16, dport: u16) -> (u16, u16) {
+    (dport, sport)
+}

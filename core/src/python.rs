@@ -1,0 +1,17 @@
+//! The extension module `statewall._core`: the typed surface Python sees.
+
+use pyo3::prelude::*;
+
+use crate::config::Sysctls;
+
+/// The knobs the core reads, in declaration order (Python checks its own list against it).
+#[pyfunction]
+fn sysctl_names() -> Vec<&'static str> {
+    Sysctls::NAMES.to_vec()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
+    Ok(())
+}
