@@ -39,3 +39,28 @@ pub type Outcome = (Action, Reason);
 pub fn invert_ports(sport: u16, dport: u16) -> (u16, u16) {
     (dport, sport)
 }
+
+use crate::conntrack::conn::{Conn, ConnId, Tuple};
+
+/// What an ICMP error handler needs from the table: find the connection a
+/// quoted datagram belongs to.
+pub trait ConnLookup {
+    /// A live confirmed entry holding `tuple` in either direction, with the
+    /// direction it was found in. An expired entry met here is reaped and
+    /// not returned.
+    fn lookup(&mut self, family: u8, proto: u8, tuple: &Tuple, zone: u16) -> Option<(ConnId, u8)>;
+
+    /// The entry behind an id the lookup returned.
+    fn conn(&self, id: ConnId) -> &Conn;
+}
+
+/// What the core needs from the expectation table when it creates or
+/// destroys entries (nf_ct_find_expectation, nf_ct_remove_expectations).
+pub trait ExpectHooks {
+    /// A brand-new entry: find the expectation it fulfils, consume it and
+    /// return its master. Called before the protocol tracker sees the packet.
+    fn match_new(&mut self, conn: &Conn, packet_index: u64, now: f64) -> Option<ConnId>;
+
+    /// An entry died: every expectation it announced dies with it.
+    fn master_destroyed(&mut self, master: ConnId, now: f64);
+}
