@@ -62,3 +62,10 @@ def test_defaults_equal_a_fresh_kernel_namespace(kernel: None) -> None:
         assert {k: ours[k] for k in seen} == seen
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_core_reads_the_same_knobs() -> None:
+    """One list of knobs: the compiled core knows exactly the names Python accepts."""
+    from statewall import _core
+
+    assert _core.sysctl_names() == Sysctls.names()

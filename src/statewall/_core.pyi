@@ -1,0 +1,3 @@
+"""Type stubs of the compiled core (core/src/python.rs)."""
+
+def sysctl_names() -> list[str]: ...
