@@ -1,0 +1,176 @@
+//! Addresses as the tools people compare with print them.
+//!
+//! Two IPv6 spellings matter: glibc's `inet_ntop` (conntrack-tools, tcpdump,
+//! statewall's own summaries), which compresses the longest run of zero
+//! groups and writes an embedded IPv4 address in the last 32 bits of
+//! `::a.b.c.d` and `::ffff:a.b.c.d`; and the kernel's `%pI6`
+//! (/proc/net/nf_conntrack), which writes all eight groups in full.
+
+use std::fmt::Write;
+
+/// Dotted quad (family 4) or inet_ntop text (family 6), appended to `out`.
+pub fn push_address(out: &mut String, family: u8, address: u128) {
+    if family == 6 {
+        push_inet_ntop6(out, address);
+    } else {
+        push_ipv4(out, address as u32);
+    }
+}
+
+/// Dotted quad or inet_ntop text.
+pub fn format_address(family: u8, address: u128) -> String {
+    let mut out = String::with_capacity(40);
+    push_address(&mut out, family, address);
+    out
+}
+
+/// `addr:port` for IPv4, `[addr]:port` for IPv6.
+pub fn push_endpoint(out: &mut String, family: u8, address: u128, port: u16) {
+    if family == 6 {
+        out.push('[');
+        push_inet_ntop6(out, address);
+        out.push_str("]:");
+    } else {
+        push_ipv4(out, address as u32);
+        out.push(':');
+    }
+    push_u64(out, u64::from(port));
+}
+
+pub fn push_ipv4(out: &mut String, address: u32) {
+    let [a, b, c, d] = address.to_be_bytes();
+    for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        push_u64(out, u64::from(octet));
+    }
+}
+
+/// A decimal number without going through `fmt` (the hot path writes many).
+pub fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
+}
+
+fn groups(address: u128) -> [u16; 8] {
+    let mut words = [0u16; 8];
+    for (i, word) in words.iter_mut().enumerate() {
+        *word = (address >> (112 - 16 * i)) as u16;
+    }
+    words
+}
+
+/// glibc's inet_ntop for AF_INET6.
+pub fn push_inet_ntop6(out: &mut String, address: u128) {
+    let words = groups(address);
+    // The first longest run of at least two zero groups is written as "::".
+    let (mut best_base, mut best_len) = (usize::MAX, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if words[i] == 0 {
+            let start = i;
+            while i < 8 && words[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len {
+                best_base = start;
+                best_len = i - start;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if best_len < 2 {
+        best_base = usize::MAX;
+    }
+    let mut i = 0;
+    while i < 8 {
+        if i == best_base {
+            out.push(':');
+            i += best_len;
+            if i == 8 {
+                out.push(':');
+            }
+            continue;
+        }
+        if i > 0 {
+            out.push(':');
+        }
+        let embedded_v4 =
+            i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff));
+        if embedded_v4 {
+            push_ipv4(out, address as u32);
+            return;
+        }
+        let _ = write!(out, "{:x}", words[i]);
+        i += 1;
+    }
+}
+
+/// The kernel's %pI6: eight groups of four hex digits.
+pub fn push_ipv6_expanded(out: &mut String, address: u128) {
+    for (i, word) in groups(address).into_iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let _ = write!(out, "{word:04x}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn ntop(text: &str) -> String {
+        let mut out = String::new();
+        push_inet_ntop6(&mut out, u128::from(text.parse::<Ipv6Addr>().unwrap()));
+        out
+    }
+
+    #[test]
+    fn ipv6_as_glibc_writes_it() {
+        // Expected strings are those of Python's socket.inet_ntop (glibc).
+        assert_eq!(ntop("2001:db8::1"), "2001:db8::1");
+        assert_eq!(ntop("::"), "::");
+        assert_eq!(ntop("::1"), "::1");
+        assert_eq!(ntop("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(ntop("::192.0.2.1"), "::192.0.2.1");
+        assert_eq!(ntop("2001:db8:0:1:0:0:0:1"), "2001:db8:0:1::1");
+        assert_eq!(ntop("2001:0:0:1:0:0:0:1"), "2001:0:0:1::1");
+        assert_eq!(ntop("1:0:1:0:1:0:1:0"), "1:0:1:0:1:0:1:0");
+        assert_eq!(ntop("fe80::"), "fe80::");
+        assert_eq!(ntop("ff02::1:ff00:1"), "ff02::1:ff00:1");
+        assert_eq!(ntop("::ffff:0:1"), "::ffff:0.0.0.1");
+        assert_eq!(ntop("::0.0.1.0"), "::100");
+        assert_eq!(ntop("0:0:0:0:0:1:0:0"), "::1:0:0");
+    }
+
+    #[test]
+    fn expanded_and_ipv4() {
+        let mut out = String::new();
+        push_ipv6_expanded(
+            &mut out,
+            u128::from("2001:db8::1".parse::<Ipv6Addr>().unwrap()),
+        );
+        assert_eq!(out, "2001:0db8:0000:0000:0000:0000:0000:0001");
+        let mut v4 = String::new();
+        push_endpoint(&mut v4, 4, 0xC000_0201, 80);
+        assert_eq!(v4, "192.0.2.1:80");
+        let mut v6 = String::new();
+        push_endpoint(&mut v6, 6, 1, 53);
+        assert_eq!(v6, "[::1]:53");
+    }
+}

@@ -1,0 +1,149 @@
+//! JSON text exactly as Python's `json.dumps(..., separators=(",", ":"))`
+//! writes it: ASCII only (`ensure_ascii`), floats as Python's `repr`.
+
+use std::fmt::Write;
+
+/// A JSON string literal with Python's escaping: `\"`, `\\`, the short
+/// escapes for \n \r \t \b \f, `\u00XX` for other control characters and
+/// `\uXXXX` (lowercase hex, surrogate pairs above the BMP) for non-ASCII.
+pub fn push_str(out: &mut String, text: &str) {
+    out.push('"');
+    let mut plain_from = 0;
+    for (at, ch) in text.char_indices() {
+        let escape: Option<&str> = match ch {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{8}' => Some("\\b"),
+            '\u{c}' => Some("\\f"),
+            _ if !(' '..='~').contains(&ch) => None,
+            _ => continue,
+        };
+        out.push_str(&text[plain_from..at]);
+        plain_from = at + ch.len_utf8();
+        match escape {
+            Some(short) => out.push_str(short),
+            None => {
+                let mut units = [0u16; 2];
+                for unit in ch.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push_str(&text[plain_from..]);
+    out.push('"');
+}
+
+/// A float as Python's `repr` (and so `json.dumps`) writes it: the shortest
+/// text that reads back to the same value, in positional notation for
+/// decimal exponents -4 to 15 (always with a fractional part) and in
+/// scientific notation (`1e+16`, `1.5e-05`) outside that range.
+pub fn push_f64(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if value.is_infinite() {
+        out.push_str(if value > 0.0 { "Infinity" } else { "-Infinity" });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-tripping digits, as repr does.
+    let mut sci = String::with_capacity(32);
+    let _ = write!(sci, "{value:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    out.push_str(sign);
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1; // digits before the decimal point
+        if point <= 0 {
+            out.push_str("0.");
+            for _ in 0..-point {
+                out.push('0');
+            }
+            out.push_str(&digits);
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                for _ in digits.len()..point {
+                    out.push('0');
+                }
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float(value: f64) -> String {
+        let mut out = String::new();
+        push_f64(&mut out, value);
+        out
+    }
+
+    fn string(text: &str) -> String {
+        let mut out = String::new();
+        push_str(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn floats_as_python_repr() {
+        // Expected strings are Python 3.11's repr of the same values.
+        assert_eq!(float(1.5), "1.5");
+        assert_eq!(float(0.0), "0.0");
+        assert_eq!(float(-0.0), "-0.0");
+        assert_eq!(float(1700000000.0), "1700000000.0");
+        assert_eq!(float(1700000000.000123), "1700000000.000123");
+        assert_eq!(float(1e16), "1e+16");
+        assert_eq!(float(1.5e16), "1.5e+16");
+        assert_eq!(float(123456789012345.6), "123456789012345.6");
+        assert_eq!(float(0.0001), "0.0001");
+        assert_eq!(float(0.00001), "1e-05");
+        assert_eq!(float(1.25e-7), "1.25e-07");
+        assert_eq!(float(0.1), "0.1");
+        assert_eq!(float(-2.5), "-2.5");
+        assert_eq!(float(1e300), "1e+300");
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(f64::NEG_INFINITY), "-Infinity");
+    }
+
+    #[test]
+    fn strings_as_python_json_dumps() {
+        assert_eq!(string("plain"), "\"plain\"");
+        assert_eq!(string("NONE → SYN_SENT"), "\"NONE \\u2192 SYN_SENT\"");
+        assert_eq!(
+            string("a\"b\\c\nd\te\u{1}"),
+            "\"a\\\"b\\\\c\\nd\\te\\u0001\""
+        );
+        assert_eq!(string("\u{1F600}"), "\"\\ud83d\\ude00\"");
+        assert_eq!(string("\u{7f}"), "\"\\u007f\"");
+    }
+}
