@@ -1,0 +1,236 @@
+//! Which hooks a datagram traverses, and what the IP layer and routing drop
+//! around them (ip_rcv_core, ip6_rcv_core, ip_route_input, ip6_route_input).
+//!
+//! A router by default: PREROUTING → FORWARD → POSTROUTING. With local
+//! addresses (`--local`) statewall is also a host: packets to one go
+//! PREROUTING → INPUT, packets from one OUTPUT → POSTROUTING. The special
+//! addresses are handled as measured on Linux 6.18 forwarding between two
+//! plain interfaces (no multicast routing daemon, route_localnet off): every
+//! interface belongs to the all-hosts groups, and with forwarding on IPv6
+//! also to all-routers; other groups are not joined.
+
+use crate::netfilter::hooks::Hook;
+use crate::packet::IfaceName;
+
+/// An address block of either family (`--local`, `--iface NAME=CIDR`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Net {
+    pub family: u8,
+    pub address: u128,
+    pub mask: u128,
+}
+
+impl Net {
+    /// `address/prefix`, host bits cleared.
+    pub fn new(family: u8, address: u128, prefix: u8) -> Self {
+        let width: u32 = if family == 4 { 32 } else { 128 };
+        let prefix = u32::from(prefix).min(width);
+        let all = if width == 32 {
+            u128::from(u32::MAX)
+        } else {
+            u128::MAX
+        };
+        let mask = if prefix == 0 {
+            0
+        } else {
+            all & !(all >> prefix)
+        };
+        Net {
+            family,
+            address: address & mask,
+            mask,
+        }
+    }
+
+    pub fn contains(&self, family: u8, address: u128) -> bool {
+        self.family == family && address & self.mask == self.address
+    }
+}
+
+/// Which addresses are the firewall's own and which interface leads where.
+#[derive(Clone, Debug, Default)]
+pub struct Topology {
+    pub local: Vec<Net>,
+    pub interfaces: Vec<(IfaceName, Vec<Net>)>,
+}
+
+impl Topology {
+    pub fn is_local(&self, family: u8, address: u128) -> bool {
+        self.local.iter().any(|net| net.contains(family, address))
+    }
+
+    /// The interface that leads to `address`, if the topology names one.
+    pub fn interface_for(&self, family: u8, address: u128) -> Option<&IfaceName> {
+        self.interfaces
+            .iter()
+            .find(|(_, nets)| nets.iter().any(|net| net.contains(family, address)))
+            .map(|(name, _)| name)
+    }
+}
+
+/// The hooks of one path, in order.
+pub type Path = &'static [Hook];
+
+pub const PATH_FORWARD: Path = &[Hook::PreRouting, Hook::Forward, Hook::PostRouting];
+pub const PATH_INPUT: Path = &[Hook::PreRouting, Hook::Input];
+pub const PATH_OUTPUT: Path = &[Hook::Output, Hook::PostRouting];
+/// Routing dropped the datagram after PREROUTING.
+pub const PATH_PREROUTING_ONLY: Path = &[Hook::PreRouting];
+
+const NOT_JOINED: &str = "dropped by routing: multicast group not joined and no multicast routing";
+const LINK_LOCAL: &str = "dropped by routing: link-local addresses are never forwarded";
+const MARTIAN: &str = "dropped by routing: martian source address";
+
+const V4_ALL_HOSTS: u128 = 0xE000_0001; // 224.0.0.1
+const V4_BROADCAST: u128 = 0xFFFF_FFFF;
+const V6_ALL_NODES: u128 = 0xff02 << 112 | 1; // ff02::1
+const V6_ALL_ROUTERS: u128 = 0xff02 << 112 | 2; // ff02::2
+const V6_LOOPBACK: u128 = 1;
+
+/// Why the IPv6 receive path drops a datagram before PREROUTING (None if it does not).
+pub fn stack_drop(family: u8, src: u128, dst: u128) -> Option<&'static str> {
+    if family != 6 {
+        return None;
+    }
+    if src >> 120 == 0xFF {
+        return Some("dropped by the IPv6 layer before netfilter: multicast source address");
+    }
+    if dst >> 112 == 0xFF01 {
+        return Some(
+            "dropped by the IPv6 layer before netfilter: interface-local multicast from the wire",
+        );
+    }
+    if src == V6_LOOPBACK || dst == V6_LOOPBACK {
+        return Some("dropped by the IPv6 layer before netfilter: loopback address from the wire");
+    }
+    None
+}
+
+enum Route {
+    Forward,
+    Local,
+    Drop(&'static str),
+}
+
+/// The hooks a datagram traverses, and why routing drops it (None when it does not).
+///
+/// A routing drop happens after PREROUTING, so conntrack has already seen
+/// the packet but never confirms its entry.
+pub fn choose_path(
+    topology: &Topology,
+    family: u8,
+    src: u128,
+    dst: u128,
+) -> (Path, Option<&'static str>) {
+    if !topology.local.is_empty() {
+        if topology.is_local(family, src) {
+            return (PATH_OUTPUT, None);
+        }
+        if topology.is_local(family, dst) {
+            return (PATH_INPUT, None);
+        }
+    }
+    let route = if family == 4 {
+        v4_route(src, dst)
+    } else {
+        v6_route(src, dst)
+    };
+    match route {
+        Route::Forward => (PATH_FORWARD, None),
+        Route::Local => (PATH_INPUT, None),
+        Route::Drop(why) => (PATH_PREROUTING_ONLY, Some(why)),
+    }
+}
+
+fn v4_route(src: u128, dst: u128) -> Route {
+    if src >> 28 == 0xE || src == V4_BROADCAST {
+        return Route::Drop(MARTIAN);
+    }
+    if dst == V4_ALL_HOSTS || dst == V4_BROADCAST {
+        return Route::Local;
+    }
+    if dst >> 28 == 0xE {
+        return Route::Drop(NOT_JOINED);
+    }
+    if dst == 0 || src == 0 {
+        return Route::Drop(MARTIAN);
+    }
+    Route::Forward
+}
+
+fn v6_route(src: u128, dst: u128) -> Route {
+    if dst >> 120 == 0xFF {
+        return if dst == V6_ALL_NODES || dst == V6_ALL_ROUTERS {
+            Route::Local
+        } else {
+            Route::Drop(NOT_JOINED)
+        };
+    }
+    if src == 0 {
+        return Route::Drop(MARTIAN);
+    }
+    if src >> 118 == 0x3FA || dst >> 118 == 0x3FA {
+        return Route::Drop(LINK_LOCAL);
+    }
+    Route::Forward
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTER: Topology = Topology {
+        local: Vec::new(),
+        interfaces: Vec::new(),
+    };
+
+    #[test]
+    fn router_paths_for_special_addresses() {
+        let a = 0xC000_0201u128; // 192.0.2.1
+        let b = 0xC633_6407u128; // 198.51.100.7
+        assert_eq!(choose_path(&ROUTER, 4, a, b), (PATH_FORWARD, None));
+        assert_eq!(choose_path(&ROUTER, 4, a, V4_BROADCAST), (PATH_INPUT, None));
+        assert_eq!(
+            choose_path(&ROUTER, 4, a, 0xE000_00FB),
+            (PATH_PREROUTING_ONLY, Some(NOT_JOINED))
+        );
+        assert_eq!(
+            choose_path(&ROUTER, 4, 0xE000_0001, b),
+            (PATH_PREROUTING_ONLY, Some(MARTIAN))
+        );
+        assert_eq!(
+            choose_path(&ROUTER, 4, 0, b),
+            (PATH_PREROUTING_ONLY, Some(MARTIAN))
+        );
+        let fe80 = 0xfe80u128 << 112 | 1;
+        let doc = 0x2001_0db8u128 << 96 | 1;
+        assert_eq!(
+            choose_path(&ROUTER, 6, fe80, doc),
+            (PATH_PREROUTING_ONLY, Some(LINK_LOCAL))
+        );
+        assert_eq!(
+            choose_path(&ROUTER, 6, doc, V6_ALL_NODES),
+            (PATH_INPUT, None)
+        );
+        assert!(stack_drop(6, doc, V6_LOOPBACK).is_some());
+        assert!(stack_drop(4, 1, 1).is_none());
+    }
+
+    #[test]
+    fn host_paths_by_local_address() {
+        let host = Topology {
+            local: vec![Net::new(4, 0xC000_0201, 32)],
+            interfaces: Vec::new(),
+        };
+        assert_eq!(
+            choose_path(&host, 4, 0xC000_0201, 0xC633_6407).0,
+            PATH_OUTPUT
+        );
+        assert_eq!(
+            choose_path(&host, 4, 0xC633_6407, 0xC000_0201).0,
+            PATH_INPUT
+        );
+        assert_eq!(Net::new(4, 0xC000_02FF, 24).address, 0xC000_0200);
+        assert_eq!(Net::new(6, u128::MAX, 0).mask, 0);
+    }
+}
