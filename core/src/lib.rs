@@ -10,6 +10,7 @@ pub mod netfilter;
 pub mod output;
 pub mod packet;
 pub mod reason;
+pub mod verdict;
 
 #[cfg(feature = "python")]
 mod python;
