@@ -52,11 +52,13 @@ impl Verdict {
         }
     }
 
-    /// What the hook walk does with it.
+    /// What the hook walk does with it. An undetermined fate ends the walk
+    /// as a drop does: nothing after it can be trusted, and an entry the
+    /// packet created is not confirmed.
     pub fn nf(self) -> NfVerdict {
         match self {
-            Verdict::Accept | Verdict::Unknown => NfVerdict::Accept,
-            Verdict::Drop | Verdict::Reject => NfVerdict::Drop,
+            Verdict::Accept => NfVerdict::Accept,
+            Verdict::Drop | Verdict::Reject | Verdict::Unknown => NfVerdict::Drop,
             Verdict::Stolen => NfVerdict::Stolen,
             Verdict::Queue => NfVerdict::Queue,
         }
