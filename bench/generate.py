@@ -7,7 +7,13 @@ starts every 100 microseconds and lives 5 ms), so the table holds many at
 once, and every one ends in TIME_WAIT so all of them are still tracked at
 the end: peak memory divided by the table size is the cost of one entry.
 
-Usage: python bench/generate.py [--connections N] [--out bench/out/bench.pcap]
+With --flood N it writes instead N TCP SYNs from distinct endpoints within a
+few seconds, none answered: every one leaves an entry (SYN_SENT, 120 s), so
+the table grows by one entry per packet. bench/run.py uses it to measure
+memory per tracked connection, and at the default nf_conntrack_max, that
+memory stays flat however long the flood.
+
+Usage: python bench/generate.py [--connections N] [--flood N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -78,9 +84,18 @@ def frames(connections: int) -> Iterator[tuple[float, bytes]]:
         yield ts, frame
 
 
+def flood(count: int) -> Iterator[tuple[float, bytes]]:
+    """`count` unanswered SYNs, 5 microseconds apart, each from a new endpoint."""
+    for n in range(count):
+        client = str(ipaddress.IPv4Address(int(ipaddress.IPv4Address("10.0.0.0")) + 1 + n // 60000))
+        syn = b.tcp(client, "198.51.100.80", 1024 + n % 60000, 80, "S", 1000 + n, 0, window=64240)
+        yield START + n * 0.000005, b.ethernet(syn)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=100_000)
+    parser.add_argument("--flood", type=int, metavar="N", help="N unanswered SYNs instead")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "bench.pcap")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,11 +103,14 @@ def main() -> None:
 
     def counted() -> Iterator[tuple[float, bytes]]:
         nonlocal count
-        for item in frames(args.connections):
+        for item in flood(args.flood) if args.flood else frames(args.connections):
             count += 1
             yield item
 
     write_pcap(args.out, counted())
+    if args.flood:
+        print(f"{args.out}: {count} SYNs, one new entry each")
+        return
     print(f"{args.out}: {count} packets, {args.connections} TCP connections "
           f"(+{(args.connections + 4) // 5} UDP)")
 

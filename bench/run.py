@@ -1,99 +1,164 @@
-"""Measure replay speed and memory per tracked connection.
+"""Measure statewall as users run it: whole processes, from start to exit.
 
-Runs the whole pipeline (read → decode → defrag → conntrack → hooks) over the
-benchmark capture, twice: once for speed (packets per second, wall clock,
-no instrumentation), once under tracemalloc for the bytes the conntrack table
-holds per entry. Also reports each stage's share with a separate decode-only
-pass, so a change to the hot path can be judged.
+Every figure times a complete `statewall` command (interpreter start, ruleset
+load, capture read, replay, output) and reads the operating system's own
+accounting of the finished child (wall clock, peak resident memory). Each
+command runs `--repeat` times after one warm-up; the median is reported.
 
-With --profile N, instead profiles the replay of the first N packets
-(cProfile, sorted by own time) to show where the hot path spends.
+Figures:
+* replay with the 5-rule stateful ruleset (bench/rules/stateful.v4), jsonl to
+  a file, and the same with `--summary-only` (no line per packet);
+* the same capture through a real host ruleset
+  (../shared/rulesets/netnet-ufw-server1.v4, the servers' network `--local`);
+* memory per tracked connection: the peak RSS of `statewall stats` over a
+  SYN flood that leaves one entry per packet (nf_conntrack_max raised above
+  the flood), less the peak RSS of the same command over a one-packet
+  capture, divided by the entries;
+* memory flat in capture length: the same flood once and twice as long at
+  the default nf_conntrack_max (the table stays full);
+* the peers, on the same capture in the same run, where installed
+  (bench/setup.sh): nfstream's flow meter and tshark's one-line-per-packet
+  output.
 
-Usage: python bench/run.py [CAPTURE] [--repeat N] [--skip-memory] [--profile N]
+Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory]
+(generates the captures with bench/generate.py when they are missing).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import gc
-import pstats
-import resource
+import os
+import shutil
+import statistics
+import subprocess
+import sys
 import time
-import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
-from statewall.engine import Firewall
-from statewall.replay import read_packets
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+SHARED_UFW = HERE.parent.parent / "shared" / "rulesets" / "netnet-ufw-server1.v4"
+BENCH_CONNECTIONS = 100_000
+FLOOD = 1_100_000  # SYNs: more than 1,000,000 entries left in the table
+STATEWALL = [sys.executable, "-m", "statewall.cli"]
 
 
-def time_decode(path: Path) -> tuple[int, float]:
-    """Reading and decoding alone, through the same generator the replay uses."""
-    start = time.perf_counter()
-    count = 0
-    for _pkt in read_packets(path):
-        count += 1
-    return count, time.perf_counter() - start
+@dataclass(frozen=True)
+class Run:
+    wall: float
+    max_rss_kib: int
+    exit_code: int
 
 
-def time_replay(path: Path) -> tuple[int, float, int]:
-    firewall = Firewall()
-    start = time.perf_counter()
-    count = 0
-    for pkt in read_packets(path):
-        firewall.process(pkt)
-        count += 1
-    return count, time.perf_counter() - start, firewall.table.count
+def run_once(argv: list[str], stdout_path: Path | None) -> Run:
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if stdout_path:
+            out.close()  # type: ignore[union-attr]
+    return Run(wall, usage.ru_maxrss, proc.returncode)
 
 
-def table_bytes(path: Path) -> tuple[int, int]:
-    """Bytes allocated and still held after the replay, and the table size."""
-    gc.collect()
-    tracemalloc.start()
-    firewall = Firewall()
-    for pkt in read_packets(path):
-        firewall.process(pkt)
-    gc.collect()
-    current, _peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return current, firewall.table.count
+def measure(argv: list[str], repeat: int, stdout_path: Path | None = None) -> Run:
+    """Median wall time and peak RSS of `repeat` runs after one warm-up."""
+    run_once(argv, stdout_path)
+    runs = [run_once(argv, stdout_path) for _ in range(max(repeat, 1))]
+    failed = [r.exit_code for r in runs if r.exit_code != 0]
+    if failed:
+        raise SystemExit(f"bench: {' '.join(argv)} exited with {failed[0]}")
+    return Run(statistics.median(r.wall for r in runs),
+               int(statistics.median(r.max_rss_kib for r in runs)), 0)
 
 
-def profile(path: Path, limit: int, top: int = 30) -> None:
-    """cProfile over the replay of the first `limit` packets (decoding included)."""
-    firewall = Firewall()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for pkt in read_packets(path, limit):
-        firewall.process(pkt)
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+def ensure_capture(path: Path, *args: str) -> Path:
+    if not path.exists():
+        subprocess.run([sys.executable, str(HERE / "generate.py"), *args, "--out", str(path)],
+                       check=True)
+    return path
+
+
+def count_packets(path: Path) -> int:
+    done = subprocess.run([*STATEWALL, "replay", str(path), "--summary-only"], check=True,
+                          capture_output=True, text=True)
+    return int(done.stdout.split(" packets", 1)[0])
+
+
+def rate(packets: int, run: Run) -> str:
+    return (f"{packets / run.wall:>12,.0f} packets/s  ({run.wall:.2f} s, "
+            f"peak RSS {run.max_rss_kib / 1024:.0f} MiB)")
+
+
+def speed(capture: Path, packets: int, repeat: int) -> None:
+    rules = str(HERE / "rules" / "stateful.v4")
+    jsonl = measure([*STATEWALL, "replay", str(capture), "--rules", rules, "--format", "jsonl"],
+                    repeat, OUT / "replay.jsonl")
+    print(f"replay --format jsonl > file, stateful ruleset: {rate(packets, jsonl)}")
+    quiet = measure([*STATEWALL, "replay", str(capture), "--rules", rules, "--summary-only"], repeat)
+    print(f"replay --summary-only, stateful ruleset:        {rate(packets, quiet)}")
+    if SHARED_UFW.exists():
+        host = measure([*STATEWALL, "replay", str(capture), "--rules", str(SHARED_UFW),
+                        "--local", "198.51.100.0/24", "--format", "jsonl"], repeat, OUT / "ufw.jsonl")
+        print(f"replay --format jsonl > file, ufw host ruleset: {rate(packets, host)}")
+    else:
+        print(f"ufw host ruleset: skipped ({SHARED_UFW} not found)")
+
+
+def memory(repeat: int) -> None:
+    flood = ensure_capture(OUT / "flood.pcap", "--flood", str(FLOOD))
+    half = ensure_capture(OUT / "flood-half.pcap", "--flood", str(FLOOD // 2))
+    tiny = ensure_capture(OUT / "flood-one.pcap", "--flood", "1")
+    big = ["--sysctl", f"nf_conntrack_max={2 * FLOOD}", "--sysctl", f"nf_conntrack_buckets={2 * FLOOD}"]
+    full = measure([*STATEWALL, "stats", str(flood), *big], repeat)
+    base = measure([*STATEWALL, "stats", str(tiny), *big], repeat)
+    grown = (full.max_rss_kib - base.max_rss_kib) * 1024
+    print(f"memory per tracked connection: {grown / FLOOD:,.0f} bytes "
+          f"({grown / 2**20:.0f} MiB RSS growth for {FLOOD:,} entries)")
+    once = measure([*STATEWALL, "stats", str(half)], repeat)
+    twice = measure([*STATEWALL, "stats", str(flood)], repeat)
+    print(f"flood at the default nf_conntrack_max: peak RSS {once.max_rss_kib / 1024:.0f} MiB "
+          f"for {FLOOD // 2:,} SYNs, {twice.max_rss_kib / 1024:.0f} MiB for {FLOOD:,}")
+
+
+def peers(capture: Path, packets: int, repeat: int) -> None:
+    try:
+        import nfstream  # noqa: F401
+    except ImportError:
+        print("nfstream: not installed (bench/setup.sh)")
+    else:
+        script = ("import sys; from nfstream import NFStreamer; "
+                  "print(sum(1 for _ in NFStreamer(source=sys.argv[1], statistical_analysis=False, "
+                  "n_dissections=0)))")
+        flows = measure([sys.executable, "-c", script, str(capture)], repeat)
+        print(f"nfstream (flow meter, no dissection):           {rate(packets, flows)}")
+    if shutil.which("tshark"):
+        shark = measure(["tshark", "-r", str(capture)], repeat, OUT / "tshark.txt")
+        print(f"tshark -r (one line per packet) > file:         {rate(packets, shark)}")
+    else:
+        print("tshark: not installed (bench/setup.sh)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("capture", type=Path, nargs="?",
-                        default=Path(__file__).parent / "out" / "bench.pcap")
-    parser.add_argument("--repeat", type=int, default=1, help="best of N timings")
+    parser.add_argument("--repeat", type=int, default=3, help="counted runs per figure (median)")
+    parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--profile", type=int, metavar="N", help="profile the first N packets")
     args = parser.parse_args()
-    if args.profile:
-        profile(args.capture, args.profile)
-        return
-    # Best of N: the run least disturbed by whatever else the machine is doing.
-    count, seconds = min((time_decode(args.capture) for _ in range(max(args.repeat, 1))),
-                         key=lambda result: result[1])
-    print(f"read+decode:  {count} packets in {seconds:.2f} s = {count / seconds:,.0f} packets/s")
-    count, seconds, entries = min((time_replay(args.capture) for _ in range(max(args.repeat, 1))),
-                                  key=lambda result: result[1])
-    print(f"full replay:  {count} packets in {seconds:.2f} s = {count / seconds:,.0f} packets/s "
-          f"({entries} entries at the end)")
-    print(f"max RSS:      {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    OUT.mkdir(parents=True, exist_ok=True)
+    capture = ensure_capture(OUT / "bench.pcap", "--connections", str(BENCH_CONNECTIONS))
+    packets = count_packets(capture)
+    print(f"capture: {capture} ({packets:,} packets, {BENCH_CONNECTIONS:,} TCP connections); "
+          f"median of {args.repeat} runs after a warm-up")
+    speed(capture, packets, args.repeat)
     if not args.skip_memory:
-        held, entries = table_bytes(args.capture)
-        print(f"memory held:  {held / 2**20:.1f} MiB for {entries} entries = "
-              f"{held / max(entries, 1):.0f} bytes per tracked connection")
+        memory(args.repeat)
+    if not args.skip_peers:
+        peers(capture, packets, args.repeat)
 
 
 if __name__ == "__main__":

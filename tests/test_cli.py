@@ -84,6 +84,20 @@ def test_replay_text_one_line_per_packet_then_totals(
     assert "2 packets; 1 connections seen" in out
 
 
+def test_replay_summary_only_prints_the_totals_of_every_packet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = pcap(tmp_path, three_flows())
+    _, full, _ = run(capsys, "replay", capture)
+    code, out, _ = run(capsys, "replay", capture, "--summary-only")
+    assert code == EXIT_OK
+    assert packet_lines(out) == []
+    assert out.splitlines() == full.splitlines()[len(packet_lines(full)):]
+    assert out.startswith(f"{len(three_flows())} packets; ")
+    code, _, err = run(capsys, "replay", capture, "--summary-only", "--no-summary")
+    assert code == EXIT_USAGE and "nothing to print" in err
+
+
 def test_replay_jsonl_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "replay", pcap(tmp_path, dns_exchange()), "--format", "jsonl")
     assert (code, err) == (EXIT_OK, "")

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(replay)
     replay.add_argument("--format", choices=("text", "jsonl"), default="text")
     replay.add_argument("--no-summary", action="store_true", help="omit the totals at the end")
+    replay.add_argument("--summary-only", action="store_true",
+                        help="no line per packet: only the totals (and --counters)")
     replay.add_argument("--counters", nargs="?", const="save", choices=("save", "list", "exact"),
                         help="after the replay, print the ruleset with per-rule counters: as "
                              "`iptables-save -c` (save, the default), `iptables -L -v -n` (list) "
@@ -193,11 +195,14 @@ def firewall_from(args: argparse.Namespace, cfg: Sysctls | None = None,
 def cmd_replay(args: argparse.Namespace) -> int:
     firewall = firewall_from(args)
     verdicts = (firewall.process(pkt) for pkt in read_packets(args.capture, args.limit))
+    if args.summary_only and args.no_summary:
+        raise UsageError("--summary-only and --no-summary leave nothing to print")
+    fmt = "summary" if args.summary_only else args.format
     try:
-        return render_replay(verdicts, args.format, sys.stdout, summary=not args.no_summary)
+        return render_replay(verdicts, fmt, sys.stdout, summary=not args.no_summary)
     finally:
         unknown = getattr(firewall.rules, "unknown_rules", [])
-        if unknown and args.format == "text" and not args.no_summary:
+        if unknown and fmt != "jsonl" and not args.no_summary:
             sys.stdout.write("rules evaluated as unknown (--allow-unknown): packets reaching them "
                              "have an undetermined fate\n")
             sys.stdout.writelines(f"  {line}\n" for line in unknown)
@@ -230,16 +235,19 @@ def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,
                   summary: bool = True) -> int:
     """Print verdicts as they come; a capture error is reported after the packets.
 
+    `fmt` is "text", "jsonl" or "summary" (no line per packet, the totals only).
     The totals follow whatever was printed, even when the capture breaks off;
     a capture that yields nothing before failing gets no totals, only its error.
     """
     totals = Summary()
-    progress = Progress(enabled=fmt == "text" and out.isatty() and sys.stderr.isatty())
+    progress = Progress(enabled=fmt != "jsonl" and out.isatty() and sys.stderr.isatty())
     first_ts: float | None = None
     finished = False
     try:
         for verdict in verdicts:
             totals.add(verdict)
+            if fmt == "summary":
+                continue
             if fmt == "jsonl":
                 out.write(json.dumps(verdict.as_json(), separators=(",", ":")) + "\n")
                 continue
@@ -251,7 +259,7 @@ def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,
         finished = True
     finally:
         progress.clear()
-        if fmt == "text" and summary and (finished or totals.packets):
+        if fmt != "jsonl" and summary and (finished or totals.packets):
             out.write("\n".join(totals.lines()) + "\n")
         out.flush()
     return EXIT_OK
