@@ -58,7 +58,9 @@ fn transition_table_is_complete() {
         for row in direction {
             assert_eq!(row.len(), STATE_NAMES.len());
             assert_eq!(row.len(), 10);
-            assert!(row.iter().all(|&cell| cell <= 9 || cell == IV || cell == IG));
+            assert!(row
+                .iter()
+                .all(|&cell| cell <= 9 || cell == IV || cell == IG));
         }
     }
 }
@@ -136,7 +138,11 @@ fn flag_combination_as_first_packet() {
         match expected {
             None => assert_eq!(seen.ctstate, "INVALID", "{letters}"),
             Some(state) => {
-                assert_eq!((seen.ctstate, seen.state), ("NEW", Some(state)), "{letters}")
+                assert_eq!(
+                    (seen.ctstate, seen.state),
+                    ("NEW", Some(state)),
+                    "{letters}"
+                )
             }
         }
     }
@@ -171,7 +177,10 @@ fn valid_flags_that_cannot_start_a_connection_get_their_own_reason() {
         assert_eq!(tcp::error(&seg.packet(), &Sysctls::default(), true), None);
         let seen = Flow::default().feed(&seg.packet(), true);
         assert_eq!(seen.ctstate, "INVALID");
-        assert!(seen.reason.contains("cannot start a connection"), "{letters}");
+        assert!(
+            seen.reason.contains("cannot start a connection"),
+            "{letters}"
+        );
     }
 }
 
@@ -182,7 +191,10 @@ fn invalid_combinations_inside_established() {
     for letters in ["F", "", "SF", "SR", "FR", "SAR", "U"] {
         let seen = flow.o(flags_of(letters), ISN_C + 1, ISN_S + 1);
         assert_eq!(seen.ctstate, "INVALID", "{letters}");
-        assert_eq!((seen.state, seen.timeout), (Some("ESTABLISHED"), Some(432000.0)));
+        assert_eq!(
+            (seen.state, seen.timeout),
+            (Some("ESTABLISHED"), Some(432000.0))
+        );
     }
 }
 
@@ -194,7 +206,9 @@ fn bad_checksum_only_checked_in_prerouting_and_when_enabled() {
     assert_eq!(Flow::default().feed(&pkt, true).reason, "bad TCP checksum");
     assert_eq!(Flow::default().feed(&pkt, false).ctstate, "NEW");
     assert_eq!(
-        Flow::with("nf_conntrack_checksum", 0).feed(&pkt, true).ctstate,
+        Flow::with("nf_conntrack_checksum", 0)
+            .feed(&pkt, true)
+            .ctstate,
         "NEW"
     );
     let good = orig(SYN, 1, 0).options(&wscale(7)).payload(b"abc").build();
@@ -205,7 +219,9 @@ fn bad_checksum_only_checked_in_prerouting_and_when_enabled() {
 fn checksum_ipv6() {
     let src = (0x2001_0DB8u128 << 96) | 1;
     let dst = (0x2001_0DB8u128 << 96) | 2;
-    let good = Spec::new(src, dst, CPORT, SPORT, 7, 0, SYN).family(6).build();
+    let good = Spec::new(src, dst, CPORT, SPORT, 7, 0, SYN)
+        .family(6)
+        .build();
     let bad = Spec::new(src, dst, CPORT, SPORT, 7, 0, SYN)
         .family(6)
         .bad_checksum()
@@ -290,7 +306,10 @@ fn three_way_handshake() {
     );
     let again = flow.o(ACK, ISN_C + 1, ISN_S + 1);
     assert_eq!(again.reason, "ACK in ESTABLISHED: stays ESTABLISHED");
-    assert!(matches!(again.reason.as_str(), "ACK in ESTABLISHED: stays ESTABLISHED"));
+    assert!(matches!(
+        again.reason.as_str(),
+        "ACK in ESTABLISHED: stays ESTABLISHED"
+    ));
 }
 
 #[test]
@@ -322,13 +341,22 @@ fn fin_close_sequence_states_and_timeouts() {
     let mut flow = Flow::default();
     handshake(&mut flow, b"", b"");
     let fin_o = flow.o(FIN | ACK, ISN_C + 1, ISN_S + 1);
-    assert_eq!((fin_o.state, fin_o.timeout), (Some("FIN_WAIT"), Some(120.0)));
+    assert_eq!(
+        (fin_o.state, fin_o.timeout),
+        (Some("FIN_WAIT"), Some(120.0))
+    );
     let ack_r = flow.r(ACK, ISN_S + 1, ISN_C + 2);
-    assert_eq!((ack_r.state, ack_r.timeout), (Some("CLOSE_WAIT"), Some(60.0)));
+    assert_eq!(
+        (ack_r.state, ack_r.timeout),
+        (Some("CLOSE_WAIT"), Some(60.0))
+    );
     let fin_r = flow.r(FIN | ACK, ISN_S + 1, ISN_C + 2);
     assert_eq!((fin_r.state, fin_r.timeout), (Some("LAST_ACK"), Some(30.0)));
     let ack_o = flow.o(ACK, ISN_C + 2, ISN_S + 2);
-    assert_eq!((ack_o.state, ack_o.timeout), (Some("TIME_WAIT"), Some(120.0)));
+    assert_eq!(
+        (ack_o.state, ack_o.timeout),
+        (Some("TIME_WAIT"), Some(120.0))
+    );
     for seen in [fin_o, ack_r, fin_r, ack_o] {
         assert_eq!(seen.ctstate, "ESTABLISHED");
     }
@@ -339,7 +367,10 @@ fn fin_from_both_sides_goes_straight_to_last_ack() {
     let mut flow = Flow::default();
     handshake(&mut flow, b"", b"");
     flow.o(FIN | ACK, ISN_C + 1, ISN_S + 1);
-    assert_eq!(flow.r(FIN | ACK, ISN_S + 1, ISN_C + 1).state, Some("LAST_ACK"));
+    assert_eq!(
+        flow.r(FIN | ACK, ISN_S + 1, ISN_C + 1).state,
+        Some("LAST_ACK")
+    );
 }
 
 // -- reopen and resync (facts 5, 6, 10) -------------------------------------------------
@@ -420,7 +451,10 @@ fn resync_on_synack_answering_an_ignored_syn() {
         ("ESTABLISHED", Some("ESTABLISHED"), Some(431995.0))
     );
     let synack = flow.r(SYN | ACK, 9000, 70001);
-    assert_eq!((synack.state, synack.timeout), (Some("SYN_RECV"), Some(60.0)));
+    assert_eq!(
+        (synack.state, synack.timeout),
+        (Some("SYN_RECV"), Some(60.0))
+    );
     let ack = flow.o(ACK, 70001, 9001);
     assert_eq!(
         (ack.state, ack.timeout, ack.assured),
@@ -434,7 +468,10 @@ fn synack_not_answering_the_ignored_syn_is_ignored() {
     handshake(&mut flow, b"", b"");
     flow.o(SYN, 70000, 0);
     let seen = flow.r(SYN | ACK, 9000, 12345);
-    assert_eq!((seen.ctstate, seen.state), ("ESTABLISHED", Some("ESTABLISHED")));
+    assert_eq!(
+        (seen.ctstate, seen.state),
+        ("ESTABLISHED", Some("ESTABLISHED"))
+    );
     assert_eq!(
         seen.reason,
         "SYN/ACK in ESTABLISHED ignored (a retransmission, or the answer to an ignored SYN)"
@@ -478,7 +515,10 @@ fn simultaneous_open() {
     let mut flow = Flow::default();
     assert_eq!(flow.o(SYN, ISN_C, 0).state, Some("SYN_SENT"));
     let syn_r = flow.r(SYN, ISN_S, 0);
-    assert_eq!((syn_r.ctstate, syn_r.state), ("ESTABLISHED", Some("SYN_SENT2")));
+    assert_eq!(
+        (syn_r.ctstate, syn_r.state),
+        ("ESTABLISHED", Some("SYN_SENT2"))
+    );
     let synack_o = flow.o(SYN | ACK, ISN_C, ISN_S + 1);
     assert_eq!(
         (synack_o.ctstate, synack_o.state, synack_o.assured),
@@ -636,7 +676,10 @@ fn rst_below_peer_max_ack_is_invalid() {
         seen.reason,
         "RST with a sequence number below what the peer already acknowledged (seq 150 < 201)"
     );
-    assert_eq!((seen.state, seen.timeout), (Some("ESTABLISHED"), Some(432000.0)));
+    assert_eq!(
+        (seen.state, seen.timeout),
+        (Some("ESTABLISHED"), Some(432000.0))
+    );
 }
 
 #[test]
@@ -733,7 +776,10 @@ fn mid_stream_pickup() {
         (Some("ESTABLISHED"), Some(432000.0), true)
     );
     let wild = flow.send(orig(ACK | PSH, 5000 + 90_000_000, 1_234_567).data(b'z', 10));
-    assert_eq!((wild.ctstate, wild.state), ("ESTABLISHED", Some("ESTABLISHED")));
+    assert_eq!(
+        (wild.ctstate, wild.state),
+        ("ESTABLISHED", Some("ESTABLISHED"))
+    );
     assert!(wild.reason.ends_with("; accepted: liberal window tracking"));
 }
 
@@ -755,7 +801,10 @@ fn data_inside_and_beyond_the_window() {
     let mut flow = Flow::default();
     handshake(&mut flow, b"", b"");
     let inside = flow.send(orig(ACK | PSH, ISN_C + 1, ISN_S + 1).data(b'a', 500));
-    assert_eq!((inside.ctstate, inside.timeout), ("ESTABLISHED", Some(300.0)));
+    assert_eq!(
+        (inside.ctstate, inside.timeout),
+        ("ESTABLISHED", Some(300.0))
+    );
     let beyond = flow.send(orig(ACK | PSH, ISN_C + 1 + 5000, ISN_S + 1).data(b'b', 10));
     assert_eq!(beyond.ctstate, "INVALID");
     assert!(beyond.reason.contains("SEQ beyond the receiver's window"));
@@ -782,7 +831,10 @@ fn old_retransmission_and_stale_ack_are_ignored() {
     );
     assert!(old.reason.contains("old retransmission ignored"));
     let stale = flow.r(ACK, ISN_S + 1, ISN_C.wrapping_sub(100_000));
-    assert_eq!((stale.ctstate, stale.timeout), ("ESTABLISHED", Some(431999.0)));
+    assert_eq!(
+        (stale.ctstate, stale.timeout),
+        ("ESTABLISHED", Some(431999.0))
+    );
     assert!(stale.reason.contains("overly delayed ACK ignored"));
 }
 
@@ -817,7 +869,10 @@ fn be_liberal_accepts_out_of_window() {
         "ACK in ESTABLISHED: stays ESTABLISHED; SEQ beyond the receiver's window \
          (seq 5101 > max 1101); accepted: liberal window tracking"
     );
-    assert_eq!(flow.r(ACK, ISN_S + 1, ISN_C + 1 + 50000).ctstate, "ESTABLISHED");
+    assert_eq!(
+        flow.r(ACK, ISN_S + 1, ISN_C + 1 + 50000).ctstate,
+        "ESTABLISHED"
+    );
 }
 
 #[test]
@@ -912,7 +967,14 @@ fn out_of_window_fin_from_both_sides_cuts_lifetime() {
 
 #[test]
 fn early_drop_only_for_closing_states() {
-    let mut conn = Conn::new(4, PROTO_TCP, 0, Tuple::new(1, 2, 3, 4), Tuple::new(2, 1, 4, 3), 0.0);
+    let mut conn = Conn::new(
+        4,
+        PROTO_TCP,
+        0,
+        Tuple::new(1, 2, 3, 4),
+        Tuple::new(2, 1, 4, 3),
+        0.0,
+    );
     let mut allowed = Vec::new();
     for (state, name) in STATE_NAMES.iter().enumerate() {
         conn.proto_state = state as u8;
@@ -936,9 +998,23 @@ fn tracker_contract() {
 
 #[test]
 fn packet_on_a_connection_without_tcp_data_is_invalid_not_a_panic() {
-    let mut conn = Conn::new(4, PROTO_TCP, 0, Tuple::new(1, 2, 3, 4), Tuple::new(2, 1, 4, 3), 0.0);
+    let mut conn = Conn::new(
+        4,
+        PROTO_TCP,
+        0,
+        Tuple::new(1, 2, 3, 4),
+        Tuple::new(2, 1, 4, 3),
+        0.0,
+    );
     let seg = orig(ACK, 1, 1).build();
-    let (action, _) = tcp::packet(&mut conn, &seg.packet(), ORIGINAL, 0, 0.0, &Sysctls::default());
+    let (action, _) = tcp::packet(
+        &mut conn,
+        &seg.packet(),
+        ORIGINAL,
+        0,
+        0.0,
+        &Sysctls::default(),
+    );
     assert_eq!(action, Action::Invalid);
     conn.proto_state = 200;
     assert_eq!(tcp::state_name(&conn), "UNKNOWN");

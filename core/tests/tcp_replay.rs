@@ -33,7 +33,9 @@ fn replay_matches_python_decision_for_decision() {
             flow = Flow::default();
             for knob in knobs.split_whitespace() {
                 let (key, value) = knob.split_once('=').expect("key=value");
-                flow.cfg.set(key, value.parse().expect("number")).expect("known sysctl");
+                flow.cfg
+                    .set(key, value.parse().expect("number"))
+                    .expect("known sysctl");
             }
             scenarios += 1;
             continue;
@@ -73,5 +75,8 @@ fn replay_matches_python_decision_for_decision() {
         assert_eq!(seen, expected, "{scenario}, line {}", number + 1);
         steps += 1;
     }
-    assert!(scenarios > 200 && steps > 3000, "{scenarios} scenarios, {steps} steps");
+    assert!(
+        scenarios > 200 && steps > 3000,
+        "{scenarios} scenarios, {steps} steps"
+    );
 }

@@ -113,7 +113,15 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn new(src: u128, dst: u128, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Self {
+    pub fn new(
+        src: u128,
+        dst: u128,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    ) -> Self {
         Spec {
             src,
             dst,
@@ -212,7 +220,11 @@ impl Spec {
         let l4_off = data.len();
         data.extend_from_slice(&segment);
         let tcp_options = if header_len > 20 {
-            Some(Box::new(parse_tcp_options(&data, l4_off + 20, l4_off + header_len)))
+            Some(Box::new(parse_tcp_options(
+                &data,
+                l4_off + 20,
+                l4_off + header_len,
+            )))
         } else {
             None
         };
@@ -247,7 +259,8 @@ pub fn reply(flags: u8, seq: u32, ack: u32) -> Spec {
 /// The decoder's summary of the options (statewall.decode.l4.parse_tcp_options).
 fn parse_tcp_options(data: &[u8], mut pos: usize, end: usize) -> TcpOptions {
     let mut out = TcpOptions::default();
-    let u32_at = |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+    let u32_at =
+        |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
     if end - pos == 12 && data[pos..pos + 4] == [1, 1, 8, 10] {
         out.timestamp = Some((u32_at(pos + 4), u32_at(pos + 8)));
         return out;
@@ -391,7 +404,11 @@ impl Flow {
             return self.seen("INVALID", error.into_owned());
         }
         for _ in 0..2 {
-            if self.conn.as_ref().is_some_and(|conn| conn.expired(self.now)) {
+            if self
+                .conn
+                .as_ref()
+                .is_some_and(|conn| conn.expired(self.now))
+            {
                 self.conn = None;
             }
             let (mut conn, direction, fresh) = match self.conn.take() {
@@ -426,7 +443,8 @@ impl Flow {
             } else {
                 CT_NEW
             };
-            let (action, reason) = tcp::packet(&mut conn, pkt, direction, ctinfo, self.now, &self.cfg);
+            let (action, reason) =
+                tcp::packet(&mut conn, pkt, direction, ctinfo, self.now, &self.cfg);
             match action {
                 Action::Repeat => {
                     self.conn = None;
