@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use super::{
     datagram, duplicate, ecn_clash, ecn_result, end_clash, insert, list, nth, py_slice, span,
-    Defragmenter, DefragOutcome, Key, Placed, Queue, MAX_DATAGRAM, QUEUE_SIZE_V4,
+    DefragOutcome, Defragmenter, Key, Placed, Queue, MAX_DATAGRAM, QUEUE_SIZE_V4,
 };
 use crate::packet::{FragmentInfo, Packet};
 

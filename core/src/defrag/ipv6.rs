@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use super::{
     datagram, duplicate, ecn_clash, ecn_result, end_clash, insert, list, nth, py_slice, span,
-    Defragmenter, DefragOutcome, Key, Placed, Queue, MAX_DATAGRAM,
+    DefragOutcome, Defragmenter, Key, Placed, Queue, MAX_DATAGRAM,
 };
 use crate::packet::{FragmentInfo, Layer, Packet, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
@@ -139,7 +139,9 @@ impl Defragmenter {
         }
         let mut header = Vec::with_capacity((fhoff + q.length).max(0) as usize);
         header.extend_from_slice(py_slice(full, 0, fhoff));
-        let nexthdr = usize::try_from(fhoff).ok().and_then(|at| full.get(at).copied());
+        let nexthdr = usize::try_from(fhoff)
+            .ok()
+            .and_then(|at| full.get(at).copied());
         let at = next_header_at(full, fhoff);
         if let (Some(value), Some(b)) = (nexthdr, header.get_mut(at)) {
             *b = value;
@@ -161,7 +163,12 @@ fn dropped(text: String) -> DefragOutcome {
 
 /// `ipv6frag_thdr_truncated`: a first fragment too short for its layer-4 header.
 fn thdr_truncated(pkt: &Packet<'_>, frag: &FragmentInfo) -> bool {
-    if frag.offset != 0 || pkt.error.as_ref().is_some_and(|e| e.layer == Layer::Ipv6Ext) {
+    if frag.offset != 0
+        || pkt
+            .error
+            .as_ref()
+            .is_some_and(|e| e.layer == Layer::Ipv6Ext)
+    {
         return false;
     }
     let need = match pkt.proto {

@@ -565,8 +565,12 @@ impl Defragmenter {
             iface_in: last.iface_in.clone(),
             iface_out: last.iface_out.clone(),
             link_type: first.as_ref().map_or(0, |f| f.link_type),
-            link_src: first.as_ref().and_then(|f| f.link_src.as_deref().map(Into::into)),
-            link_dst: first.as_ref().and_then(|f| f.link_dst.as_deref().map(Into::into)),
+            link_src: first
+                .as_ref()
+                .and_then(|f| f.link_src.as_deref().map(Into::into)),
+            link_dst: first
+                .as_ref()
+                .and_then(|f| f.link_dst.as_deref().map(Into::into)),
             pkt_type: first.as_ref().map_or(PktType::Host, |f| f.pkt_type),
         }))
     }

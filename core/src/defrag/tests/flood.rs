@@ -72,13 +72,21 @@ fn a_long_fragment_flood_holds_memory_bounded_by_the_thresholds() {
     // a small multiple of its charge.
     let bound = 4 * (high4 + high6) as usize + 64 * 1024;
     assert!(max_held <= bound, "held {max_held} bytes, bound {bound}");
-    eprintln!("flood: held at most {max_held} bytes (bound {bound}), {armed_in_29s} timers armed in 29 s");
+    eprintln!(
+        "flood: held at most {max_held} bytes (bound {bound}), {armed_in_29s} timers armed in 29 s"
+    );
     // Under the old design, where a dead queue's timer stayed until its
     // deadline, the timers armed in the first 29 seconds were all still held
     // at that point, at 40 bytes or more each: far above the bound.
-    assert!(armed_in_29s as usize * 40 > 2 * bound, "{armed_in_29s} timers armed");
+    assert!(
+        armed_in_29s as usize * 40 > 2 * bound,
+        "{armed_in_29s} timers armed"
+    );
     defrag.expire(f64::from(seconds) + 61.0);
-    assert_eq!((defrag.pending(), defrag.timers.len(), defrag.peers.len()), (0, 0, 0));
+    assert_eq!(
+        (defrag.pending(), defrag.timers.len(), defrag.peers.len()),
+        (0, 0, 0)
+    );
     assert_eq!((defrag.memory(4), defrag.memory(6)), (0, 0));
 }
 

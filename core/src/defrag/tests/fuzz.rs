@@ -28,7 +28,11 @@ fn check_output(res: &DefragResult, family: u8) {
     assert!(!res.reason().is_empty());
     if let DefragOutcome::Complete(done) = &res.outcome {
         let limit = MAX_DATAGRAM as usize + if family == 4 { 0 } else { 40 };
-        assert!(done.datagram.len() <= limit, "{} bytes", done.datagram.len());
+        assert!(
+            done.datagram.len() <= limit,
+            "{} bytes",
+            done.datagram.len()
+        );
     }
 }
 
@@ -68,9 +72,19 @@ fn arbitrary_packet() -> impl Strategy<Value = (Vec<u8>, u8, u32, u32, bool, u32
         prop::collection::vec(any::<u8>(), 0..300),
         prop_oneof![Just(4u8), Just(6u8), any::<u8>()],
         0..3u32,
-        prop_oneof![(0..9000u32).prop_map(|o| o & !7), any::<u32>(), 65000..70000u32],
+        prop_oneof![
+            (0..9000u32).prop_map(|o| o & !7),
+            any::<u32>(),
+            65000..70000u32
+        ],
         any::<bool>(),
-        prop_oneof![Just(20u32), Just(40u32), Just(48u32), 0..400u32, any::<u32>()],
+        prop_oneof![
+            Just(20u32),
+            Just(40u32),
+            Just(48u32),
+            0..400u32,
+            any::<u32>()
+        ],
         prop_oneof![0..400usize, any::<usize>()],
         any::<u8>(),
         0..4u8,

@@ -134,7 +134,9 @@ pub fn frag6_with(part: &[u8], ident: u32, off: u16, more: bool, o: &V6) -> Vec<
     payload.extend_from_slice(&ident.to_be_bytes());
     payload.extend_from_slice(part);
     let first_nh = if o.before.is_empty() { 44 } else { 60 };
-    let mut out = ((6u32 << 28) | (u32::from(o.tclass) << 20)).to_be_bytes().to_vec();
+    let mut out = ((6u32 << 28) | (u32::from(o.tclass) << 20))
+        .to_be_bytes()
+        .to_vec();
     out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
     out.extend_from_slice(&[first_nh, 64]);
     out.extend_from_slice(&SRC6);
@@ -153,7 +155,16 @@ fn be16(data: &[u8], at: usize) -> u16 {
 /// errors by layer).
 pub fn decode(data: &[u8], index: u64, ts: f64) -> Packet<'_> {
     let version = data.first().map_or(0, |b| b >> 4);
-    let mut pkt = Packet::new(index, ts, data, if version == 4 || version == 6 { version } else { 0 });
+    let mut pkt = Packet::new(
+        index,
+        ts,
+        data,
+        if version == 4 || version == 6 {
+            version
+        } else {
+            0
+        },
+    );
     pkt.ip_len = 0;
     match version {
         4 => decode4(&mut pkt, data),

@@ -34,7 +34,10 @@ fn two_fragments_reassemble_to_the_original_message() {
     let mut pkt = decode(&done.datagram, 0, 0.0);
     done.stamp(&mut pkt);
     assert!(pkt.error.is_none() && pkt.fragment.is_none() && pkt.data[20..] == msg[..]);
-    assert_eq!((pkt.index, pkt.ts, pkt.ip_len, pkt.icmp_id), (2, 0.5, 52, 100));
+    assert_eq!(
+        (pkt.index, pkt.ts, pkt.ip_len, pkt.icmp_id),
+        (2, 0.5, 52, 100)
+    );
     assert_eq!((feed.defrag.pending(), feed.defrag.memory(4)), (0, 0));
 }
 
@@ -111,7 +114,10 @@ fn exact_duplicate_is_dropped_and_the_queue_lives_on() {
         "dropped: duplicate fragment [0, 16) of datagram id 0x3 from 192.0.2.1; \
          the queue keeps the first copy"
     );
-    assert_eq!(feed.push(&frag4(&msg[16..], 3, 16, false)).kind(), "complete");
+    assert_eq!(
+        feed.push(&frag4(&msg[16..], 3, 16, false)).kind(),
+        "complete"
+    );
 }
 
 #[test]
@@ -149,7 +155,10 @@ fn ipv4_inconsistent_last_fragment_kills_the_queue() {
         "dropped: last fragment ends at 16 but the datagram is known to be 24 bytes; \
          discarding queued fragments #1"
     );
-    let kinds = feed.run(&[frag4(&msg[..8], 6, 0, true), frag4(&msg[24..], 6, 24, false)]);
+    let kinds = feed.run(&[
+        frag4(&msg[..8], 6, 0, true),
+        frag4(&msg[24..], 6, 24, false),
+    ]);
     assert_eq!(kinds, ["queued", "queued"]);
 }
 
@@ -215,9 +224,18 @@ fn ipfrag_max_dist_counts_per_source_and_zero_disables() {
         let mut feed = Feed::with(cfg);
         feed.push(&frag4(&msg[..16], 12, 0, true));
         for i in 0..100 {
-            feed.push(&frag4_with(&[0; 8], 2000 + i, 0, true, &ipv4(|v| v.src = src)));
+            feed.push(&frag4_with(
+                &[0; 8],
+                2000 + i,
+                0,
+                true,
+                &ipv4(|v| v.src = src),
+            ));
         }
-        assert_eq!(feed.push(&frag4(&msg[16..], 12, 16, false)).kind(), "complete");
+        assert_eq!(
+            feed.push(&frag4(&msg[16..], 12, 16, false)).kind(),
+            "complete"
+        );
     }
 }
 
@@ -251,7 +269,10 @@ fn ecn_not_ect_mixed_with_ect_is_dropped() {
 #[test]
 fn oversize_reassembly_is_refused() {
     let mut feed = Feed::new();
-    assert_eq!(feed.push(&frag4(&vec![0; 65000], 17, 0, true)).kind(), "queued");
+    assert_eq!(
+        feed.push(&frag4(&vec![0; 65000], 17, 0, true)).kind(),
+        "queued"
+    );
     let res = feed.push(&frag4(&[0; 1000], 17, 65000, false));
     assert_eq!(res.kind(), "dropped");
     assert_eq!(
@@ -296,7 +317,10 @@ fn memory_over_high_thresh_drops_every_fragment() {
     feed.push(&frag4(&msg[..16], 20, 0, true));
     assert_eq!(feed.defrag.memory(4), 1032); // 200 for the queue, 832 for the skb
     feed.push(&frag4(&[0; 16], 21, 0, true));
-    assert_eq!(feed.push(&frag4(&msg[16..], 20, 16, false)).kind(), "complete");
+    assert_eq!(
+        feed.push(&frag4(&msg[16..], 20, 16, false)).kind(),
+        "complete"
+    );
     feed.push(&frag4(&msg[..16], 22, 0, true));
     feed.push(&frag4(&[0; 16], 23, 0, true));
     assert_eq!(feed.defrag.memory(4), 3096);
@@ -310,7 +334,13 @@ fn memory_over_high_thresh_drops_every_fragment() {
 
 #[test]
 fn truesize_steps_measured_on_veth() {
-    for (n, size) in [(36, 832), (234, 1280), (620, 1280), (1500, 2304), (2520, 4352)] {
+    for (n, size) in [
+        (36, 832),
+        (234, 1280),
+        (620, 1280),
+        (1500, 2304),
+        (2520, 4352),
+    ] {
         assert_eq!(truesize(n), size, "{n}");
     }
     assert_eq!(truesize(9300), 256 + 16384);
@@ -400,7 +430,10 @@ fn ipv6_inconsistent_last_fragment_keeps_the_queue() {
         res.reason(),
         "dropped: last fragment ends at 16 but the datagram is known to be 24 bytes (queue kept)"
     );
-    let kinds = feed.run(&[frag6(&msg[..8], 26, 0, true), frag6(&msg[24..], 26, 24, false)]);
+    let kinds = feed.run(&[
+        frag6(&msg[..8], 26, 0, true),
+        frag6(&msg[24..], 26, 24, false),
+    ]);
     assert_eq!(kinds, ["queued", "complete"]);
 }
 
@@ -414,7 +447,10 @@ fn ipv6_empty_fragment_keeps_the_queue() {
         res.reason(),
         "dropped: empty fragment at offset 16 (queue kept)"
     );
-    assert_eq!(feed.push(&frag6(&msg[16..], 27, 16, false)).kind(), "complete");
+    assert_eq!(
+        feed.push(&frag6(&msg[16..], 27, 16, false)).kind(),
+        "complete"
+    );
 }
 
 #[test]
@@ -429,7 +465,10 @@ fn ipv6_more_fragments_not_multiple_of_8_passes_and_kills_the_queue() {
         "fragment with MF set and length 5 not a multiple of 8: passed unreassembled; \
          discarded queued fragments #1"
     );
-    assert_eq!(feed.push(&frag6(&msg[16..], 28, 16, false)).kind(), "queued");
+    assert_eq!(
+        feed.push(&frag6(&msg[16..], 28, 16, false)).kind(),
+        "queued"
+    );
 }
 
 #[test]
@@ -446,7 +485,10 @@ fn ipv6_first_fragment_without_full_layer4_header_passes() {
 fn ipv6_fragment_ending_beyond_65535_is_dropped() {
     let res = Feed::new().push(&frag6(&[0; 1000], 30, 65000, false));
     assert_eq!(res.kind(), "dropped");
-    assert_eq!(res.reason(), "dropped: fragment [65000, 66000) ends beyond 65535");
+    assert_eq!(
+        res.reason(),
+        "dropped: fragment [65000, 66000) ends beyond 65535"
+    );
 }
 
 #[test]
@@ -483,7 +525,10 @@ fn ipv6_addresses_are_written_as_python_writes_them() {
 #[test]
 fn reassembled_packet_takes_link_details_from_the_first_fragment() {
     let msg = echo4(120, 32);
-    let (one, two) = (frag4(&msg[..16], 40, 0, true), frag4(&msg[16..], 40, 16, false));
+    let (one, two) = (
+        frag4(&msg[..16], 40, 0, true),
+        frag4(&msg[16..], 40, 16, false),
+    );
     let mut defrag = Defragmenter::new(&Sysctls::default());
     let mut first = decode(&one, 5, 1.0);
     first.link_type = 1;
@@ -505,9 +550,15 @@ fn reassembled_packet_takes_link_details_from_the_first_fragment() {
 #[test]
 fn zones_keep_queues_apart() {
     let msg = echo4(121, 32);
-    let (one, two) = (frag4(&msg[..16], 41, 0, true), frag4(&msg[16..], 41, 16, false));
+    let (one, two) = (
+        frag4(&msg[..16], 41, 0, true),
+        frag4(&msg[16..], 41, 16, false),
+    );
     let mut defrag = Defragmenter::new(&Sysctls::default());
     defrag.push(&decode(&one, 1, 0.0), 0.0, 1);
     assert_eq!(defrag.push(&decode(&two, 2, 0.0), 0.0, 2).kind(), "queued");
-    assert_eq!(defrag.push(&decode(&two, 3, 0.0), 0.0, 1).kind(), "complete");
+    assert_eq!(
+        defrag.push(&decode(&two, 3, 0.0), 0.0, 1).kind(),
+        "complete"
+    );
 }
