@@ -15,12 +15,13 @@ fn a_long_fragment_flood_holds_memory_bounded_by_the_thresholds() {
     let mut defrag = Defragmenter::new(&cfg);
     let atomic = echo6(1, 64);
     let part = [7u8; 48];
-    // Four minutes of capture at 2,000 fragments a second (four timeouts of
-    // either family): 480,000 fragments.
+    // Four minutes of capture at 2,000 fragments a second (four timeouts or
+    // more of either family): 480,000 fragments.
     let (seconds, rate) = (240u32, 2000u32);
     let mut max_held = 0;
     let mut completed = 0;
     let mut armed_in_29s = 0;
+    let mut peak = [0u64; 2];
     for n in 0..seconds * rate {
         let now = f64::from(n) / f64::from(rate);
         let ident = n.wrapping_mul(2_654_435_761);
@@ -62,11 +63,14 @@ fn a_long_fragment_flood_holds_memory_bounded_by_the_thresholds() {
         assert_eq!(defrag.timers.len(), defrag.queues.len());
         assert!(defrag.peers.len() <= defrag.queues.len());
         max_held = max_held.max(defrag.held_bytes());
+        peak = [peak[0].max(defrag.memory(4)), peak[1].max(defrag.memory(6))];
         if n == 29 * rate {
             armed_in_29s = defrag.seq;
         }
     }
     assert!(completed > 0);
+    // The second half did fill both families up to their thresholds.
+    assert!(peak[0] >= high4 && peak[1] >= high6, "{peak:?}");
     // What is held tracks what is charged: fragment bytes are below their
     // truesize, and a queue's share of the tables (entry, timer, counter) is
     // a small multiple of its charge.
