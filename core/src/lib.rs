@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod conntrack;
+pub mod defrag;
 pub mod netfilter;
 pub mod output;
 pub mod packet;
