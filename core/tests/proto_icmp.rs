@@ -373,6 +373,39 @@ fn error_without_quote_or_quoting_other_family() {
         if reason.starts_with("RELATED: ICMP destination unreachable (code 8) about")));
 }
 
+#[test]
+fn reasons_name_every_kind_of_quoted_connection() {
+    use _core::conntrack::conn::Conn;
+    // Expected texts from the Python engine on the same packets.
+    let gre_conn = Conn::new(4, 47, 0, Tuple::new(CLIENT, SERVER, 0, 0), Tuple::new(SERVER, CLIENT, 0, 0), 0.0);
+    let p99_conn = Conn::new(4, 99, 0, Tuple::new(CLIENT, SERVER, 0, 0), Tuple::new(SERVER, CLIENT, 0, 0), 0.0);
+    let mut table = MiniTable::with(vec![gre_conn, p99_conn]);
+    let mut gre_v0 = vec![0, 0, 0x08, 0x00];
+    gre_v0.extend_from_slice(&[0; 20]);
+    let gre = ip_packet(4, CLIENT, SERVER, 47, &gre_v0, 64, 0, 0, 0);
+    let outcome = handle(&icmp_err(4, ROUTER, CLIENT, 3, 1, &gre, None), &cfg(), true, 0, &mut table);
+    assert!(matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
+        if reason == "RELATED: ICMP host unreachable about gre 10.99.1.1 → 10.99.2.1 (reply direction)"), "{outcome:?}");
+    let mut gre_v1 = vec![0x30, 0x81, 0x08, 0x00, 0, 0, 0, 7];
+    gre_v1.extend_from_slice(&[0; 8]);
+    let gre1 = ip_packet(4, CLIENT, SERVER, 47, &gre_v1, 64, 0, 0, 0);
+    let outcome = handle(&icmp_err(4, ROUTER, CLIENT, 3, 1, &gre1, None), &cfg(), true, 0, &mut table);
+    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP host unreachable quoting enhanced GRE that does not carry PPP");
+    let p99 = ip_packet(4, CLIENT, SERVER, 99, b"abcdefgh", 64, 0, 0, 0);
+    let outcome = handle(&icmp_err(4, ROUTER, CLIENT, 3, 2, &p99, None), &cfg(), true, 0, &mut table);
+    assert!(matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
+        if reason == "RELATED: ICMP protocol unreachable about protocol 99 10.99.1.1 → 10.99.2.1 (reply direction)"), "{outcome:?}");
+
+    let mut table = MiniTable::new(cfg());
+    let ping6 = icmp6(CLIENT6, SERVER6, 128, 0, 5);
+    table.step(&ping6, 0.0);
+    let result = table.step(&icmp_err(6, ROUTER6, CLIENT6, 3, 0, &ping6, None), 1.0);
+    assert_eq!(
+        result.reason,
+        "RELATED: ICMPv6 time exceeded about icmpv6 fd99:1::1 → fd99:2::1 echo request id 5 (reply direction)"
+    );
+}
+
 // -- ICMPv6 ----------------------------------------------------------------------
 
 #[test]
