@@ -6,8 +6,8 @@ mod common;
 
 use _core::config::Sysctls;
 use _core::conntrack::conn::{
-    Tuple, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_NEW, CT_RELATED,
-    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ASSURED, IPS_SEEN_REPLY, REPLY,
+    Tuple, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_NEW, CT_RELATED, CT_RELATED_REPLY,
+    CT_UNTRACKED, IPS_ASSURED, IPS_SEEN_REPLY, REPLY,
 };
 use _core::conntrack::proto_icmp::{self, error_handler, invert, IcmpErrorOutcome};
 use _core::packet::FragmentInfo;
@@ -18,7 +18,13 @@ fn cfg() -> Sysctls {
     Sysctls::default()
 }
 
-fn handle(built: &Built, cfg: &Sysctls, in_prerouting: bool, zone: u16, table: &mut MiniTable) -> IcmpErrorOutcome {
+fn handle(
+    built: &Built,
+    cfg: &Sysctls,
+    in_prerouting: bool,
+    zone: u16,
+    table: &mut MiniTable,
+) -> IcmpErrorOutcome {
     error_handler(&built.packet(), cfg, in_prerouting, zone, table)
 }
 
@@ -38,7 +44,11 @@ fn invalid_reason(outcome: &IcmpErrorOutcome) -> &str {
 }
 
 fn udp_flow(table: &mut MiniTable, family: u8) -> (Built, _core::conntrack::conn::ConnId) {
-    let (src, dst) = if family == 4 { (CLIENT, SERVER) } else { (CLIENT6, SERVER6) };
+    let (src, dst) = if family == 4 {
+        (CLIENT, SERVER)
+    } else {
+        (CLIENT6, SERVER6)
+    };
     let request = udp(src, dst, 1091, 53, family);
     let result = table.step(&request, 0.0);
     assert_eq!(result.ctinfo, CT_NEW);
@@ -58,8 +68,14 @@ fn echo_request_reply_and_entry_survives_reply() {
     let again = table.step(&icmp(CLIENT, SERVER, 8, 0, 77), 0.5);
     assert_eq!((again.ctinfo, again.conn), (CT_NEW, Some(conn))); // no reply yet: NEW each time
     let reply = table.step(&icmp(SERVER, CLIENT, 0, 0, 77), 0.6);
-    assert_eq!((reply.ctinfo, reply.conn), (CT_ESTABLISHED_REPLY, Some(conn)));
-    assert_eq!(reply.reason, "ICMP query or reply (nf_conntrack_icmp_timeout)");
+    assert_eq!(
+        (reply.ctinfo, reply.conn),
+        (CT_ESTABLISHED_REPLY, Some(conn))
+    );
+    assert_eq!(
+        reply.reason,
+        "ICMP query or reply (nf_conntrack_icmp_timeout)"
+    );
     assert!(approx(table.get(conn).expires, 30.6)); // not deleted, re-armed
     let later = table.step(&icmp(CLIENT, SERVER, 8, 0, 77), 5.0);
     assert_eq!((later.ctinfo, later.conn), (CT_ESTABLISHED, Some(conn)));
@@ -76,7 +92,10 @@ fn every_query_pair() {
         let conn = first.conn.unwrap();
         assert_eq!(table.get(conn).reply.dport >> 8, u16::from(reply_type));
         let reply = table.step(&icmp(SERVER, CLIENT, reply_type, 0, 9), 0.1);
-        assert_eq!((reply.ctinfo, reply.conn), (CT_ESTABLISHED_REPLY, Some(conn)));
+        assert_eq!(
+            (reply.ctinfo, reply.conn),
+            (CT_ESTABLISHED_REPLY, Some(conn))
+        );
     }
 }
 
@@ -90,22 +109,36 @@ fn reply_without_request_is_invalid() {
     }
     let mut table = MiniTable::new(cfg());
     let result = table.step(&icmp(SERVER, CLIENT, 0, 0, 9), 0.0);
-    assert_eq!(result.reason, "INVALID: ICMP echo reply without a matching request");
+    assert_eq!(
+        result.reason,
+        "INVALID: ICMP echo reply without a matching request"
+    );
 }
 
 #[test]
 fn reply_with_other_code_does_not_match() {
     let mut table = MiniTable::new(cfg());
     table.step(&icmp(CLIENT, SERVER, 8, 5, 9), 0.0);
-    assert_eq!(table.step(&icmp(SERVER, CLIENT, 0, 0, 9), 0.1).ctinfo, CT_INVALID);
-    assert_eq!(table.step(&icmp(SERVER, CLIENT, 0, 5, 9), 0.2).ctinfo, CT_ESTABLISHED_REPLY);
+    assert_eq!(
+        table.step(&icmp(SERVER, CLIENT, 0, 0, 9), 0.1).ctinfo,
+        CT_INVALID
+    );
+    assert_eq!(
+        table.step(&icmp(SERVER, CLIENT, 0, 5, 9), 0.2).ctinfo,
+        CT_ESTABLISHED_REPLY
+    );
 }
 
 #[test]
 fn types_without_reply_type_are_invalid() {
     for icmp_type in [1, 2, 6, 7, 9, 10] {
         let mut table = MiniTable::new(cfg());
-        assert_eq!(table.step(&icmp(CLIENT, SERVER, icmp_type, 0, 0), 0.0).ctinfo, CT_INVALID);
+        assert_eq!(
+            table
+                .step(&icmp(CLIENT, SERVER, icmp_type, 0, 0), 0.0)
+                .ctinfo,
+            CT_INVALID
+        );
         assert_eq!(table.count(), 0);
     }
 }
@@ -113,11 +146,26 @@ fn types_without_reply_type_are_invalid() {
 #[test]
 fn types_above_18_are_rejected_by_the_error_handler() {
     for icmp_type in [19, 30, 40, 255] {
-        let outcome = handle(&icmp(CLIENT, SERVER, icmp_type, 0, 0), &cfg(), true, 0, &mut MiniTable::default());
+        let outcome = handle(
+            &icmp(CLIENT, SERVER, icmp_type, 0, 0),
+            &cfg(),
+            true,
+            0,
+            &mut MiniTable::default(),
+        );
         assert!(invalid_reason(&outcome).contains("unknown"));
     }
-    let outcome = handle(&icmp(CLIENT, SERVER, 19, 0, 0), &cfg(), true, 0, &mut MiniTable::default());
-    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP type 19 is unknown (above 18)");
+    let outcome = handle(
+        &icmp(CLIENT, SERVER, 19, 0, 0),
+        &cfg(),
+        true,
+        0,
+        &mut MiniTable::default(),
+    );
+    assert_eq!(
+        invalid_reason(&outcome),
+        "INVALID: ICMP type 19 is unknown (above 18)"
+    );
 }
 
 #[test]
@@ -125,14 +173,23 @@ fn icmp_timeout_follows_sysctl() {
     let mut cfg = cfg();
     cfg.set("nf_conntrack_icmp_timeout", 5).unwrap();
     let mut table = MiniTable::new(cfg);
-    let conn = table.step(&icmp(CLIENT, SERVER, 8, 0, 1), 1.0).conn.unwrap();
+    let conn = table
+        .step(&icmp(CLIENT, SERVER, 8, 0, 1), 1.0)
+        .conn
+        .unwrap();
     assert!(approx(table.get(conn).expires, 6.0));
 }
 
 #[test]
 fn query_types_are_not_errors() {
     for icmp_type in [0, 8, 13, 17, 9] {
-        let outcome = handle(&icmp(CLIENT, SERVER, icmp_type, 0, 0), &cfg(), true, 0, &mut MiniTable::default());
+        let outcome = handle(
+            &icmp(CLIENT, SERVER, icmp_type, 0, 0),
+            &cfg(),
+            true,
+            0,
+            &mut MiniTable::default(),
+        );
         assert!(is_not_an_error(&outcome));
     }
 }
@@ -142,17 +199,32 @@ fn icmp_checksum() {
     let bad = icmp(CLIENT, SERVER, 8, 0, 1).bad_checksum();
     let outcome = handle(&bad, &cfg(), true, 0, &mut MiniTable::default());
     assert_eq!(invalid_reason(&outcome), "INVALID: ICMP checksum bad");
-    assert!(is_not_an_error(&handle(&bad, &cfg(), false, 0, &mut MiniTable::default())));
+    assert!(is_not_an_error(&handle(
+        &bad,
+        &cfg(),
+        false,
+        0,
+        &mut MiniTable::default()
+    )));
     let mut off = cfg();
     off.set("nf_conntrack_checksum", 0).unwrap();
-    assert!(is_not_an_error(&handle(&bad, &off, true, 0, &mut MiniTable::default())));
+    assert!(is_not_an_error(&handle(
+        &bad,
+        &off,
+        true,
+        0,
+        &mut MiniTable::default()
+    )));
 }
 
 #[test]
 fn icmp_short_header_is_invalid() {
     let pkt = icmp(CLIENT, SERVER, 8, 0, 0).truncated(27);
     let outcome = handle(&pkt, &cfg(), true, 0, &mut MiniTable::default());
-    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP short packet (header needs 8 bytes)");
+    assert_eq!(
+        invalid_reason(&outcome),
+        "INVALID: ICMP short packet (header needs 8 bytes)"
+    );
 }
 
 #[test]
@@ -162,7 +234,10 @@ fn inversion_tables() {
     assert_eq!(invert(4, &t(18 << 8)), Some(Tuple::new(2, 1, 7, 17 << 8)));
     assert_eq!(invert(4, &t(3 << 8)), None);
     assert_eq!(invert(6, &t(128 << 8)), Some(Tuple::new(2, 1, 7, 129 << 8)));
-    assert_eq!(invert(6, &t(140 << 8 | 1)), Some(Tuple::new(2, 1, 7, 139 << 8 | 1)));
+    assert_eq!(
+        invert(6, &t(140 << 8 | 1)),
+        Some(Tuple::new(2, 1, 7, 139 << 8 | 1))
+    );
     assert_eq!(invert(6, &t(137 << 8)), None);
 }
 
@@ -175,7 +250,13 @@ fn icmp_in_ipv6_packet_is_invalid() {
         proto_icmp::error(&pkt, &cfg(), true).as_deref(),
         Some("INVALID: ICMP (protocol 1) inside an IPv6 packet is never tracked")
     );
-    assert!(is_not_an_error(&handle(&built, &cfg(), true, 0, &mut MiniTable::default())));
+    assert!(is_not_an_error(&handle(
+        &built,
+        &cfg(),
+        true,
+        0,
+        &mut MiniTable::default()
+    )));
     let mut v4 = icmp(CLIENT, SERVER, 128, 0, 0);
     v4.proto = 58;
     assert_eq!(
@@ -193,7 +274,9 @@ fn port_unreachable_is_related_reply_and_changes_nothing() {
     let (expires, status) = (table.get(conn).expires, table.get(conn).status);
     let result = table.step(&icmp_err(4, SERVER, CLIENT, 3, 3, &request, None), 1.0);
     assert_eq!((result.ctinfo, result.conn), (CT_RELATED_REPLY, Some(conn)));
-    assert!(result.reason.contains("port unreachable") && result.reason.contains("udp 10.99.1.1:1091"));
+    assert!(
+        result.reason.contains("port unreachable") && result.reason.contains("udp 10.99.1.1:1091")
+    );
     assert_eq!(
         result.reason,
         "RELATED: ICMP port unreachable about udp 10.99.1.1:1091 → 10.99.2.1:53 (reply direction)"
@@ -208,7 +291,10 @@ fn every_error_type_relates() {
     for (icmp_type, code) in [(3, 1), (4, 0), (5, 1), (11, 0), (12, 0)] {
         let mut table = MiniTable::new(cfg());
         let (request, conn) = udp_flow(&mut table, 4);
-        let result = table.step(&icmp_err(4, ROUTER, CLIENT, icmp_type, code, &request, None), 1.0);
+        let result = table.step(
+            &icmp_err(4, ROUTER, CLIENT, icmp_type, code, &request, None),
+            1.0,
+        );
         assert_eq!((result.ctinfo, result.conn), (CT_RELATED_REPLY, Some(conn)));
     }
 }
@@ -248,7 +334,10 @@ fn error_quoting_unknown_flow_is_invalid() {
     let result = table.step(&icmp_err(4, SERVER, CLIENT, 3, 3, &stranger, None), 0.0);
     assert_eq!(result.ctinfo, CT_INVALID);
     assert!(result.reason.contains("unknown connection"));
-    assert_eq!(result.reason, "INVALID: ICMP port unreachable quoting an unknown connection");
+    assert_eq!(
+        result.reason,
+        "INVALID: ICMP port unreachable quoting an unknown connection"
+    );
 }
 
 #[test]
@@ -306,17 +395,38 @@ fn error_quoting_an_error_is_invalid() {
 fn error_quoting_non_first_fragment_is_invalid() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT, SERVER, 4)]);
     let mut fragment = udp(CLIENT, SERVER, 1091, 53, 4);
-    fragment.fragment = Some(FragmentInfo { ident: 7, offset: 1480, more: false, next_proto: 17, unfrag_len: 20 });
-    let outcome = handle(&icmp_err(4, SERVER, CLIENT, 3, 3, &fragment, None), &cfg(), true, 0, &mut table);
+    fragment.fragment = Some(FragmentInfo {
+        ident: 7,
+        offset: 1480,
+        more: false,
+        next_proto: 17,
+        unfrag_len: 20,
+    });
+    let outcome = handle(
+        &icmp_err(4, SERVER, CLIENT, 3, 3, &fragment, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
     assert!(invalid_reason(&outcome).contains("fragment"));
-    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP port unreachable quoting a non-first fragment");
+    assert_eq!(
+        invalid_reason(&outcome),
+        "INVALID: ICMP port unreachable quoting a non-first fragment"
+    );
 }
 
 #[test]
 fn error_sent_to_another_host_is_invalid() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT, SERVER, 4)]);
     let request = udp(CLIENT, SERVER, 1091, 53, 4);
-    let outcome = handle(&icmp_err(4, SERVER, OTHER, 3, 3, &request, None), &cfg(), true, 0, &mut table);
+    let outcome = handle(
+        &icmp_err(4, SERVER, OTHER, 3, 3, &request, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
     assert_eq!(
         invalid_reason(&outcome),
         "INVALID: ICMP port unreachable sent to 10.99.3.2, not to the quoted packet's source 10.99.1.1"
@@ -328,9 +438,19 @@ fn error_sent_to_another_host_is_invalid() {
 fn error_from_any_router_is_related() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT, SERVER, 4)]);
     let request = udp(CLIENT, SERVER, 1091, 53, 4);
-    let outcome = handle(&icmp_err(4, OTHER, CLIENT, 11, 0, &request, None), &cfg(), true, 0, &mut table);
+    let outcome = handle(
+        &icmp_err(4, OTHER, CLIENT, 11, 0, &request, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
     match outcome {
-        IcmpErrorOutcome::Related { conn, direction, reason } => {
+        IcmpErrorOutcome::Related {
+            conn,
+            direction,
+            reason,
+        } => {
             assert_eq!((conn.0, direction), (0, REPLY));
             assert_eq!(
                 reason,
@@ -344,30 +464,80 @@ fn error_from_any_router_is_related() {
 #[test]
 fn error_checksum_bad_is_invalid() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT, SERVER, 4)]);
-    let pkt = icmp_err(4, SERVER, CLIENT, 3, 3, &udp(CLIENT, SERVER, 1091, 53, 4), None).bad_checksum();
+    let pkt = icmp_err(
+        4,
+        SERVER,
+        CLIENT,
+        3,
+        3,
+        &udp(CLIENT, SERVER, 1091, 53, 4),
+        None,
+    )
+    .bad_checksum();
     assert!(is_invalid(&handle(&pkt, &cfg(), true, 0, &mut table)));
 }
 
 #[test]
 fn error_lookup_uses_the_zone() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT, SERVER, 4)]);
-    let pkt = icmp_err(4, SERVER, CLIENT, 3, 3, &udp(CLIENT, SERVER, 1091, 53, 4), None);
-    assert!(matches!(handle(&pkt, &cfg(), true, 0, &mut table), IcmpErrorOutcome::Related { .. }));
+    let pkt = icmp_err(
+        4,
+        SERVER,
+        CLIENT,
+        3,
+        3,
+        &udp(CLIENT, SERVER, 1091, 53, 4),
+        None,
+    );
+    assert!(matches!(
+        handle(&pkt, &cfg(), true, 0, &mut table),
+        IcmpErrorOutcome::Related { .. }
+    ));
     assert!(is_invalid(&handle(&pkt, &cfg(), true, 5, &mut table)));
 }
 
 #[test]
 fn error_without_quote_or_quoting_other_family() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT, SERVER, 4)]);
-    let mut bare = icmp_err(4, SERVER, CLIENT, 3, 3, &udp(CLIENT, SERVER, 1091, 53, 4), None);
+    let mut bare = icmp_err(
+        4,
+        SERVER,
+        CLIENT,
+        3,
+        3,
+        &udp(CLIENT, SERVER, 1091, 53, 4),
+        None,
+    );
     bare.inner = None;
     let outcome = handle(&bare, &cfg(), true, 0, &mut table);
-    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP port unreachable without a quoted IP header");
-    let mut other = icmp_err(4, SERVER, CLIENT, 3, 3, &udp(CLIENT, SERVER, 1091, 53, 4), None);
+    assert_eq!(
+        invalid_reason(&outcome),
+        "INVALID: ICMP port unreachable without a quoted IP header"
+    );
+    let mut other = icmp_err(
+        4,
+        SERVER,
+        CLIENT,
+        3,
+        3,
+        &udp(CLIENT, SERVER, 1091, 53, 4),
+        None,
+    );
     other.inner.as_mut().unwrap().family = 6;
     let outcome = handle(&other, &cfg(), true, 0, &mut table);
-    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP port unreachable quoting an IPv6 header");
-    let odd_code = icmp_err(4, SERVER, CLIENT, 3, 8, &udp(CLIENT, SERVER, 1091, 53, 4), None);
+    assert_eq!(
+        invalid_reason(&outcome),
+        "INVALID: ICMP port unreachable quoting an IPv6 header"
+    );
+    let odd_code = icmp_err(
+        4,
+        SERVER,
+        CLIENT,
+        3,
+        8,
+        &udp(CLIENT, SERVER, 1091, 53, 4),
+        None,
+    );
     let outcome = handle(&odd_code, &cfg(), true, 0, &mut table);
     assert!(matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
         if reason.starts_with("RELATED: ICMP destination unreachable (code 8) about")));
@@ -377,24 +547,65 @@ fn error_without_quote_or_quoting_other_family() {
 fn reasons_name_every_kind_of_quoted_connection() {
     use _core::conntrack::conn::Conn;
     // Expected texts from the Python engine on the same packets.
-    let gre_conn = Conn::new(4, 47, 0, Tuple::new(CLIENT, SERVER, 0, 0), Tuple::new(SERVER, CLIENT, 0, 0), 0.0);
-    let p99_conn = Conn::new(4, 99, 0, Tuple::new(CLIENT, SERVER, 0, 0), Tuple::new(SERVER, CLIENT, 0, 0), 0.0);
+    let gre_conn = Conn::new(
+        4,
+        47,
+        0,
+        Tuple::new(CLIENT, SERVER, 0, 0),
+        Tuple::new(SERVER, CLIENT, 0, 0),
+        0.0,
+    );
+    let p99_conn = Conn::new(
+        4,
+        99,
+        0,
+        Tuple::new(CLIENT, SERVER, 0, 0),
+        Tuple::new(SERVER, CLIENT, 0, 0),
+        0.0,
+    );
     let mut table = MiniTable::with(vec![gre_conn, p99_conn]);
     let mut gre_v0 = vec![0, 0, 0x08, 0x00];
     gre_v0.extend_from_slice(&[0; 20]);
     let gre = ip_packet(4, CLIENT, SERVER, 47, &gre_v0, 64, 0, 0, 0);
-    let outcome = handle(&icmp_err(4, ROUTER, CLIENT, 3, 1, &gre, None), &cfg(), true, 0, &mut table);
-    assert!(matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
-        if reason == "RELATED: ICMP host unreachable about gre 10.99.1.1 → 10.99.2.1 (reply direction)"), "{outcome:?}");
+    let outcome = handle(
+        &icmp_err(4, ROUTER, CLIENT, 3, 1, &gre, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
+    assert!(
+        matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
+        if reason == "RELATED: ICMP host unreachable about gre 10.99.1.1 → 10.99.2.1 (reply direction)"),
+        "{outcome:?}"
+    );
     let mut gre_v1 = vec![0x30, 0x81, 0x08, 0x00, 0, 0, 0, 7];
     gre_v1.extend_from_slice(&[0; 8]);
     let gre1 = ip_packet(4, CLIENT, SERVER, 47, &gre_v1, 64, 0, 0, 0);
-    let outcome = handle(&icmp_err(4, ROUTER, CLIENT, 3, 1, &gre1, None), &cfg(), true, 0, &mut table);
-    assert_eq!(invalid_reason(&outcome), "INVALID: ICMP host unreachable quoting enhanced GRE that does not carry PPP");
+    let outcome = handle(
+        &icmp_err(4, ROUTER, CLIENT, 3, 1, &gre1, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
+    assert_eq!(
+        invalid_reason(&outcome),
+        "INVALID: ICMP host unreachable quoting enhanced GRE that does not carry PPP"
+    );
     let p99 = ip_packet(4, CLIENT, SERVER, 99, b"abcdefgh", 64, 0, 0, 0);
-    let outcome = handle(&icmp_err(4, ROUTER, CLIENT, 3, 2, &p99, None), &cfg(), true, 0, &mut table);
-    assert!(matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
-        if reason == "RELATED: ICMP protocol unreachable about protocol 99 10.99.1.1 → 10.99.2.1 (reply direction)"), "{outcome:?}");
+    let outcome = handle(
+        &icmp_err(4, ROUTER, CLIENT, 3, 2, &p99, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
+    assert!(
+        matches!(&outcome, IcmpErrorOutcome::Related { reason, .. }
+        if reason == "RELATED: ICMP protocol unreachable about protocol 99 10.99.1.1 → 10.99.2.1 (reply direction)"),
+        "{outcome:?}"
+    );
 
     let mut table = MiniTable::new(cfg());
     let ping6 = icmp6(CLIENT6, SERVER6, 128, 0, 5);
@@ -412,13 +623,33 @@ fn reasons_name_every_kind_of_quoted_connection() {
 fn icmpv6_nd_and_mld_are_untracked() {
     for icmp_type in [130, 131, 132, 133, 134, 135, 136, 143, 151, 152] {
         let mut table = MiniTable::new(cfg());
-        let result = table.step(&icmp_full(6, LINK_LOCAL6, SERVER6, icmp_type, 0, 0, b"", 255), 0.0);
-        assert_eq!((result.ctinfo, result.conn, table.count()), (CT_UNTRACKED, None, 0));
-        let outcome = handle(&icmp6(CLIENT6, SERVER6, icmp_type, 0, 0), &cfg(), true, 0, &mut MiniTable::default());
+        let result = table.step(
+            &icmp_full(6, LINK_LOCAL6, SERVER6, icmp_type, 0, 0, b"", 255),
+            0.0,
+        );
+        assert_eq!(
+            (result.ctinfo, result.conn, table.count()),
+            (CT_UNTRACKED, None, 0)
+        );
+        let outcome = handle(
+            &icmp6(CLIENT6, SERVER6, icmp_type, 0, 0),
+            &cfg(),
+            true,
+            0,
+            &mut MiniTable::default(),
+        );
         assert!(matches!(outcome, IcmpErrorOutcome::Untracked(_)));
     }
-    let outcome = handle(&icmp6(CLIENT6, SERVER6, 135, 0, 0), &cfg(), true, 0, &mut MiniTable::default());
-    let IcmpErrorOutcome::Untracked(reason) = outcome else { panic!() };
+    let outcome = handle(
+        &icmp6(CLIENT6, SERVER6, 135, 0, 0),
+        &cfg(),
+        true,
+        0,
+        &mut MiniTable::default(),
+    );
+    let IcmpErrorOutcome::Untracked(reason) = outcome else {
+        panic!()
+    };
     assert_eq!(
         reason,
         "UNTRACKED: ICMPv6 neighbour solicitation (neighbour discovery and MLD are never tracked)"
@@ -435,8 +666,14 @@ fn icmpv6_queries() {
         let conn = first.conn.unwrap();
         assert!(approx(table.get(conn).expires, 30.0));
         let reply = table.step(&icmp6(SERVER6, CLIENT6, reply_type, 0, 5), 0.1);
-        assert_eq!((reply.ctinfo, reply.conn), (CT_ESTABLISHED_REPLY, Some(conn)));
-        assert_eq!(reply.reason, "ICMPv6 query or reply (nf_conntrack_icmpv6_timeout)");
+        assert_eq!(
+            (reply.ctinfo, reply.conn),
+            (CT_ESTABLISHED_REPLY, Some(conn))
+        );
+        assert_eq!(
+            reply.reason,
+            "ICMPv6 query or reply (nf_conntrack_icmpv6_timeout)"
+        );
         assert!(approx(table.get(conn).expires, 30.1));
     }
 }
@@ -464,9 +701,21 @@ fn icmpv6_checksum_failed_is_invalid() {
     let pkt = icmp6(CLIENT6, SERVER6, 128, 0, 0).bad_checksum();
     let outcome = handle(&pkt, &cfg(), true, 0, &mut MiniTable::default());
     assert_eq!(invalid_reason(&outcome), "INVALID: ICMPv6 checksum failed");
-    assert!(is_not_an_error(&handle(&pkt, &cfg(), false, 0, &mut MiniTable::default())));
+    assert!(is_not_an_error(&handle(
+        &pkt,
+        &cfg(),
+        false,
+        0,
+        &mut MiniTable::default()
+    )));
     let good = icmp6(CLIENT6, SERVER6, 128, 0, 0);
-    assert!(is_not_an_error(&handle(&good, &cfg(), true, 0, &mut MiniTable::default())));
+    assert!(is_not_an_error(&handle(
+        &good,
+        &cfg(),
+        true,
+        0,
+        &mut MiniTable::default()
+    )));
 }
 
 #[test]
@@ -487,7 +736,9 @@ fn icmpv6_errors_relate() {
         "RELATED: ICMPv6 port unreachable about udp [fd99:1::1]:1091 → [fd99:2::1]:53 (reply direction)"
     );
     let result = table.step(&icmp_err(6, ROUTER6, CLIENT6, 100, 0, &request, None), 0.5);
-    assert!(result.reason.starts_with("RELATED: ICMPv6 type 100 about udp"));
+    assert!(result
+        .reason
+        .starts_with("RELATED: ICMPv6 type 100 about udp"));
 }
 
 #[test]
@@ -514,9 +765,19 @@ fn icmpv6_error_to_another_host_is_invalid() {
 fn icmpv6_redirect_rules() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT6, SERVER6, 6)]);
     let request = udp(CLIENT6, SERVER6, 1091, 53, 6);
-    let good = handle(&redirect6(LINK_LOCAL6, CLIENT6, Some(&request), 255, 0, 4, 8), &cfg(), true, 0, &mut table);
+    let good = handle(
+        &redirect6(LINK_LOCAL6, CLIENT6, Some(&request), 255, 0, 4, 8),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
     match good {
-        IcmpErrorOutcome::Related { conn, direction, reason } => {
+        IcmpErrorOutcome::Related {
+            conn,
+            direction,
+            reason,
+        } => {
             assert_eq!((conn.0, direction), (0, REPLY));
             assert_eq!(
                 reason,
@@ -531,29 +792,59 @@ fn icmpv6_redirect_rules() {
         "INVALID: ICMPv6 redirect with hop limit other than 255 or a non-link-local source"
     );
     let low_hop_limit = redirect6(LINK_LOCAL6, CLIENT6, Some(&request), 64, 0, 4, 8);
-    assert!(is_invalid(&handle(&low_hop_limit, &cfg(), true, 0, &mut table)));
+    assert!(is_invalid(&handle(
+        &low_hop_limit,
+        &cfg(),
+        true,
+        0,
+        &mut table
+    )));
     let no_options = redirect6(LINK_LOCAL6, CLIENT6, None, 255, 0, 4, 8);
     assert_eq!(
         invalid_reason(&handle(&no_options, &cfg(), true, 0, &mut table)),
         "INVALID: ICMPv6 redirect without options"
     );
     let zero_length = redirect6(LINK_LOCAL6, CLIENT6, Some(&request), 255, 0, 4, 0);
-    assert!(is_invalid(&handle(&zero_length, &cfg(), true, 0, &mut table)));
+    assert!(is_invalid(&handle(
+        &zero_length,
+        &cfg(),
+        true,
+        0,
+        &mut table
+    )));
     // Another code or another first option: an ordinary message (type 137 has no pair).
     let other_code = redirect6(ROUTER6, CLIENT6, Some(&request), 255, 1, 4, 8);
-    assert!(is_not_an_error(&handle(&other_code, &cfg(), true, 0, &mut table)));
+    assert!(is_not_an_error(&handle(
+        &other_code,
+        &cfg(),
+        true,
+        0,
+        &mut table
+    )));
     let other_option = redirect6(LINK_LOCAL6, CLIENT6, Some(&request), 255, 0, 1, 8);
-    assert!(is_not_an_error(&handle(&other_option, &cfg(), true, 0, &mut table)));
+    assert!(is_not_an_error(&handle(
+        &other_option,
+        &cfg(),
+        true,
+        0,
+        &mut table
+    )));
     // Link-scope multicast counts as link-local too.
     let multicast = redirect6(0xFF02 << 112 | 1, CLIENT6, Some(&request), 255, 0, 4, 8);
-    assert!(matches!(handle(&multicast, &cfg(), true, 0, &mut table), IcmpErrorOutcome::Related { .. }));
+    assert!(matches!(
+        handle(&multicast, &cfg(), true, 0, &mut table),
+        IcmpErrorOutcome::Related { .. }
+    ));
 }
 
 #[test]
 fn icmpv6_redirect_from_global_address_is_invalid_through_table() {
     let mut table = MiniTable::new(cfg());
     let (request, _conn) = udp_flow(&mut table, 6);
-    let result = table.step(&redirect6(ROUTER6, CLIENT6, Some(&request), 255, 0, 4, 8), 0.5);
+    let result = table.step(
+        &redirect6(ROUTER6, CLIENT6, Some(&request), 255, 0, 4, 8),
+        0.5,
+    );
     assert_eq!(result.ctinfo, CT_INVALID);
 }
 
@@ -561,7 +852,13 @@ fn icmpv6_redirect_from_global_address_is_invalid_through_table() {
 fn icmpv6_quoting_no_next_header_is_invalid() {
     let mut table = MiniTable::with(vec![udp_conn(CLIENT6, SERVER6, 6)]);
     let empty = ip_packet(6, CLIENT6, SERVER6, 59, b"", 64, 0, 0, 0);
-    let outcome = handle(&icmp_err(6, ROUTER6, CLIENT6, 1, 0, &empty, None), &cfg(), true, 0, &mut table);
+    let outcome = handle(
+        &icmp_err(6, ROUTER6, CLIENT6, 1, 0, &empty, None),
+        &cfg(),
+        true,
+        0,
+        &mut table,
+    );
     assert_eq!(
         invalid_reason(&outcome),
         "INVALID: ICMPv6 no route quoting an IPv6 packet without a layer-4 header"
@@ -576,29 +873,149 @@ fn kernel_cases_as_the_python_engine_classifies_them() {
     let req = |port: u16| udp(CLIENT, SERVER, port, 53, 4);
     let req6 = |port: u16| udp(CLIENT6, SERVER6, port, 53, 6);
     let fragment = udp(CLIENT, SERVER, 1105, 53, 4);
-    let later_piece = ip_packet(4, CLIENT, SERVER, 17, &fragment.bytes[20..], 64, 1105, 53, 8);
+    let later_piece = ip_packet(
+        4,
+        CLIENT,
+        SERVER,
+        17,
+        &fragment.bytes[20..],
+        64,
+        1105,
+        53,
+        8,
+    );
     let answer = udp(SERVER, CLIENT, 53, 1106, 4);
     let ping = icmp(CLIENT, SERVER, 8, 0, 55);
     let cases: Vec<(&str, Vec<(Built, u8)>)> = vec![
-        ("quote ip+2", vec![(req(1101), CT_NEW), (icmp_err(4, SERVER, CLIENT, 3, 3, &req(1101), Some(22)), CT_INVALID)]),
-        ("quote ip+4", vec![(req(1102), CT_NEW), (icmp_err(4, SERVER, CLIENT, 3, 3, &req(1102), Some(24)), CT_RELATED_REPLY)]),
-        ("quote later fragment", vec![(req(1105), CT_NEW), (icmp_err(4, SERVER, CLIENT, 3, 3, &later_piece, None), CT_INVALID)]),
-        ("original direction", vec![(req(1106), CT_NEW), (answer.clone(), CT_ESTABLISHED_REPLY), (icmp_err(4, CLIENT, SERVER, 3, 3, &answer, None), CT_RELATED)]),
-        ("ping quoted in 7 bytes", vec![(ping.clone(), CT_NEW), (icmp_err(4, ROUTER, CLIENT, 11, 0, &ping, Some(27)), CT_INVALID)]),
-        ("reply code differs", vec![(icmp(CLIENT, SERVER, 8, 5, 56), CT_NEW), (icmp(SERVER, CLIENT, 0, 0, 56), CT_INVALID)]),
-        ("v6 type 100", vec![(req6(1201), CT_NEW), (icmp_err(6, ROUTER6, CLIENT6, 100, 0, &req6(1201), None), CT_RELATED_REPLY)]),
-        ("v6 redirect", vec![(req6(1203), CT_NEW), (redirect6(LINK_LOCAL6, CLIENT6, Some(&req6(1203)), 255, 0, 4, 8), CT_RELATED_REPLY)]),
-        ("v6 redirect option 1", vec![(req6(1204), CT_NEW), (redirect6(LINK_LOCAL6, CLIENT6, Some(&req6(1204)), 255, 0, 1, 8), CT_INVALID)]),
-        ("v6 redirect code 1", vec![(req6(1205), CT_NEW), (redirect6(LINK_LOCAL6, CLIENT6, Some(&req6(1205)), 255, 1, 4, 8), CT_INVALID)]),
-        ("v6 multicast router adv", vec![(icmp_full(6, LINK_LOCAL6, SERVER6, 151, 0, 0, b"", 1), CT_UNTRACKED)]),
-        ("v6 node information", vec![(icmp6(CLIENT6, SERVER6, 139, 0, 3), CT_NEW), (icmp6(SERVER6, CLIENT6, 140, 0, 3), CT_ESTABLISHED_REPLY)]),
-        ("v6 error to other host", vec![(req6(1206), CT_NEW), (icmp_err(6, ROUTER6, ROUTER6 + 1, 1, 4, &req6(1206), None), CT_INVALID)]),
+        (
+            "quote ip+2",
+            vec![
+                (req(1101), CT_NEW),
+                (
+                    icmp_err(4, SERVER, CLIENT, 3, 3, &req(1101), Some(22)),
+                    CT_INVALID,
+                ),
+            ],
+        ),
+        (
+            "quote ip+4",
+            vec![
+                (req(1102), CT_NEW),
+                (
+                    icmp_err(4, SERVER, CLIENT, 3, 3, &req(1102), Some(24)),
+                    CT_RELATED_REPLY,
+                ),
+            ],
+        ),
+        (
+            "quote later fragment",
+            vec![
+                (req(1105), CT_NEW),
+                (
+                    icmp_err(4, SERVER, CLIENT, 3, 3, &later_piece, None),
+                    CT_INVALID,
+                ),
+            ],
+        ),
+        (
+            "original direction",
+            vec![
+                (req(1106), CT_NEW),
+                (answer.clone(), CT_ESTABLISHED_REPLY),
+                (icmp_err(4, CLIENT, SERVER, 3, 3, &answer, None), CT_RELATED),
+            ],
+        ),
+        (
+            "ping quoted in 7 bytes",
+            vec![
+                (ping.clone(), CT_NEW),
+                (
+                    icmp_err(4, ROUTER, CLIENT, 11, 0, &ping, Some(27)),
+                    CT_INVALID,
+                ),
+            ],
+        ),
+        (
+            "reply code differs",
+            vec![
+                (icmp(CLIENT, SERVER, 8, 5, 56), CT_NEW),
+                (icmp(SERVER, CLIENT, 0, 0, 56), CT_INVALID),
+            ],
+        ),
+        (
+            "v6 type 100",
+            vec![
+                (req6(1201), CT_NEW),
+                (
+                    icmp_err(6, ROUTER6, CLIENT6, 100, 0, &req6(1201), None),
+                    CT_RELATED_REPLY,
+                ),
+            ],
+        ),
+        (
+            "v6 redirect",
+            vec![
+                (req6(1203), CT_NEW),
+                (
+                    redirect6(LINK_LOCAL6, CLIENT6, Some(&req6(1203)), 255, 0, 4, 8),
+                    CT_RELATED_REPLY,
+                ),
+            ],
+        ),
+        (
+            "v6 redirect option 1",
+            vec![
+                (req6(1204), CT_NEW),
+                (
+                    redirect6(LINK_LOCAL6, CLIENT6, Some(&req6(1204)), 255, 0, 1, 8),
+                    CT_INVALID,
+                ),
+            ],
+        ),
+        (
+            "v6 redirect code 1",
+            vec![
+                (req6(1205), CT_NEW),
+                (
+                    redirect6(LINK_LOCAL6, CLIENT6, Some(&req6(1205)), 255, 1, 4, 8),
+                    CT_INVALID,
+                ),
+            ],
+        ),
+        (
+            "v6 multicast router adv",
+            vec![(
+                icmp_full(6, LINK_LOCAL6, SERVER6, 151, 0, 0, b"", 1),
+                CT_UNTRACKED,
+            )],
+        ),
+        (
+            "v6 node information",
+            vec![
+                (icmp6(CLIENT6, SERVER6, 139, 0, 3), CT_NEW),
+                (icmp6(SERVER6, CLIENT6, 140, 0, 3), CT_ESTABLISHED_REPLY),
+            ],
+        ),
+        (
+            "v6 error to other host",
+            vec![
+                (req6(1206), CT_NEW),
+                (
+                    icmp_err(6, ROUTER6, ROUTER6 + 1, 1, 4, &req6(1206), None),
+                    CT_INVALID,
+                ),
+            ],
+        ),
     ];
     let mut table = MiniTable::new(cfg());
     for (name, packets) in cases {
         for (number, (pkt, expected)) in packets.iter().enumerate() {
             let result = table.step(pkt, 0.0);
-            assert_eq!(result.ctinfo, *expected, "{name} #{number}: {}", result.reason);
+            assert_eq!(
+                result.ctinfo, *expected,
+                "{name} #{number}: {}",
+                result.reason
+            );
         }
     }
 }
@@ -609,24 +1026,42 @@ fn any_inner() -> impl Strategy<Value = Option<Built>> {
     let fields = (
         prop::collection::vec(any::<u8>(), 0..80),
         prop_oneof![Just(4u8), Just(6u8), any::<u8>()],
-        prop_oneof![Just(1u8), Just(6u8), Just(17u8), Just(47u8), Just(58u8), Just(59u8), Just(132u8), any::<u8>()],
+        prop_oneof![
+            Just(1u8),
+            Just(6u8),
+            Just(17u8),
+            Just(47u8),
+            Just(58u8),
+            Just(59u8),
+            Just(132u8),
+            any::<u8>()
+        ],
         0usize..100,
         any::<(u16, u16, u32)>(),
         any::<bool>(),
     );
-    prop::option::of(fields.prop_map(|(bytes, family, proto, l4_off, (sport, dport, frag), error)| Built {
-        bytes,
-        family,
-        proto,
-        l4_off,
-        sport,
-        dport,
-        src: CLIENT,
-        dst: SERVER,
-        fragment: (frag % 3 == 0).then_some(FragmentInfo { ident: 1, offset: frag % 2000, more: false, next_proto: proto, unfrag_len: 20 }),
-        error: error.then(|| _core::packet::DecodeError::new(_core::packet::Layer::Ipv4, 0, "x")),
-        ..Built::default()
-    }))
+    prop::option::of(fields.prop_map(
+        |(bytes, family, proto, l4_off, (sport, dport, frag), error)| Built {
+            bytes,
+            family,
+            proto,
+            l4_off,
+            sport,
+            dport,
+            src: CLIENT,
+            dst: SERVER,
+            fragment: (frag % 3 == 0).then_some(FragmentInfo {
+                ident: 1,
+                offset: frag % 2000,
+                more: false,
+                next_proto: proto,
+                unfrag_len: 20,
+            }),
+            error:
+                error.then(|| _core::packet::DecodeError::new(_core::packet::Layer::Ipv4, 0, "x")),
+            ..Built::default()
+        },
+    ))
 }
 
 proptest! {

@@ -10,9 +10,9 @@ use _core::conntrack::conn::{
 };
 use _core::conntrack::l4proto::Action;
 use _core::conntrack::proto_sctp::{
-    self, can_early_drop, crc32c, error as sctp_error, state_name, ABORT,
-    COOKIE_ACK, COOKIE_ECHO, DATA, HEARTBEAT, HEARTBEAT_ACK, INIT, INIT_ACK, SACK, SHUTDOWN,
-    SHUTDOWN_ACK, SHUTDOWN_COMPLETE, STATE_NAMES, TRANSITIONS,
+    self, can_early_drop, crc32c, error as sctp_error, state_name, ABORT, COOKIE_ACK, COOKIE_ECHO,
+    DATA, HEARTBEAT, HEARTBEAT_ACK, INIT, INIT_ACK, SACK, SHUTDOWN, SHUTDOWN_ACK,
+    SHUTDOWN_COMPLETE, STATE_NAMES, TRANSITIONS,
 };
 use common::*;
 use proptest::prelude::*;
@@ -56,7 +56,15 @@ fn init_value(tag: u32) -> Vec<u8> {
     value
 }
 
-fn sctp_full(src: u128, dst: u128, sport: u16, dport: u16, vtag: u32, chunks: &[Vec<u8>], bad_crc: bool) -> Built {
+fn sctp_full(
+    src: u128,
+    dst: u128,
+    sport: u16,
+    dport: u16,
+    vtag: u32,
+    chunks: &[Vec<u8>],
+    bad_crc: bool,
+) -> Built {
     let mut body = Vec::new();
     body.extend_from_slice(&sport.to_be_bytes());
     body.extend_from_slice(&dport.to_be_bytes());
@@ -86,7 +94,10 @@ fn state(table: &MiniTable, conn: ConnId) -> &'static str {
 
 /// INIT / INIT_ACK / COOKIE_ECHO / COOKIE_ACK, checking each step as observed.
 fn handshake(table: &mut MiniTable) -> ConnId {
-    let init = table.step(&sctp(A, B, 5000, 80, 0, &[ch(INIT, &init_value(TAG_A))]), 0.0);
+    let init = table.step(
+        &sctp(A, B, 5000, 80, 0, &[ch(INIT, &init_value(TAG_A))]),
+        0.0,
+    );
     assert_eq!(init.ctinfo, CT_NEW);
     assert_eq!(init.reason, "SCTP: CLOSED");
     let conn = init.conn.unwrap();
@@ -96,7 +107,10 @@ fn handshake(table: &mut MiniTable) -> ConnId {
     assert_eq!(table.step(&init_ack, 0.1).ctinfo, CT_ESTABLISHED_REPLY);
     assert_eq!(state(table, conn), "COOKIE_WAIT");
     assert!(approx(table.get(conn).expires, 3.1));
-    let echo = table.step(&sctp(A, B, 5000, 80, TAG_B, &[ch(COOKIE_ECHO, b"cookie!!")]), 0.2);
+    let echo = table.step(
+        &sctp(A, B, 5000, 80, TAG_B, &[ch(COOKIE_ECHO, b"cookie!!")]),
+        0.2,
+    );
     assert_eq!(echo.ctinfo, CT_ESTABLISHED);
     assert_eq!(state(table, conn), "COOKIE_ECHOED");
     assert_eq!(table.get(conn).status & IPS_ASSURED, 0);
@@ -116,14 +130,22 @@ fn sctp_handshake_data_and_shutdown() {
     let data = table.step(&sctp(A, B, 5000, 80, TAG_B, &[ch(DATA, &[0; 16])]), 1.0);
     assert_eq!(data.ctinfo, CT_ESTABLISHED);
     assert!(approx(table.get(conn).expires, 211.0));
-    assert_eq!(table.step(&sctp(B, A, 80, 5000, TAG_A, &[ch(SACK, &[0; 12])]), 1.1).conn, Some(conn));
+    assert_eq!(
+        table
+            .step(&sctp(B, A, 80, 5000, TAG_A, &[ch(SACK, &[0; 12])]), 1.1)
+            .conn,
+        Some(conn)
+    );
     table.step(&sctp(A, B, 5000, 80, TAG_B, &[ch(SHUTDOWN, &[0; 4])]), 2.0);
     assert_eq!(state(&table, conn), "SHUTDOWN_SENT");
     assert!(approx(table.get(conn).expires, 5.0));
     assert!(can_early_drop(table.get(conn)));
     table.step(&sctp(B, A, 80, 5000, TAG_A, &[ch(SHUTDOWN_ACK, b"")]), 2.1);
     assert_eq!(state(&table, conn), "SHUTDOWN_ACK_SENT");
-    table.step(&sctp(A, B, 5000, 80, TAG_B, &[ch(SHUTDOWN_COMPLETE, b"")]), 2.2);
+    table.step(
+        &sctp(A, B, 5000, 80, TAG_B, &[ch(SHUTDOWN_COMPLETE, b"")]),
+        2.2,
+    );
     assert_eq!(state(&table, conn), "CLOSED");
     assert!(approx(table.get(conn).expires, 12.2));
     assert!(!can_early_drop(table.get(conn)));
@@ -142,9 +164,15 @@ fn sctp_shutdown_from_responder_is_shutdown_recd() {
 fn sctp_wrong_vtag_is_invalid() {
     let mut table = MiniTable::new(cfg());
     let conn = handshake(&mut table);
-    let bad = table.step(&sctp(A, B, 5000, 80, 0xDEAD_BEEF, &[ch(DATA, &[0; 16])]), 1.0);
+    let bad = table.step(
+        &sctp(A, B, 5000, 80, 0xDEAD_BEEF, &[ch(DATA, &[0; 16])]),
+        1.0,
+    );
     assert_eq!(bad.ctinfo, CT_INVALID);
-    assert_eq!(bad.reason, "INVALID: SCTP verification tag 0xdeadbeef (expected 0x22222222)");
+    assert_eq!(
+        bad.reason,
+        "INVALID: SCTP verification tag 0xdeadbeef (expected 0x22222222)"
+    );
     assert!(approx(table.get(conn).expires, 210.3));
 }
 
@@ -156,7 +184,10 @@ fn sctp_abort_tag_rules() {
     let reflected = sctp(A, B, 5000, 80, TAG_A, &[ch(ABORT, b"")]);
     let result = table.step(&reflected, 1.0);
     assert_eq!(result.ctinfo, CT_INVALID);
-    assert_eq!(result.reason, "INVALID: SCTP ABORT/SHUTDOWN_COMPLETE with a wrong tag");
+    assert_eq!(
+        result.reason,
+        "INVALID: SCTP ABORT/SHUTDOWN_COMPLETE with a wrong tag"
+    );
     let ok = sctp(A, B, 5000, 80, TAG_A, &[chunk(ABORT, b"", 1)]);
     assert_eq!(table.step(&ok, 1.1).ctinfo, CT_ESTABLISHED);
     assert_eq!(state(&table, conn), "CLOSED");
@@ -167,7 +198,10 @@ fn sctp_data_as_first_packet_is_invalid() {
     let mut table = MiniTable::new(cfg());
     let result = table.step(&sctp(A, B, 1, 2, 5, &[ch(DATA, &[0; 8])]), 0.0);
     assert_eq!(result.ctinfo, CT_INVALID);
-    assert_eq!(result.reason, "INVALID: SCTP chunk 0 cannot start a connection");
+    assert_eq!(
+        result.reason,
+        "INVALID: SCTP chunk 0 cannot start a connection"
+    );
     assert_eq!(table.count(), 0);
 }
 
@@ -176,7 +210,10 @@ fn sctp_init_with_non_zero_vtag_is_invalid() {
     let mut table = MiniTable::new(cfg());
     let result = table.step(&sctp(A, B, 1, 2, 9, &[ch(INIT, &init_value(TAG_A))]), 0.0);
     assert_eq!((result.ctinfo, table.count()), (CT_INVALID, 0));
-    assert_eq!(result.reason, "INVALID: SCTP INIT with a non-zero verification tag");
+    assert_eq!(
+        result.reason,
+        "INVALID: SCTP INIT with a non-zero verification tag"
+    );
 }
 
 #[test]
@@ -213,7 +250,10 @@ fn sctp_retransmitted_init_does_not_refresh_closed_entry() {
     let conn = table.step(&init, 0.0).conn.unwrap();
     let again = table.step(&init, 5.0);
     assert_eq!(again.ctinfo, CT_NEW);
-    assert_eq!(again.reason, "SCTP: accepted without refreshing the timeout");
+    assert_eq!(
+        again.reason,
+        "SCTP: accepted without refreshing the timeout"
+    );
     assert!(approx(table.get(conn).expires, 10.0));
 }
 
@@ -229,7 +269,14 @@ fn sctp_crc() {
     let mut off = cfg();
     off.set("nf_conntrack_checksum", 0).unwrap();
     assert!(sctp_error(&bad.packet(), &off, true).is_none());
-    let good = sctp(A, B, 1, 2, 0, &[ch(INIT, &init_value(TAG_A)), ch(DATA, &[7; 41])]);
+    let good = sctp(
+        A,
+        B,
+        1,
+        2,
+        0,
+        &[ch(INIT, &init_value(TAG_A)), ch(DATA, &[7; 41])],
+    );
     assert!(proto_sctp::checksum_ok(&good.bytes[20..]));
 }
 
@@ -237,7 +284,10 @@ fn sctp_crc() {
 fn sctp_basic_checks() {
     let cases: [(Vec<Vec<u8>>, &str); 6] = [
         (vec![], "INVALID: SCTP packet without chunks"),
-        (vec![vec![DATA, 0, 0, 0]], "INVALID: SCTP zero-length chunk (type 0)"),
+        (
+            vec![vec![DATA, 0, 0, 0]],
+            "INVALID: SCTP zero-length chunk (type 0)",
+        ),
         (
             vec![ch(INIT, &init_value(TAG_A)), ch(DATA, &[0; 4])],
             "INVALID: SCTP chunk 0 in position 1 (must be first or alone)",
@@ -257,13 +307,23 @@ fn sctp_basic_checks() {
     ];
     for (chunks, reason) in cases {
         let pkt = sctp(A, B, 1, 2, 0, &chunks);
-        assert_eq!(sctp_error(&pkt.packet(), &cfg(), true).as_deref(), Some(reason));
+        assert_eq!(
+            sctp_error(&pkt.packet(), &cfg(), true).as_deref(),
+            Some(reason)
+        );
     }
 }
 
 #[test]
 fn sctp_cookie_echo_bundled_with_data_is_fine() {
-    let pkt = sctp(A, B, 1, 2, 0, &[ch(COOKIE_ECHO, &[0; 4]), ch(DATA, &[0; 4])]);
+    let pkt = sctp(
+        A,
+        B,
+        1,
+        2,
+        0,
+        &[ch(COOKIE_ECHO, &[0; 4]), ch(DATA, &[0; 4])],
+    );
     assert!(sctp_error(&pkt.packet(), &cfg(), true).is_none());
 }
 
@@ -278,13 +338,31 @@ fn sctp_short_header_is_invalid() {
 
 #[test]
 fn sctp_transition_table_is_complete() {
-    let chunk_types = [INIT, INIT_ACK, ABORT, SHUTDOWN, SHUTDOWN_ACK, 9, COOKIE_ECHO, COOKIE_ACK, SHUTDOWN_COMPLETE, HEARTBEAT, HEARTBEAT_ACK];
+    let chunk_types = [
+        INIT,
+        INIT_ACK,
+        ABORT,
+        SHUTDOWN,
+        SHUTDOWN_ACK,
+        9,
+        COOKIE_ECHO,
+        COOKIE_ACK,
+        SHUTDOWN_COMPLETE,
+        HEARTBEAT,
+        HEARTBEAT_ACK,
+    ];
     for rows in TRANSITIONS {
         for (ctype, row) in rows.iter().enumerate() {
-            assert_eq!(row.is_some(), chunk_types.contains(&(ctype as u8)), "chunk {ctype}");
+            assert_eq!(
+                row.is_some(),
+                chunk_types.contains(&(ctype as u8)),
+                "chunk {ctype}"
+            );
             if let Some(row) = row {
                 assert_eq!(row.len(), STATE_NAMES.len());
-                assert!(row.iter().all(|&state| 0 < state && usize::from(state) <= STATE_NAMES.len()));
+                assert!(row
+                    .iter()
+                    .all(|&state| 0 < state && usize::from(state) <= STATE_NAMES.len()));
             }
         }
     }
@@ -292,10 +370,20 @@ fn sctp_transition_table_is_complete() {
 
 #[test]
 fn sctp_entry_without_sctp_data_is_invalid() {
-    let mut conn = Conn::new(4, 132, 0, Tuple::new(A, B, 1, 2), Tuple::new(B, A, 2, 1), 0.0);
+    let mut conn = Conn::new(
+        4,
+        132,
+        0,
+        Tuple::new(A, B, 1, 2),
+        Tuple::new(B, A, 2, 1),
+        0.0,
+    );
     let pkt = sctp(A, B, 1, 2, 0, &[ch(DATA, &[0; 4])]);
     let (action, reason) = proto_sctp::packet(&mut conn, &pkt.packet(), 0, CT_NEW, 0.0, &cfg());
-    assert_eq!((action, reason.as_ref()), (Action::Invalid, "INVALID: SCTP entry without SCTP data"));
+    assert_eq!(
+        (action, reason.as_ref()),
+        (Action::Invalid, "INVALID: SCTP entry without SCTP data")
+    );
 }
 
 // -- the cases the Python suite replays against the live kernel -------------------
@@ -309,6 +397,15 @@ fn handshake_packets(port: u16) -> Vec<Built> {
         sctp(B, A, 80, port, TAG_A, &[ch(COOKIE_ACK, b"")]),
     ]
 }
+
+/// A scenario, the Python engine's (ctinfo, reason) for each packet, and the
+/// entry's final state.
+type KernelCase = (
+    &'static str,
+    Vec<Built>,
+    Vec<(u8, &'static str)>,
+    &'static str,
+);
 
 #[test]
 fn kernel_cases_as_the_python_engine_classifies_them() {
@@ -329,7 +426,7 @@ fn kernel_cases_as_the_python_engine_classifies_them() {
         verdicts
     };
     // (name, packets, the Python engine's (ctinfo, reason) for each, final state)
-    let cases: Vec<(&str, Vec<Built>, Vec<(u8, &str)>, &str)> = vec![
+    let cases: Vec<KernelCase> = vec![
         (
             "abort own tag",
             with(5001, vec![sctp(A, B, 5001, 80, TAG_B, &[ch(ABORT, b"")])]),
@@ -339,25 +436,48 @@ fn kernel_cases_as_the_python_engine_classifies_them() {
         (
             "abort peer tag",
             with(5002, vec![sctp(A, B, 5002, 80, TAG_A, &[ch(ABORT, b"")])]),
-            after(&[(CT_INVALID, "INVALID: SCTP ABORT/SHUTDOWN_COMPLETE with a wrong tag")]),
+            after(&[(
+                CT_INVALID,
+                "INVALID: SCTP ABORT/SHUTDOWN_COMPLETE with a wrong tag",
+            )]),
             "ESTABLISHED",
         ),
         (
             "abort reflected",
-            with(5003, vec![sctp(A, B, 5003, 80, TAG_A, &[chunk(ABORT, b"", 1)])]),
+            with(
+                5003,
+                vec![sctp(A, B, 5003, 80, TAG_A, &[chunk(ABORT, b"", 1)])],
+            ),
             after(&[(CT_ESTABLISHED, "SCTP: CLOSED")]),
             "CLOSED",
         ),
         (
             "shutdown_ack and error first",
-            vec![sctp(A, B, 5004, 80, 77, &[ch(SHUTDOWN_ACK, b""), ch(9, &[0; 4])])],
+            vec![sctp(
+                A,
+                B,
+                5004,
+                80,
+                77,
+                &[ch(SHUTDOWN_ACK, b""), ch(9, &[0; 4])],
+            )],
             vec![(CT_NEW, "SCTP: SHUTDOWN_ACK_SENT")],
             "SHUTDOWN_ACK_SENT",
         ),
         (
             "heartbeat with data first",
-            vec![sctp(A, B, 5005, 80, 77, &[ch(HEARTBEAT, &[0; 8]), ch(DATA, &[0; 8])])],
-            vec![(CT_INVALID, "INVALID: SCTP chunk 0 cannot start a connection")],
+            vec![sctp(
+                A,
+                B,
+                5005,
+                80,
+                77,
+                &[ch(HEARTBEAT, &[0; 8]), ch(DATA, &[0; 8])],
+            )],
+            vec![(
+                CT_INVALID,
+                "INVALID: SCTP chunk 0 cannot start a connection",
+            )],
             "",
         ),
         (
@@ -368,7 +488,10 @@ fn kernel_cases_as_the_python_engine_classifies_them() {
             ],
             vec![
                 (CT_NEW, "SCTP: CLOSED"),
-                (CT_INVALID, "INVALID: SCTP verification tag 0x3e7 (expected 0x11111111)"),
+                (
+                    CT_INVALID,
+                    "INVALID: SCTP verification tag 0x3e7 (expected 0x11111111)",
+                ),
             ],
             "CLOSED",
         ),
@@ -396,7 +519,11 @@ fn kernel_cases_as_the_python_engine_classifies_them() {
         let mut conn = None;
         for (number, (pkt, (ctinfo, reason))) in packets.iter().zip(verdicts).enumerate() {
             let result = table.step(pkt, 0.0);
-            assert_eq!((result.ctinfo, result.reason.as_ref()), (ctinfo, reason), "{name} #{number}");
+            assert_eq!(
+                (result.ctinfo, result.reason.as_ref()),
+                (ctinfo, reason),
+                "{name} #{number}"
+            );
             conn = conn.or(result.conn);
         }
         match conn {

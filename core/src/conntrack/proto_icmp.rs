@@ -147,12 +147,9 @@ fn invert_any(proto: u8, tuple: &Tuple) -> Option<Tuple> {
     match proto {
         PROTO_ICMP => invert_with(icmp_pair, tuple),
         PROTO_ICMPV6 => invert_with(icmpv6_pair, tuple),
-        p if is_port_proto(p) || p == PROTO_GRE => Some(Tuple::new(
-            tuple.dst,
-            tuple.src,
-            tuple.dport,
-            tuple.sport,
-        )),
+        p if is_port_proto(p) || p == PROTO_GRE => {
+            Some(Tuple::new(tuple.dst, tuple.src, tuple.dport, tuple.sport))
+        }
         _ => Some(Tuple::new(tuple.dst, tuple.src, 0, 0)),
     }
 }
@@ -346,9 +343,7 @@ fn redirect(pkt: &Packet, zone: u16, table: &mut dyn ConnLookup) -> IcmpErrorOut
         return IcmpErrorOutcome::NotAnError;
     }
     if pkt.ttl != 255 || !link_local(pkt.src) {
-        return invalid(
-            "ICMPv6 redirect with hop limit other than 255 or a non-link-local source",
-        );
+        return invalid("ICMPv6 redirect with hop limit other than 255 or a non-link-local source");
     }
     match (
         message.get(REDIRECT_MSG_LEN),
@@ -753,7 +748,10 @@ mod tests {
         }
         assert_eq!(addr_text(4, 0x0A63_0101).to_string(), "10.99.1.1");
         assert_eq!(endpoint_text(6, 1, 53).to_string(), "[::1]:53");
-        assert_eq!(endpoint_text(4, 0x0A63_0101, 53).to_string(), "10.99.1.1:53");
+        assert_eq!(
+            endpoint_text(4, 0x0A63_0101, 53).to_string(),
+            "10.99.1.1:53"
+        );
     }
 
     #[test]

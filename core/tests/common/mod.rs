@@ -190,7 +190,11 @@ pub fn icmp_full(
     body: &[u8],
     ttl: u8,
 ) -> Built {
-    let proto = if family == 4 { PROTO_ICMP } else { PROTO_ICMPV6 };
+    let proto = if family == 4 {
+        PROTO_ICMP
+    } else {
+        PROTO_ICMPV6
+    };
     let mut message = vec![icmp_type, code, 0, 0];
     message.extend_from_slice(&ident.to_be_bytes());
     message.extend_from_slice(&1u16.to_be_bytes());
@@ -229,7 +233,9 @@ pub fn icmp6(src: u128, dst: u128, icmp_type: u8, code: u8, ident: u16) -> Built
 
 /// What a decoder makes of `original` quoted (possibly truncated) inside an error.
 pub fn quoted(original: &Built, keep: Option<usize>) -> Built {
-    let len = keep.unwrap_or(original.bytes.len()).min(original.bytes.len());
+    let len = keep
+        .unwrap_or(original.bytes.len())
+        .min(original.bytes.len());
     let mut inner = Built {
         bytes: original.bytes[..len].to_vec(),
         family: original.family,
@@ -362,10 +368,14 @@ impl MiniTable {
 
     pub fn insert(&mut self, conn: Conn) -> ConnId {
         let id = ConnId(self.conns.len() as u32);
-        self.index
-            .insert((conn.family, conn.proto, conn.orig, conn.zone), (id, ORIGINAL));
-        self.index
-            .insert((conn.family, conn.proto, conn.reply, conn.zone), (id, REPLY));
+        self.index.insert(
+            (conn.family, conn.proto, conn.orig, conn.zone),
+            (id, ORIGINAL),
+        );
+        self.index.insert(
+            (conn.family, conn.proto, conn.reply, conn.zone),
+            (id, REPLY),
+        );
         self.conns.push(conn);
         self.alive.push(true);
         id
@@ -422,9 +432,7 @@ impl MiniTable {
                         reason,
                     };
                 }
-                IcmpErrorOutcome::Untracked(reason) => {
-                    return CtResult::none(CT_UNTRACKED, reason)
-                }
+                IcmpErrorOutcome::Untracked(reason) => return CtResult::none(CT_UNTRACKED, reason),
                 IcmpErrorOutcome::Invalid(reason) => return CtResult::none(CT_INVALID, reason),
             }
         }
