@@ -19,3 +19,12 @@ pub mod proto_tcp;
 pub mod proto_udp;
 pub mod stats;
 pub mod tcp_window;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests_proto;
+#[cfg(test)]
+mod tests_table;
+#[cfg(test)]
+mod tests_display;
