@@ -142,7 +142,7 @@ enum SlotState {
 #[derive(Clone, Copy, Debug)]
 struct Timer {
     deadline: f64,
-    seq: u64,
+    seq: u32,
     slot: u32,
 }
 
@@ -154,7 +154,10 @@ fn earlier(a: &Timer, b: &Timer) -> bool {
     }
 }
 
+/// `links` value of a slot that is in no heap position and no list.
 const NO_POS: u32 = u32::MAX;
+/// End of an intrusive slot list.
+const NO_SLOT: u32 = u32::MAX;
 /// Slots are indexed as `slot << 1 | direction` in a u32.
 const MAX_SLOTS: usize = (u32::MAX >> 1) as usize;
 
@@ -306,13 +309,15 @@ pub struct ConntrackTable {
     pub stats: ConntrackStats,
     conns: Vec<Option<Conn>>,
     state: Vec<SlotState>,
-    heap_pos: Vec<u32>,
-    free: Vec<u32>,
-    pending_free: Vec<u32>,
+    /// Per slot: its heap position while Confirmed; the next slot of the
+    /// free list (Free) or of the pending list (Removed) otherwise.
+    links: Vec<u32>,
+    free_head: u32,
+    pending_head: u32,
     unconfirmed: usize,
     index: HashTable<u32>,
     timers: Vec<Timer>,
-    timer_seq: u64,
+    timer_seq: u32,
     count: usize,
     next_id: u32,
     /// Hash chains, built the first time the table is full (early_drop.rs).
@@ -331,9 +336,9 @@ impl ConntrackTable {
             stats: ConntrackStats::default(),
             conns: Vec::new(),
             state: Vec::new(),
-            heap_pos: Vec::new(),
-            free: Vec::new(),
-            pending_free: Vec::new(),
+            links: Vec::new(),
+            free_head: NO_SLOT,
+            pending_head: NO_SLOT,
             unconfirmed: 0,
             index: HashTable::new(),
             timers: Vec::new(),
@@ -450,8 +455,9 @@ impl ConntrackTable {
         self.conns.capacity()
     }
 
-    pub fn index_capacity(&self) -> usize {
-        self.index.capacity()
+    /// Bytes of the tuple index's allocation.
+    pub fn index_bytes(&self) -> usize {
+        self.index.allocation_size()
     }
 
     /// Bytes held by the table's own structures (the Vec and hash table
@@ -460,45 +466,75 @@ impl ConntrackTable {
         use std::mem::size_of;
         self.conns.capacity() * size_of::<Option<Conn>>()
             + self.state.capacity() * size_of::<SlotState>()
-            + self.heap_pos.capacity() * 4
-            + self.free.capacity() * 4
-            + self.pending_free.capacity() * 4
+            + self.links.capacity() * 4
             + self.scratch.capacity() * 4
-            // hashbrown: one u32 and one control byte per bucket.
-            + (self.index.capacity() * 8).div_ceil(7).next_power_of_two() * 5
+            + self.index.allocation_size()
             + self.timers.capacity() * size_of::<Timer>()
             + self.buckets.as_ref().map_or(0, BucketIndex::heap_bytes)
     }
 
+    /// The early-drop chains, once the table has been full.
+    pub fn bucket_index(&self) -> Option<&BucketIndex> {
+        self.buckets.as_ref()
+    }
+
     // -- slots ---------------------------------------------------------------
 
+    /// How far a slot-sized Vec may grow: doubling, but never past the
+    /// table limit (plus the one entry a packet may hold unconfirmed and
+    /// one of slack), so a full table carries no growth overhead.
+    fn grown_capacity(&self, len: usize) -> usize {
+        let doubled = (len * 2).max(16);
+        match usize::try_from(self.cfg.nf_conntrack_max) {
+            Ok(limit) if limit != 0 && len < limit + 2 => doubled.min(limit + 2),
+            _ => doubled,
+        }
+    }
+
     fn alloc_slot(&mut self, conn: Conn) -> Option<u32> {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                let s = slot as usize;
-                self.conns[s] = Some(conn);
-                self.state[s] = SlotState::Unconfirmed;
-                self.heap_pos[s] = NO_POS;
-                slot
+        let slot = if self.free_head != NO_SLOT {
+            let slot = self.free_head;
+            let s = slot as usize;
+            self.free_head = self.links[s];
+            self.conns[s] = Some(conn);
+            self.state[s] = SlotState::Unconfirmed;
+            self.links[s] = NO_POS;
+            slot
+        } else {
+            let len = self.conns.len();
+            if len >= MAX_SLOTS {
+                return None;
             }
-            None => {
-                if self.conns.len() >= MAX_SLOTS {
-                    return None;
+            if len == self.conns.capacity() {
+                let extra = self.grown_capacity(len).saturating_sub(len).max(1);
+                self.conns.reserve_exact(extra);
+                self.state.reserve_exact(extra);
+                self.links.reserve_exact(extra);
+                if let Some(index) = &mut self.buckets {
+                    index.reserve_slots(len + extra);
                 }
-                self.conns.push(Some(conn));
-                self.state.push(SlotState::Unconfirmed);
-                self.heap_pos.push(NO_POS);
-                (self.conns.len() - 1) as u32
             }
+            self.conns.push(Some(conn));
+            self.state.push(SlotState::Unconfirmed);
+            self.links.push(NO_POS);
+            len as u32
         };
         self.unconfirmed += 1;
         Some(slot)
     }
 
+    /// Keep a removed slot readable until the next classify.
+    fn defer_release(&mut self, slot: u32) {
+        self.links[slot as usize] = self.pending_head;
+        self.pending_head = slot;
+    }
+
     /// Slots of entries destroyed or discarded while the previous packet
     /// was handled go back to the free list.
     fn release_pending(&mut self) {
-        while let Some(slot) = self.pending_free.pop() {
+        while self.pending_head != NO_SLOT {
+            let slot = self.pending_head;
+            self.pending_head = self.links[slot as usize];
             self.release_now(slot);
         }
     }
@@ -511,7 +547,8 @@ impl ConntrackTable {
             }
             self.conns[s] = None;
             self.state[s] = SlotState::Free;
-            self.free.push(slot);
+            self.links[s] = self.free_head;
+            self.free_head = slot;
         }
     }
 
@@ -568,7 +605,7 @@ impl ConntrackTable {
     // -- the timer heap -----------------------------------------------------------
 
     fn heap_set(&mut self, at: usize, timer: Timer) {
-        self.heap_pos[timer.slot as usize] = at as u32;
+        self.links[timer.slot as usize] = at as u32;
         self.timers[at] = timer;
     }
 
@@ -610,9 +647,25 @@ impl ConntrackTable {
         self.heap_set(at, timer);
     }
 
-    fn next_seq(&mut self) -> u64 {
+    fn next_seq(&mut self) -> u32 {
+        if self.timer_seq == u32::MAX {
+            self.renumber_timers();
+        }
         self.timer_seq += 1;
         self.timer_seq
+    }
+
+    /// Arming numbers ran out: number the deadlines afresh in their order
+    /// (a sorted array is a valid heap), once every 4 billion arms.
+    fn renumber_timers(&mut self) {
+        self.timers
+            .sort_unstable_by(|a, b| a.deadline.total_cmp(&b.deadline).then(a.seq.cmp(&b.seq)));
+        for at in 0..self.timers.len() {
+            let mut timer = self.timers[at];
+            timer.seq = at as u32 + 1;
+            self.heap_set(at, timer);
+        }
+        self.timer_seq = self.timers.len() as u32;
     }
 
     /// Arm (or re-key) the slot's one deadline at its entry's expiry.
@@ -625,33 +678,41 @@ impl ConntrackTable {
             seq: self.next_seq(),
             slot,
         };
-        let pos = self.heap_pos[slot as usize];
+        let pos = self.links[slot as usize];
         if pos == NO_POS {
+            let len = self.timers.len();
+            if len == self.timers.capacity() {
+                let extra = self.grown_capacity(len).saturating_sub(len).max(1);
+                self.timers.reserve_exact(extra);
+            }
             self.timers.push(timer);
             self.sift_up(self.timers.len() - 1);
         } else {
             let at = pos as usize;
             self.timers[at] = timer;
             self.sift_up(at);
-            let at = self.heap_pos[slot as usize] as usize;
+            let at = self.links[slot as usize] as usize;
             self.sift_down(at);
         }
     }
 
     fn disarm(&mut self, slot: u32) {
-        let pos = self.heap_pos[slot as usize];
+        let pos = self.links[slot as usize];
         if pos == NO_POS {
             return;
         }
-        self.heap_pos[slot as usize] = NO_POS;
-        let at = pos as usize;
+        self.links[slot as usize] = NO_POS;
+        self.remove_timer_at(pos as usize);
+    }
+
+    fn remove_timer_at(&mut self, at: usize) {
         let Some(last) = self.timers.pop() else {
             return;
         };
         if at < self.timers.len() {
             self.heap_set(at, last);
             self.sift_up(at);
-            let at = self.heap_pos[last.slot as usize] as usize;
+            let at = self.links[last.slot as usize] as usize;
             self.sift_down(at);
         }
     }
@@ -974,8 +1035,9 @@ impl ConntrackTable {
         result
     }
 
-    fn build_buckets(&mut self) {
+    pub(crate) fn build_buckets(&mut self) {
         let mut index = BucketIndex::new(self.cfg.nf_conntrack_buckets);
+        index.reserve_slots(self.conns.capacity());
         for id in self.in_order() {
             if let Some(conn) = self.conn(id) {
                 index.add(
@@ -995,7 +1057,7 @@ impl ConntrackTable {
 
     /// early_drop: delete the candidates of the first chain in range that
     /// has any; how many went.
-    fn early_drop(&mut self, hash: u64, now: f64, hooks: &mut dyn ExpectHooks) -> u64 {
+    pub(crate) fn early_drop(&mut self, hash: u64, now: f64, hooks: &mut dyn ExpectHooks) -> u64 {
         let Some(size) = self.buckets.as_ref().map(BucketIndex::size) else {
             return 0;
         };
@@ -1108,7 +1170,8 @@ impl ConntrackTable {
             let expires = match self.conn(ConnId(slot)) {
                 Some(conn) if live => conn.expires,
                 _ => {
-                    self.disarm(slot);
+                    // Cannot happen (removal disarms); never loop on it.
+                    self.remove_timer_at(0);
                     continue;
                 }
             };
@@ -1200,7 +1263,7 @@ impl ConntrackTable {
             if self.state.get(s) == Some(&SlotState::Unconfirmed) {
                 self.state[s] = SlotState::Removed;
                 self.unconfirmed -= 1;
-                self.pending_free.push(id.0);
+                self.defer_release(id.0);
             }
         }
     }
@@ -1223,10 +1286,19 @@ impl ConntrackTable {
         if let Some(conn) = self.conn_mut(id) {
             conn.status |= IPS_DYING;
         }
-        if let Some(index) = &mut self.buckets {
-            index.remove(slot);
-        }
         self.disarm(slot);
+        let hashes = self
+            .conn(id)
+            .map(|c| {
+                [
+                    tuple_hash(c.family, c.proto, c.zone, &c.orig),
+                    tuple_hash(c.family, c.proto, c.zone, &c.reply),
+                ]
+            })
+            .unwrap_or_default();
+        if let Some(index) = &mut self.buckets {
+            index.remove(slot, hashes);
+        }
         hooks.master_destroyed(id, now, &mut self.events);
         if self.events.enabled() {
             if let Some(conn) = self.conns.get(slot as usize).and_then(Option::as_ref) {
@@ -1234,7 +1306,7 @@ impl ConntrackTable {
                     .push(ConntrackEvent::destroyed(conn, now, cause));
             }
         }
-        self.pending_free.push(slot);
+        self.defer_release(slot);
     }
 }
 

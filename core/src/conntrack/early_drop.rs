@@ -25,8 +25,8 @@
 //! The index is built the first time the table is full and then maintained
 //! on insert and delete, so tables that never fill up pay nothing for it.
 //! Chains are intrusive lists threaded through per-slot links (one node per
-//! tuple), so the index costs 16 bytes per slot plus 4 per bucket and never
-//! allocates on insert or delete.
+//! tuple), so the index costs 16 bytes per slot plus 4 per bucket and
+//! allocates only when the slab grows.
 
 use crate::conntrack::conn::{Conn, IPS_ASSURED};
 use crate::conntrack::{proto_sctp, proto_tcp};
@@ -59,11 +59,12 @@ pub fn bucket_of(hash: u64, buckets: u32) -> u32 {
 pub struct BucketIndex {
     size: u32,
     heads: Vec<u32>,
-    /// Per node: [newer, older] neighbours in its chain.
+    /// Per node: [newer, older] neighbours in its chain; UNLINKED when the
+    /// node is in no chain.
     links: Vec<[u32; 2]>,
-    /// Per node: its bucket, or NIL when not linked.
-    bucket: Vec<u32>,
 }
+
+const UNLINKED: [u32; 2] = [NIL - 1, NIL - 1];
 
 impl BucketIndex {
     pub fn new(buckets: u64) -> Self {
@@ -72,7 +73,6 @@ impl BucketIndex {
             size,
             heads: vec![NIL; size as usize],
             links: Vec::new(),
-            bucket: Vec::new(),
         }
     }
 
@@ -82,55 +82,56 @@ impl BucketIndex {
 
     /// Bytes the index holds (chain heads and per-node links).
     pub fn heap_bytes(&self) -> usize {
-        self.heads.capacity() * 4 + self.links.capacity() * 8 + self.bucket.capacity() * 4
+        self.heads.capacity() * 4 + self.links.capacity() * 8
     }
 
-    fn ensure(&mut self, node: usize) {
-        if self.links.len() <= node {
-            let len = (node + 1).next_multiple_of(2);
-            self.links.resize(len, [NIL, NIL]);
-            self.bucket.resize(len, NIL);
+    /// Room for the nodes of `slots` slots (the slab's capacity, so the
+    /// links grow with the slab and carry no slack of their own).
+    pub fn reserve_slots(&mut self, slots: usize) {
+        let nodes = slots * 2;
+        if self.links.len() < nodes {
+            self.links.reserve_exact(nodes - self.links.len());
+            self.links.resize(nodes, UNLINKED);
         }
     }
 
     /// Link one tuple of `slot` (hash `hash`) at the head of its chain.
     pub fn add(&mut self, slot: u32, direction: u8, hash: u64) {
         let node = slot as usize * 2 + usize::from(direction & 1);
-        self.ensure(node);
-        if self.bucket[node] != NIL {
+        if self.links.len() <= node {
+            self.reserve_slots(node / 2 + 1);
+        }
+        if self.links[node] != UNLINKED {
             return;
         }
-        let b = bucket_of(hash, self.size);
-        let head = self.heads[b as usize];
+        let b = bucket_of(hash, self.size) as usize;
+        let head = self.heads[b];
         self.links[node] = [NIL, head];
         if head != NIL {
             self.links[head as usize][0] = node as u32;
         }
-        self.heads[b as usize] = node as u32;
-        self.bucket[node] = b;
+        self.heads[b] = node as u32;
     }
 
-    /// Unlink both tuples of `slot`.
-    pub fn remove(&mut self, slot: u32) {
-        for direction in 0..2 {
+    /// Unlink both tuples of `slot`, whose tuple hashes are `hashes`.
+    pub fn remove(&mut self, slot: u32, hashes: [u64; 2]) {
+        for (direction, hash) in hashes.into_iter().enumerate() {
             let node = slot as usize * 2 + direction;
-            let Some(&b) = self.bucket.get(node) else {
+            let Some(&[newer, older]) = self.links.get(node) else {
                 return;
             };
-            if b == NIL {
+            if [newer, older] == UNLINKED {
                 continue;
             }
-            let [newer, older] = self.links[node];
             if newer == NIL {
-                self.heads[b as usize] = older;
+                self.heads[bucket_of(hash, self.size) as usize] = older;
             } else {
                 self.links[newer as usize][1] = older;
             }
             if older != NIL {
                 self.links[older as usize][0] = newer;
             }
-            self.links[node] = [NIL, NIL];
-            self.bucket[node] = NIL;
+            self.links[node] = UNLINKED;
         }
     }
 
@@ -141,7 +142,7 @@ impl BucketIndex {
         let mut node = self.heads.get(bucket as usize).copied().unwrap_or(NIL);
         while node != NIL {
             out.push(node >> 1);
-            node = self.links[node as usize][1];
+            node = self.links.get(node as usize).map_or(NIL, |l| l[1]);
         }
     }
 

@@ -23,8 +23,8 @@ pub mod tcp_window;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
+mod tests_display;
+#[cfg(test)]
 mod tests_proto;
 #[cfg(test)]
 mod tests_table;
-#[cfg(test)]
-mod tests_display;

@@ -2,6 +2,9 @@
 //! not needed: the fields conntrack reads are filled in by hand, as the
 //! Python tests do).
 
+// Builders take every header field a test may vary, as the Python ones do.
+#![allow(clippy::too_many_arguments)]
+
 use crate::conntrack::conn::ConnId;
 use crate::conntrack::core::{ConntrackTable, CtResult};
 use crate::conntrack::l4proto::NoExpectations;

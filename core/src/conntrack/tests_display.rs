@@ -11,7 +11,14 @@ use crate::conntrack::testkit::*;
 
 fn udp_conn() -> Conn {
     let (c, s) = (v4("192.0.2.1"), v4("198.51.100.7"));
-    let mut conn = Conn::new(4, 17, 0, Tuple::new(c, s, 40000, 53), Tuple::new(s, c, 53, 40000), 0.0);
+    let mut conn = Conn::new(
+        4,
+        17,
+        0,
+        Tuple::new(c, s, 40000, 53),
+        Tuple::new(s, c, 53, 40000),
+        0.0,
+    );
     conn.status |= IPS_SEEN_REPLY;
     conn.expires = 30.5;
     conn
@@ -40,7 +47,14 @@ fn udp_lines() {
 #[test]
 fn ipv6_lines_expand_for_proc_and_compress_for_conntrack_tools() {
     let (a, b) = (v6("fd99:1::1"), v6("2001:db8::ffff:0:1"));
-    let mut conn = Conn::new(6, 17, 3, Tuple::new(a, b, 5, 6), Tuple::new(b, a, 6, 5), 0.0);
+    let mut conn = Conn::new(
+        6,
+        17,
+        3,
+        Tuple::new(a, b, 5, 6),
+        Tuple::new(b, a, 6, 5),
+        0.0,
+    );
     conn.expires = 100.0;
     conn.mark = 7;
     conn.helper = Some(HelperKind::Tftp);
@@ -72,7 +86,14 @@ fn ipv6_lines_expand_for_proc_and_compress_for_conntrack_tools() {
 
 #[test]
 fn gre_icmp_and_generic_lines() {
-    let mut gre = Conn::new(4, 47, 0, Tuple::new(1, 2, 0, 7), Tuple::new(2, 1, 7, 0), 0.0);
+    let mut gre = Conn::new(
+        4,
+        47,
+        0,
+        Tuple::new(1, 2, 0, 7),
+        Tuple::new(2, 1, 7, 0),
+        0.0,
+    );
     gre.expires = 29.9;
     assert_eq!(
         proc_line(&gre, 0.0),
@@ -95,7 +116,14 @@ fn gre_icmp_and_generic_lines() {
         "gre      47 29 src=0.0.0.1 dst=0.0.0.2 srckey=0x0 dstkey=0x7 [UNREPLIED] \
          src=0.0.0.2 dst=0.0.0.1 srckey=0x7 dstkey=0x0 mark=0 use=1"
     );
-    let mut icmp = Conn::new(4, 1, 0, Tuple::new(1, 2, 77, 8 << 8), Tuple::new(2, 1, 77, 0), 0.0);
+    let mut icmp = Conn::new(
+        4,
+        1,
+        0,
+        Tuple::new(1, 2, 77, 8 << 8),
+        Tuple::new(2, 1, 77, 0),
+        0.0,
+    );
     icmp.expires = 30.0;
     assert_eq!(
         proc_line(&icmp, 1.0),
@@ -107,7 +135,14 @@ fn gre_icmp_and_generic_lines() {
         "icmp     1 29 src=0.0.0.1 dst=0.0.0.2 type=8 code=0 id=77 [UNREPLIED] \
          src=0.0.0.2 dst=0.0.0.1 type=0 code=0 id=77 mark=0 use=1"
     );
-    let mut dccp = Conn::new(4, 33, 0, Tuple::new(1, 2, 0, 0), Tuple::new(2, 1, 0, 0), 0.0);
+    let mut dccp = Conn::new(
+        4,
+        33,
+        0,
+        Tuple::new(1, 2, 0, 0),
+        Tuple::new(2, 1, 0, 0),
+        0.0,
+    );
     dccp.expires = 600.0;
     assert_eq!(
         proc_line(&dccp, 1.0),
@@ -134,15 +169,51 @@ fn ipv6_addresses_as_inet_ntop_and_pi6_print_them() {
         ("::", "::", "0000:0000:0000:0000:0000:0000:0000:0000"),
         ("::1", "::1", "0000:0000:0000:0000:0000:0000:0000:0001"),
         ("1::", "1::", "0001:0000:0000:0000:0000:0000:0000:0000"),
-        ("::ffff:1.2.3.4", "::ffff:1.2.3.4", "0000:0000:0000:0000:0000:ffff:0102:0304"),
-        ("::1.2.3.4", "::1.2.3.4", "0000:0000:0000:0000:0000:0000:0102:0304"),
-        ("1:0:0:2:0:0:0:3", "1:0:0:2::3", "0001:0000:0000:0002:0000:0000:0000:0003"),
-        ("1:0:2:0:3:0:4:0", "1:0:2:0:3:0:4:0", "0001:0000:0002:0000:0003:0000:0004:0000"),
-        ("fe80::1:0:0:1", "fe80::1:0:0:1", "fe80:0000:0000:0000:0001:0000:0000:0001"),
-        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1", "2001:0db8:0000:0000:0001:0000:0000:0001"),
-        ("::ffff:0:1.2.3.4", "::ffff:0:102:304", "0000:0000:0000:0000:ffff:0000:0102:0304"),
-        ("0:0:0:0:0:1:0:0", "::1:0:0", "0000:0000:0000:0000:0000:0001:0000:0000"),
-        ("::0.0.1.0", "::100", "0000:0000:0000:0000:0000:0000:0000:0100"),
+        (
+            "::ffff:1.2.3.4",
+            "::ffff:1.2.3.4",
+            "0000:0000:0000:0000:0000:ffff:0102:0304",
+        ),
+        (
+            "::1.2.3.4",
+            "::1.2.3.4",
+            "0000:0000:0000:0000:0000:0000:0102:0304",
+        ),
+        (
+            "1:0:0:2:0:0:0:3",
+            "1:0:0:2::3",
+            "0001:0000:0000:0002:0000:0000:0000:0003",
+        ),
+        (
+            "1:0:2:0:3:0:4:0",
+            "1:0:2:0:3:0:4:0",
+            "0001:0000:0002:0000:0003:0000:0004:0000",
+        ),
+        (
+            "fe80::1:0:0:1",
+            "fe80::1:0:0:1",
+            "fe80:0000:0000:0000:0001:0000:0000:0001",
+        ),
+        (
+            "2001:db8:0:0:1:0:0:1",
+            "2001:db8::1:0:0:1",
+            "2001:0db8:0000:0000:0001:0000:0000:0001",
+        ),
+        (
+            "::ffff:0:1.2.3.4",
+            "::ffff:0:102:304",
+            "0000:0000:0000:0000:ffff:0000:0102:0304",
+        ),
+        (
+            "0:0:0:0:0:1:0:0",
+            "::1:0:0",
+            "0000:0000:0000:0000:0000:0001:0000:0000",
+        ),
+        (
+            "::0.0.1.0",
+            "::100",
+            "0000:0000:0000:0000:0000:0000:0000:0100",
+        ),
     ];
     for (text, compressed, expanded) in cases {
         assert_eq!(format_address(6, v6(text), false), compressed, "{text}");
@@ -166,11 +237,19 @@ fn events_of_udp_gre_and_generic_flows() {
     step(&mut table, &udp(SERVER, CLIENT, 53, 5000), T0 + 1.5);
     step(&mut table, &udp(CLIENT, SERVER, 5000, 53), T0 + 2.5);
     step(&mut table, &udp(CLIENT, SERVER, 5000, 53), T0 + 3.0);
-    step(&mut table, &udp_with(6, c6, s6, 7, 8, b"hello", None, Sum::Good), T0 + 4.0);
+    step(
+        &mut table,
+        &udp_with(6, c6, s6, 7, 8, b"hello", None, Sum::Good),
+        T0 + 4.0,
+    );
     step(&mut table, &gre_v0(CLIENT, SERVER), T0 + 5.0);
     step(&mut table, &gre_v0(SERVER, CLIENT), T0 + 5.5);
     step(&mut table, &gre_v0(CLIENT, SERVER), T0 + 6.0);
-    step(&mut table, &ip_packet(4, CLIENT, SERVER, 99, b"x", 0, 0, 0), T0 + 7.0);
+    step(
+        &mut table,
+        &ip_packet(4, CLIENT, SERVER, 99, b"x", 0, 0, 0),
+        T0 + 7.0,
+    );
     step(&mut table, &udp(CLIENT, SERVER, 6000, 53), T0 + 1000.0);
     let got: Vec<(f64, &str, String)> = table
         .take_events()

@@ -2,6 +2,7 @@
 //! from tests/test_proto_udp.py and test_proto_other.py).
 
 use crate::config::Sysctls;
+use crate::conntrack::conn::ProtoData;
 use crate::conntrack::conn::{
     Conn, Tuple, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_NEW, IPS_ASSURED,
     IPS_SEEN_REPLY,
@@ -11,7 +12,6 @@ use crate::conntrack::l4proto::Action;
 use crate::conntrack::proto_gre::{self, gre_keys};
 use crate::conntrack::testkit::*;
 use crate::conntrack::{proto_generic, proto_udp};
-use crate::conntrack::conn::ProtoData;
 
 const CLIENT: u128 = 0x0A63_0101; // 10.99.1.1
 const SERVER: u128 = 0x0A63_0201; // 10.99.2.1
@@ -37,7 +37,10 @@ fn status(table: &ConntrackTable, id: crate::conntrack::conn::ConnId) -> u32 {
 #[test]
 fn udp_good_checksum_is_valid() {
     let pkt = udp(CLIENT, SERVER, 1000, 53);
-    assert_eq!(proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true), None);
+    assert_eq!(
+        proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true),
+        None
+    );
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn udp_bad_checksum_is_invalid_at_prerouting_only() {
     assert_eq!(reason, "INVALID: UDP bad checksum");
     assert!(matches!(reason, std::borrow::Cow::Borrowed(_)));
     // Locally generated packets (LOCAL_OUT) are never checked.
-    assert_eq!(proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), false), None);
+    assert_eq!(
+        proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), false),
+        None
+    );
 }
 
 #[test]
@@ -61,19 +67,28 @@ fn udp_bad_checksum_accepted_when_checksum_sysctl_off() {
 fn udp_zero_checksum_accepted_without_verification() {
     for (family, src, dst) in [(4, CLIENT, SERVER), (6, CLIENT6, SERVER6)] {
         let pkt = udp_with(family, src, dst, 1000, 53, b"hello", None, Sum::Zero);
-        assert_eq!(proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true), None);
+        assert_eq!(
+            proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true),
+            None
+        );
     }
 }
 
 #[test]
 fn udp_ipv6_checksum_verified() {
     let good = udp_with(6, CLIENT6, SERVER6, 1000, 53, b"hello", None, Sum::Good);
-    assert_eq!(proto_udp::udp_error(&good.packet(0, 0.0), &cfg(), true), None);
+    assert_eq!(
+        proto_udp::udp_error(&good.packet(0, 0.0), &cfg(), true),
+        None
+    );
     let bad = udp_with(6, CLIENT6, SERVER6, 1000, 53, b"hello", None, Sum::Bad);
     assert!(proto_udp::udp_error(&bad.packet(0, 0.0), &cfg(), true).is_some());
     // An odd-length payload pads its last word.
     let odd = udp_with(6, CLIENT6, SERVER6, 1000, 53, b"odd", None, Sum::Good);
-    assert_eq!(proto_udp::udp_error(&odd.packet(0, 0.0), &cfg(), true), None);
+    assert_eq!(
+        proto_udp::udp_error(&odd.packet(0, 0.0), &cfg(), true),
+        None
+    );
 }
 
 #[test]
@@ -95,7 +110,10 @@ fn udp_length_field_below_header_is_invalid() {
 #[test]
 fn udp_shorter_length_field_than_datagram_is_accepted() {
     let pkt = udp_with(4, CLIENT, SERVER, 1000, 53, b"abcdef", Some(10), Sum::Zero);
-    assert_eq!(proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true), None);
+    assert_eq!(
+        proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true),
+        None
+    );
 }
 
 #[test]
@@ -103,7 +121,10 @@ fn udp_header_shorter_than_eight_bytes_is_invalid() {
     let mut pkt = udp_with(4, CLIENT, SERVER, 1000, 53, b"", None, Sum::Good);
     pkt.data.truncate(26);
     let reason = proto_udp::udp_error(&pkt.packet(0, 0.0), &cfg(), true).unwrap();
-    assert_eq!(reason, "INVALID: UDP short packet (6 bytes, header needs 8)");
+    assert_eq!(
+        reason,
+        "INVALID: UDP short packet (6 bytes, header needs 8)"
+    );
     // A header offset past the end is short too, never a panic.
     let mut far = pkt.clone();
     far.l4_off = 1000;
@@ -117,7 +138,10 @@ fn udp_query_response_stream() {
     let mut table = ConntrackTable::new(cfg());
     let first = step(&mut table, &udp(CLIENT, SERVER, 1091, 53), 0.0);
     assert_eq!(first.ctinfo, CT_NEW);
-    assert_eq!(first.reason, "UDP: no reply seen yet (nf_conntrack_udp_timeout)");
+    assert_eq!(
+        first.reason,
+        "UDP: no reply seen yet (nf_conntrack_udp_timeout)"
+    );
     let conn = id(&first);
     assert_eq!(table.conn(conn).unwrap().remaining(0.5), 29);
     assert_eq!(status(&table, conn) & IPS_SEEN_REPLY, 0);
@@ -234,8 +258,14 @@ fn lite_error(pkt: &TestPacket, cfg: &Sysctls) -> Option<crate::reason::Reason> 
 #[test]
 fn udplite_correct_checksum_is_invalid_in_6_18() {
     let pkt = lite(CLIENT, SERVER, 7000, 9000);
-    assert_eq!(lite_error(&pkt, &cfg()).unwrap(), "INVALID: UDP-Lite bad checksum");
-    assert_eq!(lite_error(&pkt, &cfg_with("nf_conntrack_checksum", 0)), None);
+    assert_eq!(
+        lite_error(&pkt, &cfg()).unwrap(),
+        "INVALID: UDP-Lite bad checksum"
+    );
+    assert_eq!(
+        lite_error(&pkt, &cfg_with("nf_conntrack_checksum", 0)),
+        None
+    );
 }
 
 #[test]
@@ -275,18 +305,35 @@ fn udplite_ipv6_kernel_accepts_next_header_17_only() {
 
 #[test]
 fn udplite_rfc3828_variant_accepts_correct_checksums() {
-    let check = |pkt: &TestPacket| proto_udp::udplite_error_rfc3828(&pkt.packet(0, 0.0), &cfg(), true);
+    let check =
+        |pkt: &TestPacket| proto_udp::udplite_error_rfc3828(&pkt.packet(0, 0.0), &cfg(), true);
     assert_eq!(check(&lite(CLIENT, SERVER, 7000, 9000)), None);
     assert_eq!(
-        check(&udplite(6, CLIENT6, SERVER6, 7000, 9000, b"lite", 0, 136, None, true)),
+        check(&udplite(
+            6, CLIENT6, SERVER6, 7000, 9000, b"lite", 0, 136, None, true
+        )),
         None
     );
-    assert!(check(&udplite(4, CLIENT, SERVER, 7000, 9000, b"lite", 0, 17, None, true)).is_some());
+    assert!(check(&udplite(
+        4, CLIENT, SERVER, 7000, 9000, b"lite", 0, 17, None, true
+    ))
+    .is_some());
 }
 
 #[test]
 fn udplite_partial_coverage_checks_only_covered_bytes() {
-    let mut pkt = udplite(4, CLIENT, SERVER, 7000, 9000, b"abcdefgh", 8, 17, None, true);
+    let mut pkt = udplite(
+        4,
+        CLIENT,
+        SERVER,
+        7000,
+        9000,
+        b"abcdefgh",
+        8,
+        17,
+        None,
+        true,
+    );
     assert_eq!(lite_error(&pkt, &cfg()), None);
     let last = pkt.data.len() - 1;
     pkt.data[last] = b'Z'; // outside the coverage: still fine
@@ -307,7 +354,9 @@ fn udplite_checksum_zero_is_always_invalid() {
 #[test]
 fn udplite_bad_coverage_is_invalid() {
     for coverage in [1u16, 7, 100] {
-        let pkt = udplite(4, CLIENT, SERVER, 7000, 9000, b"lite", coverage, 17, None, true);
+        let pkt = udplite(
+            4, CLIENT, SERVER, 7000, 9000, b"lite", coverage, 17, None, true,
+        );
         let reason = lite_error(&pkt, &cfg_with("nf_conntrack_checksum", 0)).unwrap();
         assert_eq!(
             reason,
@@ -322,7 +371,10 @@ fn udplite_assured_on_packet_after_first_reply() {
     let first = step(&mut table, &lite(CLIENT, SERVER, 7000, 9000), 0.0);
     let conn = id(&first);
     assert_eq!(first.ctinfo, CT_NEW);
-    assert_eq!(first.reason, "UDP-Lite: no reply seen yet (nf_conntrack_udp_timeout)");
+    assert_eq!(
+        first.reason,
+        "UDP-Lite: no reply seen yet (nf_conntrack_udp_timeout)"
+    );
     assert!(approx(expires(&table, conn), 30.0));
     let reply = step(&mut table, &lite(SERVER, CLIENT, 9000, 7000), 0.1);
     assert_eq!(reply.ctinfo, CT_ESTABLISHED_REPLY);
@@ -367,7 +419,10 @@ fn generic_protocol_600_seconds_never_assured() {
     assert_eq!(reply.ctinfo, CT_ESTABLISHED_REPLY);
     assert!(approx(expires(&table, conn), 601.0));
     for now in [5.0, 50.0, 500.0] {
-        assert_eq!(step(&mut table, &raw(A, B, 99, b"more"), now).ctinfo, CT_ESTABLISHED);
+        assert_eq!(
+            step(&mut table, &raw(A, B, 99, b"more"), now).ctinfo,
+            CT_ESTABLISHED
+        );
     }
     assert!(approx(expires(&table, conn), 1100.0));
     assert_eq!(status(&table, conn) & IPS_ASSURED, 0);
@@ -376,8 +431,16 @@ fn generic_protocol_600_seconds_never_assured() {
 #[test]
 fn esp_security_associations_share_one_entry() {
     let mut table = ConntrackTable::new(cfg());
-    let first = step(&mut table, &raw(A, B, 50, &[0, 0, 0x10, 0x01, 0, 0, 0, 1]), 0.0);
-    let second = step(&mut table, &raw(A, B, 50, &[0, 0, 0x20, 0x02, 0, 0, 0, 1]), 0.1);
+    let first = step(
+        &mut table,
+        &raw(A, B, 50, &[0, 0, 0x10, 0x01, 0, 0, 0, 1]),
+        0.0,
+    );
+    let second = step(
+        &mut table,
+        &raw(A, B, 50, &[0, 0, 0x20, 0x02, 0, 0, 0, 1]),
+        0.1,
+    );
     assert_eq!(second.conn, first.conn);
     assert_eq!(table.count(), 1);
 }
@@ -386,9 +449,19 @@ fn esp_security_associations_share_one_entry() {
 fn dccp_is_generic_in_6_18() {
     assert_eq!(crate::conntrack::core::tracker_name(33), "unknown");
     assert_eq!(proto_generic::NAME, "unknown");
-    let mut conn = Conn::new(4, 33, 0, Tuple::new(A, B, 0, 0), Tuple::new(B, A, 0, 0), 0.0);
+    let mut conn = Conn::new(
+        4,
+        33,
+        0,
+        Tuple::new(A, B, 0, 0),
+        Tuple::new(B, A, 0, 0),
+        0.0,
+    );
     let pkt = raw(A, B, 33, b"");
-    assert_eq!(proto_generic::error(&pkt.packet(0, 0.0), &cfg(), true), None);
+    assert_eq!(
+        proto_generic::error(&pkt.packet(0, 0.0), &cfg(), true),
+        None
+    );
     let (action, _) = proto_generic::packet(&mut conn, &pkt.packet(0, 3.0), 0, CT_NEW, 3.0, &cfg());
     assert_eq!(action, Action::Accept);
     assert!(approx(conn.expires, 603.0));
@@ -459,14 +532,31 @@ fn gre_short_headers_give_zero_keys() {
 #[test]
 fn gre_entry_keeps_its_own_timeouts() {
     // The PPTP helper raises the timeouts of its data channel entries.
-    let mut conn = Conn::new(4, 47, 0, Tuple::new(A, B, 0, 0), Tuple::new(B, A, 0, 0), 0.0);
+    let mut conn = Conn::new(
+        4,
+        47,
+        0,
+        Tuple::new(A, B, 0, 0),
+        Tuple::new(B, A, 0, 0),
+        0.0,
+    );
     let pkt = gre_v0(A, B);
-    assert_eq!(proto_gre::new(&mut conn, &pkt.packet(0, 0.0), &cfg()), Ok(()));
+    assert_eq!(
+        proto_gre::new(&mut conn, &pkt.packet(0, 0.0), &cfg()),
+        Ok(())
+    );
     conn.proto_data = ProtoData::Gre {
         timeout: 600,
         stream_timeout: 18000,
     };
     conn.status |= IPS_SEEN_REPLY;
-    proto_gre::packet(&mut conn, &pkt.packet(0, 1.0), 0, CT_ESTABLISHED, 1.0, &cfg());
+    proto_gre::packet(
+        &mut conn,
+        &pkt.packet(0, 1.0),
+        0,
+        CT_ESTABLISHED,
+        1.0,
+        &cfg(),
+    );
     assert!(approx(conn.expires, 18001.0));
 }
