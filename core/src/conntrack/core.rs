@@ -408,6 +408,12 @@ impl ConntrackTable {
         ids
     }
 
+    /// Entries built for a packet and neither confirmed nor discarded yet
+    /// (0 between packets when every result ends in confirm or discard).
+    pub fn unconfirmed_entries(&self) -> usize {
+        self.unconfirmed
+    }
+
     /// Does `gc(now)` have work (a deadline due or an early-drop run pending)?
     pub fn gc_due(&self, now: f64) -> bool {
         self.gc_early_drop_at.is_some() || self.timers.first().is_some_and(|t| t.deadline <= now)
@@ -437,6 +443,12 @@ impl ConntrackTable {
     /// The events recorded since the last call, in the order they happened.
     pub fn take_events(&mut self) -> Vec<ConntrackEvent> {
         self.events.take()
+    }
+
+    /// The same, keeping the log's buffer (no allocation per packet). Events
+    /// pile up until drained: the caller drains after every packet.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, ConntrackEvent> {
+        self.events.drain()
     }
 
     // -- memory --------------------------------------------------------------

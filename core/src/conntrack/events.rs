@@ -182,6 +182,12 @@ impl EventLog {
         std::mem::take(&mut self.events)
     }
 
+    /// Everything recorded so far, oldest first, keeping the buffer's
+    /// capacity for the next packet.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, ConntrackEvent> {
+        self.events.drain(..)
+    }
+
     /// The recorded events, oldest first, without draining them.
     pub fn pending(&self) -> &[ConntrackEvent] {
         &self.events

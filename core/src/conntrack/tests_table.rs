@@ -72,7 +72,7 @@ fn replay(packets: &[(f64, TestPacket)], cfg: Sysctls) -> Replay {
     let mut events = Vec::new();
     for (ts, pkt) in packets {
         results.push(step(&mut table, pkt, *ts));
-        events.extend(table.take_events());
+        events.extend(table.drain_events());
     }
     Replay {
         table,
@@ -747,6 +747,7 @@ fn memory_is_bounded_when_a_flood_outlives_the_timeout() {
     flood(&mut table, 60_000, 120_000, 100.0);
     assert_eq!(footprint(&table), once);
     assert!(once.timers <= 1000);
+    assert_eq!(table.unconfirmed_entries(), 0);
 }
 
 #[test]
