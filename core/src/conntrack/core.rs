@@ -576,15 +576,21 @@ impl ConntrackTable {
             .map(|&entry| (entry >> 1, (entry & 1) as u8))
     }
 
-    fn index_insert(&mut self, slot: u32) {
+    /// The hashes of a slot's two tuples (zeros for an empty slot).
+    fn slot_hashes(&self, slot: u32) -> [u64; 2] {
+        self.conn(ConnId(slot)).map_or([0, 0], |c| {
+            [
+                tuple_hash(c.family, c.proto, c.zone, &c.orig),
+                tuple_hash(c.family, c.proto, c.zone, &c.reply),
+            ]
+        })
+    }
+
+    fn index_insert(&mut self, slot: u32, hashes: [u64; 2]) {
         let Some(conn) = self.conns.get(slot as usize).and_then(Option::as_ref) else {
             return;
         };
         let same = conn.orig == conn.reply;
-        let hashes = [
-            tuple_hash(conn.family, conn.proto, conn.zone, &conn.orig),
-            tuple_hash(conn.family, conn.proto, conn.zone, &conn.reply),
-        ];
         let conns = &self.conns;
         for (direction, hash) in hashes.into_iter().enumerate() {
             // A tuple equal to its own reply is found as ORIGINAL only.
@@ -598,14 +604,7 @@ impl ConntrackTable {
         }
     }
 
-    fn index_remove(&mut self, slot: u32) {
-        let Some(conn) = self.conns.get(slot as usize).and_then(Option::as_ref) else {
-            return;
-        };
-        let hashes = [
-            tuple_hash(conn.family, conn.proto, conn.zone, &conn.orig),
-            tuple_hash(conn.family, conn.proto, conn.zone, &conn.reply),
-        ];
+    fn index_remove(&mut self, slot: u32, hashes: [u64; 2]) {
         for (direction, hash) in hashes.into_iter().enumerate() {
             let value = slot << 1 | direction as u32;
             if let Ok(entry) = self.index.find_entry(hash, |&e| e == value) {
@@ -1051,18 +1050,9 @@ impl ConntrackTable {
         let mut index = BucketIndex::new(self.cfg.nf_conntrack_buckets);
         index.reserve_slots(self.conns.capacity());
         for id in self.in_order() {
-            if let Some(conn) = self.conn(id) {
-                index.add(
-                    id.0,
-                    ORIGINAL,
-                    tuple_hash(conn.family, conn.proto, conn.zone, &conn.orig),
-                );
-                index.add(
-                    id.0,
-                    REPLY,
-                    tuple_hash(conn.family, conn.proto, conn.zone, &conn.reply),
-                );
-            }
+            let [orig, reply] = self.slot_hashes(id.0);
+            index.add(id.0, ORIGINAL, orig);
+            index.add(id.0, REPLY, reply);
         }
         self.buckets = Some(index);
     }
@@ -1247,13 +1237,10 @@ impl ConntrackTable {
         };
         conn.status |= IPS_CONFIRMED;
         conn.id = id;
-        let hashes = [
-            tuple_hash(conn.family, conn.proto, conn.zone, &conn.orig),
-            tuple_hash(conn.family, conn.proto, conn.zone, &conn.reply),
-        ];
+        let hashes = self.slot_hashes(slot);
         self.state[slot as usize] = SlotState::Confirmed;
         self.unconfirmed -= 1;
-        self.index_insert(slot);
+        self.index_insert(slot, hashes);
         self.count += 1;
         self.arm(slot);
         if let Some(index) = &mut self.buckets {
@@ -1292,22 +1279,14 @@ impl ConntrackTable {
         if self.state.get(slot as usize) != Some(&SlotState::Confirmed) {
             return;
         }
-        self.index_remove(slot);
+        let hashes = self.slot_hashes(slot);
+        self.index_remove(slot, hashes);
         self.state[slot as usize] = SlotState::Removed;
         self.count -= 1;
         if let Some(conn) = self.conn_mut(id) {
             conn.status |= IPS_DYING;
         }
         self.disarm(slot);
-        let hashes = self
-            .conn(id)
-            .map(|c| {
-                [
-                    tuple_hash(c.family, c.proto, c.zone, &c.orig),
-                    tuple_hash(c.family, c.proto, c.zone, &c.reply),
-                ]
-            })
-            .unwrap_or_default();
         if let Some(index) = &mut self.buckets {
             index.remove(slot, hashes);
         }
