@@ -787,3 +787,36 @@ fn per_connection_memory() {
     assert_eq!(slot, conn, "a free slot costs no tag");
     assert!(per_entry <= 256.0, "{per_entry}");
 }
+
+#[test]
+fn malformed_packets_and_stray_fragments_are_invalid() {
+    use crate::packet::{DecodeError, FragmentInfo, Layer};
+    let mut table = ConntrackTable::new(Sysctls::default());
+    let mut hooks = NoExpectations;
+    let bytes = udp(client(), server(), 1, 2);
+    let mut pkt = bytes.packet(0, 0.0);
+    pkt.error = Some(Box::new(DecodeError::new(Layer::Udp, 20, "short header")));
+    let result = table.classify(&pkt, 0.0, true, 0, &mut hooks);
+    assert_eq!(result.ctinfo, CT_INVALID);
+    assert_eq!(result.reason, "malformed: udp at byte 20: short header");
+    assert_eq!(result.direction(), None);
+    let mut later = bytes.packet(1, 0.0);
+    later.fragment = Some(FragmentInfo {
+        ident: 1,
+        offset: 8,
+        more: false,
+        next_proto: 17,
+        unfrag_len: 20,
+    });
+    let result = table.classify(&later, 0.0, true, 0, &mut hooks);
+    assert_eq!(
+        result.reason,
+        "a non-first fragment reached conntrack unreassembled"
+    );
+    assert_eq!(table.stats.invalid, 2);
+    assert_eq!(table.count(), 0);
+    let ok = step(&mut table, &bytes, 0.0);
+    assert_eq!(ok.direction(), Some(ORIGINAL));
+    let back = step(&mut table, &udp(server(), client(), 2, 1), 0.1);
+    assert_eq!(back.direction(), Some(REPLY));
+}
