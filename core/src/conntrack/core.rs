@@ -919,7 +919,7 @@ impl ConntrackTable {
         match action {
             Action::Repeat => {
                 if unconfirmed {
-                    self.release_now(slot);
+                    self.throw_away(slot, now, hooks);
                 } else {
                     self.destroy(id, now, CAUSE_REOPENED, hooks);
                 }
@@ -928,7 +928,7 @@ impl ConntrackTable {
             Action::Invalid => {
                 self.stats.invalid += 1;
                 if unconfirmed {
-                    self.release_now(slot);
+                    self.throw_away(slot, now, hooks);
                 }
                 return Some(invalid(reason));
             }
@@ -990,24 +990,47 @@ impl ConntrackTable {
     ) -> Result<u32, Reason> {
         let mut conn = Conn::new(pkt.family, pkt.proto, zone, orig, reply, now);
         conn.first_packet = pkt.index;
+        let slot = self
+            .alloc_slot(conn)
+            .ok_or(Cow::Borrowed("conntrack table has no free slot"))?;
+        let id = ConnId(slot);
         // The kernel consumes a matching expectation when it builds the
         // entry, before the tracker judges the packet: a rejected first
         // packet uses it up.
-        let master = hooks.match_new(
-            &conn,
-            pkt.index,
-            now,
-            &SlabView(&self.conns),
-            &mut self.events,
-        );
+        let master = match self.conns.get(slot as usize).and_then(Option::as_ref) {
+            Some(conn) => hooks.match_new(
+                id,
+                conn,
+                pkt.index,
+                now,
+                &SlabView(&self.conns),
+                &mut self.events,
+            ),
+            None => None,
+        };
+        let master_mark = master.and_then(|m| self.conn(m)).map_or(0, |m| m.mark);
+        let Some(conn) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return Err(Cow::Borrowed("conntrack entry vanished"));
+        };
         if let Some(master) = master {
             conn.master = Some(master);
             conn.status |= IPS_EXPECTED;
-            conn.mark = self.conn(master).map_or(0, |m| m.mark);
+            conn.mark = master_mark;
         }
-        l4_new(&mut conn, pkt, &self.cfg)?;
-        self.alloc_slot(conn)
-            .ok_or(Cow::Borrowed("conntrack table has no free slot"))
+        if let Err(reason) = l4_new(conn, pkt, &self.cfg) {
+            self.throw_away(slot, now, hooks);
+            return Err(reason);
+        }
+        Ok(slot)
+    }
+
+    /// An entry that never made it into the table goes at once; the
+    /// expectation table hears of it like of any death, so nothing it
+    /// keeps under this id outlives the slot (Python keys by the object,
+    /// which is never reused).
+    fn throw_away(&mut self, slot: u32, now: f64, hooks: &mut dyn ExpectHooks) {
+        self.release_now(slot);
+        hooks.master_destroyed(ConnId(slot), now, &mut self.events);
     }
 
     // -- the table limit (__nf_conntrack_alloc) -----------------------------------

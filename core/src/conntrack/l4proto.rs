@@ -70,11 +70,13 @@ pub trait ConnView {
 /// land in the same stream, in the order they happen, as in the kernel's
 /// single `conntrack -E` socket (Python hands both tables one sink).
 pub trait ExpectHooks {
-    /// A brand-new entry: find the expectation it fulfils, consume it and
-    /// return its master. Called before the protocol tracker sees the packet.
-    /// `masters` resolves the master ids the expectations hold.
+    /// A brand-new entry `id` (unconfirmed): find the expectation it
+    /// fulfils, consume it and return its master. Called before the
+    /// protocol tracker sees the packet. `masters` resolves the master ids
+    /// the expectations hold.
     fn match_new(
         &mut self,
+        id: ConnId,
         conn: &Conn,
         packet_index: u64,
         now: f64,
@@ -82,7 +84,10 @@ pub trait ExpectHooks {
         events: &mut EventLog,
     ) -> Option<ConnId>;
 
-    /// An entry died: every expectation it announced dies with it.
+    /// An entry died: every expectation it announced dies with it. Also
+    /// called for an entry thrown away before confirmation (its tracker
+    /// refused the first packet), so state kept under its id can go before
+    /// the slot is reused; the caller calls it for a discarded one.
     fn master_destroyed(&mut self, master: ConnId, now: f64, events: &mut EventLog);
 }
 
@@ -93,6 +98,7 @@ pub struct NoExpectations;
 impl ExpectHooks for NoExpectations {
     fn match_new(
         &mut self,
+        _id: ConnId,
         _conn: &Conn,
         _packet_index: u64,
         _now: f64,

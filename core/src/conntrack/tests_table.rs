@@ -564,6 +564,7 @@ struct Expecting {
 impl ExpectHooks for Expecting {
     fn match_new(
         &mut self,
+        _id: ConnId,
         conn: &Conn,
         _packet_index: u64,
         _now: f64,
