@@ -41,6 +41,7 @@ pub fn invert_ports(sport: u16, dport: u16) -> (u16, u16) {
 }
 
 use crate::conntrack::conn::{Conn, ConnId, Tuple};
+use crate::conntrack::events::EventLog;
 
 /// What an ICMP error handler needs from the table: find the connection a
 /// quoted datagram belongs to.
@@ -54,13 +55,58 @@ pub trait ConnLookup {
     fn conn(&self, id: ConnId) -> &Conn;
 }
 
+/// Read access to the table's entries by id (what expectation code needs
+/// to judge a master while the table is busy creating an entry).
+pub trait ConnView {
+    /// The entry in slot `id`, if the slot holds one (live, unconfirmed or
+    /// destroyed during the current packet).
+    fn get_conn(&self, id: ConnId) -> Option<&Conn>;
+}
+
 /// What the core needs from the expectation table when it creates or
 /// destroys entries (nf_ct_find_expectation, nf_ct_remove_expectations).
+///
+/// Both calls get the table's event log: an expectation's own events must
+/// land in the same stream, in the order they happen, as in the kernel's
+/// single `conntrack -E` socket (Python hands both tables one sink).
 pub trait ExpectHooks {
-    /// A brand-new entry: find the expectation it fulfils, consume it and
-    /// return its master. Called before the protocol tracker sees the packet.
-    fn match_new(&mut self, conn: &Conn, packet_index: u64, now: f64) -> Option<ConnId>;
+    /// A brand-new entry `id` (unconfirmed): find the expectation it
+    /// fulfils, consume it and return its master. Called before the
+    /// protocol tracker sees the packet. `masters` resolves the master ids
+    /// the expectations hold.
+    fn match_new(
+        &mut self,
+        id: ConnId,
+        conn: &Conn,
+        packet_index: u64,
+        now: f64,
+        masters: &dyn ConnView,
+        events: &mut EventLog,
+    ) -> Option<ConnId>;
 
-    /// An entry died: every expectation it announced dies with it.
-    fn master_destroyed(&mut self, master: ConnId, now: f64);
+    /// An entry died: every expectation it announced dies with it. Also
+    /// called for an entry thrown away before confirmation (its tracker
+    /// refused the first packet), so state kept under its id can go before
+    /// the slot is reused; the caller calls it for a discarded one.
+    fn master_destroyed(&mut self, master: ConnId, now: f64, events: &mut EventLog);
+}
+
+/// For tables without helpers (tests, benches): nothing is ever expected.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoExpectations;
+
+impl ExpectHooks for NoExpectations {
+    fn match_new(
+        &mut self,
+        _id: ConnId,
+        _conn: &Conn,
+        _packet_index: u64,
+        _now: f64,
+        _masters: &dyn ConnView,
+        _events: &mut EventLog,
+    ) -> Option<ConnId> {
+        None
+    }
+
+    fn master_destroyed(&mut self, _master: ConnId, _now: f64, _events: &mut EventLog) {}
 }
