@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod conntrack;
+pub mod helpers;
 pub mod packet;
 pub mod reason;
 

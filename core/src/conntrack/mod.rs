@@ -4,6 +4,7 @@
 //! `l4proto` the contract between the core and each protocol tracker.
 
 pub mod conn;
+pub mod expect;
 pub mod l4proto;
 pub mod proto_icmp;
 pub mod proto_sctp;
