@@ -18,7 +18,7 @@ use _core::helpers::tftp::tftp_help;
 use _core::packet::{PROTO_TCP, PROTO_UDP};
 use helpers_kit::*;
 
-const CASES: u32 = 4000;
+const CASES: u32 = 2500;
 
 /// Bytes that steer the grammars: digits, separators, hex, keywords' letters.
 fn grammar_byte() -> impl Strategy<Value = u8> {

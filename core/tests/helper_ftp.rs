@@ -482,3 +482,28 @@ fn ipv6_text_rejected() {
         );
     }
 }
+
+#[test]
+fn ordinary_segments_get_a_borrowed_reason() {
+    use _core::conntrack::conn::{ConnId, CT_ESTABLISHED};
+    use _core::helpers::ftp::ftp_help;
+    use std::borrow::Cow;
+    let mut b = Machine::default();
+    let mut ctl = control(&mut b, 4);
+    let id = ctl.client(&mut b, b"", 1.0).id.unwrap();
+    let conn = b.conn(id).clone();
+    for line in [&b"NOOP\r\n"[..], b"RETR file\r\n", b"partial", b"LIST\r\n"] {
+        let raw = tcp(C4, S4, 46182, 21, "PA", ctl.cseq, ctl.sseq, line);
+        let verdict = ftp_help(
+            &conn,
+            ConnId(id.0),
+            CT_ESTABLISHED,
+            &raw.packet(50, 2.0),
+            2.0,
+            &mut b.exp,
+            4096,
+        );
+        assert!(verdict.accept && matches!(verdict.reason, Cow::Borrowed("")));
+        ctl.cseq = ctl.cseq.wrapping_add(line.len() as u32);
+    }
+}

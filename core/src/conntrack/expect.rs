@@ -26,6 +26,15 @@
 //! hold entries of removed ones, but it is rebuilt whenever those outnumber
 //! the live ones, so memory stays proportional to `nf_conntrack_expect_max`.
 //!
+//! How the core drives it: on a new entry, `find_new` with the entry's id
+//! (its RELATED reason is kept under that id) and a judge of masters
+//! (confirmed and not dying: `master_usable`); on every entry that dies or
+//! is thrown away unconfirmed, `master_destroyed`. Events, when enabled,
+//! collect in the table in the order they happen; the caller drains them
+//! with `take_events` after each of those calls so they interleave with its
+//! own. The `ExpectHooks` impl serves cores that cannot judge masters: the
+//! table then remembers which master announced while unconfirmed.
+//!
 //! The table also holds the helpers' per-connection data (FTP's newline
 //! positions) and their module parameters, keyed by the master's id and
 //! dropped when the master dies.
