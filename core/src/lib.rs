@@ -7,6 +7,7 @@
 pub mod config;
 pub mod conntrack;
 pub mod defrag;
+pub mod helpers;
 pub mod netfilter;
 pub mod output;
 pub mod packet;

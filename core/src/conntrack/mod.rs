@@ -10,6 +10,7 @@ pub mod core;
 pub mod display;
 pub mod early_drop;
 pub mod events;
+pub mod expect;
 pub mod l4proto;
 pub mod proto_generic;
 pub mod proto_gre;
