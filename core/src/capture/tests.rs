@@ -679,8 +679,13 @@ fn check_contract(bytes: &[u8]) {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+/// 1500 cases per property unless PROPTEST_CASES asks for more.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1500)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), .. ProptestConfig::default() })]
 
     #[test]
     fn damaged_captures_give_frames_then_at_most_one_error(
