@@ -681,7 +681,10 @@ fn check_contract(bytes: &[u8]) {
 
 /// 1500 cases per property unless PROPTEST_CASES asks for more.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1500)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500)
 }
 
 proptest! {
