@@ -51,7 +51,10 @@ class CaptureTruncated(CaptureError):
     """The file ends inside a header or a record.
 
     Raised only once every complete frame before the cut has been yielded, so
-    a capture cut short by a crashed tcpdump still replays up to the cut.
+    a capture cut short by a crashed tcpdump still replays up to the cut. A
+    gzip stream that is damaged rather than cut (bad deflate data, a CRC or
+    length trailer that does not match) raises the plain `CaptureError`, also
+    after every frame that decompressed.
     """
 
 
