@@ -351,6 +351,55 @@ def test_truncated_gzip_yields_what_was_decompressed_then_truncated(tmp_path: Pa
         assert "gzip stream ends early" in str(error)
 
 
+@pytest.mark.parametrize(("flip", "what"), [(-6, "CRC check failed"), (-2, "length check failed")])
+def test_damaged_gzip_trailer_delivers_every_packet_then_names_the_offset(
+        tmp_path: Path, flip: int, what: str) -> None:
+    frames = [(float(i), bytes([i]) * 500) for i in range(200)]
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, frames)
+    path = tmp_path / "crc.pcap.gz"
+    packed = bytearray(gzip.compress(plain.read_bytes(), mtime=0))
+    packed[flip] ^= 0x55
+    path.write_bytes(bytes(packed))
+    assert subprocess.run(["gzip", "-dc"], input=bytes(packed), capture_output=True).stdout == (
+        plain.read_bytes())  # gzip(1) recovers every byte too (and complains)
+    got, error = read_until_error(path)
+    assert [f.data for f in got] == [d for _, d in frames]
+    assert type(error) is CaptureError
+    trailer = len(packed) - 8 + (4 if what.startswith("length") else 0)
+    assert str(error).startswith(
+        f"{path}: file ends at byte {plain.stat().st_size} (packet #201); "
+        f"corrupt gzip data at byte {trailer} of the compressed file: {what} (the trailer says ")
+
+
+def test_corrupt_deflate_data_delivers_what_decompressed_then_one_error(tmp_path: Path) -> None:
+    frames = [(float(i), bytes([i % 256, i // 256]) * 150) for i in range(400)]
+    plain = tmp_path / "plain.pcap"
+    write_pcap(plain, frames)
+    packed = bytearray(gzip.compress(plain.read_bytes(), compresslevel=1, mtime=0))
+    middle = len(packed) // 2
+    packed[middle:middle + 16] = b"\xff" * 16
+    path = tmp_path / "bad.pcap.gz"
+    path.write_bytes(bytes(packed))
+    got, error = read_until_error(path)
+    # Deflate data carries no check of its own: damage may decode into wrong
+    # bytes for a while before it fails (the CRC would catch it at the end).
+    assert 0 < len(got) < 400 and got[0].data == frames[0][1]
+    assert isinstance(error, CaptureError) and str(error).startswith(f"{path}: ")
+    assert re.search(r"\(packet #\d+\)", str(error))
+    # Either the decompressor stops or the wrong bytes make a corrupt record.
+    assert re.search(r"corrupt (gzip data|packet record) at byte \d+", str(error))
+
+
+def test_iterating_a_closed_capture_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.pcap"
+    write_pcap(path, sample_frames(2))
+    with open_capture(path) as reader:
+        assert next(iter(reader)).index == 0
+    with pytest.raises(ValueError, match="closed"):
+        next(iter(reader))
+
+
 def test_unknown_magic_and_empty_file(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_bytes(b"hello world")

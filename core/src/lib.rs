@@ -4,6 +4,7 @@
 //! every stage reads; `config` holds the sysctls. With the `python` feature
 //! the crate is the extension module `statewall._core`.
 
+pub mod capture;
 pub mod config;
 pub mod conntrack;
 pub mod defrag;

@@ -1,3 +1,25 @@
-"""Type stubs of the compiled core (core/src/python.rs)."""
+"""Type stubs of the compiled core (core/src/python/)."""
+
+from collections.abc import Iterator
+
+from statewall.capture.source import Frame
 
 def sysctl_names() -> list[str]: ...
+
+# --- capture (core/src/python/capture.rs) ---
+
+CAPTURE_CHUNK: int
+
+class CaptureFrames(Iterator[Frame]):
+    """An open capture file: yields `Frame`s, then raises its CaptureError, if any."""
+
+    def __init__(self, path: str) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def compressed(self) -> bool: ...
+    def __iter__(self) -> CaptureFrames: ...
+    def __next__(self) -> Frame: ...
+    def close(self) -> None: ...
