@@ -4,8 +4,10 @@
 //! every stage reads; `config` holds the sysctls. With the `python` feature
 //! the crate is the extension module `statewall._core`.
 
+pub mod checksum;
 pub mod config;
 pub mod conntrack;
+pub mod decode;
 pub mod packet;
 pub mod reason;
 
