@@ -117,10 +117,8 @@ pub fn compile_ipv4_options(opts: &[u8]) -> Ipv4Options {
                 }
                 timestamp = true;
             }
-            IPOPT_RA => {
-                if optlen < 4 {
-                    return bad(i + 1, "router alert option shorter than 4 bytes");
-                }
+            IPOPT_RA if optlen < 4 => {
+                return bad(i + 1, "router alert option shorter than 4 bytes");
             }
             // The first CIPSO option already fails, so a second is never reached.
             IPOPT_CIPSO => {
