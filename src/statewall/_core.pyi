@@ -1,3 +1,23 @@
-"""Type stubs of the compiled core (core/src/python.rs)."""
+"""Type stubs of the compiled core (core/src/python/)."""
+
+from statewall.packet import Packet, TcpOptions
 
 def sysctl_names() -> list[str]: ...
+
+# -- decoding (core/src/python/decode.rs) ---------------------------------------
+
+SUPPORTED_LINKTYPES: tuple[int, ...]
+
+def decode_frame(
+    index: int, ts: float, data: bytes, linktype: int, iface: str | None = None
+) -> Packet: ...
+def decode_datagram(
+    data: bytes, index: int = 0, ts: float = 0.0, quoted: bool = False
+) -> Packet: ...
+def parse_tcp_options(data: bytes, pos: int, end: int) -> TcpOptions: ...
+
+# -- checksums ------------------------------------------------------------------
+
+def internet_checksum(data: bytes | bytearray, initial: int = 0) -> int: ...
+def pseudo_header_sum(family: int, src: int, dst: int, proto: int, length: int) -> int: ...
+def l4_checksum_ok(family: int, src: int, dst: int, proto: int, segment: bytes | bytearray) -> bool: ...
