@@ -304,7 +304,9 @@ impl<'a> Packet<'a> {
     }
 
     /// The option bytes of a fully decoded TCP header (empty when it has
-    /// none); `None` when the packet has no complete TCP header.
+    /// none); `None` when the packet has no complete TCP header. Meant for
+    /// packets decoded on their own: a quoted datagram's TCP header is never
+    /// fully decoded, so its answer means nothing.
     pub fn tcp_option_bytes(&self) -> Option<&'a [u8]> {
         if self.proto != PROTO_TCP || self.error.is_some() || self.is_later_fragment() {
             return None;

@@ -4,12 +4,12 @@
 //! inside the datagram (or, for payload_off, at its end).
 //!
 //! Inputs per run: 2 x 16384 random frames, 16384 mutated frames, 8192 random
-//! datagrams (each decoded strict and quoted).
+//! datagrams (each decoded strict and quoted), 8192 IPv4 option lists.
 
 mod common;
 
-use _core::decode::{decode_datagram, decode_frame, SUPPORTED_LINKTYPES};
-use _core::packet::Packet;
+use _core::decode::{compile_ipv4_options, decode_datagram, decode_frame, SUPPORTED_LINKTYPES};
+use _core::packet::{Ipv4Options, Packet};
 use common::*;
 use proptest::prelude::*;
 
@@ -158,6 +158,14 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(8192))]
+
+    #[test]
+    fn ipv4_option_lists_never_panic(opts in prop::collection::vec(any::<u8>(), 0..41)) {
+        if let Ipv4Options::Malformed { pointer, .. } = compile_ipv4_options(&opts) {
+            // The parameter problem points inside the option bytes.
+            prop_assert!(usize::from(pointer) >= 20 && usize::from(pointer) < 20 + opts.len());
+        }
+    }
 
     #[test]
     fn random_datagrams_never_panic(data in prop::collection::vec(any::<u8>(), 0..200)) {
