@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statewall.capture import open_capture
-from statewall.decode import SUPPORTED_LINKTYPES, decode_datagram, decode_frame
-from statewall.decode.l4 import parse_tcp_options
+from statewall.decode import SUPPORTED_LINKTYPES, decode_datagram, decode_frame, parse_tcp_options
 from statewall.packet import ACK, SYN, Packet, TcpOptions
 
 SRC4 = bytes([192, 0, 2, 1])

@@ -5,8 +5,10 @@
 //! the crate is the extension module `statewall._core`.
 
 pub mod capture;
+pub mod checksum;
 pub mod config;
 pub mod conntrack;
+pub mod decode;
 pub mod defrag;
 pub mod helpers;
 pub mod netfilter;

@@ -140,6 +140,26 @@ pub struct FragmentInfo {
     pub unfrag_len: u32,
 }
 
+/// What the kernel's IPv4 option parser (`ip_options_compile`, called from
+/// `ip_rcv_options` after PREROUTING on any header longer than 20 bytes)
+/// makes of the datagram's options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ipv4Options {
+    /// No options: IPv6, a 20-byte header, or a datagram the option parser
+    /// never sees (a quoted one, or one dropped earlier by `ip_rcv_core`).
+    #[default]
+    None,
+    /// Options that parse and do not route by source.
+    Ok,
+    /// A loose (LSRR) or strict (SSRR) source route: dropped unless the
+    /// receiving interface's accept_source_route allows it.
+    SourceRouted { strict: bool },
+    /// Options the parser rejects: a header error, the datagram is dropped.
+    /// `pointer` is the byte (from the start of the IP header) a parameter
+    /// problem message would point at.
+    Malformed { pointer: u8, reason: &'static str },
+}
+
 /// How the link layer addressed the frame (the kernel's skb->pkt_type).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum PktType {
@@ -205,6 +225,12 @@ pub struct Packet<'a> {
     pub seq: u32,
     pub ack: u32,
     pub window: u16,
+    /// Set when the TCP header carries options that window tracking reads
+    /// (MSS, window scale, SACK-permitted, SACK blocks); it then holds every
+    /// option read, timestamps included. A header whose only option is a
+    /// timestamp (most data segments) leaves it `None`, so the common
+    /// segment costs no allocation: `tcp_option_bytes` and
+    /// `decode::parse_tcp_options` read any header's options on demand.
     pub tcp_options: Option<Box<TcpOptions>>,
     pub icmp_type: u8,
     pub icmp_code: u8,
@@ -223,6 +249,8 @@ pub struct Packet<'a> {
     pub frame_len: usize,
     pub pkt_type: PktType,
     pub inner: Option<Box<Packet<'a>>>,
+    /// The IPv4 options outcome (see `Ipv4Options`).
+    pub ip_options: Ipv4Options,
 }
 
 impl<'a> Packet<'a> {
@@ -262,6 +290,7 @@ impl<'a> Packet<'a> {
             frame_len: data.len(),
             pkt_type: PktType::Host,
             inner: None,
+            ip_options: Ipv4Options::None,
         }
     }
 
@@ -272,6 +301,21 @@ impl<'a> Packet<'a> {
 
     pub fn payload_len(&self) -> usize {
         self.data.len().saturating_sub(self.payload_off)
+    }
+
+    /// The option bytes of a fully decoded TCP header (empty when it has
+    /// none); `None` when the packet has no complete TCP header. Meant for
+    /// packets decoded on their own: a quoted datagram's TCP header is never
+    /// fully decoded, so its answer means nothing.
+    pub fn tcp_option_bytes(&self) -> Option<&'a [u8]> {
+        if self.proto != PROTO_TCP || self.error.is_some() || self.is_later_fragment() {
+            return None;
+        }
+        let doff = usize::from(*self.data.get(self.l4_off + 12)? >> 4) * 4;
+        if doff < 20 || self.payload_off != self.l4_off + doff {
+            return None;
+        }
+        self.data.get(self.l4_off + 20..self.payload_off)
     }
 
     /// A non-first fragment (offset > 0): no layer-4 header of its own.

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use crate::config::Sysctls;
 
 mod capture;
+mod decode;
 
 /// The knobs the core reads, in declaration order (Python checks its own list against it).
 #[pyfunction]
@@ -16,5 +17,6 @@ fn sysctl_names() -> Vec<&'static str> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     capture::register(m)?;
+    decode::register(m)?;
     Ok(())
 }
