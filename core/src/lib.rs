@@ -8,6 +8,7 @@ pub mod config;
 pub mod conntrack;
 pub mod packet;
 pub mod reason;
+pub mod rules;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,0 +1,121 @@
+//! Match extensions, one file each; `eval` dispatches on the typed match.
+
+pub mod conntrack;
+pub mod helper;
+pub mod hl;
+pub mod icmp;
+pub mod iprange;
+pub mod length;
+pub mod limit;
+pub mod mac;
+pub mod mark;
+pub mod multiport;
+pub mod pkttype;
+pub mod tcpudp;
+
+use crate::packet::Packet;
+use crate::rules::context::{Effects, RuleCtx};
+use crate::rules::model::Match;
+use crate::rules::state::RuleState;
+
+/// A match's answer. `Undecided` passes but leaves the rule's fate unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hit {
+    No,
+    Yes,
+    Undecided(String),
+}
+
+impl From<bool> for Hit {
+    fn from(b: bool) -> Hit {
+        if b {
+            Hit::Yes
+        } else {
+            Hit::No
+        }
+    }
+}
+
+/// A non-first fragment carries no layer-4 header: port matches never match it.
+pub fn later_fragment(pkt: &Packet<'_>) -> bool {
+    pkt.is_later_fragment()
+}
+
+/// The packet's layer-4 fields are unusable (a later fragment or a decoding error).
+pub fn no_l4(pkt: &Packet<'_>) -> bool {
+    later_fragment(pkt) || pkt.error.is_some()
+}
+
+pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState) -> Hit {
+    match m {
+        Match::Tcp {
+            sport,
+            dport,
+            flags_mask,
+            flags_cmp,
+            flags_neg,
+            option,
+            option_neg,
+        } => tcpudp::tcp(
+            ctx.pkt,
+            sport,
+            dport,
+            (*flags_mask, *flags_cmp, *flags_neg),
+            *option,
+            *option_neg,
+        )
+        .into(),
+        Match::Udp { sport, dport } => tcpudp::ports(ctx.pkt, sport, dport).into(),
+        Match::Icmp {
+            icmp_type,
+            code_low,
+            code_high,
+            neg,
+            match_all,
+        } => icmp::icmp(ctx.pkt, *icmp_type, *code_low, *code_high, *neg, *match_all).into(),
+        Match::Multiport {
+            ranges,
+            src,
+            dst,
+            neg,
+        } => multiport::multiport(ctx.pkt, ranges, *src, *dst, *neg).into(),
+        Match::State { mask, neg } => conntrack::state(ctx.ctinfo, *mask, *neg).into(),
+        Match::Conntrack { state: st, checks } => conntrack::conntrack(ctx, *st, checks).into(),
+        Match::Mark { value, mask, neg } => mark::mark(fx.mark, *value, *mask, *neg).into(),
+        Match::Connmark { value, mask, neg } => mark::connmark(ctx, fx, *value, *mask, *neg).into(),
+        Match::Comment => Hit::Yes,
+        Match::Mac { mac, neg } => mac::mac(ctx.pkt, mac, *neg).into(),
+        Match::Iprange {
+            src_low,
+            src_high,
+            src_neg,
+            dst_low,
+            dst_high,
+            dst_neg,
+        } => iprange::iprange(
+            ctx.pkt,
+            (*src_low, *src_high, *src_neg),
+            (*dst_low, *dst_high, *dst_neg),
+        )
+        .into(),
+        Match::Length { low, high, neg } => length::length(ctx.pkt, *low, *high, *neg).into(),
+        Match::Hl { op, value, neg } => hl::hl(ctx.pkt, op, *value, *neg).into(),
+        Match::Pkttype { want, neg } => pkttype::pkttype(ctx, want, *neg).into(),
+        Match::Limit {
+            cost,
+            cap,
+            credits_per_jiffy,
+            hz,
+            slot,
+        } => match state.limits.get_mut(*slot) {
+            Some(bucket) => bucket
+                .take(ctx.now, *hz, *credits_per_jiffy, *cost, *cap)
+                .into(),
+            None => Hit::No,
+        },
+        Match::Helper { name, neg } => helper::helper(ctx.master_helper, name, *neg).into(),
+        Match::NotPorted { name } => {
+            Hit::Undecided(format!("match {name} is not evaluated by the core yet"))
+        }
+    }
+}

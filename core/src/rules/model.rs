@@ -1,0 +1,438 @@
+//! A loaded ruleset as plain data (what `statewall.rules.lower` produces).
+//!
+//! Tables hold chains, chains hold rules, and each rule is its header match
+//! (`struct ipt_ip` / `ip6t_ip6`), a list of typed matches and one typed
+//! target, with where it came from (table, chain, number, file line) and its
+//! iptables-save text. Nothing here changes while packets are walked:
+//! counters and the state of stateful matches live in `state::RuleState`.
+
+use serde::{Deserialize, Deserializer};
+
+/// Addresses travel as decimal or `0x` strings: JSON numbers cannot carry 128 bits.
+fn de_u128<'de, D: Deserializer<'de>>(de: D) -> Result<u128, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_u128(&text).ok_or_else(|| serde::de::Error::custom(format!("bad integer {text:?}")))
+}
+
+fn parse_u128(text: &str) -> Option<u128> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u128::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// The standard verdicts of a chain policy or a plain `-j ACCEPT` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum Verdict {
+    #[serde(rename = "ACCEPT")]
+    Accept,
+    #[serde(rename = "DROP")]
+    Drop,
+    #[serde(rename = "QUEUE")]
+    Queue,
+    #[serde(rename = "RETURN")]
+    Return,
+}
+
+/// The netfilter hooks, in the order the kernel numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+pub enum Hook {
+    #[serde(rename = "PREROUTING")]
+    Prerouting,
+    #[serde(rename = "INPUT")]
+    Input,
+    #[serde(rename = "FORWARD")]
+    Forward,
+    #[serde(rename = "OUTPUT")]
+    Output,
+    #[serde(rename = "POSTROUTING")]
+    Postrouting,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 5] = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.name() == name)
+    }
+}
+
+/// An address with its mask; the address is stored masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct Address {
+    #[serde(deserialize_with = "de_u128")]
+    pub addr: u128,
+    #[serde(deserialize_with = "de_u128")]
+    pub mask: u128,
+}
+
+/// The rule header (ip_tables.c: ip_packet_match). An interface pattern
+/// ending in `+` is a prefix; an absent one is the empty prefix (matches all).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Header {
+    pub src: Option<Address>,
+    pub src_neg: bool,
+    pub dst: Option<Address>,
+    pub dst_neg: bool,
+    pub iface_in: Option<String>,
+    pub iface_in_neg: bool,
+    pub iface_out: Option<String>,
+    pub iface_out_neg: bool,
+    pub proto: u8,
+    pub proto_neg: bool,
+    pub fragment: Option<bool>,
+}
+
+impl Header {
+    /// True when the header tests nothing (the rule is unconditional if it has no matches).
+    pub fn is_empty(&self) -> bool {
+        self.src.is_none()
+            && self.dst.is_none()
+            && self.iface_in.is_none()
+            && self.iface_out.is_none()
+            && self.proto == 0
+            && self.fragment.is_none()
+    }
+}
+
+/// An inclusive range with its own `!`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+    #[serde(default)]
+    pub neg: bool,
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        PortRange {
+            low: 0,
+            high: 65535,
+            neg: false,
+        }
+    }
+}
+
+/// One of xt_conntrack's per-entry tests (everything but --ctstate).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CtCheck {
+    /// `which`: 0 orig src, 1 orig dst, 2 reply src, 3 reply dst.
+    Addr {
+        which: u8,
+        #[serde(deserialize_with = "de_u128")]
+        addr: u128,
+        #[serde(deserialize_with = "de_u128")]
+        mask: u128,
+        neg: bool,
+    },
+    /// `which` as for `Addr`, on the ports.
+    Port {
+        which: u8,
+        low: u16,
+        high: u16,
+        neg: bool,
+    },
+    Proto {
+        proto: u8,
+        neg: bool,
+    },
+    Status {
+        mask: u32,
+        neg: bool,
+    },
+    Expire {
+        low: u64,
+        high: u64,
+        neg: bool,
+    },
+    Dir {
+        reply: bool,
+    },
+}
+
+/// One `-m` match with its parameters, checked and normalised at load time.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Match {
+    Tcp {
+        sport: PortRange,
+        dport: PortRange,
+        flags_mask: u8,
+        flags_cmp: u8,
+        flags_neg: bool,
+        /// `--tcp-option`: the option kind, or None.
+        option: Option<u8>,
+        option_neg: bool,
+    },
+    Udp {
+        sport: PortRange,
+        dport: PortRange,
+    },
+    Icmp {
+        icmp_type: u8,
+        code_low: u8,
+        code_high: u8,
+        neg: bool,
+        /// IPv4's type 255 ("any").
+        match_all: bool,
+    },
+    Multiport {
+        ranges: Vec<(u16, u16)>,
+        src: bool,
+        dst: bool,
+        neg: bool,
+    },
+    State {
+        mask: u8,
+        neg: bool,
+    },
+    Conntrack {
+        /// (--ctstate bits, negated)
+        state: Option<(u8, bool)>,
+        checks: Vec<CtCheck>,
+    },
+    Mark {
+        value: u32,
+        mask: u32,
+        neg: bool,
+    },
+    Connmark {
+        value: u32,
+        mask: u32,
+        neg: bool,
+    },
+    Comment,
+    Mac {
+        mac: Vec<u8>,
+        neg: bool,
+    },
+    Iprange {
+        #[serde(deserialize_with = "de_u128")]
+        src_low: u128,
+        #[serde(deserialize_with = "de_u128")]
+        src_high: u128,
+        src_neg: bool,
+        #[serde(deserialize_with = "de_u128")]
+        dst_low: u128,
+        #[serde(deserialize_with = "de_u128")]
+        dst_high: u128,
+        dst_neg: bool,
+    },
+    Length {
+        low: u32,
+        high: u32,
+        neg: bool,
+    },
+    /// ttl (IPv4) and hl (IPv6): `op` is "eq", "gt" or "lt".
+    Hl {
+        op: String,
+        value: u8,
+        neg: bool,
+    },
+    Pkttype {
+        want: String,
+        neg: bool,
+    },
+    Limit {
+        cost: u64,
+        cap: u64,
+        credits_per_jiffy: u64,
+        hz: u64,
+        /// The bucket's index in the state, given at load.
+        #[serde(default)]
+        slot: usize,
+    },
+    Helper {
+        name: String,
+        neg: bool,
+    },
+    /// A match the lowering knows but the core does not evaluate yet: the rule's
+    /// outcome is undetermined (the walk reports UNKNOWN with this reason).
+    NotPorted {
+        name: String,
+    },
+}
+
+/// A `-j`/`-g` target with its parameters.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// No target: count and continue.
+    None,
+    Verdict {
+        verdict: Verdict,
+    },
+    Jump {
+        chain: usize,
+    },
+    Goto {
+        chain: usize,
+    },
+    /// Something statewall cannot evaluate (allowed with allow_unknown).
+    Unknown {
+        why: String,
+    },
+    Log {
+        prefix: String,
+        tcp_sequence: bool,
+        tcp_options: bool,
+        ip_options: bool,
+    },
+    Reject {
+        with: String,
+    },
+    Mark {
+        mask: u32,
+        xor: u32,
+    },
+    ConnmarkCopy {
+        save: bool,
+        nfmask: u32,
+        ctmask: u32,
+    },
+    ConnmarkSet {
+        mask: u32,
+        xor: u32,
+    },
+    /// CT, NOTRACK: effects handed to conntrack, in option order.
+    Ct {
+        effects: Vec<(String, serde_json::Value)>,
+    },
+    Trace,
+    /// nat targets: noted, not applied; they end the nat chain with ACCEPT.
+    Nat {
+        note: String,
+        spec: String,
+    },
+    Nfqueue {
+        num: u16,
+        bypass: bool,
+    },
+    /// A target whose only result is one recorded effect (TCPMSS, CHECKSUM,
+    /// DSCP, TOS, TTL, HL, CLASSIFY, AUDIT, NFLOG).
+    Effect {
+        effect: String,
+        value: serde_json::Value,
+    },
+    NotPorted {
+        name: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Rule {
+    #[serde(default)]
+    pub header: Header,
+    #[serde(default)]
+    pub matches: Vec<Match>,
+    pub target: Target,
+    pub number: u32,
+    #[serde(default)]
+    pub line: u32,
+    #[serde(default)]
+    pub text: String,
+    /// Why the rule cannot be evaluated (a match or its target), if so.
+    #[serde(default)]
+    pub unknown: Option<String>,
+    /// "rule N of TABLE CHAIN: TEXT", built once at load.
+    #[serde(skip)]
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Chain {
+    pub name: String,
+    /// ACCEPT or DROP for a built-in chain, None for a user chain.
+    pub policy: Option<Verdict>,
+    #[serde(default)]
+    pub line: u32,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// "policy VERDICT of TABLE CHAIN", built once at load.
+    #[serde(skip)]
+    pub policy_reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Table {
+    pub name: String,
+    pub chains: Vec<Chain>,
+}
+
+impl Table {
+    /// The built-in chain of `hook`, if this table has one.
+    pub fn entry(&self, hook: Hook) -> Option<usize> {
+        self.chains
+            .iter()
+            .position(|c| c.policy.is_some() && c.name == hook.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Ruleset {
+    pub family: u8,
+    #[serde(default)]
+    pub source: String,
+    pub tables: Vec<Table>,
+}
+
+impl Ruleset {
+    pub fn table(&self, name: &str) -> Option<usize> {
+        self.tables.iter().position(|t| t.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_from_strings() {
+        assert_eq!(parse_u128("0xff"), Some(255));
+        assert_eq!(
+            parse_u128("340282366920938463463374607431768211455"),
+            Some(u128::MAX)
+        );
+        assert_eq!(parse_u128("x"), None);
+    }
+
+    #[test]
+    fn a_rule_deserialises() {
+        let rule: Rule = serde_json::from_str(
+            r#"{"header": {"src": {"addr": "167772160", "mask": "4278190080"}, "proto": 6},
+                "matches": [{"kind": "tcp", "sport": {"low": 0, "high": 65535},
+                             "dport": {"low": 22, "high": 22, "neg": false},
+                             "flags_mask": 0, "flags_cmp": 0, "flags_neg": false,
+                             "option": null, "option_neg": false}],
+                "target": {"kind": "verdict", "verdict": "ACCEPT"},
+                "number": 1, "line": 5, "text": "-A INPUT -p tcp -j ACCEPT"}"#,
+        )
+        .unwrap();
+        assert_eq!(rule.header.src.unwrap().addr, 0x0a00_0000);
+        assert!(matches!(
+            rule.target,
+            Target::Verdict {
+                verdict: Verdict::Accept
+            }
+        ));
+    }
+}

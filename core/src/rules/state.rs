@@ -1,0 +1,80 @@
+//! What a loaded ruleset remembers between packets, kept beside the plain
+//! rule data: counters of every rule and chain policy, and the buckets of
+//! stateful matches (one slot per rule that uses one, given at load).
+
+use crate::rules::matches::limit::Bucket;
+use crate::rules::model::{Match, Ruleset};
+
+/// (packets, bytes) as iptables -L -v shows them.
+pub type Counter = (u64, u64);
+
+/// Whether a connection another match remembers is still alive (xt_connlimit
+/// asks the conntrack table; the table implements this).
+pub trait ConnAlive {
+    fn alive(&self, zone: u16, family: u8, orig: &crate::conntrack::conn::Tuple, now: f64) -> bool;
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RuleState {
+    /// Per table, per chain: the index of the chain's first rule in `rules`.
+    offsets: Vec<Vec<usize>>,
+    pub rules: Vec<Counter>,
+    /// Per table, per chain: the policy counter (built-in chains only count).
+    pub chains: Vec<Vec<Counter>>,
+    pub limits: Vec<Bucket>,
+}
+
+impl RuleState {
+    /// Sized for `ruleset`; gives each stateful match its slot.
+    pub fn for_ruleset(ruleset: &mut Ruleset) -> RuleState {
+        let mut state = RuleState::default();
+        let mut n = 0;
+        for table in &mut ruleset.tables {
+            let mut offsets = Vec::with_capacity(table.chains.len());
+            for chain in &mut table.chains {
+                offsets.push(n);
+                n += chain.rules.len();
+                for rule in &mut chain.rules {
+                    for m in &mut rule.matches {
+                        if let Match::Limit { slot, .. } = m {
+                            *slot = state.limits.len();
+                            state.limits.push(Bucket::default());
+                        }
+                    }
+                }
+            }
+            state.chains.push(vec![(0, 0); table.chains.len()]);
+            state.offsets.push(offsets);
+        }
+        state.rules = vec![(0, 0); n];
+        state
+    }
+
+    fn index(&self, table: usize, chain: usize, rule: usize) -> Option<usize> {
+        self.offsets.get(table)?.get(chain).map(|o| o + rule)
+    }
+
+    /// The counter of rule `rule` (0-based) of a chain.
+    pub fn rule(&self, table: usize, chain: usize, rule: usize) -> Counter {
+        self.index(table, chain, rule)
+            .and_then(|i| self.rules.get(i).copied())
+            .unwrap_or((0, 0))
+    }
+
+    pub fn count_rule(&mut self, table: usize, chain: usize, rule: usize, bytes: u64) {
+        if let Some(c) = self
+            .index(table, chain, rule)
+            .and_then(|i| self.rules.get_mut(i))
+        {
+            c.0 += 1;
+            c.1 += bytes;
+        }
+    }
+
+    pub fn count_policy(&mut self, table: usize, chain: usize, bytes: u64) {
+        if let Some(c) = self.chains.get_mut(table).and_then(|t| t.get_mut(chain)) {
+            c.0 += 1;
+            c.1 += bytes;
+        }
+    }
+}
