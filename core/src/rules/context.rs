@@ -66,6 +66,9 @@ pub struct Effects {
     /// The connection mark CONNMARK set (to be written to the entry, with an
     /// IPCT_MARK event when it changed).
     pub connmark: Option<u32>,
+    /// Whether some CONNMARK of the walk changed the entry's mark (an IPCT_MARK
+    /// event), even if a later one put the old value back.
+    pub connmark_changed: bool,
 }
 
 /// Which rule decided: table and chain names, 1-based rule number (0: the

@@ -66,10 +66,11 @@ fn check_table(source: &str, table: &Table) -> Result<(), String> {
             }
         }
     }
-    // 0: unvisited, 1: on the path, 2: done.
+    // 0: unvisited, 1: on the path, 2: done. Only chains a hook reaches
+    // count, as in mark_source_chains: an unreachable loop is harmless.
     let mut color = vec![0u8; n];
     for start in 0..n {
-        if color[start] != 0 {
+        if color[start] != 0 || table.chains[start].policy.is_none() {
             continue;
         }
         let mut path: Vec<(usize, usize)> = vec![(start, 0)];

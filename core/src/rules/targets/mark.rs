@@ -12,7 +12,8 @@ pub fn mark(mask: u32, xor: u32, fx: &mut Effects) -> Step {
     Step::Continue
 }
 
-fn set_conn(fx: &mut Effects, value: u32) {
+fn set_conn(fx: &mut Effects, current: u32, value: u32) {
+    fx.connmark_changed |= current != value;
     fx.connmark = Some(value);
     fx.effects.push(("connmark".into(), value.into()));
 }
@@ -27,7 +28,8 @@ pub fn connmark_copy(
     if let Some(conn) = ctx.conn {
         let current = fx.connmark.unwrap_or(conn.mark);
         if save {
-            set_conn(fx, (current & !ctmask) ^ (fx.mark & nfmask));
+            let value = (current & !ctmask) ^ (fx.mark & nfmask);
+            set_conn(fx, current, value);
         } else {
             fx.mark = (fx.mark & !nfmask) ^ (current & ctmask);
             fx.effects.push(("connmark".into(), current.into()));
@@ -39,7 +41,7 @@ pub fn connmark_copy(
 pub fn connmark_set(ctx: &RuleCtx<'_>, mask: u32, xor: u32, fx: &mut Effects) -> Step {
     if let Some(conn) = ctx.conn {
         let current = fx.connmark.unwrap_or(conn.mark);
-        set_conn(fx, (current & !mask) ^ xor);
+        set_conn(fx, current, (current & !mask) ^ xor);
     }
     Step::Continue
 }

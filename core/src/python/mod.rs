@@ -4,6 +4,8 @@ use pyo3::prelude::*;
 
 use crate::config::Sysctls;
 
+mod rules;
+
 /// The knobs the core reads, in declaration order (Python checks its own list against it).
 #[pyfunction]
 fn sysctl_names() -> Vec<&'static str> {
@@ -13,5 +15,6 @@ fn sysctl_names() -> Vec<&'static str> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
+    rules::register(m)?;
     Ok(())
 }

@@ -1,0 +1,783 @@
+"""A checked ruleset as plain data for the core's walker (statewall._core.RuleEngine).
+
+`lower(compiled)` turns what `compile_ruleset` accepted into frozen values:
+tables -> chains -> rules, each rule its header, its matches and its target
+as typed variants with their parameters (already parsed by the extensions'
+own option helpers, so both engines read options the same way), its place
+(table, chain, number, line) and its iptables-save text. `to_json()` is
+what `RuleEngine` loads. Matches and targets the core does not evaluate yet
+are `NotPortedMatch` / `NotPortedTarget`: the core reports a rule reaching
+one as undetermined.
+
+`walk_core` runs one table walk in the core and returns the same
+`Decision` value the Python walker returns, so callers and tests can use
+either engine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from statewall.conntrack.events import IPCT_MARK
+from statewall.rules.addr import parse_address, parse_port_range, parse_protocol
+from statewall.rules.compile import (
+    K_GOTO,
+    K_JUMP,
+    K_NONE,
+    K_TARGET,
+    K_UNKNOWN,
+    K_VERDICT,
+    CompiledRule,
+    CompiledRuleset,
+)
+from statewall.rules.context import VERDICT_NAMES, Decision, RuleState
+from statewall.rules.errors import NotEvaluated
+from statewall.rules.ext import BuildArgs, parse_int, parse_value_mask
+from statewall.rules.matches import MATCHES, xt_iprange, xt_limit, xt_pkttype, xt_tcpudp
+from statewall.rules.matches import icmp as icmp_ext
+from statewall.rules.matches._util import parse_flag_list, parse_range
+from statewall.rules.matches.xt_conntrack import CTSTATE_NAMES, STATUS_NAMES
+from statewall.rules.matches.xt_mac import parse_mac
+from statewall.rules.matches.xt_state import STATE_NAMES
+from statewall.rules.model import Match, Rule
+from statewall.rules.targets import TARGETS, xt_CT, xt_mark
+from statewall.rules.targets.xt_REJECT import V4, V6
+from statewall.verdict import RuleRef
+
+if TYPE_CHECKING:
+    from statewall._core import RuleEngine
+    from statewall.conntrack.conn import Conn
+    from statewall.packet import Packet
+
+FULL = 0xFFFFFFFF
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: ints too wide for a JSON number travel as strings where the core expects them."""
+    if isinstance(value, Variant):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One typed variant; `kind` is the tag the core's serde enums read."""
+
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in fields(self):
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+
+def _wide(value: int) -> str:
+    return str(value)
+
+
+# ---- header ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    src: tuple[int, int] | None = None
+    src_neg: bool = False
+    dst: tuple[int, int] | None = None
+    dst_neg: bool = False
+    iface_in: str | None = None
+    iface_in_neg: bool = False
+    iface_out: str | None = None
+    iface_out_neg: bool = False
+    proto: int = 0
+    proto_neg: bool = False
+    fragment: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("src", "dst"):
+                value = None if value is None else {"addr": _wide(value[0]), "mask": _wide(value[1])}
+            out[f.name] = value
+        return out
+
+
+def _header(rule: Rule) -> Header:
+    return Header(
+        (rule.src.addr, rule.src.mask) if rule.src else None, rule.src_neg,
+        (rule.dst.addr, rule.dst.mask) if rule.dst else None, rule.dst_neg,
+        rule.iface_in, rule.iface_in_neg, rule.iface_out, rule.iface_out_neg,
+        rule.proto, rule.proto_neg, rule.fragment,
+    )
+
+
+# ---- matches -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange(Variant):
+    low: int = 0
+    high: int = 65535
+    neg: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "neg": self.neg}
+
+
+@dataclass(frozen=True, slots=True)
+class TcpMatch(Variant):
+    kind: ClassVar[str] = "tcp"
+    sport: PortRange
+    dport: PortRange
+    flags_mask: int
+    flags_cmp: int
+    flags_neg: bool
+    option: int | None
+    option_neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UdpMatch(Variant):
+    kind: ClassVar[str] = "udp"
+    sport: PortRange
+    dport: PortRange
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpMatch(Variant):
+    kind: ClassVar[str] = "icmp"
+    icmp_type: int
+    code_low: int
+    code_high: int
+    neg: bool
+    match_all: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MultiportMatch(Variant):
+    kind: ClassVar[str] = "multiport"
+    ranges: tuple[tuple[int, int], ...]
+    src: bool
+    dst: bool
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateMatch(Variant):
+    kind: ClassVar[str] = "state"
+    mask: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CtCheck(Variant):
+    """One xt_conntrack test: kind is addr, port, proto, status, expire or dir."""
+
+    check: str
+    which: int = 0
+    low: int = 0
+    high: int = 0
+    neg: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.check
+        if c == "addr":
+            return {"kind": c, "which": self.which, "addr": _wide(self.low),
+                    "mask": _wide(self.high), "neg": self.neg}
+        if c == "port":
+            return {"kind": c, "which": self.which, "low": self.low, "high": self.high,
+                    "neg": self.neg}
+        if c == "proto":
+            return {"kind": c, "proto": self.low, "neg": self.neg}
+        if c == "status":
+            return {"kind": c, "mask": self.low, "neg": self.neg}
+        if c == "expire":
+            return {"kind": c, "low": self.low, "high": self.high, "neg": self.neg}
+        return {"kind": "dir", "reply": self.neg}
+
+
+@dataclass(frozen=True, slots=True)
+class ConntrackMatch(Variant):
+    kind: ClassVar[str] = "conntrack"
+    state: tuple[int, bool] | None
+    checks: tuple[CtCheck, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MarkMatch(Variant):
+    kind: ClassVar[str] = "mark"
+    value: int
+    mask: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnmarkMatch(Variant):
+    kind: ClassVar[str] = "connmark"
+    value: int
+    mask: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommentMatch(Variant):
+    kind: ClassVar[str] = "comment"
+
+
+@dataclass(frozen=True, slots=True)
+class MacMatch(Variant):
+    kind: ClassVar[str] = "mac"
+    mac: tuple[int, ...]
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IprangeMatch(Variant):
+    kind: ClassVar[str] = "iprange"
+    src_low: int
+    src_high: int
+    src_neg: bool
+    dst_low: int
+    dst_high: int
+    dst_neg: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "src_low": _wide(self.src_low),
+                "src_high": _wide(self.src_high), "src_neg": self.src_neg,
+                "dst_low": _wide(self.dst_low), "dst_high": _wide(self.dst_high),
+                "dst_neg": self.dst_neg}
+
+
+@dataclass(frozen=True, slots=True)
+class LengthMatch(Variant):
+    kind: ClassVar[str] = "length"
+    low: int
+    high: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HlMatch(Variant):
+    kind: ClassVar[str] = "hl"
+    op: str
+    value: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PkttypeMatch(Variant):
+    kind: ClassVar[str] = "pkttype"
+    want: str
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LimitMatch(Variant):
+    kind: ClassVar[str] = "limit"
+    cost: int
+    cap: int
+    credits_per_jiffy: int
+    hz: int
+
+
+@dataclass(frozen=True, slots=True)
+class HelperMatch(Variant):
+    kind: ClassVar[str] = "helper"
+    name: str
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NotPortedMatch(Variant):
+    kind: ClassVar[str] = "not_ported"
+    name: str
+
+
+def _ports(args: BuildArgs, name: str) -> PortRange:
+    found = xt_tcpudp._port_check(args, name)
+    return PortRange(*found) if found is not None else PortRange()
+
+
+def _tcp(args: BuildArgs) -> Variant:
+    flags = xt_tcpudp._tcp_flags(args) or (0, 0, False)
+    option = args.get("--tcp-option")
+    return TcpMatch(_ports(args, "--sport"), _ports(args, "--dport"), flags[0], flags[1],
+                    flags[2], int(option.values[0]) if option else None,
+                    option is not None and option.negated)
+
+
+def _udp(args: BuildArgs) -> Variant:
+    return UdpMatch(_ports(args, "--sport"), _ports(args, "--dport"))
+
+
+def _icmp(args: BuildArgs, option: str, names: dict[str, tuple[int, int, int]],
+          wildcard: bool) -> Variant:
+    given = args.get(option)
+    if given is None:
+        return IcmpMatch(255, 0, 255, False, wildcard)
+    test_type, low, high = icmp_ext.parse_icmp_type(given.values[0], names)
+    return IcmpMatch(test_type, low, high, given.negated, wildcard and test_type == 255)
+
+
+def _multiport(args: BuildArgs) -> Variant:
+    option = args.options[0]
+    ranges = tuple(parse_port_range(part) for part in option.values[0].split(","))
+    return MultiportMatch(ranges, option.name in ("--sports", "--ports"),
+                          option.name in ("--dports", "--ports"), option.negated)
+
+
+def _state(args: BuildArgs) -> Variant:
+    option = args.get("--state")
+    assert option is not None
+    return StateMatch(parse_flag_list(option.values[0], STATE_NAMES, "state"), option.negated)
+
+
+_CT_ADDRS = ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst")
+_CT_PORTS = ("--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport", "--ctrepldstport")
+
+
+def _conntrack(args: BuildArgs) -> Variant:
+    state_opt = args.get("--ctstate")
+    state = None if state_opt is None else (
+        parse_flag_list(state_opt.values[0], CTSTATE_NAMES, "ctstate"), state_opt.negated)
+    checks: list[CtCheck] = []
+    for option in args.options:
+        neg = option.negated
+        value = option.values[0] if option.values else ""
+        if option.name in _CT_ADDRS:
+            address = parse_address(value, args.family)
+            checks.append(CtCheck("addr", _CT_ADDRS.index(option.name), address.addr,
+                                  address.mask, neg))
+        elif option.name in _CT_PORTS:
+            low, high = parse_port_range(value)
+            checks.append(CtCheck("port", _CT_PORTS.index(option.name), low, high, neg))
+        elif option.name == "--ctproto":
+            checks.append(CtCheck("proto", 0, parse_protocol(value), 0, neg))
+        elif option.name == "--ctstatus":
+            checks.append(CtCheck("status", 0, parse_flag_list(value, STATUS_NAMES, "ctstatus"),
+                                  0, neg))
+        elif option.name == "--ctexpire":
+            low, high = parse_range(value, 0, 0xFFFFFFFF, "ctexpire range")
+            checks.append(CtCheck("expire", 0, low, high, neg))
+        elif option.name == "--ctdir":
+            checks.append(CtCheck("dir", neg=value.upper() == "REPLY"))
+    return ConntrackMatch(state, tuple(checks))
+
+
+def _value_mask(args: BuildArgs, what: str) -> tuple[int, int, bool]:
+    option = args.get("--mark")
+    assert option is not None
+    value, mask = parse_value_mask(option.values[0], what)
+    return value, mask, option.negated
+
+
+def _mac(args: BuildArgs) -> Variant:
+    option = args.get("--mac-source")
+    assert option is not None
+    return MacMatch(tuple(parse_mac(option.values[0])), option.negated)
+
+
+def _iprange(args: BuildArgs) -> Variant:
+    return IprangeMatch(*xt_iprange._range(args, "--src-range"),
+                        *xt_iprange._range(args, "--dst-range"))
+
+
+def _length(args: BuildArgs) -> Variant:
+    option = args.get("--length")
+    assert option is not None
+    low, high = parse_range(option.values[0], 0, 65535, "length")
+    return LengthMatch(low, high, option.negated)
+
+
+def _hl(args: BuildArgs, prefix: str) -> Variant:
+    option = args.options[0]
+    value = parse_int(option.values[0], 0, 255, prefix.strip("-"))
+    return HlMatch(option.name[len(prefix) + 1:], value, option.negated)
+
+
+def _pkttype(args: BuildArgs) -> Variant:
+    option = args.get("--pkt-type")
+    assert option is not None
+    return PkttypeMatch(xt_pkttype.NAMES[option.values[0].lower()], option.negated)
+
+
+def _limit(args: BuildArgs) -> Variant:
+    avg = xt_limit.parse_rate(args.value("--limit", "3/hour") or "3/hour")
+    burst = parse_int(args.value("--limit-burst", "5") or "5", 1, 10000, "burst")
+    hz = args.state.hz
+    return LimitMatch(xt_limit.user2credits(avg, hz), xt_limit.user2credits(avg * burst, hz),
+                      xt_limit.credits_per_jiffy(hz), hz)
+
+
+def _helper(args: BuildArgs) -> Variant:
+    option = args.get("--helper")
+    assert option is not None
+    return HelperMatch(option.values[0], option.negated)
+
+
+_MATCH_LOWER: dict[str, Any] = {
+    "tcp": _tcp,
+    "udp": _udp,
+    "icmp": lambda a: _icmp(a, "--icmp-type", icmp_ext.ICMP_NAMES, True),
+    "icmp6": lambda a: _icmp(a, "--icmpv6-type", icmp_ext.ICMP6_NAMES, False),
+    "multiport": _multiport,
+    "state": _state,
+    "conntrack": _conntrack,
+    "mark": lambda a: MarkMatch(*_value_mask(a, "mark")),
+    "connmark": lambda a: ConnmarkMatch(*_value_mask(a, "connmark")),
+    "comment": lambda a: CommentMatch(),
+    "mac": _mac,
+    "iprange": _iprange,
+    "length": _length,
+    "ttl": lambda a: _hl(a, "--ttl"),
+    "hl": lambda a: _hl(a, "--hl"),
+    "pkttype": _pkttype,
+    "limit": _limit,
+    "helper": _helper,
+}
+
+
+# ---- targets -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NoTarget(Variant):
+    kind: ClassVar[str] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictTarget(Variant):
+    kind: ClassVar[str] = "verdict"
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class JumpTarget(Variant):
+    kind: ClassVar[str] = "jump"
+    chain: int
+
+
+@dataclass(frozen=True, slots=True)
+class GotoTarget(Variant):
+    kind: ClassVar[str] = "goto"
+    chain: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownTarget(Variant):
+    kind: ClassVar[str] = "unknown"
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogTarget(Variant):
+    kind: ClassVar[str] = "log"
+    prefix: str
+    tcp_sequence: bool
+    tcp_options: bool
+    ip_options: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RejectTarget(Variant):
+    kind: ClassVar[str] = "reject"
+    with_: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "with": self.with_}
+
+
+@dataclass(frozen=True, slots=True)
+class MarkTarget(Variant):
+    kind: ClassVar[str] = "mark"
+    mask: int
+    xor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnmarkCopyTarget(Variant):
+    kind: ClassVar[str] = "connmark_copy"
+    save: bool
+    nfmask: int
+    ctmask: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnmarkSetTarget(Variant):
+    kind: ClassVar[str] = "connmark_set"
+    mask: int
+    xor: int
+
+
+@dataclass(frozen=True, slots=True)
+class CtTarget(Variant):
+    kind: ClassVar[str] = "ct"
+    effects: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceTarget(Variant):
+    kind: ClassVar[str] = "trace"
+
+
+@dataclass(frozen=True, slots=True)
+class NatTarget(Variant):
+    kind: ClassVar[str] = "nat"
+    note: str
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class NfqueueTarget(Variant):
+    kind: ClassVar[str] = "nfqueue"
+    num: int
+    bypass: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EffectTarget(Variant):
+    kind: ClassVar[str] = "effect"
+    effect: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class NotPortedTarget(Variant):
+    kind: ClassVar[str] = "not_ported"
+    name: str
+
+
+def _log(args: BuildArgs) -> Variant:
+    flags = {o.name[6:] for o in args.options if not o.values}
+    return LogTarget(args.value("--log-prefix", "") or "", "tcp-sequence" in flags,
+                     "tcp-options" in flags, "ip-options" in flags)
+
+
+def _reject(args: BuildArgs) -> Variant:
+    names = V4 if args.family == 4 else V6
+    default = "icmp-port-unreachable" if args.family == 4 else "icmp6-port-unreachable"
+    return RejectTarget(names[args.value("--reject-with", default) or default])
+
+
+def _mark(args: BuildArgs) -> Variant:
+    change = xt_mark.xmark(args)
+    assert change is not None
+    return MarkTarget(*change)
+
+
+def _connmark(args: BuildArgs) -> Variant:
+    nfmask, ctmask = xt_mark._masks(args)
+    if args.has("--save-mark") or args.has("--restore-mark"):
+        return ConnmarkCopyTarget(args.has("--save-mark"), nfmask, ctmask)
+    change = xt_mark.xmark(args)
+    assert change is not None
+    return ConnmarkSetTarget(*change)
+
+
+def _nat(name: str) -> Any:
+    def lower(args: BuildArgs) -> Variant:
+        spec = " ".join(" ".join((o.name, *o.values)) for o in args.options)
+        return NatTarget(f"NAT not applied: {name} {spec}".rstrip(), f"{name} {spec}".rstrip())
+    return lower
+
+
+def _nfqueue(args: BuildArgs) -> Variant:
+    num = parse_int(args.value("--queue-num", "0") or "0", 0, 65535, "--queue-num")
+    balance = args.value("--queue-balance")
+    if balance is not None:
+        num = parse_int(balance.partition(":")[0], 0, 65535, "--queue-balance")
+    return NfqueueTarget(num, args.has("--queue-bypass"))
+
+
+def _nflog(args: BuildArgs) -> Variant:
+    group = parse_int(args.value("--nflog-group", "0") or "0", 0, 65535, "--nflog-group")
+    return EffectTarget("nflog", (group, args.value("--nflog-prefix", "") or ""))
+
+
+def _effect(name: str) -> Any:
+    """Targets built by `_effect.effect_target`: read the kind and value the builder chose."""
+    def lower(args: BuildArgs) -> Variant:
+        built = TARGETS[name].build(args)
+        cells = dict(zip(built.__code__.co_freevars,
+                         (c.cell_contents for c in built.__closure__ or ()), strict=True))
+        return EffectTarget(str(cells["kind"]), cells["value"])
+    return lower
+
+
+_TARGET_LOWER: dict[str, Any] = {
+    "LOG": _log,
+    "NFLOG": _nflog,
+    "REJECT": _reject,
+    "MARK": _mark,
+    "CONNMARK": _connmark,
+    "CT": lambda a: CtTarget(tuple(xt_CT._effects(a))),
+    "NOTRACK": lambda a: CtTarget((("notrack", True),)),
+    "TRACE": lambda a: TraceTarget(),
+    "NFQUEUE": _nfqueue,
+    **{n: _nat(n) for n in ("SNAT", "DNAT", "MASQUERADE", "REDIRECT", "NETMAP")},
+    **{n: _effect(n) for n in ("TCPMSS", "CHECKSUM", "DSCP", "TOS", "TTL", "HL", "CLASSIFY",
+                               "AUDIT")},
+}
+
+
+# ---- rules, chains, tables ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredRule:
+    header: Header
+    matches: tuple[Variant, ...]
+    target: Variant
+    ref: RuleRef
+    text: str
+    unknown: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"header": self.header.to_dict(), "matches": [m.to_dict() for m in self.matches],
+                "target": self.target.to_dict(), "number": self.ref.number,
+                "line": self.ref.line, "text": self.text, "unknown": self.unknown}
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredChain:
+    name: str
+    policy: str | None
+    line: int
+    rules: tuple[LoweredRule, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "policy": self.policy, "line": self.line,
+                "rules": [r.to_dict() for r in self.rules]}
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredTable:
+    name: str
+    chains: tuple[LoweredChain, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "chains": [c.to_dict() for c in self.chains]}
+
+
+@dataclass(frozen=True, slots=True)
+class LoweredRuleset:
+    family: int
+    source: str
+    tables: tuple[LoweredTable, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "source": self.source,
+                "tables": [t.to_dict() for t in self.tables]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @property
+    def not_ported(self) -> tuple[str, ...]:
+        """Names of the matches and targets the core does not evaluate yet, sorted."""
+        names = set()
+        for table in self.tables:
+            for chain in table.chains:
+                for rule in chain.rules:
+                    for v in (*rule.matches, rule.target):
+                        if isinstance(v, NotPortedMatch | NotPortedTarget):
+                            names.add(v.name)
+        return tuple(sorted(names))
+
+
+def _lower_match(match: Match, args: BuildArgs) -> Variant | None:
+    """The match as the core evaluates it, or None when the Python engine skips it too."""
+    ext = MATCHES.get(match.name)
+    if ext is None or ext.unsupported is not None:
+        return None
+    try:
+        ext.build(args)
+    except NotEvaluated:
+        return None
+    lower = _MATCH_LOWER.get(match.name)
+    return lower(args) if lower is not None else NotPortedMatch(match.name)
+
+
+def _lower_target(rule: Rule, compiled: CompiledRule, args: BuildArgs | None) -> Variant:
+    kind = compiled.kind
+    if kind == K_NONE:
+        return NoTarget()
+    if kind == K_VERDICT:
+        return VerdictTarget({5: "RETURN"}.get(compiled.verdict) or
+                             VERDICT_NAMES[compiled.verdict])
+    if kind == K_JUMP:
+        return JumpTarget(compiled.jump)
+    if kind == K_GOTO:
+        return GotoTarget(compiled.jump)
+    if kind == K_UNKNOWN:
+        return UnknownTarget(compiled.unknown or "")
+    assert kind == K_TARGET and rule.target is not None and args is not None
+    lower = _TARGET_LOWER.get(rule.target.name)
+    return lower(args) if lower is not None else NotPortedTarget(rule.target.name)
+
+
+def lower(compiled: CompiledRuleset) -> LoweredRuleset:
+    """The compiled (so already checked) ruleset as plain data."""
+    source = compiled.source
+    family = source.family
+    # Builders may register shared state (recent tables...); keep the live one untouched.
+    live = compiled.state
+    scratch = RuleState(seed=live.seed, hz=live.hz, local_nets=live.local_nets,
+                        iface_nets=live.iface_nets, sets=dict(live.sets))
+    tables: list[LoweredTable] = []
+    for table in source.tables:
+        ctable = compiled.tables[table.name]
+        chains: list[LoweredChain] = []
+        for chain, cchain in zip(table.chains, ctable.chains, strict=True):
+            rules: list[LoweredRule] = []
+            for rule, crule in zip(chain.rules, cchain.rules, strict=True):
+                matches = []
+                for match in rule.matches:
+                    args = BuildArgs(match.options, family, table.name, rule, scratch)
+                    lowered = _lower_match(match, args)
+                    if lowered is not None:
+                        matches.append(lowered)
+                targs = None if rule.target is None else BuildArgs(
+                    rule.target.options, family, table.name, rule, scratch)
+                target = _lower_target(rule, crule, targs)
+                rules.append(LoweredRule(_header(rule), tuple(matches), target, crule.ref,
+                                         crule.text, crule.unknown))
+            chains.append(LoweredChain(chain.name, chain.policy, chain.line, tuple(rules)))
+        tables.append(LoweredTable(table.name, tuple(chains)))
+    return LoweredRuleset(family, source.source, tuple(tables))
+
+
+# ---- walking in the core -----------------------------------------------------------------
+
+
+def _tupled(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+def walk_core(engine: RuleEngine, table: str, hook: str, pkt: Packet, ctinfo: int,
+              conn: Conn | None, now: float, iface_in: str | None = None,
+              iface_out: str | None = None, mark: int = 0, trace: bool = False,
+              ) -> Decision | None:
+    """As `walker.walk`, evaluated by the core. A CONNMARK change is written to `conn`."""
+    out = engine.walk(table, hook, pkt, ctinfo, conn, now, iface_in, iface_out, mark, trace)
+    if out is None:
+        return None
+    (verdict, (rtable, rchain, number, line), reason, new_mark, reject_with, queue_num, logs,
+     effects, notes, trace_lines, nf_trace, connmark) = out
+    if connmark is not None and conn is not None:
+        value, changed = connmark
+        conn.mark = value
+        if changed:
+            conn.events |= IPCT_MARK
+    return Decision(
+        verdict, RuleRef(rtable, rchain, number, line), reason, new_mark, reject_with,
+        queue_num, tuple(logs), tuple((k, _tupled(json.loads(v))) for k, v in effects),
+        tuple(notes), tuple(trace_lines), nf_trace,
+    )

@@ -1,0 +1,380 @@
+"""The core's rule walker against the Python one: rules lowered to plain data
+(statewall.rules.lower), loaded by `_core.RuleEngine`, give the same decision
+(verdict, rule, reason, mark, effects, log and trace lines) and the same
+counters as `walker.walk` on packets built here, on a stateful firewall
+replaying the shared captures, and on every shared ruleset."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import statewall.rules.hooks as hooks_module
+from statewall import builder
+from statewall._core import RuleEngine
+from statewall.conntrack.conn import (
+    CT_ESTABLISHED,
+    CT_ESTABLISHED_REPLY,
+    CT_INVALID,
+    CT_NEW,
+    CT_RELATED,
+    CT_UNTRACKED,
+    IPS_ASSURED,
+    IPS_CONFIRMED,
+    IPS_DST_NAT,
+    Conn,
+)
+from statewall.decode import decode_datagram
+from statewall.engine import Firewall
+from statewall.packet import Packet
+from statewall.replay import read_packets
+from statewall.rules.compile import CompiledRuleset, compile_ruleset
+from statewall.rules.context import Decision, RuleState
+from statewall.rules.hooks import IptablesEngine
+from statewall.rules.lower import LoweredRuleset, lower, walk_core
+from statewall.rules.parser import parse_ruleset
+from statewall.rules.walker import walk
+
+SHARED = Path(os.environ.get("STATEWALL_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+RULESETS = SHARED / "rulesets"
+TRACES = SHARED / "traces"
+RULESET_FILES = sorted(p.name for p in RULESETS.glob("*") if p.name != "SOURCES.md") \
+    if RULESETS.is_dir() else []
+CAPTURES = sorted(p for p in TRACES.glob("*.pcap*")) if TRACES.is_dir() else []
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+
+def compile_text(text: str, family: int = 4, allow_unknown: bool = False) -> CompiledRuleset:
+    return compile_ruleset(parse_ruleset(text, "t.rules", family, allow_unknown), RuleState(),
+                           allow_unknown)
+
+
+def load(*lines: str, table: str = "filter", family: int = 4) -> CompiledRuleset:
+    return compile_text("\n".join([f"*{table}", *lines, "COMMIT", ""]), family)
+
+
+def python_counters(compiled: CompiledRuleset) -> list[tuple[str, str, int, int, int]]:
+    out = []
+    for name, table in compiled.tables.items():
+        for chain in table.chains:
+            if chain.name in table.entry:
+                out.append((name, chain.name, 0, chain.packets, chain.octets))
+            out.extend((name, chain.name, r.ref.number, r.packets, r.octets)
+                       for r in chain.rules)
+    return out
+
+
+class Pair:
+    """One ruleset walked by both engines."""
+
+    def __init__(self, compiled: CompiledRuleset) -> None:
+        self.compiled = compiled
+        self.lowered = lower(compiled)
+        self.core = RuleEngine(self.lowered.to_json())
+
+    def run(self, pkt: Packet, ctinfo: int = CT_NEW, conn: Conn | None = None,
+            hook: str = "FORWARD", table: str = "filter", now: float = 0.0,
+            iface_in: str | None = "eth0", iface_out: str | None = "eth1", mark: int = 0,
+            trace: bool = False) -> Decision | None:
+        twin = copy.copy(conn)
+        ours = walk_core(self.core, table, hook, pkt, ctinfo, twin, now, iface_in, iface_out,
+                         mark, trace)
+        theirs = walk(self.compiled, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out,
+                      mark, trace)
+        assert ours == theirs
+        if conn is not None and twin is not None:
+            assert (twin.mark, twin.events) == (conn.mark, conn.events)
+        assert self.core.counters() == python_counters(self.compiled)
+        return theirs
+
+
+def syn(sport: int = 40000, dport: int = 22, src: str = "10.0.0.1", flags: str = "S",
+        ts: float = 0.0) -> Packet:
+    return decode_datagram(builder.tcp(src, "10.0.0.2", sport, dport, flags, mss=1460), ts=ts)
+
+
+def udp(dport: int = 53, src: str = "10.0.0.1", ttl: int = 64) -> Packet:
+    return decode_datagram(builder.udp(src, "10.0.0.2", 5353, dport, b"x" * 10, ttl=ttl))
+
+
+def entry(status: int = IPS_CONFIRMED, mark: int = 0) -> Conn:
+    conn = Conn(4, 6, 0, (0x0A000001, 0x0A000002, 40000, 22),
+                (0x0A000002, 0x0A000001, 22, 40000), 0.0)
+    conn.status = status
+    conn.expires = 100.0
+    conn.mark = mark
+    return conn
+
+
+def packets() -> Iterator[Packet]:
+    yield syn()
+    yield syn(dport=80, flags="SA")
+    yield syn(dport=443, src="192.168.1.7", flags="A")
+    yield syn(sport=1024, dport=25, flags="FA")
+    yield udp()
+    yield udp(dport=123, src="172.16.0.1", ttl=1)
+    yield decode_datagram(builder.icmp_echo("10.0.0.1", "10.0.0.2", 7, 1))
+    yield decode_datagram(builder.icmp("10.0.0.9", "10.0.0.2", 3, 3, payload=b"q" * 28))
+    quoted = builder.udp("10.0.0.2", "10.0.0.1", 53, 5353, b"")
+    yield decode_datagram(builder.icmp_error("10.0.0.9", "10.0.0.2", 3, 1, quoted))
+    yield decode_datagram(builder.tcp("10.0.0.1", "255.255.255.255", 1, 2, "S"))
+
+
+# --- rulesets exercising every ported match and target -------------------------------
+
+STATEFUL = (
+    ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]", ":LOGDROP - [0:0]",
+    ":tcp_in - [0:0]",
+    "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "-A FORWARD -m conntrack --ctstate INVALID -j LOGDROP",
+    "-A FORWARD -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j tcp_in",
+    "-A FORWARD -p udp -m multiport --dports 53,123,5000:5010 -j ACCEPT",
+    "-A FORWARD -p icmp -m icmp --icmp-type echo-request -m limit --limit 2/sec "
+    "--limit-burst 3 -j ACCEPT",
+    "-A FORWARD -p icmp -m icmp --icmp-type 3/3 -j ACCEPT",
+    "-A FORWARD -m state --state NEW -m mark --mark 0x1/0xff -j ACCEPT",
+    "-A FORWARD -j LOGDROP",
+    "-A LOGDROP -m limit --limit 5/min -j LOG --log-prefix \"drop: \" --log-tcp-sequence "
+    "--log-tcp-options --log-ip-options",
+    "-A LOGDROP -j DROP",
+    "-A tcp_in -s 192.168.0.0/16 -p tcp -m tcp --dport 443 -j REJECT --reject-with tcp-reset",
+    "-A tcp_in -p tcp -m tcp ! --dport 22 -j RETURN",
+    "-A tcp_in -i eth+ ! -o lo -p tcp -m comment --comment ssh -j ACCEPT",
+)
+
+VARIETY = [
+    STATEFUL,
+    (":FORWARD ACCEPT [0:0]", ":m - [0:0]",
+     "-A FORWARD -j MARK --set-xmark 0x5/0xff", "-A FORWARD -m mark ! --mark 0x5 -j DROP",
+     "-A FORWARD -g m", "-A FORWARD -j DROP",
+     "-A m -p tcp -m tcp --tcp-option 2 -j MARK --or-mark 0x100",
+     "-A m -m length --length 0:60 -j LOG", "-A m -m ttl --ttl-lt 5 -j DROP",
+     "-A m -m iprange --src-range 10.0.0.0-10.0.0.5 -j NFQUEUE --queue-num 3 --queue-bypass",
+     "-A m -m pkttype --pkt-type broadcast -j REJECT",
+     "-A m -m mac --mac-source 00:11:22:33:44:55 -j ACCEPT",
+     "-A m -m conntrack --ctorigdst 10.0.0.2 --ctdir ORIGINAL --ctexpire 10:200 -j ACCEPT",
+     "-A m -m conntrack --ctstatus ASSURED --ctproto tcp --ctrepldstport 40000 -j ACCEPT",
+     "-A m -m helper --helper ftp -j ACCEPT", "-A m -p udp -m udp --sport 5353 -j DROP"),
+    (":FORWARD ACCEPT [0:0]",
+     "-A FORWARD -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
+     "-A FORWARD -m connmark --mark 0x7 -j ACCEPT",
+     "-A FORWARD -p tcp -j CONNMARK --set-mark 0x7",
+     "-A FORWARD -j CONNMARK --save-mark",
+     "-A FORWARD -m connmark --mark 0x7 -j DROP",
+     "-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT"),
+]
+
+
+@pytest.mark.parametrize("lines", VARIETY)
+def test_builder_packets_give_the_same_decisions(lines: tuple[str, ...]) -> None:
+    pair = Pair(load(*lines))
+    assert not pair.lowered.not_ported
+    states = (CT_NEW, CT_ESTABLISHED, CT_RELATED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_UNTRACKED)
+    for n, pkt in enumerate(packets()):
+        for ctinfo in states:
+            for conn in (None, entry(), entry(IPS_CONFIRMED | IPS_ASSURED | IPS_DST_NAT, 7)):
+                pair.run(pkt, ctinfo, conn, now=n * 0.3, mark=n % 2)
+                pair.run(pkt, ctinfo, conn, hook="FORWARD", iface_in="lo", iface_out=None,
+                         now=n * 0.3)
+
+
+def test_raw_table_effects_and_trace_lines() -> None:
+    pair = Pair(load(":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+                     "-A PREROUTING -p udp -j CT --notrack",
+                     "-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp --zone 3",
+                     "-A PREROUTING -p tcp -j TRACE", "-A PREROUTING -p icmp -j NOTRACK",
+                     "-A PREROUTING -p tcp -j ACCEPT", table="raw"))
+    for pkt in packets():
+        decision = pair.run(pkt, hook="PREROUTING", table="raw")
+        assert decision is not None
+    decision = pair.run(syn(dport=21), hook="PREROUTING", table="raw")
+    assert decision is not None and decision.nf_trace and decision.trace
+    assert ("helper", "ftp") in decision.effects
+    assert pair.run(syn(), hook="INPUT", table="raw") is None
+
+
+def test_nat_and_mangle_effects() -> None:
+    pair = Pair(compile_text("\n".join((
+        "*nat", ":PREROUTING ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
+        "-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.9.9.9:8080",
+        "-A POSTROUTING -o eth1 -j MASQUERADE", "COMMIT",
+        "*mangle", ":FORWARD ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
+        "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu",
+        "-A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
+        "-A POSTROUTING -j DSCP --set-dscp 10", "-A POSTROUTING -j TOS --set-tos 0x10/0x3f",
+        "-A POSTROUTING -j TTL --ttl-set 9", "COMMIT", ""))))
+    for pkt in packets():
+        pair.run(pkt, hook="PREROUTING", table="nat")
+        pair.run(pkt, hook="POSTROUTING", table="nat")
+        pair.run(pkt, hook="FORWARD", table="mangle")
+        pair.run(pkt, hook="POSTROUTING", table="mangle")
+
+
+def test_ipv6_ruleset_and_log_lines() -> None:
+    pair = Pair(load(":INPUT DROP [0:0]",
+                     "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j LOG",
+                     "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j ACCEPT",
+                     "-A INPUT -s 2001:db8::/32 -m hl --hl-eq 64 -j LOG --log-prefix v6",
+                     "-A INPUT -d 2001:db8::2 -p tcp -j ACCEPT", family=6))
+    pkts = [
+        decode_datagram(builder.icmpv6_echo("2001:db8::1", "2001:db8::2", 1, 1)),
+        decode_datagram(builder.tcp("2001:db8::1", "2001:db8::2", 1, 22, "S")),
+        decode_datagram(builder.udp("2001:db8:0:0:1::1", "::1", 1, 22, b"")),
+    ]
+    for pkt in pkts:
+        decision = pair.run(pkt, hook="INPUT", iface_out=None)
+        assert decision is not None
+    assert pair.core.family == 6
+
+
+def test_undetermined_rules_agree() -> None:
+    compiled = compile_text("*filter\n:OUTPUT ACCEPT [0:0]\n"
+                            "-A OUTPUT -p tcp -m owner --uid-owner 0 -j DROP\n"
+                            "-A OUTPUT -p udp -j ULOG\nCOMMIT\n", allow_unknown=True)
+    pair = Pair(compiled)
+    for pkt in packets():
+        decision = pair.run(pkt, hook="OUTPUT")
+        assert decision is not None
+
+
+def test_lowered_rulesets_are_plain_values() -> None:
+    compiled = load(*STATEFUL)
+    lowered = lower(compiled)
+    assert pickle.loads(pickle.dumps(lowered)) == lowered
+    assert lower(compiled) == lowered
+    data = json.loads(lowered.to_json())
+    first = data["tables"][0]["chains"][1]["rules"][0]
+    assert first["matches"][0]["kind"] == "conntrack"
+    assert first["target"] == {"kind": "verdict", "verdict": "ACCEPT"}
+    assert first["text"] == "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    assert "LoweredRule(" in repr(lowered.tables[0].chains[1].rules[0])
+
+
+def test_bad_data_names_file_and_line() -> None:
+    data = json.loads(lower(load(":INPUT ACCEPT [0:0]", ":a - [0:0]", ":b - [0:0]",
+                                 "-A INPUT -j a", "-A a -j b", "-A b -j ACCEPT")).to_json())
+    chains = data["tables"][0]["chains"]
+    names = [c["name"] for c in chains]
+    chains[names.index("b")]["rules"][0]["target"] = {"kind": "jump", "chain": names.index("a")}
+    with pytest.raises(ValueError, match=r"^t\.rules:7: loop detected in chains: a -> b -> a$"):
+        RuleEngine(json.dumps(data))
+    with pytest.raises(ValueError, match="bad ruleset data"):
+        RuleEngine("{}")
+
+
+def test_deep_chain_nesting_walks_in_the_core() -> None:
+    depth = 3000  # the Python compiler recurses per level; the core walk does not
+    lines = [":INPUT DROP [0:0]"] + [f":c{i} - [0:0]" for i in range(depth)]
+    lines += ["-A INPUT -j c0"] + [f"-A c{i} -j c{i + 1}" for i in range(depth - 1)]
+    lines += [f"-A c{depth - 1} -p tcp -j ACCEPT"]
+    text = "\n".join(["*filter", *lines, "COMMIT", ""])
+    import sys
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, depth * 4))
+    try:
+        compiled = compile_text(text)
+    finally:
+        sys.setrecursionlimit(limit)
+    core = RuleEngine(lower(compiled).to_json())
+    decision = walk_core(core, "filter", "INPUT", syn(), CT_NEW, None, 0.0)
+    assert decision is not None and decision.verdict == "ACCEPT"
+    assert decision.rule.chain == f"c{depth - 1}"
+
+
+# --- the shared rulesets and captures ------------------------------------------------
+
+
+def _shared(what: Path) -> None:
+    if not what.is_dir():
+        if IN_CI:
+            pytest.fail(f"required under CI but unavailable: shared data at {what}")
+        pytest.skip(f"shared data not found at {what} (set STATEWALL_SHARED to use another)")
+
+
+def _shared_compiled(name: str) -> CompiledRuleset:
+    import test_rules_shared as shared
+
+    from statewall.rules.ipset import parse_ipset_save
+    sets = parse_ipset_save(shared.IPSETS[name]) if name in shared.IPSETS else {}
+    saved = shared.RULESETS
+    shared.RULESETS = RULESETS  # the same fix-ups, read from where this run finds the files
+    try:
+        text = shared.text_of(name)
+    finally:
+        shared.RULESETS = saved
+    family_of = shared.family_of
+    ruleset = parse_ruleset(text, name, family_of(name), allow_unknown=True)
+    return compile_ruleset(ruleset, RuleState(sets=dict(sets)), allow_unknown=True)
+
+
+BROKEN = "iptables_semantics-parser-test.v4"
+
+
+@pytest.mark.parametrize("name", RULESET_FILES or ["(none)"])
+def test_every_shared_ruleset_lowers_and_loads_in_the_core(name: str) -> None:
+    _shared(RULESETS)
+    if name == BROKEN:
+        pytest.skip("the parser torture file is refused by iptables itself (test_rules_shared)")
+    compiled = _shared_compiled(name)
+    lowered = lower(compiled)
+    engine = RuleEngine(lowered.to_json())
+    assert engine.family == compiled.source.family
+
+
+def _dual_walk(engines: dict[int, RuleEngine], seen: list[int]) -> Any:
+    real = walk
+
+    def dual(ruleset: CompiledRuleset, table: str, hook: str, pkt: Packet, ctinfo: int,
+             conn: Conn | None, now: float, iface_in: str | None = None,
+             iface_out: str | None = None, mark: int = 0, trace: bool = False,
+             ) -> Decision | None:
+        twin = copy.copy(conn)
+        ours = walk_core(engines[id(ruleset)], table, hook, pkt, ctinfo, twin, now, iface_in,
+                         iface_out, mark, trace)
+        theirs = real(ruleset, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out, mark,
+                      trace)
+        assert ours == theirs, (pkt.index, table, hook)
+        if conn is not None and twin is not None:
+            assert twin.mark == conn.mark
+        seen.append(1)
+        return theirs
+
+    return dual
+
+
+def _fully_ported(lowered: LoweredRuleset) -> bool:
+    return not lowered.not_ported
+
+
+@pytest.mark.parametrize("name", RULESET_FILES or ["(none)"])
+def test_shared_captures_through_both_walkers(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _shared(RULESETS)
+    _shared(TRACES)
+    if name == BROKEN:
+        pytest.skip("the parser torture file is refused by iptables itself (test_rules_shared)")
+    compiled = _shared_compiled(name)
+    lowered = lower(compiled)
+    if lowered.not_ported:
+        pytest.skip(f"uses what the core does not evaluate yet: {', '.join(lowered.not_ported)}")
+    family = compiled.source.family
+    engine = RuleEngine(lowered.to_json())
+    seen: list[int] = []
+    monkeypatch.setattr(hooks_module, "walk", _dual_walk({id(compiled): engine}, seen))
+    rules = IptablesEngine(compiled if family == 4 else None, compiled if family == 6 else None)
+    # A few captures per ruleset keep the run short; the choice rotates with the name.
+    start = sum(name.encode()) % max(1, len(CAPTURES))
+    for capture in (CAPTURES[(start + k) % len(CAPTURES)] for k in range(3)):
+        firewall = Firewall(rules=rules)
+        for pkt in read_packets(capture, limit=150):
+            firewall.process(pkt)
+    assert engine.counters() == python_counters(compiled)
+    assert seen or family == 6
