@@ -265,6 +265,56 @@ pub enum Match {
         name: String,
         neg: bool,
     },
+    /// A match whose answer is fixed for every packet statewall sees: nfacct
+    /// (counts and matches), physdev (no bridge), policy (no IPsec). `note` is
+    /// added to the packet's notes when the match is evaluated and fails.
+    Const {
+        value: bool,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Addrtype {
+        src_mask: u16,
+        src_neg: bool,
+        dst_mask: u16,
+        dst_neg: bool,
+        limit_in: bool,
+        limit_out: bool,
+    },
+    /// statistic --mode random: 31 random bits below `threshold`.
+    StatisticRandom {
+        threshold: u64,
+        neg: bool,
+    },
+    /// statistic --mode nth (`every` is --every minus one).
+    StatisticNth {
+        every: u64,
+        packet: u64,
+        neg: bool,
+        #[serde(default)]
+        slot: usize,
+    },
+    Recent {
+        /// Index into `Ruleset::recent_tables`.
+        table: usize,
+        /// "set", "rcheck", "update" or "remove".
+        command: String,
+        invert: bool,
+        seconds: u64,
+        hitcount: u64,
+        use_dst: bool,
+        check_ttl: bool,
+        reap: bool,
+        hz: u64,
+    },
+    Hashlimit {
+        /// Index into `Ruleset::hashlimit_tables`.
+        table: usize,
+        invert: bool,
+        byte_mode: bool,
+        rate_match: bool,
+        hz: u64,
+    },
     /// A match the lowering knows but the core does not evaluate yet: the rule's
     /// outcome is undetermined (the walk reports UNKNOWN with this reason).
     NotPorted {
@@ -387,12 +437,67 @@ impl Table {
     }
 }
 
+/// A network of the simulated machine (for addrtype).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct Net {
+    pub family: u8,
+    #[serde(deserialize_with = "de_u128")]
+    pub addr: u128,
+    #[serde(deserialize_with = "de_u128")]
+    pub mask: u128,
+}
+
+/// An xt_recent list as the rules that name it configured it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RecentSpec {
+    pub name: String,
+    #[serde(deserialize_with = "de_u128")]
+    pub mask: u128,
+    pub stamp_mask: u64,
+}
+
+/// An xt_hashlimit table's settings (`struct hashlimit_cfg3`), from the
+/// first rule naming it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct HashlimitSpec {
+    pub name: String,
+    pub mode: u8,
+    pub avg: u64,
+    pub burst: u64,
+    pub srcmask: u32,
+    pub dstmask: u32,
+    pub expire_ms: u64,
+    pub gc_ms: u64,
+    pub max_entries: u64,
+    pub byte_mode: bool,
+    pub rate_match: bool,
+    pub interval: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Ruleset {
     pub family: u8,
     #[serde(default)]
     pub source: String,
     pub tables: Vec<Table>,
+    /// Seed of the generator `statistic --mode random` draws from.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub local_nets: Vec<Net>,
+    #[serde(default)]
+    pub iface_nets: Vec<(String, Vec<Net>)>,
+    #[serde(default)]
+    pub recent_tables: Vec<RecentSpec>,
+    /// xt_recent's ip_list_tot.
+    #[serde(default = "default_recent_size")]
+    pub recent_size: usize,
+    #[serde(default)]
+    pub hashlimit_tables: Vec<HashlimitSpec>,
+}
+
+fn default_recent_size() -> usize {
+    100
 }
 
 impl Ruleset {

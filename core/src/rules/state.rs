@@ -2,7 +2,10 @@
 //! rule data: counters of every rule and chain policy, and the buckets of
 //! stateful matches (one slot per rule that uses one, given at load).
 
+use crate::rules::matches::addrtype::Topology;
 use crate::rules::matches::limit::Bucket;
+use crate::rules::matches::statistic::Mt;
+use crate::rules::matches::{hashlimit, recent};
 use crate::rules::model::{Match, Ruleset};
 
 /// (packets, bytes) as iptables -L -v shows them.
@@ -14,7 +17,7 @@ pub trait ConnAlive {
     fn alive(&self, zone: u16, family: u8, orig: &crate::conntrack::conn::Tuple, now: f64) -> bool;
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RuleState {
     /// Per table, per chain: the index of the chain's first rule in `rules`.
     offsets: Vec<Vec<usize>>,
@@ -22,12 +25,42 @@ pub struct RuleState {
     /// Per table, per chain: the policy counter (built-in chains only count).
     pub chains: Vec<Vec<Counter>>,
     pub limits: Vec<Bucket>,
+    /// statistic --mode nth counters, one per rule.
+    pub nth: Vec<u64>,
+    /// The generator of statistic --mode random, shared by the ruleset.
+    pub rng: Mt,
+    pub topology: Topology,
+    pub recent: Vec<recent::Table>,
+    pub recent_size: usize,
+    pub hashlimit: Vec<hashlimit::Table>,
 }
 
 impl RuleState {
     /// Sized for `ruleset`; gives each stateful match its slot.
     pub fn for_ruleset(ruleset: &mut Ruleset) -> RuleState {
-        let mut state = RuleState::default();
+        let mut state = RuleState {
+            offsets: Vec::new(),
+            rules: Vec::new(),
+            chains: Vec::new(),
+            limits: Vec::new(),
+            nth: Vec::new(),
+            rng: Mt::new(ruleset.seed),
+            topology: Topology {
+                local: ruleset.local_nets.clone(),
+                ifaces: ruleset.iface_nets.clone(),
+            },
+            recent: ruleset
+                .recent_tables
+                .iter()
+                .map(recent::Table::new)
+                .collect(),
+            recent_size: ruleset.recent_size,
+            hashlimit: ruleset
+                .hashlimit_tables
+                .iter()
+                .map(hashlimit::Table::new)
+                .collect(),
+        };
         let mut n = 0;
         for table in &mut ruleset.tables {
             let mut offsets = Vec::with_capacity(table.chains.len());
@@ -36,9 +69,21 @@ impl RuleState {
                 n += chain.rules.len();
                 for rule in &mut chain.rules {
                     for m in &mut rule.matches {
-                        if let Match::Limit { slot, .. } = m {
-                            *slot = state.limits.len();
-                            state.limits.push(Bucket::default());
+                        match m {
+                            Match::Limit { slot, .. } => {
+                                *slot = state.limits.len();
+                                state.limits.push(Bucket::default());
+                            }
+                            Match::StatisticNth {
+                                slot,
+                                every,
+                                packet,
+                                ..
+                            } => {
+                                *slot = state.nth.len();
+                                state.nth.push(every.saturating_sub(*packet));
+                            }
+                            _ => {}
                         }
                     }
                 }

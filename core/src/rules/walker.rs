@@ -201,20 +201,28 @@ pub fn header_matches(rule: &Rule, ctx: &RuleCtx<'_>) -> bool {
     }
 }
 
-/// All of a rule's checks: None when one fails, else the first undecided reason.
+/// What a rule's checks say together.
+enum Checked {
+    Fail,
+    Hotdrop(String),
+    /// All passed; with the first undecided reason, if any.
+    Pass(Option<String>),
+}
+
 fn rule_matches(
     rule: &Rule,
     ctx: &RuleCtx<'_>,
-    fx: &Effects,
+    fx: &mut Effects,
     state: &mut RuleState,
-) -> Option<Option<String>> {
+) -> Checked {
     if !rule.header.is_empty() && !header_matches(rule, ctx) {
-        return None;
+        return Checked::Fail;
     }
     let mut unknown = None;
     for m in &rule.matches {
         match matches::eval(m, ctx, fx, state) {
-            Hit::No => return None,
+            Hit::No => return Checked::Fail,
+            Hit::Hotdrop(why) => return Checked::Hotdrop(why),
             Hit::Yes => {}
             Hit::Undecided(why) => {
                 if unknown.is_none() {
@@ -223,7 +231,7 @@ fn rule_matches(
             }
         }
     }
-    Some(unknown)
+    Checked::Pass(unknown)
 }
 
 fn trace_line(
@@ -347,8 +355,21 @@ fn walk_table<'e>(
         };
         let rule_index = ri;
         ri += 1;
-        let Some(unknown) = rule_matches(rule, ctx, &fx, state) else {
-            continue;
+        let unknown = match rule_matches(rule, ctx, &mut fx, state) {
+            Checked::Fail => continue,
+            Checked::Pass(unknown) => unknown,
+            Checked::Hotdrop(why) => {
+                let reason = format!(
+                    "dropped by a match of rule {} of {} {} ({why}): {}",
+                    rule.number, table.name, chain.name, rule.text
+                );
+                return Decision {
+                    verdict: Outcome::Drop,
+                    rule: at(table, chain, rule.number, rule.line),
+                    reason: Cow::Owned(reason),
+                    effects: fx,
+                };
+            }
         };
         state.count_rule(ti, ci, rule_index, size);
         if fx.nf_trace {
@@ -453,6 +474,12 @@ mod tests {
                 name: "filter".into(),
                 chains,
             }],
+            seed: 0,
+            local_nets: vec![],
+            iface_nets: vec![],
+            recent_tables: vec![],
+            recent_size: 100,
+            hashlimit_tables: vec![],
         })
     }
 

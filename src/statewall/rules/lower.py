@@ -35,7 +35,18 @@ from statewall.rules.compile import (
 from statewall.rules.context import VERDICT_NAMES, Decision, RuleState
 from statewall.rules.errors import NotEvaluated
 from statewall.rules.ext import BuildArgs, parse_int, parse_value_mask
-from statewall.rules.matches import MATCHES, xt_iprange, xt_limit, xt_pkttype, xt_tcpudp
+from statewall.rules.matches import (
+    MATCHES,
+    xt_addrtype,
+    xt_hashlimit,
+    xt_iprange,
+    xt_limit,
+    xt_physdev,
+    xt_pkttype,
+    xt_policy,
+    xt_recent,
+    xt_tcpudp,
+)
 from statewall.rules.matches import icmp as icmp_ext
 from statewall.rules.matches._util import parse_flag_list, parse_range
 from statewall.rules.matches.xt_conntrack import CTSTATE_NAMES, STATUS_NAMES
@@ -293,6 +304,65 @@ class HelperMatch(Variant):
 
 
 @dataclass(frozen=True, slots=True)
+class ConstMatch(Variant):
+    """A match with the same answer for every packet statewall sees (nfacct, physdev, policy)."""
+
+    kind: ClassVar[str] = "const"
+    value: bool
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddrtypeMatch(Variant):
+    kind: ClassVar[str] = "addrtype"
+    src_mask: int
+    src_neg: bool
+    dst_mask: int
+    dst_neg: bool
+    limit_in: bool
+    limit_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticRandomMatch(Variant):
+    kind: ClassVar[str] = "statistic_random"
+    threshold: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticNthMatch(Variant):
+    kind: ClassVar[str] = "statistic_nth"
+    every: int
+    packet: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecentMatch(Variant):
+    kind: ClassVar[str] = "recent"
+    table: int
+    command: str
+    invert: bool
+    seconds: int
+    hitcount: int
+    use_dst: bool
+    check_ttl: bool
+    reap: bool
+    hz: int
+
+
+@dataclass(frozen=True, slots=True)
+class HashlimitMatch(Variant):
+    kind: ClassVar[str] = "hashlimit"
+    table: int
+    invert: bool
+    byte_mode: bool
+    rate_match: bool
+    hz: int
+
+
+@dataclass(frozen=True, slots=True)
 class NotPortedMatch(Variant):
     kind: ClassVar[str] = "not_ported"
     name: str
@@ -420,7 +490,78 @@ def _helper(args: BuildArgs) -> Variant:
     return HelperMatch(option.values[0], option.negated)
 
 
+def _physdev(args: BuildArgs) -> Variant:
+    used = [o for o in args.options if o.name in xt_physdev._OPTIONS]
+    return ConstMatch(all(o.negated for o in used))
+
+
+def _policy(args: BuildArgs) -> Variant:
+    if args.value("--pol") == "none":
+        return ConstMatch(True)
+    return ConstMatch(False, xt_policy.NOTE)
+
+
+def _addrtype(args: BuildArgs) -> Variant:
+    src, dst = args.get("--src-type"), args.get("--dst-type")
+    types = xt_addrtype.TYPES
+    return AddrtypeMatch(
+        parse_flag_list(src.values[0], types, "address type") if src else 0,
+        src is not None and src.negated,
+        parse_flag_list(dst.values[0], types, "address type") if dst else 0,
+        dst is not None and dst.negated,
+        args.has("--limit-iface-in"), args.has("--limit-iface-out"))
+
+
+def _statistic(args: BuildArgs) -> Variant:
+    if args.value("--mode") == "random":
+        option = args.get("--probability")
+        assert option is not None
+        return StatisticRandomMatch(round(float(option.values[0]) * 0x80000000), option.negated)
+    option = args.get("--every")
+    assert option is not None
+    every = parse_int(option.values[0], 1, 0xFFFFFFFF, "--every") - 1
+    packet = parse_int(args.value("--packet", "0") or "0", 0, every, "--packet")
+    return StatisticNthMatch(every, packet, option.negated)
+
+
+class _Tables:
+    """Named tables shared by rules (xt_recent lists, hashlimit tables), in first-use order."""
+
+    def __init__(self) -> None:
+        self.recent: list[str] = []
+        self.hashlimit: list[str] = []
+
+    @staticmethod
+    def index(names: list[str], name: str) -> int:
+        if name not in names:
+            names.append(name)
+        return names.index(name)
+
+
+def _recent(args: BuildArgs, tables: _Tables) -> Variant:
+    command, invert = xt_recent._check_options(args)
+    name = args.value("--name", "DEFAULT") or "DEFAULT"
+    return RecentMatch(
+        tables.index(tables.recent, name), command[2:], invert,
+        parse_int(args.value("--seconds", "0") or "0", 0, 0xFFFFFFFF, "seconds"),
+        parse_int(args.value("--hitcount", "0") or "0", 0, xt_recent.MAX_NSTAMPS - 1,
+                  "hitcount"),
+        args.has("--rdest"), args.has("--rttl"), args.has("--reap"), args.state.hz)
+
+
+def _hashlimit(args: BuildArgs, tables: _Tables) -> Variant:
+    rule = xt_hashlimit._config(args)
+    name = args.value("--hashlimit-name") or ""
+    return HashlimitMatch(tables.index(tables.hashlimit, name), rule.invert, rule.byte_mode,
+                          rule.rate_match, args.state.hz)
+
+
 _MATCH_LOWER: dict[str, Any] = {
+    "nfacct": lambda a: ConstMatch(True),
+    "physdev": _physdev,
+    "policy": _policy,
+    "addrtype": _addrtype,
+    "statistic": _statistic,
     "tcp": _tcp,
     "udp": _udp,
     "icmp": lambda a: _icmp(a, "--icmp-type", icmp_ext.ICMP_NAMES, True),
@@ -665,14 +806,70 @@ class LoweredTable:
 
 
 @dataclass(frozen=True, slots=True)
+class Net:
+    family: int
+    addr: int
+    mask: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "addr": _wide(self.addr), "mask": _wide(self.mask)}
+
+
+@dataclass(frozen=True, slots=True)
+class RecentSpec:
+    """An xt_recent list as the rules configured it (mask of its first rule)."""
+
+    name: str
+    mask: int
+    stamp_mask: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "mask": _wide(self.mask), "stamp_mask": self.stamp_mask}
+
+
+@dataclass(frozen=True, slots=True)
+class HashlimitSpec:
+    """A hashlimit table's settings, from the first rule naming it."""
+
+    name: str
+    mode: int
+    avg: int
+    burst: int
+    srcmask: int
+    dstmask: int
+    expire_ms: int
+    gc_ms: int
+    max_entries: int
+    byte_mode: bool
+    rate_match: bool
+    interval: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
 class LoweredRuleset:
     family: int
     source: str
     tables: tuple[LoweredTable, ...]
+    seed: int = 0
+    local_nets: tuple[Net, ...] = ()
+    iface_nets: tuple[tuple[str, tuple[Net, ...]], ...] = ()
+    recent_tables: tuple[RecentSpec, ...] = ()
+    recent_size: int = 100
+    hashlimit_tables: tuple[HashlimitSpec, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "source": self.source,
-                "tables": [t.to_dict() for t in self.tables]}
+                "tables": [t.to_dict() for t in self.tables],
+                "seed": self.seed,
+                "local_nets": [n.to_dict() for n in self.local_nets],
+                "iface_nets": [[name, [n.to_dict() for n in nets]]
+                               for name, nets in self.iface_nets],
+                "recent_tables": [r.to_dict() for r in self.recent_tables],
+                "recent_size": self.recent_size,
+                "hashlimit_tables": [h.to_dict() for h in self.hashlimit_tables]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -690,7 +887,7 @@ class LoweredRuleset:
         return tuple(sorted(names))
 
 
-def _lower_match(match: Match, args: BuildArgs) -> Variant | None:
+def _lower_match(match: Match, args: BuildArgs, tables: _Tables) -> Variant | None:
     """The match as the core evaluates it, or None when the Python engine skips it too."""
     ext = MATCHES.get(match.name)
     if ext is None or ext.unsupported is not None:
@@ -699,6 +896,10 @@ def _lower_match(match: Match, args: BuildArgs) -> Variant | None:
         ext.build(args)
     except NotEvaluated:
         return None
+    if match.name == "recent":
+        return _recent(args, tables)
+    if match.name == "hashlimit":
+        return _hashlimit(args, tables)
     lower = _MATCH_LOWER.get(match.name)
     return lower(args) if lower is not None else NotPortedMatch(match.name)
 
@@ -727,8 +928,11 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
     family = source.family
     # Builders may register shared state (recent tables...); keep the live one untouched.
     live = compiled.state
-    scratch = RuleState(seed=live.seed, hz=live.hz, local_nets=live.local_nets,
-                        iface_nets=live.iface_nets, sets=dict(live.sets))
+    scratch = RuleState(seed=live.seed, recent_size=live.recent_size,
+                        recent_pkt_count=live.recent_pkt_count, hz=live.hz,
+                        local_nets=live.local_nets, iface_nets=live.iface_nets,
+                        sets=dict(live.sets))
+    shared = _Tables()
     tables: list[LoweredTable] = []
     for table in source.tables:
         ctable = compiled.tables[table.name]
@@ -739,7 +943,7 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
                 matches = []
                 for match in rule.matches:
                     args = BuildArgs(match.options, family, table.name, rule, scratch)
-                    lowered = _lower_match(match, args)
+                    lowered = _lower_match(match, args, shared)
                     if lowered is not None:
                         matches.append(lowered)
                 targs = None if rule.target is None else BuildArgs(
@@ -749,7 +953,24 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
                                          crule.text, crule.unknown))
             chains.append(LoweredChain(chain.name, chain.policy, chain.line, tuple(rules)))
         tables.append(LoweredTable(table.name, tuple(chains)))
-    return LoweredRuleset(family, source.source, tuple(tables))
+    recent = tuple(RecentSpec(name, scratch.recent[name].mask, scratch.recent[name].stamp_mask)
+                   for name in shared.recent)
+    hashlimit = tuple(_hashlimit_spec(name, scratch.hashlimit[name].cfg)
+                      for name in shared.hashlimit)
+    return LoweredRuleset(family, source.source, tuple(tables), live.seed,
+                          _nets(live.local_nets),
+                          tuple((n, _nets(v)) for n, v in live.iface_nets.items()),
+                          recent, live.recent_size, hashlimit)
+
+
+def _nets(nets: tuple[tuple[int, int, int], ...]) -> tuple[Net, ...]:
+    return tuple(Net(*n) for n in nets)
+
+
+def _hashlimit_spec(name: str, cfg: xt_hashlimit.Config) -> HashlimitSpec:
+    return HashlimitSpec(name, cfg.mode, cfg.avg, cfg.burst, cfg.srcmask, cfg.dstmask,
+                         cfg.expire_ms, cfg.gc_ms, cfg.max_entries, cfg.byte_mode,
+                         cfg.rate_match, cfg.interval)
 
 
 # ---- walking in the core -----------------------------------------------------------------

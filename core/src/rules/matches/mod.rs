@@ -1,6 +1,8 @@
 //! Match extensions, one file each; `eval` dispatches on the typed match.
 
+pub mod addrtype;
 pub mod conntrack;
+pub mod hashlimit;
 pub mod helper;
 pub mod hl;
 pub mod icmp;
@@ -11,6 +13,8 @@ pub mod mac;
 pub mod mark;
 pub mod multiport;
 pub mod pkttype;
+pub mod recent;
+pub mod statistic;
 pub mod tcpudp;
 
 use crate::packet::Packet;
@@ -24,6 +28,8 @@ pub enum Hit {
     No,
     Yes,
     Undecided(String),
+    /// The match drops the packet on the spot (the kernel's par->hotdrop), with why.
+    Hotdrop(String),
 }
 
 impl From<bool> for Hit {
@@ -46,7 +52,7 @@ pub fn no_l4(pkt: &Packet<'_>) -> bool {
     later_fragment(pkt) || pkt.error.is_some()
 }
 
-pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState) -> Hit {
+pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleState) -> Hit {
     match m {
         Match::Tcp {
             sport,
@@ -114,6 +120,94 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState) -
             None => Hit::No,
         },
         Match::Helper { name, neg } => helper::helper(ctx.master_helper, name, *neg).into(),
+        Match::Const { value, note } => {
+            if !value {
+                if let Some(note) = note {
+                    fx.notes.push(note.clone());
+                }
+            }
+            Hit::from(*value)
+        }
+        Match::Addrtype {
+            src_mask,
+            src_neg,
+            dst_mask,
+            dst_neg,
+            limit_in,
+            limit_out,
+        } => addrtype::addrtype(
+            ctx,
+            &state.topology,
+            *src_mask,
+            *src_neg,
+            *dst_mask,
+            *dst_neg,
+            *limit_in,
+            *limit_out,
+        )
+        .into(),
+        Match::StatisticRandom { threshold, neg } => {
+            statistic::random(&mut state.rng, *threshold, *neg).into()
+        }
+        Match::StatisticNth {
+            every, neg, slot, ..
+        } => match state.nth.get_mut(*slot) {
+            Some(counter) => statistic::nth(counter, *every, *neg).into(),
+            None => Hit::No,
+        },
+        Match::Recent {
+            table,
+            command,
+            invert,
+            seconds,
+            hitcount,
+            use_dst,
+            check_ttl,
+            reap,
+            hz,
+        } => {
+            let size = state.recent_size;
+            match state.recent.get_mut(*table) {
+                Some(t) => {
+                    let rule = recent::Rule {
+                        command,
+                        invert: *invert,
+                        seconds: *seconds,
+                        hitcount: *hitcount,
+                        use_dst: *use_dst,
+                        check_ttl: *check_ttl,
+                        reap: *reap,
+                        hz: *hz,
+                    };
+                    recent::recent(t, size, rule, ctx).into()
+                }
+                None => Hit::No,
+            }
+        }
+        Match::Hashlimit {
+            table,
+            invert,
+            byte_mode,
+            rate_match,
+            hz,
+        } => match state.hashlimit.get_mut(*table) {
+            Some(t) => {
+                let rule = hashlimit::Rule {
+                    invert: *invert,
+                    byte_mode: *byte_mode,
+                    rate_match: *rate_match,
+                    hz: *hz,
+                };
+                match t.check(rule, ctx.pkt, ctx.now) {
+                    hashlimit::Answer::Hit(b) => b.into(),
+                    hashlimit::Answer::Full => Hit::Hotdrop(format!(
+                        "hashlimit table {} is full ({} entries)",
+                        t.spec.name, t.spec.max_entries
+                    )),
+                }
+            }
+            None => Hit::No,
+        },
         Match::NotPorted { name } => {
             Hit::Undecided(format!("match {name} is not evaluated by the core yet"))
         }
