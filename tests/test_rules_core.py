@@ -187,6 +187,50 @@ def test_builder_packets_give_the_same_decisions(lines: tuple[str, ...]) -> None
                          now=n * 0.3)
 
 
+STATEFUL_MATCHES = (
+    ":INPUT ACCEPT [0:0]",
+    "-A INPUT -m addrtype --dst-type BROADCAST -j DROP",
+    "-A INPUT -m addrtype --src-type LOCAL --limit-iface-in -j LOG --log-prefix local",
+    "-A INPUT -m addrtype ! --dst-type LOCAL -j REJECT",
+    "-A INPUT -p tcp -m tcp --dport 22 -m recent --set --name ssh --rsource",
+    "-A INPUT -p tcp -m tcp --dport 22 -m recent --update --seconds 60 --hitcount 3 "
+    "--rttl --name ssh --rsource -j DROP",
+    "-A INPUT -p tcp -m recent --rcheck --seconds 5 --reap --name ssh -j LOG",
+    "-A INPUT -p udp -m recent --remove --name ssh",
+    "-A INPUT -p udp -m statistic --mode random --probability 0.3 -j DROP",
+    "-A INPUT -p udp -m statistic --mode nth --every 3 --packet 1 -j LOG",
+    "-A INPUT -p icmp -m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 2 "
+    "--hashlimit-mode srcip --hashlimit-name ping -j ACCEPT",
+    "-A INPUT -p tcp -m hashlimit --hashlimit-above 100kb/s --hashlimit-mode srcip,dstport "
+    "--hashlimit-name bytes --hashlimit-htable-max 2 -j DROP",
+    "-A INPUT -p tcp -m hashlimit --hashlimit-upto 2/sec --hashlimit-rate-match "
+    "--hashlimit-mode dstip --hashlimit-name rate -j ACCEPT",
+    "-A INPUT -m nfacct --nfacct-name x -m physdev ! --physdev-is-bridged -j LOG",
+    "-A INPUT -m policy --dir in --pol ipsec -j ACCEPT",
+    "-A INPUT -m policy --dir in --pol none -j DROP",
+)
+
+
+def test_stateful_matches_over_time_give_the_same_decisions() -> None:
+    ruleset = parse_ruleset("\n".join(["*filter", *STATEFUL_MATCHES, "COMMIT", ""]),
+                            "t.rules", 4)
+    state = RuleState(seed=7, local_nets=((4, 0x0A000002, 0xFFFFFFFF),),
+                      iface_nets={"eth0": ((4, 0x0A000000, 0xFFFFFF00),)})
+    pair = Pair(compile_ruleset(ruleset, state))
+    assert not pair.lowered.not_ported
+    srcs = ("10.0.0.1", "10.0.0.3", "10.0.0.2", "192.168.1.1")
+    step = 0
+    for now in (0.0, 0.1, 0.2, 0.7, 1.0, 1.5, 3.0, 30.0, 61.0, 400.0):
+        for src in srcs:
+            step += 1
+            for pkt in (syn(src=src, dport=22), syn(src=src, dport=80 + step % 3),
+                        udp(src=src), decode_datagram(builder.icmp_echo(src, "10.0.0.2", 1, 1))):
+                pair.run(pkt, hook="INPUT", iface_out=None, now=now)
+                pair.run(pkt, hook="INPUT", iface_in="eth1", iface_out=None, now=now)
+    dst = decode_datagram(builder.udp("10.0.0.1", "10.0.0.255", 1, 2, b""))
+    pair.run(dst, hook="INPUT", iface_out=None, now=500.0)
+
+
 def test_raw_table_effects_and_trace_lines() -> None:
     pair = Pair(load(":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
                      "-A PREROUTING -p udp -j CT --notrack",

@@ -69,6 +69,9 @@ pub struct Effects {
     /// Whether some CONNMARK of the walk changed the entry's mark (an IPCT_MARK
     /// event), even if a later one put the old value back.
     pub connmark_changed: bool,
+    /// Set by a match that drops the packet on the spot (the kernel's
+    /// par->hotdrop); the walk ends in DROP at the next failed rule check.
+    pub hotdrop: Option<String>,
 }
 
 /// Which rule decided: table and chain names, 1-based rule number (0: the

@@ -14,6 +14,16 @@ fn de_u128<'de, D: Deserializer<'de>>(de: D) -> Result<u128, D::Error> {
     parse_u128(&text).ok_or_else(|| serde::de::Error::custom(format!("bad integer {text:?}")))
 }
 
+fn de_u128_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<u128>, D::Error> {
+    let texts = Vec::<String>::deserialize(de)?;
+    texts
+        .iter()
+        .map(|t| {
+            parse_u128(t).ok_or_else(|| serde::de::Error::custom(format!("bad integer {t:?}")))
+        })
+        .collect()
+}
+
 fn parse_u128(text: &str) -> Option<u128> {
     match text.strip_prefix("0x") {
         Some(hex) => u128::from_str_radix(hex, 16).ok(),
@@ -169,6 +179,9 @@ pub enum CtCheck {
     },
 }
 
+/// sctp --chunk-types: ("all"|"any"|"only", chunk types, (chunk, mask, value) flags, negated).
+pub type SctpChunks = (String, Vec<u8>, Vec<(u8, u8, u8)>, bool);
+
 /// One `-m` match with its parameters, checked and normalised at load time.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -314,6 +327,28 @@ pub enum Match {
         byte_mode: bool,
         rate_match: bool,
         hz: u64,
+    },
+    String {
+        pattern: Vec<u8>,
+        from: usize,
+        to: usize,
+        icase: bool,
+        neg: bool,
+    },
+    Rt {
+        rt_type: Option<(u8, bool)>,
+        segs: (u64, u64, bool),
+        len: Option<(u64, bool)>,
+        reserved: bool,
+        #[serde(deserialize_with = "de_u128_list")]
+        addrs: Vec<u128>,
+        strict: bool,
+    },
+    Sctp {
+        sport: PortRange,
+        dport: PortRange,
+        /// --chunk-types: ("all"|"any"|"only", chunk types, (chunk, mask, value) flags, negated)
+        chunks: Option<SctpChunks>,
     },
     /// A match the lowering knows but the core does not evaluate yet: the rule's
     /// outcome is undetermined (the walk reports UNKNOWN with this reason).

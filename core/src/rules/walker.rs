@@ -204,7 +204,6 @@ pub fn header_matches(rule: &Rule, ctx: &RuleCtx<'_>) -> bool {
 /// What a rule's checks say together.
 enum Checked {
     Fail,
-    Hotdrop(String),
     /// All passed; with the first undecided reason, if any.
     Pass(Option<String>),
 }
@@ -222,7 +221,6 @@ fn rule_matches(
     for m in &rule.matches {
         match matches::eval(m, ctx, fx, state) {
             Hit::No => return Checked::Fail,
-            Hit::Hotdrop(why) => return Checked::Hotdrop(why),
             Hit::Yes => {}
             Hit::Undecided(why) => {
                 if unknown.is_none() {
@@ -356,9 +354,10 @@ fn walk_table<'e>(
         let rule_index = ri;
         ri += 1;
         let unknown = match rule_matches(rule, ctx, &mut fx, state) {
-            Checked::Fail => continue,
             Checked::Pass(unknown) => unknown,
-            Checked::Hotdrop(why) => {
+            Checked::Fail if fx.hotdrop.is_none() => continue,
+            Checked::Fail => {
+                let why = fx.hotdrop.clone().unwrap_or_default();
                 let reason = format!(
                     "dropped by a match of rule {} of {} {} ({why}): {}",
                     rule.number, table.name, chain.name, rule.text

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from statewall.conntrack.events import IPCT_MARK
-from statewall.rules.addr import parse_address, parse_port_range, parse_protocol
+from statewall.rules.addr import parse_address, parse_ip, parse_port_range, parse_protocol
 from statewall.rules.compile import (
     K_GOTO,
     K_JUMP,
@@ -45,6 +45,8 @@ from statewall.rules.matches import (
     xt_pkttype,
     xt_policy,
     xt_recent,
+    xt_sctp,
+    xt_string,
     xt_tcpudp,
 )
 from statewall.rules.matches import icmp as icmp_ext
@@ -363,6 +365,44 @@ class HashlimitMatch(Variant):
 
 
 @dataclass(frozen=True, slots=True)
+class StringMatch(Variant):
+    kind: ClassVar[str] = "string"
+    pattern: tuple[int, ...]
+    from_: int
+    to: int
+    icase: bool
+    neg: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "pattern": list(self.pattern), "from": self.from_,
+                "to": self.to, "icase": self.icase, "neg": self.neg}
+
+
+@dataclass(frozen=True, slots=True)
+class RtMatch(Variant):
+    kind: ClassVar[str] = "rt"
+    rt_type: tuple[int, bool] | None
+    segs: tuple[int, int, bool]
+    len: tuple[int, bool] | None
+    reserved: bool
+    addrs: tuple[int, ...]
+    strict: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rt_type": _plain(self.rt_type), "segs": list(self.segs),
+                "len": _plain(self.len), "reserved": self.reserved,
+                "addrs": [_wide(a) for a in self.addrs], "strict": self.strict}
+
+
+@dataclass(frozen=True, slots=True)
+class SctpMatch(Variant):
+    kind: ClassVar[str] = "sctp"
+    sport: PortRange
+    dport: PortRange
+    chunks: tuple[str, tuple[int, ...], tuple[tuple[int, int, int], ...], bool] | None
+
+
+@dataclass(frozen=True, slots=True)
 class NotPortedMatch(Variant):
     kind: ClassVar[str] = "not_ported"
     name: str
@@ -524,6 +564,44 @@ def _statistic(args: BuildArgs) -> Variant:
     return StatisticNthMatch(every, packet, option.negated)
 
 
+def _string(args: BuildArgs) -> Variant:
+    text, hexed = args.get("--string"), args.get("--hex-string")
+    option = text if text is not None else hexed
+    assert option is not None
+    pattern = option.values[0].encode() if text is not None else \
+        xt_string.parse_hex_string(option.values[0])
+    start = parse_int(args.value("--from", "0") or "0", 0, 65535, "--from")
+    stop = parse_int(args.value("--to", "65535") or "65535", start, 65535, "--to")
+    icase = args.has("--icase")
+    return StringMatch(tuple(pattern.lower() if icase else pattern), start, stop, icase,
+                       option.negated)
+
+
+def _rt(args: BuildArgs) -> Variant:
+    rtype, segs, length = args.get("--rt-type"), args.get("--rt-segsleft"), args.get("--rt-len")
+    low, high = parse_range(segs.values[0], 0, 0xFFFFFFFF, "--rt-segsleft") if segs \
+        else (0, 255)
+    addrs_opt = args.get("--rt-0-addrs")
+    return RtMatch(
+        (parse_int(rtype.values[0], 0, 255, "--rt-type"), rtype.negated) if rtype else None,
+        (low, high, segs is not None and segs.negated),
+        (parse_int(length.values[0], 0, 0xFFFFFFFF, "--rt-len"), length.negated)
+        if length else None,
+        args.has("--rt-0-res"),
+        tuple(parse_ip(a, 6) for a in addrs_opt.values[0].split(",")) if addrs_opt else (),
+        not args.has("--rt-0-not-strict"))
+
+
+def _sctp(args: BuildArgs) -> Variant:
+    option = args.get("--chunk-types")
+    chunks = None
+    if option is not None:
+        kind, types, flags = xt_sctp.parse_chunks(option.values[0], option.values[1])
+        chunks = (kind, tuple(sorted(types)),
+                  tuple((c, m, v) for c, (m, v) in sorted(flags.items())), option.negated)
+    return SctpMatch(_ports(args, "--sport"), _ports(args, "--dport"), chunks)
+
+
 class _Tables:
     """Named tables shared by rules (xt_recent lists, hashlimit tables), in first-use order."""
 
@@ -561,6 +639,9 @@ _MATCH_LOWER: dict[str, Any] = {
     "physdev": _physdev,
     "policy": _policy,
     "addrtype": _addrtype,
+    "string": _string,
+    "rt": _rt,
+    "sctp": _sctp,
     "statistic": _statistic,
     "tcp": _tcp,
     "udp": _udp,

@@ -14,7 +14,10 @@ pub mod mark;
 pub mod multiport;
 pub mod pkttype;
 pub mod recent;
+pub mod rt;
+pub mod sctp;
 pub mod statistic;
+pub mod string;
 pub mod tcpudp;
 
 use crate::packet::Packet;
@@ -28,8 +31,6 @@ pub enum Hit {
     No,
     Yes,
     Undecided(String),
-    /// The match drops the packet on the spot (the kernel's par->hotdrop), with why.
-    Hotdrop(String),
 }
 
 impl From<bool> for Hit {
@@ -200,14 +201,65 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleStat
                 };
                 match t.check(rule, ctx.pkt, ctx.now) {
                     hashlimit::Answer::Hit(b) => b.into(),
-                    hashlimit::Answer::Full => Hit::Hotdrop(format!(
-                        "hashlimit table {} is full ({} entries)",
-                        t.spec.name, t.spec.max_entries
-                    )),
+                    hashlimit::Answer::Full => {
+                        fx.hotdrop = Some(format!(
+                            "hashlimit table {} is full ({} entries)",
+                            t.spec.name, t.spec.max_entries
+                        ));
+                        Hit::No
+                    }
                 }
             }
             None => Hit::No,
         },
+        Match::String {
+            pattern,
+            from,
+            to,
+            icase,
+            neg,
+        } => string::string(ctx.pkt, pattern, *from, *to, *icase, *neg).into(),
+        Match::Rt {
+            rt_type,
+            segs,
+            len,
+            reserved,
+            addrs,
+            strict,
+        } => rt::rt(
+            ctx.pkt,
+            rt::Params {
+                rt_type: *rt_type,
+                segs: *segs,
+                len: *len,
+                reserved: *reserved,
+                addrs,
+                strict: *strict,
+            },
+        )
+        .into(),
+        Match::Sctp {
+            sport,
+            dport,
+            chunks,
+        } => {
+            if !sctp::ports(ctx.pkt, sport, dport) {
+                return Hit::No;
+            }
+            match chunks {
+                None => Hit::Yes,
+                Some((kind, types, flags, neg)) => {
+                    let found = match sctp::chunks(ctx.pkt, kind, types, flags) {
+                        Ok(b) => b,
+                        Err(why) => {
+                            fx.hotdrop = Some(why.to_owned());
+                            false
+                        }
+                    };
+                    Hit::from(found != *neg)
+                }
+            }
+        }
         Match::NotPorted { name } => {
             Hit::Undecided(format!("match {name} is not evaluated by the core yet"))
         }
