@@ -231,6 +231,57 @@ def test_stateful_matches_over_time_give_the_same_decisions() -> None:
     pair.run(dst, hook="INPUT", iface_out=None, now=500.0)
 
 
+MORE_MATCHES = (
+    ":INPUT ACCEPT [0:0]",
+    "-A INPUT -m dscp --dscp-class EF -j LOG --log-prefix ef",
+    "-A INPUT -m tos --tos minimize-delay -j LOG --log-prefix lowdelay",
+    "-A INPUT -p tcp -m ecn --ecn-tcp-ece ! --ecn-tcp-cwr -j LOG --log-prefix ece",
+    "-A INPUT -p tcp -m tcpmss --mss 1400:1500 -j LOG --log-prefix mss",
+    "-A INPUT -m connbytes --connbytes 2: --connbytes-dir both --connbytes-mode packets "
+    "-j LOG --log-prefix bytes",
+    "-A INPUT -p tcp -m connlimit --connlimit-above 2 --connlimit-mask 24 -j REJECT",
+    "-A INPUT -p tcp -m connlimit --connlimit-upto 1 --connlimit-daddr -j ACCEPT",
+    "-A INPUT -m string --algo bm --string GET --from 40 -j DROP",
+)
+
+
+def test_more_matches_and_connlimit_over_connections() -> None:
+    pair = Pair(load(*MORE_MATCHES))
+    assert not pair.lowered.not_ported
+    conns = []
+    for n in range(6):
+        conn = Conn(4, 6, 0, (0x0A000001 + n % 2, 0x0A000002, 40000 + n, 22),
+                    (0x0A000002, 0x0A000001 + n % 2, 22, 40000 + n), 0.0)
+        conn.status = IPS_CONFIRMED
+        conn.expires = 10.0 * (n + 1)
+        conns.append(conn)
+    payload = builder.tcp("10.0.0.1", "10.0.0.2", 1, 80, "PA", payload=b"GET / HTTP/1.0")
+    for now in (0.0, 5.0, 15.0, 35.0, 100.0):
+        for n, conn in enumerate(conns):
+            if now > 20 and n == 1:
+                conn.status |= 1 << 9  # IPS_DYING
+            for pkt in (syn(sport=40000 + n, src=f"10.0.0.{1 + n % 2}", flags="SE"),
+                        decode_datagram(builder.tcp("10.0.0.1", "10.0.0.2", 1, 2, "S",
+                                                    mss=1460, tos=0xB8)),
+                        decode_datagram(payload), udp()):
+                pair.run(pkt, CT_NEW, conn, hook="INPUT", iface_out=None, now=now)
+                pair.run(pkt, CT_INVALID, None, hook="INPUT", iface_out=None, now=now)
+
+
+def test_rpfilter_against_the_interface_routes() -> None:
+    ruleset = parse_ruleset("*raw\n:PREROUTING ACCEPT [0:0]\n"
+                            "-A PREROUTING -m rpfilter --invert -j DROP\n"
+                            "-A PREROUTING -m rpfilter --loose --accept-local -j ACCEPT\n"
+                            "COMMIT\n", "t.rules", 4)
+    state = RuleState(local_nets=((4, 0x0A000002, 0xFFFFFFFF),),
+                      iface_nets={"eth0": ((4, 0x0A000000, 0xFFFFFF00),),
+                                  "eth1": ((4, 0xC0A80000, 0xFFFF0000),)})
+    pair = Pair(compile_ruleset(ruleset, state))
+    for pkt in packets():
+        for iface in ("eth0", "eth1", "lo"):
+            pair.run(pkt, hook="PREROUTING", table="raw", iface_in=iface, iface_out=None)
+
+
 def test_raw_table_effects_and_trace_lines() -> None:
     pair = Pair(load(":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
                      "-A PREROUTING -p udp -j CT --notrack",

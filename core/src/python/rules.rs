@@ -5,9 +5,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::conntrack::conn::{Conn, Tuple};
+use std::collections::HashMap;
+
+use crate::conntrack::conn::{Conn, Tuple, IPS_CONFIRMED, IPS_DYING};
 use crate::packet::{DecodeError, FragmentInfo, Layer, Packet, PktType};
 use crate::rules::context::RuleCtx;
+use crate::rules::matches::connlimit::{ConnAlive, ConnKey};
 use crate::rules::model::Hook;
 use crate::rules::walker::Engine;
 
@@ -110,6 +113,33 @@ fn build<'a>(h: &'a Held<'_>) -> PyResult<Packet<'a>> {
     Ok(p)
 }
 
+/// The Python connections connlimit has counted, asked whether they still count.
+struct PyConns<'a, 'py> {
+    py: Python<'py>,
+    seen: &'a HashMap<ConnKey, Py<PyAny>>,
+}
+
+impl ConnAlive for PyConns<'_, '_> {
+    fn alive(&self, key: &ConnKey, now: f64) -> bool {
+        let Some(obj) = self.seen.get(key) else {
+            return false;
+        };
+        let c = obj.bind(self.py);
+        let read = || -> PyResult<bool> {
+            let status: u32 = c.getattr("status")?.extract()?;
+            let expires: f64 = c.getattr("expires")?.extract()?;
+            let proto: u8 = c.getattr("proto")?.extract()?;
+            let state: u8 = c.getattr("proto_state")?.extract()?;
+            let gone = status & IPS_DYING != 0
+                || status & IPS_CONFIRMED == 0
+                || expires <= now
+                || (proto == 6 && matches!(state, 7 | 8));
+            Ok(!gone)
+        };
+        read().unwrap_or(false)
+    }
+}
+
 fn conn_of(obj: &Bound<'_, PyAny>) -> PyResult<(Conn, Option<String>)> {
     let get = |name: &str| obj.getattr(name);
     let orig = Tuple::new(
@@ -165,6 +195,8 @@ type WalkResult = (
 #[pyclass(name = "RuleEngine", module = "statewall._core")]
 pub struct PyRuleEngine {
     engine: Engine,
+    /// Connections seen by walks, for connlimit (only kept when a rule uses it).
+    seen: HashMap<ConnKey, Py<PyAny>>,
 }
 
 #[pymethods]
@@ -172,7 +204,10 @@ impl PyRuleEngine {
     #[new]
     fn new(json: &str) -> PyResult<Self> {
         Engine::from_json(json)
-            .map(|engine| PyRuleEngine { engine })
+            .map(|engine| PyRuleEngine {
+                engine,
+                seen: HashMap::new(),
+            })
             .map_err(PyValueError::new_err)
     }
 
@@ -202,9 +237,27 @@ impl PyRuleEngine {
             .ok_or_else(|| PyValueError::new_err(format!("unknown hook {hook:?}")))?;
         let held = hold(pkt, 0)?;
         let packet = build(&held)?;
-        let conn = match conn {
-            Some(c) if !c.is_none() => Some(conn_of(c)?),
-            _ => None,
+        let conn_obj = conn.filter(|c| !c.is_none());
+        let conn = match conn_obj {
+            Some(c) => Some(conn_of(c)?),
+            None => None,
+        };
+        let mut conn_counters = None;
+        if let Some(c) = conn_obj {
+            let counters = c.getattr("counters")?;
+            if !counters.is_none() {
+                let v: Vec<u64> = counters.extract()?;
+                if let [a, b, c, d] = v[..] {
+                    conn_counters = Some([a, b, c, d]);
+                }
+            }
+            if let (Some((rc, _)), false) = (&conn, self.engine.state.connlimit.is_empty()) {
+                self.seen.insert(ConnKey::of(rc), c.clone().unbind());
+            }
+        }
+        let alive = PyConns {
+            py: pkt.py(),
+            seen: &self.seen,
         };
         let ctx = RuleCtx {
             pkt: &packet,
@@ -217,6 +270,8 @@ impl PyRuleEngine {
             iface_out: iface_out.as_deref(),
             mark,
             nf_trace: trace,
+            conn_counters,
+            conns: Some(&alive),
         };
         let Some(d) = self.engine.walk(table, &ctx) else {
             return Ok(None);

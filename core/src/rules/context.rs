@@ -5,10 +5,11 @@ use std::borrow::Cow;
 
 use crate::conntrack::conn::Conn;
 use crate::packet::Packet;
+use crate::rules::matches::connlimit::ConnAlive;
 use crate::rules::model::Hook;
 
 /// The packet and its surroundings, read-only for the walk.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct RuleCtx<'a> {
     pub pkt: &'a Packet<'a>,
     pub ctinfo: u8,
@@ -23,6 +24,11 @@ pub struct RuleCtx<'a> {
     pub mark: u32,
     /// The packet's nf_trace bit on entry.
     pub nf_trace: bool,
+    /// The entry's accounting counters (orig packets, orig bytes, reply
+    /// packets, reply bytes) when accounting is on, for connbytes.
+    pub conn_counters: Option<[u64; 4]>,
+    /// The conntrack table, for connlimit to know which counted connections live.
+    pub conns: Option<&'a dyn ConnAlive>,
 }
 
 /// What the walk's final verdict is (NF_* plus statewall's UNKNOWN).

@@ -350,6 +350,47 @@ pub enum Match {
         /// --chunk-types: ("all"|"any"|"only", chunk types, (chunk, mask, value) flags, negated)
         chunks: Option<SctpChunks>,
     },
+    Dscp {
+        code: u8,
+        neg: bool,
+    },
+    Tos {
+        value: u8,
+        mask: u8,
+        neg: bool,
+    },
+    Ecn {
+        ect: Option<(u8, bool)>,
+        tcp: Vec<(u8, bool)>,
+    },
+    Tcpmss {
+        low: u16,
+        high: u16,
+        neg: bool,
+    },
+    Rpfilter {
+        loose: bool,
+        accept_local: bool,
+        invert: bool,
+    },
+    Connbytes {
+        /// 0 original, 1 reply, 2 both
+        dirs: u8,
+        /// 0 packets, 1 bytes, 2 average packet size
+        mode: u8,
+        low: u64,
+        high: u64,
+        neg: bool,
+    },
+    Connlimit {
+        limit: u64,
+        invert: bool,
+        by_dst: bool,
+        #[serde(deserialize_with = "de_u128")]
+        mask: u128,
+        #[serde(default)]
+        slot: usize,
+    },
     /// A match the lowering knows but the core does not evaluate yet: the rule's
     /// outcome is undetermined (the walk reports UNKNOWN with this reason).
     NotPorted {

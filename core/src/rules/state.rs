@@ -5,17 +5,11 @@
 use crate::rules::matches::addrtype::Topology;
 use crate::rules::matches::limit::Bucket;
 use crate::rules::matches::statistic::Mt;
-use crate::rules::matches::{hashlimit, recent};
+use crate::rules::matches::{connlimit, hashlimit, recent};
 use crate::rules::model::{Match, Ruleset};
 
 /// (packets, bytes) as iptables -L -v shows them.
 pub type Counter = (u64, u64);
-
-/// Whether a connection another match remembers is still alive (xt_connlimit
-/// asks the conntrack table; the table implements this).
-pub trait ConnAlive {
-    fn alive(&self, zone: u16, family: u8, orig: &crate::conntrack::conn::Tuple, now: f64) -> bool;
-}
 
 #[derive(Clone, Debug)]
 pub struct RuleState {
@@ -33,6 +27,8 @@ pub struct RuleState {
     pub recent: Vec<recent::Table>,
     pub recent_size: usize,
     pub hashlimit: Vec<hashlimit::Table>,
+    /// connlimit groups, one per rule.
+    pub connlimit: Vec<connlimit::Groups>,
 }
 
 impl RuleState {
@@ -60,6 +56,7 @@ impl RuleState {
                 .iter()
                 .map(hashlimit::Table::new)
                 .collect(),
+            connlimit: Vec::new(),
         };
         let mut n = 0;
         for table in &mut ruleset.tables {
@@ -82,6 +79,10 @@ impl RuleState {
                             } => {
                                 *slot = state.nth.len();
                                 state.nth.push(every.saturating_sub(*packet));
+                            }
+                            Match::Connlimit { slot, .. } => {
+                                *slot = state.connlimit.len();
+                                state.connlimit.push(connlimit::Groups::new());
                             }
                             _ => {}
                         }

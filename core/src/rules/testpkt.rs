@@ -125,5 +125,7 @@ pub fn ctx<'a>(pkt: &'a Packet<'a>) -> RuleCtx<'a> {
         iface_out: None,
         mark: 0,
         nf_trace: false,
+        conn_counters: None,
+        conns: None,
     }
 }

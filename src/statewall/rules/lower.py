@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from statewall.conntrack.events import IPCT_MARK
+from statewall.packet import CWR, ECE
 from statewall.rules.addr import parse_address, parse_ip, parse_port_range, parse_protocol
 from statewall.rules.compile import (
     K_GOTO,
@@ -38,6 +39,7 @@ from statewall.rules.ext import BuildArgs, parse_int, parse_value_mask
 from statewall.rules.matches import (
     MATCHES,
     xt_addrtype,
+    xt_dscp,
     xt_hashlimit,
     xt_iprange,
     xt_limit,
@@ -55,6 +57,7 @@ from statewall.rules.matches.xt_conntrack import CTSTATE_NAMES, STATUS_NAMES
 from statewall.rules.matches.xt_mac import parse_mac
 from statewall.rules.matches.xt_state import STATE_NAMES
 from statewall.rules.model import Match, Rule
+from statewall.rules.model import Option as ModelOption
 from statewall.rules.targets import TARGETS, xt_CT, xt_mark
 from statewall.rules.targets.xt_REJECT import V4, V6
 from statewall.verdict import RuleRef
@@ -65,6 +68,7 @@ if TYPE_CHECKING:
     from statewall.packet import Packet
 
 FULL = 0xFFFFFFFF
+_NO = ModelOption("", False, ("",))
 
 
 def _plain(value: Any) -> Any:
@@ -403,6 +407,67 @@ class SctpMatch(Variant):
 
 
 @dataclass(frozen=True, slots=True)
+class DscpMatch(Variant):
+    kind: ClassVar[str] = "dscp"
+    code: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TosMatch(Variant):
+    kind: ClassVar[str] = "tos"
+    value: int
+    mask: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EcnMatch(Variant):
+    kind: ClassVar[str] = "ecn"
+    ect: tuple[int, bool] | None
+    tcp: tuple[tuple[int, bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TcpmssMatch(Variant):
+    kind: ClassVar[str] = "tcpmss"
+    low: int
+    high: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RpfilterMatch(Variant):
+    kind: ClassVar[str] = "rpfilter"
+    loose: bool
+    accept_local: bool
+    invert: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnbytesMatch(Variant):
+    kind: ClassVar[str] = "connbytes"
+    dirs: int
+    mode: int
+    low: int
+    high: int
+    neg: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnlimitMatch(Variant):
+    kind: ClassVar[str] = "connlimit"
+    limit: int
+    invert: bool
+    by_dst: bool
+    mask: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "limit": self.limit, "invert": self.invert,
+                "by_dst": self.by_dst, "mask": _wide(self.mask)}
+
+
+@dataclass(frozen=True, slots=True)
 class NotPortedMatch(Variant):
     kind: ClassVar[str] = "not_ported"
     name: str
@@ -602,6 +667,45 @@ def _sctp(args: BuildArgs) -> Variant:
     return SctpMatch(_ports(args, "--sport"), _ports(args, "--dport"), chunks)
 
 
+def _ecn(args: BuildArgs) -> Variant:
+    tcp = tuple((bit, args.negated(name)) for name, bit in
+                (("--ecn-tcp-cwr", CWR), ("--ecn-tcp-ece", ECE)) if args.has(name))
+    text = args.value("--ecn-ip-ect")
+    ect = None if text is None else (parse_int(text, 0, 3, "ECN IP ECT"),
+                                     args.negated("--ecn-ip-ect"))
+    return EcnMatch(ect, tcp)
+
+
+def _tcpmss(args: BuildArgs) -> Variant:
+    option = args.get("--mss")
+    assert option is not None
+    low, high = parse_range(option.values[0], 0, 65535, "mss")
+    return TcpmssMatch(low, high, option.negated)
+
+
+def _connbytes(args: BuildArgs) -> Variant:
+    option = args.get("--connbytes")
+    assert option is not None
+    low_text, _, high_text = option.values[0].partition(":")
+    dirs = {"original": 0, "reply": 1, "both": 2}[args.value("--connbytes-dir") or ""]
+    mode = {"packets": 0, "bytes": 1, "avgpkt": 2}[args.value("--connbytes-mode") or ""]
+    high = int(high_text) if high_text else (1 << 64) - 1
+    return ConnbytesMatch(dirs, mode, int(low_text), min(high, (1 << 64) - 1), option.negated)
+
+
+def _connlimit(args: BuildArgs) -> Variant:
+    upto, above = args.get("--connlimit-upto"), args.get("--connlimit-above")
+    chosen = upto or above
+    assert chosen is not None
+    bits = 32 if args.family == 4 else 128
+    length = parse_int(args.value("--connlimit-mask", str(bits)) or "", 0, bits,
+                       "--connlimit-mask")
+    return ConnlimitMatch(parse_int(chosen.values[0], 0, 0xFFFFFFFF, "connlimit"),
+                          chosen.negated if chosen is above else not chosen.negated,
+                          args.has("--connlimit-daddr"),
+                          ((1 << length) - 1) << (bits - length))
+
+
 class _Tables:
     """Named tables shared by rules (xt_recent lists, hashlimit tables), in first-use order."""
 
@@ -639,6 +743,15 @@ _MATCH_LOWER: dict[str, Any] = {
     "physdev": _physdev,
     "policy": _policy,
     "addrtype": _addrtype,
+    "dscp": lambda a: DscpMatch(*xt_dscp.parse_dscp(a)),
+    "tos": lambda a: TosMatch(*xt_dscp.parse_tos((a.get("--tos") or _NO).values[0]),
+                              a.negated("--tos")),
+    "ecn": _ecn,
+    "tcpmss": _tcpmss,
+    "rpfilter": lambda a: RpfilterMatch(a.has("--loose"), a.has("--accept-local"),
+                                        a.has("--invert")),
+    "connbytes": _connbytes,
+    "connlimit": _connlimit,
     "string": _string,
     "rt": _rt,
     "sctp": _sctp,

@@ -1,7 +1,11 @@
 //! Match extensions, one file each; `eval` dispatches on the typed match.
 
 pub mod addrtype;
+pub mod connbytes;
+pub mod connlimit;
 pub mod conntrack;
+pub mod dscp;
+pub mod ecn;
 pub mod hashlimit;
 pub mod helper;
 pub mod hl;
@@ -14,10 +18,12 @@ pub mod mark;
 pub mod multiport;
 pub mod pkttype;
 pub mod recent;
+pub mod rpfilter;
 pub mod rt;
 pub mod sctp;
 pub mod statistic;
 pub mod string;
+pub mod tcpmss;
 pub mod tcpudp;
 
 use crate::packet::Packet;
@@ -40,6 +46,15 @@ impl From<bool> for Hit {
         } else {
             Hit::No
         }
+    }
+}
+
+/// Without a conntrack table to ask, every remembered connection still counts.
+struct EveryoneAlive;
+
+impl connlimit::ConnAlive for EveryoneAlive {
+    fn alive(&self, _key: &connlimit::ConnKey, _now: f64) -> bool {
+        true
     }
 }
 
@@ -259,6 +274,43 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleStat
                     Hit::from(found != *neg)
                 }
             }
+        }
+        Match::Dscp { code, neg } => dscp::dscp(ctx.pkt, *code, *neg).into(),
+        Match::Tos { value, mask, neg } => dscp::tos(ctx.pkt, *value, *mask, *neg).into(),
+        Match::Ecn { ect, tcp } => ecn::ecn(ctx.pkt, *ect, tcp).into(),
+        Match::Tcpmss { low, high, neg } => tcpmss::tcpmss(ctx.pkt, *low, *high, *neg).into(),
+        Match::Rpfilter {
+            loose,
+            accept_local,
+            invert,
+        } => rpfilter::rpfilter(ctx, &state.topology, *loose, *accept_local, *invert),
+        Match::Connbytes {
+            dirs,
+            mode,
+            low,
+            high,
+            neg,
+        } => {
+            let counters = ctx.conn.and(ctx.conn_counters);
+            connbytes::connbytes(counters, *dirs, *mode, *low, *high, *neg).into()
+        }
+        Match::Connlimit {
+            limit,
+            invert,
+            by_dst,
+            mask,
+            slot,
+        } => {
+            let Some(groups) = state.connlimit.get_mut(*slot) else {
+                return Hit::No;
+            };
+            let addr = if *by_dst { ctx.pkt.dst } else { ctx.pkt.src };
+            let current = ctx.conn.map(connlimit::ConnKey::of);
+            let n = match ctx.conns {
+                Some(alive) => connlimit::count(groups, addr & mask, current, alive, ctx.now),
+                None => connlimit::count(groups, addr & mask, current, &EveryoneAlive, ctx.now),
+            };
+            Hit::from((n > *limit) != *invert)
         }
         Match::NotPorted { name } => {
             Hit::Undecided(format!("match {name} is not evaluated by the core yet"))
