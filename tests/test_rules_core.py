@@ -268,6 +268,46 @@ def test_more_matches_and_connlimit_over_connections() -> None:
                 pair.run(pkt, CT_INVALID, None, hook="INPUT", iface_out=None, now=now)
 
 
+IPSETS = """create hosts hash:ip family inet counters
+add hosts 10.0.0.1 packets 0 bytes 0
+create nets hash:net family inet
+add nets 10.0.0.0/24
+add nets 10.0.0.3/32 nomatch
+create svc hash:ip,port family inet
+add svc 10.0.0.2,tcp:22
+create low bitmap:port range 0-1024
+add low 53
+create seen hash:ip family inet timeout 5
+create all list:set
+add all seen
+add all nets
+"""
+
+
+def test_ipsets_and_the_set_target_over_time() -> None:
+    from statewall.rules.ipset import parse_ipset_save
+
+    text = "\n".join(["*filter", ":INPUT ACCEPT [0:0]",
+                      "-A INPUT -m set --match-set hosts src --packets-gt 2 -j DROP",
+                      "-A INPUT -m set --match-set nets src --return-nomatch -j LOG",
+                      "-A INPUT -m set ! --match-set nets src -j SET --add-set seen src "
+                      "--exist",
+                      "-A INPUT -m set --match-set svc dst,dst -j ACCEPT",
+                      "-A INPUT -m set --match-set low dst -j SET --del-set seen src",
+                      "-A INPUT -m set --match-set all src -j LOG --log-prefix all",
+                      "-A INPUT -p icmp -j SET --add-set seen src --timeout 2",
+                      "COMMIT", ""])
+    sets = parse_ipset_save(IPSETS)
+    compiled = compile_ruleset(parse_ruleset(text, "t.rules", 4), RuleState(sets=sets))
+    pair = Pair(compiled)
+    assert not pair.lowered.not_ported
+    for now in (0.0, 1.0, 2.5, 4.0, 9.0, 20.0):
+        for src in ("10.0.0.1", "10.0.0.3", "192.168.0.9", "172.16.0.1"):
+            for pkt in (syn(src=src), udp(src=src),
+                        decode_datagram(builder.icmp_echo(src, "10.0.0.2", 1, 1))):
+                pair.run(pkt, hook="INPUT", iface_out=None, now=now)
+
+
 def test_rpfilter_against_the_interface_routes() -> None:
     ruleset = parse_ruleset("*raw\n:PREROUTING ACCEPT [0:0]\n"
                             "-A PREROUTING -m rpfilter --invert -j DROP\n"

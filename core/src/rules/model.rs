@@ -391,6 +391,15 @@ pub enum Match {
         #[serde(default)]
         slot: usize,
     },
+    Set {
+        set: usize,
+        flags: Vec<bool>,
+        invert: bool,
+        return_nomatch: bool,
+        update: bool,
+        packets: Option<(u8, u64, bool)>,
+        bytes: Option<(u8, u64, bool)>,
+    },
     /// A match the lowering knows but the core does not evaluate yet: the rule's
     /// outcome is undetermined (the walk reports UNKNOWN with this reason).
     NotPorted {
@@ -458,6 +467,12 @@ pub enum Target {
     Effect {
         effect: String,
         value: serde_json::Value,
+    },
+    /// SET: (add?, set index, flags) changes.
+    Set {
+        changes: Vec<(bool, usize, Vec<bool>)>,
+        timeout: Option<u64>,
+        exist: bool,
     },
     NotPorted {
         name: String,
@@ -570,6 +585,8 @@ pub struct Ruleset {
     pub recent_size: usize,
     #[serde(default)]
     pub hashlimit_tables: Vec<HashlimitSpec>,
+    #[serde(default)]
+    pub sets: Vec<crate::rules::ipset::SetSpec>,
 }
 
 fn default_recent_size() -> usize {

@@ -2,6 +2,7 @@
 //! rule data: counters of every rule and chain policy, and the buckets of
 //! stateful matches (one slot per rule that uses one, given at load).
 
+use crate::rules::ipset::{IpSet, Sets};
 use crate::rules::matches::addrtype::Topology;
 use crate::rules::matches::limit::Bucket;
 use crate::rules::matches::statistic::Mt;
@@ -29,11 +30,17 @@ pub struct RuleState {
     pub hashlimit: Vec<hashlimit::Table>,
     /// connlimit groups, one per rule.
     pub connlimit: Vec<connlimit::Groups>,
+    pub sets: Sets,
 }
 
 impl RuleState {
     /// Sized for `ruleset`; gives each stateful match its slot.
-    pub fn for_ruleset(ruleset: &mut Ruleset) -> RuleState {
+    pub fn for_ruleset(ruleset: &mut Ruleset) -> Result<RuleState, String> {
+        let sets = ruleset
+            .sets
+            .iter()
+            .map(|s| IpSet::new(s.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut state = RuleState {
             offsets: Vec::new(),
             rules: Vec::new(),
@@ -57,6 +64,7 @@ impl RuleState {
                 .map(hashlimit::Table::new)
                 .collect(),
             connlimit: Vec::new(),
+            sets: Sets { sets },
         };
         let mut n = 0;
         for table in &mut ruleset.tables {
@@ -93,7 +101,7 @@ impl RuleState {
             state.offsets.push(offsets);
         }
         state.rules = vec![(0, 0); n];
-        state
+        Ok(state)
     }
 
     fn index(&self, table: usize, chain: usize, rule: usize) -> Option<usize> {

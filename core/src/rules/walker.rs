@@ -147,7 +147,7 @@ impl Engine {
                 }
             }
         }
-        let state = RuleState::for_ruleset(&mut ruleset);
+        let state = RuleState::for_ruleset(&mut ruleset)?;
         Ok(Engine {
             ruleset,
             state,
@@ -418,7 +418,7 @@ fn walk_table<'e>(
             Target::Unknown { .. } => {
                 return decide(table, chain, rule, Outcome::Unknown, None, fx);
             }
-            other => match targets::run(other, ctx, &mut fx) {
+            other => match targets::run(other, ctx, &mut fx, state) {
                 Step::Continue => continue,
                 Step::Verdict(v) => Some(v),
                 Step::Unknown(why) => {
@@ -479,6 +479,7 @@ mod tests {
             recent_tables: vec![],
             recent_size: 100,
             hashlimit_tables: vec![],
+            sets: vec![],
         })
     }
 

@@ -36,6 +36,7 @@ from statewall.rules.compile import (
 from statewall.rules.context import VERDICT_NAMES, Decision, RuleState
 from statewall.rules.errors import NotEvaluated
 from statewall.rules.ext import BuildArgs, parse_int, parse_value_mask
+from statewall.rules.ipset import IpSet, ListSet
 from statewall.rules.matches import (
     MATCHES,
     xt_addrtype,
@@ -48,6 +49,7 @@ from statewall.rules.matches import (
     xt_policy,
     xt_recent,
     xt_sctp,
+    xt_set,
     xt_string,
     xt_tcpudp,
 )
@@ -468,6 +470,18 @@ class ConnlimitMatch(Variant):
 
 
 @dataclass(frozen=True, slots=True)
+class SetMatch(Variant):
+    kind: ClassVar[str] = "set"
+    set: int
+    flags: tuple[bool, ...]
+    invert: bool
+    return_nomatch: bool
+    update: bool
+    packets: tuple[int, int, bool] | None
+    bytes: tuple[int, int, bool] | None
+
+
+@dataclass(frozen=True, slots=True)
 class NotPortedMatch(Variant):
     kind: ClassVar[str] = "not_ported"
     name: str
@@ -707,17 +721,74 @@ def _connlimit(args: BuildArgs) -> Variant:
 
 
 class _Tables:
-    """Named tables shared by rules (xt_recent lists, hashlimit tables), in first-use order."""
+    """Named tables shared by rules (xt_recent lists, hashlimit tables, ipsets), in
+    first-use order."""
 
     def __init__(self) -> None:
         self.recent: list[str] = []
         self.hashlimit: list[str] = []
+        self.sets: list[str] = []
+
+    def set_index(self, sets: dict[str, Any], name: str) -> int:
+        """The set's index; list:set members are numbered too."""
+        ipset = sets[name]
+        if isinstance(ipset, ListSet):
+            for member in ipset.members:
+                self.set_index(sets, member.name)
+        return self.index(self.sets, name)
 
     @staticmethod
     def index(names: list[str], name: str) -> int:
         if name not in names:
             names.append(name)
         return names.index(name)
+
+
+_COUNTER_OPS = {"eq": 0, "lt": 1, "gt": 2}
+
+
+def _counter_test(args: BuildArgs, what: str) -> tuple[int, int, bool] | None:
+    found = xt_set._counter_test(args, what)
+    return None if found is None else (_COUNTER_OPS[found[0]], found[1], found[2])
+
+
+def _set(args: BuildArgs, tables: _Tables) -> Variant:
+    option = args.get("--match-set")
+    assert option is not None
+    ipset = xt_set.find_set(args, option.values[0])
+    return SetMatch(tables.set_index(args.state.sets, ipset.name),
+                    xt_set.parse_flags(option.values[1]), option.negated,
+                    args.has("--return-nomatch") and ipset.nomatch_type,
+                    not args.negated("--update-counters"),
+                    _counter_test(args, "packets"), _counter_test(args, "bytes"))
+
+
+def _set_target(args: BuildArgs, tables: _Tables) -> Variant:
+    text = args.value("--timeout")
+    changes = tuple(
+        (kind == "add", tables.set_index(args.state.sets, xt_set.find_set(args, o.values[0]).name),
+         xt_set.parse_flags(o.values[1]))
+        for kind, o in (("add", args.get("--add-set")), ("del", args.get("--del-set")))
+        if o is not None)
+    return SetTarget(changes, parse_int(text, 0, 2147483, "--timeout") if text else None,
+                     args.has("--exist"))
+
+
+def _set_spec(ipset: IpSet, index: dict[str, int]) -> dict[str, Any]:
+    def key(k: object) -> list[str]:
+        parts = k if isinstance(k, tuple) else (k,)
+        return [str(int(p)) for p in parts]
+
+    return {
+        "name": ipset.name, "type_name": ipset.type_name, "family": ipset.family,
+        "dimension": ipset.dimension, "counters": ipset.counters, "timeout": ipset.timeout,
+        "nomatch_type": ipset.nomatch_type, "netmask": getattr(ipset, "netmask", 0),
+        "low": getattr(ipset, "low", 0), "high": getattr(ipset, "high", 65535),
+        "members": [index[m.name] for m in getattr(ipset, "members", [])],
+        "elements": [[key(k), {"packets": e.packets, "octets": e.octets,
+                               "expires": e.expires, "nomatch": e.nomatch}]
+                     for k, e in ipset.elements.items()],
+    }
 
 
 def _recent(args: BuildArgs, tables: _Tables) -> Variant:
@@ -879,6 +950,14 @@ class EffectTarget(Variant):
     kind: ClassVar[str] = "effect"
     effect: str
     value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SetTarget(Variant):
+    kind: ClassVar[str] = "set"
+    changes: tuple[tuple[bool, int, tuple[bool, ...]], ...]
+    timeout: int | None
+    exist: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -1053,6 +1132,7 @@ class LoweredRuleset:
     recent_tables: tuple[RecentSpec, ...] = ()
     recent_size: int = 100
     hashlimit_tables: tuple[HashlimitSpec, ...] = ()
+    sets: str = "[]"  # the ipsets used, as JSON (they hold elements: data, not settings)
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "source": self.source,
@@ -1063,7 +1143,8 @@ class LoweredRuleset:
                                for name, nets in self.iface_nets],
                 "recent_tables": [r.to_dict() for r in self.recent_tables],
                 "recent_size": self.recent_size,
-                "hashlimit_tables": [h.to_dict() for h in self.hashlimit_tables]}
+                "hashlimit_tables": [h.to_dict() for h in self.hashlimit_tables],
+                "sets": json.loads(self.sets)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -1094,11 +1175,14 @@ def _lower_match(match: Match, args: BuildArgs, tables: _Tables) -> Variant | No
         return _recent(args, tables)
     if match.name == "hashlimit":
         return _hashlimit(args, tables)
+    if match.name == "set":
+        return _set(args, tables)
     lower = _MATCH_LOWER.get(match.name)
     return lower(args) if lower is not None else NotPortedMatch(match.name)
 
 
-def _lower_target(rule: Rule, compiled: CompiledRule, args: BuildArgs | None) -> Variant:
+def _lower_target(rule: Rule, compiled: CompiledRule, args: BuildArgs | None,
+                  tables: _Tables) -> Variant:
     kind = compiled.kind
     if kind == K_NONE:
         return NoTarget()
@@ -1112,6 +1196,8 @@ def _lower_target(rule: Rule, compiled: CompiledRule, args: BuildArgs | None) ->
     if kind == K_UNKNOWN:
         return UnknownTarget(compiled.unknown or "")
     assert kind == K_TARGET and rule.target is not None and args is not None
+    if rule.target.name == "SET":
+        return _set_target(args, tables)
     lower = _TARGET_LOWER.get(rule.target.name)
     return lower(args) if lower is not None else NotPortedTarget(rule.target.name)
 
@@ -1142,7 +1228,7 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
                         matches.append(lowered)
                 targs = None if rule.target is None else BuildArgs(
                     rule.target.options, family, table.name, rule, scratch)
-                target = _lower_target(rule, crule, targs)
+                target = _lower_target(rule, crule, targs, shared)
                 rules.append(LoweredRule(_header(rule), tuple(matches), target, crule.ref,
                                          crule.text, crule.unknown))
             chains.append(LoweredChain(chain.name, chain.policy, chain.line, tuple(rules)))
@@ -1154,7 +1240,14 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
     return LoweredRuleset(family, source.source, tuple(tables), live.seed,
                           _nets(live.local_nets),
                           tuple((n, _nets(v)) for n, v in live.iface_nets.items()),
-                          recent, live.recent_size, hashlimit)
+                          recent, live.recent_size, hashlimit,
+                          _sets_json(scratch.sets, shared.sets))
+
+
+def _sets_json(sets: dict[str, Any], names: list[str]) -> str:
+    """The sets the rules use, as JSON text (their elements are live state, copied here)."""
+    index = {name: i for i, name in enumerate(names)}
+    return json.dumps([_set_spec(sets[name], index) for name in names])
 
 
 def _nets(nets: tuple[tuple[int, int, int], ...]) -> tuple[Net, ...]:

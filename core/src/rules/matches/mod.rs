@@ -21,6 +21,7 @@ pub mod recent;
 pub mod rpfilter;
 pub mod rt;
 pub mod sctp;
+pub mod set;
 pub mod statistic;
 pub mod string;
 pub mod tcpmss;
@@ -311,6 +312,26 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleStat
                 None => connlimit::count(groups, addr & mask, current, &EveryoneAlive, ctx.now),
             };
             Hit::from((n > *limit) != *invert)
+        }
+        Match::Set {
+            set: index,
+            flags,
+            invert,
+            return_nomatch,
+            update,
+            packets,
+            bytes,
+        } => {
+            let p = set::Params {
+                set: *index,
+                flags,
+                invert: *invert,
+                return_nomatch: *return_nomatch,
+                update: *update,
+                packets: *packets,
+                bytes: *bytes,
+            };
+            set::set(&mut state.sets, p, ctx.pkt, ctx.now).into()
         }
         Match::NotPorted { name } => {
             Hit::Undecided(format!("match {name} is not evaluated by the core yet"))

@@ -6,11 +6,13 @@ pub mod mark;
 pub mod nat;
 pub mod queue;
 pub mod reject;
+pub mod set;
 
 use std::borrow::Cow;
 
 use crate::rules::context::{Effects, Outcome, RuleCtx};
 use crate::rules::model::Target;
+use crate::rules::state::RuleState;
 
 /// What a target tells the walk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +25,7 @@ pub enum Step {
 }
 
 /// Runs an extension target (verdicts, jumps and gotos are the walker's).
-pub fn run(target: &Target, ctx: &RuleCtx<'_>, fx: &mut Effects) -> Step {
+pub fn run(target: &Target, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleState) -> Step {
     match target {
         Target::Log {
             prefix,
@@ -59,6 +61,11 @@ pub fn run(target: &Target, ctx: &RuleCtx<'_>, fx: &mut Effects) -> Step {
             fx.effects.push((Cow::Owned(effect.clone()), value.clone()));
             Step::Continue
         }
+        Target::Set {
+            changes,
+            timeout,
+            exist,
+        } => set::set(&mut state.sets, changes, *timeout, *exist, ctx, fx),
         Target::NotPorted { name } => Step::Unknown(Cow::Owned(format!(
             "target {name} is not evaluated by the core yet"
         ))),
