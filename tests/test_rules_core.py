@@ -322,6 +322,28 @@ def test_rpfilter_against_the_interface_routes() -> None:
             pair.run(pkt, hook="PREROUTING", table="raw", iface_in=iface, iface_out=None)
 
 
+def test_a_jump_of_the_capture_clock_costs_the_core_nothing() -> None:
+    """Packets at t=0 and t=1.7e9: the Python hashlimit would step through every
+    garbage-collection interval in between; the core applies the gap at once."""
+    import time
+
+    compiled = compile_text("\n".join([
+        "*filter", ":INPUT ACCEPT [0:0]",
+        "-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 1 "
+        "--hashlimit-mode srcip --hashlimit-name h -j LOG",
+        "-A INPUT -m limit --limit 1/hour --limit-burst 1 -j LOG",
+        "-A INPUT -m recent --update --seconds 1 --name r",
+        "-A INPUT -m recent --set --name r",
+        "-A INPUT -p tcp -m connlimit --connlimit-above 5 -j DROP",
+        "COMMIT", ""]))
+    core = RuleEngine(lower(compiled).to_json())
+    started = time.monotonic()
+    decisions = [walk_core(core, "filter", "INPUT", syn(), CT_NEW, entry(), now)
+                 for now in (0.0, 1.0, 1.7e9, 1.7e9 + 1)]
+    assert time.monotonic() - started < 5
+    assert [len(d.logs) for d in decisions if d is not None] == [2, 1, 2, 1]
+
+
 def test_raw_table_effects_and_trace_lines() -> None:
     pair = Pair(load(":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
                      "-A PREROUTING -p udp -j CT --notrack",

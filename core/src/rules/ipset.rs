@@ -388,3 +388,81 @@ impl Sets {
         self.sets.get(index).map_or("", |s| s.spec.name.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testpkt;
+
+    fn spec(name: &str, type_name: &str, elements: Vec<(Vec<String>, Element)>) -> SetSpec {
+        SetSpec {
+            name: name.into(),
+            type_name: type_name.into(),
+            family: 4,
+            dimension: 1,
+            counters: false,
+            timeout: None,
+            nomatch_type: type_name.starts_with("hash:net"),
+            netmask: 0,
+            low: 0,
+            high: 65535,
+            members: vec![],
+            elements,
+        }
+    }
+
+    fn key(parts: &[u128]) -> Vec<String> {
+        parts.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn nets_longest_prefix_nomatch_and_timeouts() {
+        let nomatch = Element {
+            nomatch: true,
+            ..Element::default()
+        };
+        let nets = spec(
+            "nets",
+            "hash:net",
+            vec![
+                (key(&[0x0a00_0000, 24]), Element::default()),
+                (key(&[0x0a00_0001, 32]), nomatch),
+            ],
+        );
+        let seen = SetSpec {
+            timeout: Some(5),
+            ..spec("seen", "hash:ip", vec![])
+        };
+        let mut list = spec("all", "list:set", vec![]);
+        list.family = 0;
+        list.members = vec![1, 0];
+        let mut sets = Sets {
+            sets: vec![
+                IpSet::new(nets).unwrap(),
+                IpSet::new(seen).unwrap(),
+                IpSet::new(list).unwrap(),
+            ],
+        };
+        let a = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 9], 1, 2);
+        let b = testpkt::udp4([10, 0, 0, 7], [10, 0, 0, 9], 1, 2);
+        let c = testpkt::udp4([172, 16, 0, 1], [10, 0, 0, 9], 1, 2);
+        let (a, b, c) = (
+            testpkt::decode(&a),
+            testpkt::decode(&b),
+            testpkt::decode(&c),
+        );
+        let src = [true];
+        assert_eq!(sets.lookup(0, &a, &src, 0.0, 0).0, NOMATCH);
+        assert_eq!(sets.lookup(0, &b, &src, 0.0, 0).0, MATCH);
+        assert_eq!(sets.lookup(0, &c, &src, 0.0, 0).0, NO);
+        sets.add(2, &c, &src, 0.0, None, false, 0);
+        assert_eq!(sets.lookup(2, &c, &src, 4.0, 0).0, MATCH);
+        assert_eq!(sets.lookup(2, &c, &src, 5.0, 0).0, NO);
+        // a jump of the clock is one comparison
+        assert_eq!(sets.lookup(1, &c, &src, 1.7e9, 0).0, NO);
+        sets.add(1, &c, &src, 1.7e9, Some(1), false, 0);
+        assert_eq!(sets.lookup(1, &c, &src, 1.7e9, 0).0, MATCH);
+        sets.del(2, &c, &src, 0);
+        assert_eq!(sets.lookup(1, &c, &src, 1.7e9, 0).0, NO);
+    }
+}

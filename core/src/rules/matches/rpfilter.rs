@@ -48,3 +48,54 @@ pub fn rpfilter(
         Some(iface) => Hit::from((loose || Some(iface) == ctx.iface_in) != invert),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::model::Net;
+    use crate::rules::testpkt;
+
+    #[test]
+    fn reply_routes() {
+        let topo = Topology {
+            local: vec![Net {
+                family: 4,
+                addr: 0x0a00_0002,
+                mask: 0xffff_ffff,
+            }],
+            ifaces: vec![
+                (
+                    "eth0".into(),
+                    vec![Net {
+                        family: 4,
+                        addr: 0x0a00_0000,
+                        mask: 0xffff_ff00,
+                    }],
+                ),
+                (
+                    "eth1".into(),
+                    vec![Net {
+                        family: 4,
+                        addr: 0,
+                        mask: 0,
+                    }],
+                ),
+            ],
+        };
+        let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2);
+        let pkt = testpkt::decode(&data);
+        let mut ctx = testpkt::ctx(&pkt);
+        ctx.iface_in = Some("eth0");
+        assert_eq!(rpfilter(&ctx, &topo, false, false, false), Hit::Yes);
+        ctx.iface_in = Some("eth1");
+        assert_eq!(rpfilter(&ctx, &topo, false, false, false), Hit::No);
+        assert_eq!(rpfilter(&ctx, &topo, true, false, false), Hit::Yes);
+        let empty = Topology::default();
+        assert!(matches!(
+            rpfilter(&ctx, &empty, false, false, false),
+            Hit::Undecided(_)
+        ));
+        ctx.iface_in = Some("lo");
+        assert_eq!(rpfilter(&ctx, &empty, false, false, true), Hit::No);
+    }
+}

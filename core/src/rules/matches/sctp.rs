@@ -66,3 +66,58 @@ pub fn chunks(
         kind == "only"
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sctp_packet(chunks: &[u8]) -> Vec<u8> {
+        let mut d = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, 132, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        d.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, 0, 0, 1, 0, 0, 0, 0]);
+        d.extend_from_slice(chunks);
+        let len = d.len() as u16;
+        d[2..4].copy_from_slice(&len.to_be_bytes());
+        d
+    }
+
+    fn packet(data: &[u8]) -> Packet<'_> {
+        let mut p = Packet::new(0, 0.0, data, 4);
+        p.proto = 132;
+        p.l4_off = 20;
+        p.ip_len = data.len() as u32;
+        p.sport = 5000;
+        p.dport = 5001;
+        p
+    }
+
+    #[test]
+    fn chunk_kinds_flags_and_hotdrop() {
+        // INIT (type 1, 20 bytes) then DATA (type 0, flags 0x03, 17 bytes, padded to 20)
+        let mut body = vec![1, 0, 0, 20];
+        body.extend_from_slice(&[0; 16]);
+        body.extend_from_slice(&[0, 3, 0, 17]);
+        body.extend_from_slice(&[0; 16]);
+        let data = sctp_packet(&body);
+        let pkt = packet(&data);
+        assert_eq!(chunks(&pkt, "any", &[0], &[]), Ok(true));
+        assert_eq!(chunks(&pkt, "all", &[0, 1], &[]), Ok(true));
+        assert_eq!(chunks(&pkt, "all", &[0, 1, 2], &[]), Ok(false));
+        assert_eq!(chunks(&pkt, "only", &[1], &[]), Ok(false));
+        assert_eq!(chunks(&pkt, "any", &[0], &[(0, 0x02, 0x00)]), Ok(false));
+        let bad = sctp_packet(&[1, 0, 0, 0]);
+        let pkt = packet(&bad);
+        assert!(chunks(&pkt, "any", &[1], &[]).is_err());
+        let any = PortRange::default();
+        assert!(ports(
+            &pkt,
+            &any,
+            &PortRange {
+                low: 5001,
+                high: 5001,
+                neg: false
+            }
+        ));
+    }
+}

@@ -10,3 +10,18 @@ pub fn ct(effects: &[(String, serde_json::Value)], fx: &mut Effects) -> Step {
     }
     Step::Continue
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn effects_in_option_order() {
+        let mut fx = Default::default();
+        let effects = vec![
+            ("helper".to_owned(), serde_json::json!("ftp")),
+            ("zone".to_owned(), serde_json::json!(3)),
+        ];
+        assert_eq!(super::ct(&effects, &mut fx), super::Step::Continue);
+        assert_eq!(fx.effects.len(), 2);
+        assert_eq!(fx.effects[1].1, serde_json::json!(3));
+    }
+}

@@ -9,3 +9,19 @@ pub fn nat(note: &str, spec: &str, fx: &mut Effects) -> Step {
     fx.effects.push(("nat".into(), spec.into()));
     Step::Verdict(Outcome::Accept)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn noted_and_accepted() {
+        let mut fx = Default::default();
+        let step = super::nat(
+            "NAT not applied: DNAT --to-destination 1.2.3.4",
+            "DNAT --to-destination 1.2.3.4",
+            &mut fx,
+        );
+        assert_eq!(step, super::Step::Verdict(super::Outcome::Accept));
+        assert_eq!(fx.notes, ["NAT not applied: DNAT --to-destination 1.2.3.4"]);
+        assert_eq!(fx.effects[0].0, "nat");
+    }
+}

@@ -11,3 +11,17 @@ pub fn nfqueue(num: u16, bypass: bool, fx: &mut Effects) -> Step {
     }
     Step::Verdict(Outcome::Queue)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_number_and_bypass_note() {
+        let mut fx = Default::default();
+        assert_eq!(
+            super::nfqueue(3, true, &mut fx),
+            super::Step::Verdict(super::Outcome::Queue)
+        );
+        assert_eq!(fx.queue_num, 3);
+        assert_eq!(fx.notes.len(), 1);
+    }
+}
