@@ -38,7 +38,7 @@ from statewall.replay import read_packets
 from statewall.rules.compile import CompiledRuleset, compile_ruleset
 from statewall.rules.context import Decision, RuleState
 from statewall.rules.hooks import IptablesEngine
-from statewall.rules.lower import LoweredRuleset, lower, walk_core
+from statewall.rules.lower import LoweredRuleset, compile_for_core, lower, walk_core
 from statewall.rules.parser import parse_ruleset
 from statewall.rules.walker import walk
 
@@ -428,23 +428,19 @@ def test_bad_data_names_file_and_line() -> None:
         RuleEngine("{}")
 
 
-def test_deep_chain_nesting_walks_in_the_core() -> None:
-    depth = 3000  # the Python compiler recurses per level; the core walk does not
+def test_ten_thousand_nested_chains_load_and_walk_in_the_core() -> None:
+    depth = 10_000
     lines = [":INPUT DROP [0:0]"] + [f":c{i} - [0:0]" for i in range(depth)]
     lines += ["-A INPUT -j c0"] + [f"-A c{i} -j c{i + 1}" for i in range(depth - 1)]
     lines += [f"-A c{depth - 1} -p tcp -j ACCEPT"]
     text = "\n".join(["*filter", *lines, "COMMIT", ""])
-    import sys
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, depth * 4))
-    try:
-        compiled = compile_text(text)
-    finally:
-        sys.setrecursionlimit(limit)
+    compiled = compile_for_core(parse_ruleset(text, "deep.rules", 4))
     core = RuleEngine(lower(compiled).to_json())
     decision = walk_core(core, "filter", "INPUT", syn(), CT_NEW, None, 0.0)
     assert decision is not None and decision.verdict == "ACCEPT"
     assert decision.rule.chain == f"c{depth - 1}"
+    decision = walk_core(core, "filter", "INPUT", udp(), CT_NEW, None, 0.0)
+    assert decision is not None and decision.reason == "policy DROP of filter INPUT"
 
 
 # --- the shared rulesets and captures ------------------------------------------------

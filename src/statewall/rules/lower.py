@@ -17,6 +17,7 @@ either engine.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,7 @@ from statewall.rules.compile import (
     K_VERDICT,
     CompiledRule,
     CompiledRuleset,
+    compile_ruleset,
 )
 from statewall.rules.context import VERDICT_NAMES, Decision, RuleState
 from statewall.rules.errors import NotEvaluated
@@ -58,7 +60,7 @@ from statewall.rules.matches._util import parse_flag_list, parse_range
 from statewall.rules.matches.xt_conntrack import CTSTATE_NAMES, STATUS_NAMES
 from statewall.rules.matches.xt_mac import parse_mac
 from statewall.rules.matches.xt_state import STATE_NAMES
-from statewall.rules.model import Match, Rule
+from statewall.rules.model import Match, Rule, Ruleset
 from statewall.rules.model import Option as ModelOption
 from statewall.rules.targets import TARGETS, xt_CT, xt_mark
 from statewall.rules.targets.xt_REJECT import V4, V6
@@ -1258,6 +1260,25 @@ def _hashlimit_spec(name: str, cfg: xt_hashlimit.Config) -> HashlimitSpec:
     return HashlimitSpec(name, cfg.mode, cfg.avg, cfg.burst, cfg.srcmask, cfg.dstmask,
                          cfg.expire_ms, cfg.gc_ms, cfg.max_entries, cfg.byte_mode,
                          cfg.rate_match, cfg.interval)
+
+
+def compile_for_core(ruleset: Ruleset, state: RuleState | None = None,
+                     allow_unknown: bool = False) -> CompiledRuleset:
+    """`compile_ruleset` for rulesets with deep jump nesting.
+
+    The load-time checks (compile.py, mark_source_chains) follow jumps by
+    recursion, one Python frame per level; the core walks any depth without
+    recursing. Python 3.11 keeps pure-Python calls off the C stack, so the
+    recursion limit is raised for the duration of the checks, to what the
+    ruleset's number of chains needs, and restored afterwards.
+    """
+    chains = sum(len(t.chains) for t in ruleset.tables)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 2 * chains + 1000))
+    try:
+        return compile_ruleset(ruleset, state, allow_unknown)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 # ---- walking in the core -----------------------------------------------------------------
