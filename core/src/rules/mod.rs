@@ -5,6 +5,7 @@
 //! as JSON.
 
 pub mod context;
+pub mod hooks;
 pub mod ipset;
 pub mod matches;
 pub mod model;
