@@ -15,6 +15,7 @@ pub mod netfilter;
 pub mod output;
 pub mod packet;
 pub mod reason;
+pub mod rules;
 pub mod verdict;
 
 #[cfg(feature = "python")]

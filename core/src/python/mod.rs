@@ -6,6 +6,7 @@ use crate::config::Sysctls;
 
 mod capture;
 mod decode;
+mod rules;
 
 /// The knobs the core reads, in declaration order (Python checks its own list against it).
 #[pyfunction]
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     capture::register(m)?;
     decode::register(m)?;
+    rules::register(m)?;
     Ok(())
 }

@@ -1,0 +1,111 @@
+//! iptables and ip6tables behind the pipeline's rule seam (the Python
+//! `statewall.rules.hooks.IptablesEngine`).
+//!
+//! Two kernel facts live here. The nat table is consulted only for a
+//! connection's first packet (its binding is set up once and later packets
+//! follow it), so only a packet carrying a not-yet-confirmed entry walks it.
+//! And a table with no chain for the hook, or no ruleset for the family,
+//! lets the packet pass as ACCEPT.
+
+use crate::rules::context::{Decision, RuleCtx};
+use crate::rules::model::{Hook, Target};
+use crate::rules::walker::Engine;
+
+/// The loaded IPv4 and IPv6 rulesets of one simulated machine.
+#[derive(Clone, Debug, Default)]
+pub struct IptablesEngine {
+    pub v4: Option<Engine>,
+    pub v6: Option<Engine>,
+}
+
+impl IptablesEngine {
+    fn engine(&self, family: u8) -> Option<&Engine> {
+        if family == 4 {
+            self.v4.as_ref()
+        } else {
+            self.v6.as_ref()
+        }
+    }
+
+    fn engine_mut(&mut self, family: u8) -> Option<&mut Engine> {
+        if family == 4 {
+            self.v4.as_mut()
+        } else {
+            self.v6.as_mut()
+        }
+    }
+
+    pub fn has_chain(&self, family: u8, table: &str, hook: Hook) -> bool {
+        self.engine(family)
+            .and_then(|e| e.ruleset.table(table).map(|t| &e.ruleset.tables[t]))
+            .is_some_and(|t| t.entry(hook).is_some())
+    }
+
+    /// The table's decision, or None for "passes as ACCEPT, no rule decided".
+    /// `first_of_connection`: the packet carries an entry not yet confirmed.
+    pub fn evaluate(
+        &mut self,
+        table: &str,
+        ctx: &RuleCtx<'_>,
+        first_of_connection: bool,
+    ) -> Option<Decision<'_>> {
+        if table == "nat" && !first_of_connection {
+            return None;
+        }
+        self.engine_mut(ctx.pkt.family)?.walk(table, ctx)
+    }
+
+    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`.
+    pub fn unknown_rules(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (label, engine) in [("IPv4", &self.v4), ("IPv6", &self.v6)] {
+            let Some(engine) = engine else { continue };
+            for table in &engine.ruleset.tables {
+                for chain in &table.chains {
+                    for rule in &chain.rules {
+                        if matches!(rule.target, Target::Unknown { .. }) {
+                            out.push(format!(
+                                "{label} {} {} rule {} (line {})",
+                                table.name, chain.name, rule.number, rule.line
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testpkt;
+
+    const JSON: &str = r#"{"family": 4, "source": "t", "tables": [
+        {"name": "nat", "chains": [{"name": "PREROUTING", "policy": "ACCEPT", "rules": [
+            {"target": {"kind": "nat", "note": "NAT not applied: DNAT x", "spec": "DNAT x"},
+             "number": 1, "line": 3, "text": "-A PREROUTING -j DNAT x"}]}]},
+        {"name": "filter", "chains": [{"name": "INPUT", "policy": "DROP", "rules": [
+            {"target": {"kind": "unknown", "why": "match owner is not supported"},
+             "number": 1, "line": 7, "text": "-A INPUT -m owner -j DROP"}]}]}]}"#;
+
+    #[test]
+    fn nat_only_for_first_packets_and_unknown_rules_listed() {
+        let mut e = IptablesEngine {
+            v4: Some(Engine::from_json(JSON).unwrap()),
+            v6: None,
+        };
+        assert!(e.has_chain(4, "nat", Hook::Prerouting));
+        assert!(!e.has_chain(4, "nat", Hook::Output));
+        assert!(!e.has_chain(6, "filter", Hook::Input));
+        let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2);
+        let pkt = testpkt::decode(&data);
+        let mut ctx = testpkt::ctx(&pkt);
+        ctx.hook = Hook::Prerouting;
+        assert!(e.evaluate("nat", &ctx, false).is_none());
+        let d = e.evaluate("nat", &ctx, true).unwrap();
+        assert_eq!(d.effects.notes, ["NAT not applied: DNAT x"]);
+        assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT rule 1 (line 7)"]);
+    }
+}
