@@ -120,15 +120,15 @@ impl RuleState {
             .index(table, chain, rule)
             .and_then(|i| self.rules.get_mut(i))
         {
-            c.0 += 1;
-            c.1 += bytes;
+            c.0 = c.0.saturating_add(1);
+            c.1 = c.1.saturating_add(bytes);
         }
     }
 
     pub fn count_policy(&mut self, table: usize, chain: usize, bytes: u64) {
         if let Some(c) = self.chains.get_mut(table).and_then(|t| t.get_mut(chain)) {
-            c.0 += 1;
-            c.1 += bytes;
+            c.0 = c.0.saturating_add(1);
+            c.1 = c.1.saturating_add(bytes);
         }
     }
 }

@@ -36,8 +36,8 @@ pub fn set(sets: &mut Sets, p: Params<'_>, pkt: &Packet<'_>, now: f64) -> bool {
     if let (Some(at), true) = (found, counters) {
         if let Some(e) = sets.element_mut(at) {
             if p.update {
-                e.packets += 1;
-                e.octets += u64::from(pkt.ip_len);
+                e.packets = e.packets.saturating_add(1);
+                e.octets = e.octets.saturating_add(u64::from(pkt.ip_len));
             }
             if !(compare(e.packets, p.packets) && compare(e.octets, p.bytes)) {
                 result = 0;
