@@ -69,11 +69,13 @@ use crate::conntrack::events::{
 use crate::conntrack::l4proto::{Action, ConnLookup, ConnView, ExpectHooks, Outcome};
 use crate::conntrack::proto_icmp::IcmpErrorOutcome;
 use crate::conntrack::stats::ConntrackStats;
+use crate::conntrack::tcp_window::{CLOSE as TCP_CLOSE, TIME_WAIT as TCP_TIME_WAIT};
 use crate::conntrack::{proto_generic, proto_gre, proto_icmp, proto_sctp, proto_tcp, proto_udp};
 use crate::packet::{
     Packet, PROTO_GRE, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
 use crate::reason::Reason;
+use crate::rules::matches::connlimit::{ConnAlive, ConnKey};
 
 /// Why an entry went, besides the causes early_drop.rs names.
 pub const CAUSE_RESET: &str = "reset";
@@ -1321,6 +1323,27 @@ impl ConntrackTable {
             }
         }
         self.defer_release(slot);
+    }
+}
+
+/// What `-m connlimit` asks of the table about a connection it counted
+/// (nf_conncount's find_or_evict and already_closed): is it still listed,
+/// confirmed, not dying, not expired and, for TCP, not closed?
+impl ConnAlive for ConntrackTable {
+    fn alive(&self, key: &ConnKey, now: f64) -> bool {
+        let Some((slot, ORIGINAL)) = self.index_find(key.family, key.proto, key.zone, &key.orig)
+        else {
+            return false;
+        };
+        let Some(conn) = self.conn(ConnId(slot)) else {
+            return false;
+        };
+        let closed =
+            conn.proto == PROTO_TCP && matches!(conn.proto_state, TCP_TIME_WAIT | TCP_CLOSE);
+        conn.status & IPS_CONFIRMED != 0
+            && conn.status & IPS_DYING == 0
+            && conn.expires > now
+            && !closed
     }
 }
 

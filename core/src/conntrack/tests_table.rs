@@ -821,3 +821,29 @@ fn malformed_packets_and_stray_fragments_are_invalid() {
     let back = step(&mut table, &udp(server(), client(), 2, 1), 0.1);
     assert_eq!(back.direction(), Some(REPLY));
 }
+
+#[test]
+fn connlimit_counts_only_live_confirmed_entries() {
+    use crate::rules::matches::connlimit::{ConnAlive, ConnKey};
+    let cfg = knobs(&[("nf_conntrack_udp_timeout", 30)]);
+    let run = replay(&[probe(1000, T0)], cfg);
+    let (_, conn) = run.table.iter().next().expect("one entry");
+    let key = ConnKey::of(conn);
+    assert!(run.table.alive(&key, T0 + 1.0));
+    assert!(
+        !run.table.alive(&key, T0 + 30.0),
+        "expired entries no longer count"
+    );
+    let mut other = key;
+    other.orig.sport = 999;
+    assert!(
+        !run.table.alive(&other, T0 + 1.0),
+        "an unknown tuple does not count"
+    );
+    let mut reply = key;
+    reply.orig = conn.reply;
+    assert!(
+        run.table.alive(&reply, T0 + 1.0),
+        "a lookup finds the entry by either of its tuples"
+    );
+}
