@@ -1331,8 +1331,7 @@ impl ConntrackTable {
 /// confirmed, not dying, not expired and, for TCP, not closed?
 impl ConnAlive for ConntrackTable {
     fn alive(&self, key: &ConnKey, now: f64) -> bool {
-        let Some((slot, ORIGINAL)) = self.index_find(key.family, key.proto, key.zone, &key.orig)
-        else {
+        let Some((slot, _)) = self.index_find(key.family, key.proto, key.zone, &key.orig) else {
             return false;
         };
         let Some(conn) = self.conn(ConnId(slot)) else {
