@@ -956,76 +956,7 @@ pub fn master_usable(master: &Conn) -> bool {
 
 // -- text -------------------------------------------------------------------
 
-/// A.B.C.D, or IPv6 fully expanded (`expanded`: the kernel's %pI6) or
-/// compressed as glibc's inet_ntop writes it.
-pub fn write_address(out: &mut String, family: u8, address: u128, expanded: bool) {
-    if family != 6 {
-        write_ipv4(out, address as u32);
-        return;
-    }
-    let words: [u16; 8] = std::array::from_fn(|i| (address >> (112 - 16 * i)) as u16);
-    if expanded {
-        for (i, word) in words.iter().enumerate() {
-            if i > 0 {
-                out.push(':');
-            }
-            let _ = write!(out, "{word:04x}");
-        }
-        return;
-    }
-    // The first longest run of at least two zero words becomes "::".
-    let (mut best, mut best_len) = (usize::MAX, 0);
-    let mut i = 0;
-    while i < 8 {
-        if words[i] == 0 {
-            let start = i;
-            while i < 8 && words[i] == 0 {
-                i += 1;
-            }
-            if i - start > best_len {
-                best = start;
-                best_len = i - start;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    if best_len < 2 {
-        best = usize::MAX;
-    }
-    let mut i = 0;
-    while i < 8 {
-        if i == best {
-            out.push(':');
-            i += best_len;
-            if i == 8 {
-                out.push(':');
-            }
-            continue;
-        }
-        if i != 0 {
-            out.push(':');
-        }
-        // ::a.b.c.d and ::ffff:a.b.c.d end in a dotted quad.
-        if i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xFFFF)) {
-            write_ipv4(out, address as u32);
-            return;
-        }
-        let _ = write!(out, "{:x}", words[i]);
-        i += 1;
-    }
-}
-
-fn write_ipv4(out: &mut String, address: u32) {
-    let b = address.to_be_bytes();
-    let _ = write!(out, "{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
-}
-
-pub fn format_address(family: u8, address: u128, expanded: bool) -> String {
-    let mut out = String::with_capacity(40);
-    write_address(&mut out, family, address, expanded);
-    out
-}
+pub use crate::output::addr::{format_address_as as format_address, write_address};
 
 /// A.B.C.D:port or [v6]:port, as people write them.
 pub fn write_endpoint(out: &mut String, family: u8, address: u128, port: u16) {

@@ -24,6 +24,23 @@ pub fn format_address(family: u8, address: u128) -> String {
     out
 }
 
+/// An address as the kernel (`expanded`: %pI6, /proc) or conntrack-tools
+/// (inet_ntop) prints it; IPv4 is a dotted quad either way.
+pub fn write_address(out: &mut String, family: u8, address: u128, expanded: bool) {
+    match (family, expanded) {
+        (6, true) => push_ipv6_expanded(out, address),
+        (6, false) => push_inet_ntop6(out, address),
+        _ => push_ipv4(out, address as u32),
+    }
+}
+
+/// `write_address` into a new string.
+pub fn format_address_as(family: u8, address: u128, expanded: bool) -> String {
+    let mut out = String::with_capacity(40);
+    write_address(&mut out, family, address, expanded);
+    out
+}
+
 /// `addr:port` for IPv4, `[addr]:port` for IPv6.
 pub fn push_endpoint(out: &mut String, family: u8, address: u128, port: u16) {
     if family == 6 {
