@@ -98,6 +98,13 @@ pub fn l4_checksum_ok(family: u8, src: u128, dst: u128, proto: u8, segment: &[u8
     ] {
         total = add_carry(total, part);
     }
+    verifies(total)
+}
+
+/// Whether a partial sum (pseudo-header and data included) is that of a
+/// verifying checksum: a non-zero multiple of 0xFFFF, i.e. it folds to 0xFFFF.
+#[inline]
+pub fn verifies(total: u64) -> bool {
     total != 0 && total % 0xFFFF == 0
 }
 

@@ -24,6 +24,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::checksum;
 use crate::config::Sysctls;
 use crate::conntrack::conn::{Conn, ConnId, Tuple, ORIGINAL};
 use crate::conntrack::l4proto::{Action, ConnLookup, Outcome};
@@ -258,7 +259,10 @@ fn icmp_error(
     if message.len() < ICMP_HEADER_LEN {
         return invalid("ICMP short packet (header needs 8 bytes)");
     }
-    if in_prerouting && cfg.nf_conntrack_checksum != 0 && fold(sum_words(message)) != 0xFFFF {
+    if in_prerouting
+        && cfg.nf_conntrack_checksum != 0
+        && !checksum::verifies(checksum::ones_sum(message))
+    {
         return invalid("ICMP checksum bad");
     }
     let icmp_type = pkt.icmp_type;
@@ -289,7 +293,10 @@ fn icmpv6_error(
     if message.len() < ICMP_HEADER_LEN {
         return invalid("ICMPv6 short packet (header needs 8 bytes)");
     }
-    if in_prerouting && cfg.nf_conntrack_checksum != 0 && !icmpv6_checksum_ok(pkt, message) {
+    if in_prerouting
+        && cfg.nf_conntrack_checksum != 0
+        && !checksum::l4_checksum_ok(6, pkt.src, pkt.dst, PROTO_ICMPV6, message)
+    {
         return invalid("ICMPv6 checksum failed");
     }
     let icmp_type = pkt.icmp_type;
@@ -457,45 +464,6 @@ fn gre_keys(data: &[u8], off: usize) -> Option<(u16, u16)> {
         Some(h) if u16::from_be_bytes([h[2], h[3]]) != GRE_PROTO_PPP => None,
         Some(h) => Some((0, u16::from_be_bytes([h[6], h[7]]))),
     }
-}
-
-// -- checksums ---------------------------------------------------------------------
-
-/// The one's-complement sum of big-endian 16-bit words, unfolded (an odd
-/// length is padded with a zero byte).
-fn sum_words(data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
-    let mut total: u64 = words
-        .by_ref()
-        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    if let [last] = words.remainder() {
-        total += u64::from(*last) << 8;
-    }
-    total
-}
-
-/// End-around-carry fold: 0 only for a sum of nothing but zero words,
-/// 0xFFFF for any other multiple of 0xFFFF (a verifying checksum).
-fn fold(mut total: u64) -> u64 {
-    while total >> 16 != 0 {
-        total = (total & 0xFFFF) + (total >> 16);
-    }
-    total
-}
-
-fn sum_addr(addr: u128) -> u64 {
-    (0..8).map(|i| ((addr >> (16 * i)) & 0xFFFF) as u64).sum()
-}
-
-/// The ICMPv6 checksum covers an IPv6 pseudo-header.
-fn icmpv6_checksum_ok(pkt: &Packet, message: &[u8]) -> bool {
-    let total = sum_words(message)
-        + sum_addr(pkt.src)
-        + sum_addr(pkt.dst)
-        + u64::from(PROTO_ICMPV6)
-        + message.len() as u64;
-    fold(total) == 0xFFFF
 }
 
 // -- names for reasons ----------------------------------------------------------------

@@ -29,6 +29,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
+use crate::checksum;
 use crate::config::Sysctls;
 use crate::conntrack::conn::{
     Conn, ProtoData, IPS_ASSURED, IPS_DYING, IPS_FIXED_TIMEOUT, IPS_SEEN_REPLY, ORIGINAL, REPLY,
@@ -347,33 +348,6 @@ fn move_text(index: u8, old: u8, new: u8) -> Reason {
     table_text(&REASONS.moves, at)
 }
 
-// -- the checksum -----------------------------------------------------------
-
-/// Whether a TCP segment's checksum verifies over the pseudo-header.
-///
-/// To be replaced by `crate::checksum` once the decoder's module lands. The
-/// family does not enter the sum: modulo 0xFFFF the pseudo-header's words
-/// add up to the addresses, protocol and length whatever their width.
-fn l4_checksum_ok(src: u128, dst: u128, proto: u8, segment: &[u8]) -> bool {
-    let mut total: u64 = 0;
-    let mut words = segment.chunks_exact(2);
-    for word in &mut words {
-        if let [hi, lo] = *word {
-            total += u64::from(u16::from_be_bytes([hi, lo]));
-        }
-    }
-    if let [last] = *words.remainder() {
-        total += u64::from(last) << 8;
-    }
-    for addr in [src, dst] {
-        for shift in (0..128).step_by(16) {
-            total += ((addr >> shift) & 0xFFFF) as u64;
-        }
-    }
-    total += u64::from(proto) + segment.len() as u64;
-    total != 0 && total % 0xFFFF == 0
-}
-
 // -- tcp_error ----------------------------------------------------------------
 
 /// Header length, checksum and flag validation; `Some` makes the packet INVALID.
@@ -400,7 +374,13 @@ pub fn error(pkt: &Packet, cfg: &Sysctls, in_prerouting: bool) -> Option<Reason>
     }
     if cfg.nf_conntrack_checksum != 0 && in_prerouting {
         let segment = data.get(l4..).unwrap_or(&[]);
-        if !l4_checksum_ok(pkt.src, pkt.dst, crate::packet::PROTO_TCP, segment) {
+        if !checksum::l4_checksum_ok(
+            pkt.family,
+            pkt.src,
+            pkt.dst,
+            crate::packet::PROTO_TCP,
+            segment,
+        ) {
             return Some(Cow::Borrowed("bad TCP checksum"));
         }
     }

@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 
+use crate::checksum;
 use crate::config::Sysctls;
 use crate::conntrack::conn::{Conn, IPS_ASSURED, IPS_SEEN_REPLY, REPLY};
 use crate::conntrack::l4proto::{Action, Outcome};
@@ -39,39 +40,6 @@ const LITE_UNREPLIED: &str = "UDP-Lite: no reply seen yet (nf_conntrack_udp_time
 const LITE_FIRST_REPLY: &str =
     "UDP-Lite: first reply; ASSURED from the next packet (nf_conntrack_udp_timeout)";
 const LITE_STREAM: &str = "UDP-Lite: replied (nf_conntrack_udp_timeout_stream, ASSURED)";
-
-/// The sum of `bytes` as big-endian 16-bit words (an odd tail padded with a
-/// zero byte), unfolded: folding happens once, in `sums_to_zero`.
-fn word_sum(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(2);
-    let mut total: u64 = 0;
-    for pair in &mut chunks {
-        total += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        total += u64::from(*last) << 8;
-    }
-    total
-}
-
-/// The 16-bit words of an address (IPv4 sits in the low 32 bits, so its
-/// upper words are zero and add nothing).
-fn address_sum(address: u128) -> u64 {
-    (0..8)
-        .map(|i| ((address >> (16 * i)) & 0xFFFF) as u64)
-        .sum()
-}
-
-/// Does a one's-complement sum (pseudo-header plus data) verify? Modulo
-/// 0xFFFF the end-around-carry fold keeps the value; only a sum of nothing
-/// but zero words folds to 0 instead of 0xFFFF.
-fn sums_to_zero(total: u64) -> bool {
-    total != 0 && total % 0xFFFF == 0
-}
-
-fn pseudo_sum(src: u128, dst: u128, proto: u64, length: u64) -> u64 {
-    address_sum(src) + address_sum(dst) + proto + length
-}
 
 fn segment<'a>(pkt: &Packet<'a>) -> &'a [u8] {
     pkt.data.get(pkt.l4_off..).unwrap_or(&[])
@@ -97,11 +65,9 @@ pub fn udp_error(pkt: &Packet, cfg: &Sysctls, in_prerouting: bool) -> Option<Rea
         // Checksum 0 means "none" and is accepted unchecked, for IPv6 too.
         return None;
     }
-    if in_prerouting && cfg.nf_conntrack_checksum != 0 {
-        let total = word_sum(seg) + pseudo_sum(pkt.src, pkt.dst, 17, available as u64);
-        if !sums_to_zero(total) {
-            return Some(Cow::Borrowed("INVALID: UDP bad checksum"));
-        }
+    let checked = in_prerouting && cfg.nf_conntrack_checksum != 0;
+    if checked && !checksum::l4_checksum_ok(pkt.family, pkt.src, pkt.dst, PROTO_UDP, seg) {
+        return Some(Cow::Borrowed("INVALID: UDP bad checksum"));
     }
     None
 }
@@ -160,16 +126,23 @@ fn udplite_error_with(
 /// `kernel_6_18_quirk` false the RFC 3828 pseudo-header (protocol 136) is used.
 pub fn udplite_checksum_ok(pkt: &Packet, coverage: usize, kernel_6_18_quirk: bool) -> bool {
     let seg = segment(pkt);
-    let segment_len = seg.len() as u64;
+    let segment_len = seg.len() as u32;
+    let (family, src, dst) = (pkt.family, pkt.src, pkt.dst);
     let seed = if !kernel_6_18_quirk {
-        pseudo_sum(pkt.src, pkt.dst, u64::from(PROTO_UDPLITE), segment_len)
-    } else if pkt.family == 4 {
-        pseudo_sum(pkt.src, pkt.dst, segment_len & 0xFF, u64::from(PROTO_UDP))
+        checksum::pseudo_header_sum(family, src, dst, PROTO_UDPLITE, segment_len)
+    } else if family == 4 {
+        checksum::pseudo_header_sum(
+            4,
+            src,
+            dst,
+            (segment_len & 0xFF) as u8,
+            u32::from(PROTO_UDP),
+        )
     } else {
-        pseudo_sum(pkt.src, pkt.dst, u64::from(PROTO_UDP), segment_len)
+        checksum::pseudo_header_sum(family, src, dst, PROTO_UDP, segment_len)
     };
     let covered = seg.get(..coverage).unwrap_or(seg);
-    sums_to_zero(seed + word_sum(covered))
+    checksum::verifies(checksum::add_carry(seed, checksum::ones_sum(covered)))
 }
 
 /// Any valid UDP datagram may start a flow.
