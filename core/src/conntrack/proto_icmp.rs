@@ -28,6 +28,7 @@ use crate::checksum;
 use crate::config::Sysctls;
 use crate::conntrack::conn::{Conn, ConnId, Tuple, ORIGINAL};
 use crate::conntrack::l4proto::{Action, ConnLookup, Outcome};
+use crate::output::addr::write_ipaddress_text;
 use crate::packet::{
     Packet, PROTO_GRE, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
 };
@@ -604,42 +605,7 @@ pub fn addr_text(family: u8, addr: u128) -> AddrText {
 
 impl fmt::Display for AddrText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.family == 4 {
-            let [a, b, c, d] = (self.addr as u32).to_be_bytes();
-            return write!(f, "{a}.{b}.{c}.{d}");
-        }
-        let groups: [u16; 8] = std::array::from_fn(|i| (self.addr >> (112 - 16 * i)) as u16);
-        let (mut best_start, mut best_len, mut run_start, mut run_len) = (0, 0, 0, 0);
-        for (i, &group) in groups.iter().enumerate() {
-            if group == 0 {
-                if run_len == 0 {
-                    run_start = i;
-                }
-                run_len += 1;
-                if run_len > best_len {
-                    best_start = run_start;
-                    best_len = run_len;
-                }
-            } else {
-                run_len = 0;
-            }
-        }
-        let write_groups = |f: &mut fmt::Formatter<'_>, part: &[u16]| -> fmt::Result {
-            for (i, group) in part.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(":")?;
-                }
-                write!(f, "{group:x}")?;
-            }
-            Ok(())
-        };
-        if best_len > 1 {
-            write_groups(f, &groups[..best_start])?;
-            f.write_str("::")?;
-            write_groups(f, &groups[best_start + best_len..])
-        } else {
-            write_groups(f, &groups)
-        }
+        write_ipaddress_text(f, self.family, self.addr)
     }
 }
 

@@ -37,7 +37,6 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 
 use crate::config::Sysctls;
 use crate::packet::{IfaceName, Layer, Packet, PktType};
@@ -612,41 +611,11 @@ fn ecn_clash(q: &Queue) -> DefragOutcome {
     )))
 }
 
-/// An address as Python's `ipaddress` prints it (3.11: IPv4-mapped IPv6
-/// addresses stay in hexadecimal groups).
+/// An address as Python's `ipaddress` prints it (the reasons' spelling).
 pub(crate) fn addr_text(family: u8, value: u128) -> String {
-    if family == 4 {
-        return Ipv4Addr::from(value as u32).to_string();
-    }
-    let groups: [u16; 8] = std::array::from_fn(|i| (value >> (112 - 16 * i)) as u16);
-    // The first longest run of zero groups, compressed only when longer than one.
-    let (mut best, mut best_len, mut run, mut run_len) = (0usize, 0usize, 0usize, 0usize);
-    for (i, g) in groups.iter().enumerate() {
-        if *g == 0 {
-            if run_len == 0 {
-                run = i;
-            }
-            run_len += 1;
-            if run_len > best_len {
-                best = run;
-                best_len = run_len;
-            }
-        } else {
-            run_len = 0;
-        }
-    }
-    let hex = |gs: &[u16]| {
-        gs.iter()
-            .map(|g| format!("{g:x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    if best_len > 1 {
-        let (head, tail) = (&groups[..best], &groups[best + best_len..]);
-        format!("{}::{}", hex(head), hex(tail))
-    } else {
-        hex(&groups)
-    }
+    let mut out = String::with_capacity(40);
+    let _ = crate::output::addr::write_ipaddress_text(&mut out, family, value);
+    out
 }
 
 fn datagram(q: &Queue) -> String {

@@ -136,6 +136,50 @@ pub fn push_inet_ntop6(out: &mut String, address: u128) {
     }
 }
 
+/// An address as Python's `ipaddress` module prints it, the spelling of the
+/// reasons statewall has always given: a dotted quad, or IPv6 with the first
+/// longest run of two or more zero groups compressed and no embedded
+/// dotted quad (`::ffff:102:304`, unlike inet_ntop's `::ffff:1.2.3.4`).
+/// Generic over the writer so a `Display` impl writes it without a buffer.
+pub fn write_ipaddress_text<W: Write>(out: &mut W, family: u8, address: u128) -> std::fmt::Result {
+    if family == 4 {
+        let [a, b, c, d] = (address as u32).to_be_bytes();
+        return write!(out, "{a}.{b}.{c}.{d}");
+    }
+    let words = groups(address);
+    let (mut best_start, mut best_len, mut run_start, mut run_len) = (0, 0, 0, 0);
+    for (i, &word) in words.iter().enumerate() {
+        if word == 0 {
+            if run_len == 0 {
+                run_start = i;
+            }
+            run_len += 1;
+            if run_len > best_len {
+                best_start = run_start;
+                best_len = run_len;
+            }
+        } else {
+            run_len = 0;
+        }
+    }
+    let write_groups = |out: &mut W, part: &[u16]| -> std::fmt::Result {
+        for (i, word) in part.iter().enumerate() {
+            if i > 0 {
+                out.write_str(":")?;
+            }
+            write!(out, "{word:x}")?;
+        }
+        Ok(())
+    };
+    if best_len > 1 {
+        write_groups(out, &words[..best_start])?;
+        out.write_str("::")?;
+        write_groups(out, &words[best_start + best_len..])
+    } else {
+        write_groups(out, &words)
+    }
+}
+
 /// The kernel's %pI6: eight groups of four hex digits.
 pub fn push_ipv6_expanded(out: &mut String, address: u128) {
     for (i, word) in groups(address).into_iter().enumerate() {
@@ -173,6 +217,23 @@ mod tests {
         assert_eq!(ntop("::ffff:0:1"), "::ffff:0.0.0.1");
         assert_eq!(ntop("::0.0.1.0"), "::100");
         assert_eq!(ntop("0:0:0:0:0:1:0:0"), "::1:0:0");
+    }
+
+    #[test]
+    fn python_ipaddress_spelling() {
+        let text = |family: u8, value: u128| {
+            let mut out = String::new();
+            write_ipaddress_text(&mut out, family, value).unwrap();
+            out
+        };
+        // Expected strings are Python 3.11's str(ipaddress.ip_address(...)).
+        let v6 = |t: &str| u128::from(t.parse::<Ipv6Addr>().unwrap());
+        assert_eq!(text(6, v6("::ffff:1.2.3.4")), "::ffff:102:304");
+        assert_eq!(text(6, v6("2001:db8::1")), "2001:db8::1");
+        assert_eq!(text(6, v6("::")), "::");
+        assert_eq!(text(6, v6("1:0:1:0:1:0:1:0")), "1:0:1:0:1:0:1:0");
+        assert_eq!(text(6, v6("2001:0:0:1::1")), "2001:0:0:1::1");
+        assert_eq!(text(4, 0xC000_0201), "192.0.2.1");
     }
 
     #[test]
