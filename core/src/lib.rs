@@ -10,6 +10,7 @@ pub mod config;
 pub mod conntrack;
 pub mod decode;
 pub mod defrag;
+pub mod engine;
 pub mod helpers;
 pub mod netfilter;
 pub mod output;

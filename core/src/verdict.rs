@@ -18,8 +18,9 @@ pub enum NfVerdict {
 }
 
 /// The verdict users see, one per packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Verdict {
+    #[default]
     Accept,
     Drop,
     Reject,

@@ -199,15 +199,7 @@ struct BucketKey {
 }
 
 /// The expectation columns of /proc/net/stat/nf_conntrack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExpectStats {
-    /// Children created from an expectation.
-    pub expect_new: u64,
-    /// Insertions.
-    pub expect_create: u64,
-    /// Removals of any cause.
-    pub expect_delete: u64,
-}
+pub use crate::conntrack::stats::ExpectCounters as ExpectStats;
 
 /// Where an expected connection came from (for its RELATED reason).
 #[derive(Clone, Debug, PartialEq)]

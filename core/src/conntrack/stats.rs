@@ -33,8 +33,11 @@ pub struct ConntrackStats {
 /// The expectation table's three columns of /proc/net/stat/nf_conntrack.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExpectCounters {
+    /// Children created from an expectation.
     pub expect_new: u64,
+    /// Insertions.
     pub expect_create: u64,
+    /// Removals of any cause.
     pub expect_delete: u64,
 }
 

@@ -8,13 +8,19 @@
 //! chain, so a packet never asks "is there a chain here?". New kinds of
 //! entry (nftables base chains at any priority) are one more variant.
 
-/// The five netfilter hooks of the IPv4 and IPv6 families.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The five netfilter hooks of the IPv4 and IPv6 families, in the order
+/// the kernel numbers them (named as iptables names the built-in chains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
 pub enum Hook {
+    #[serde(rename = "PREROUTING")]
     PreRouting,
+    #[serde(rename = "INPUT")]
     Input,
+    #[serde(rename = "FORWARD")]
     Forward,
+    #[serde(rename = "OUTPUT")]
     Output,
+    #[serde(rename = "POSTROUTING")]
     PostRouting,
 }
 

@@ -4,4 +4,5 @@
 
 pub mod addr;
 pub mod json;
+pub mod record;
 pub mod summary;

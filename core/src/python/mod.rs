@@ -6,6 +6,7 @@ use crate::config::Sysctls;
 
 mod capture;
 mod decode;
+mod firewall;
 mod rules;
 
 /// The knobs the core reads, in declaration order (Python checks its own list against it).
@@ -19,6 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     capture::register(m)?;
     decode::register(m)?;
+    firewall::register(m)?;
     rules::register(m)?;
     Ok(())
 }

@@ -305,26 +305,7 @@ impl PyRuleEngine {
 
     /// Every counter: (table, chain, rule number or 0 for the policy, packets, bytes).
     fn counters(&self) -> Vec<(String, String, u32, u64, u64)> {
-        let mut out = Vec::new();
-        let state = &self.engine.state;
-        for (ti, table) in self.engine.ruleset.tables.iter().enumerate() {
-            for (ci, chain) in table.chains.iter().enumerate() {
-                if chain.policy.is_some() {
-                    let (p, b) = state
-                        .chains
-                        .get(ti)
-                        .and_then(|t| t.get(ci))
-                        .copied()
-                        .unwrap_or((0, 0));
-                    out.push((table.name.clone(), chain.name.clone(), 0, p, b));
-                }
-                for (ri, rule) in chain.rules.iter().enumerate() {
-                    let (p, b) = state.rule(ti, ci, ri);
-                    out.push((table.name.clone(), chain.name.clone(), rule.number, p, b));
-                }
-            }
-        }
-        out
+        self.engine.counters()
     }
 }
 

@@ -86,6 +86,9 @@ pub struct Effects {
 pub struct RuleAt<'e> {
     pub table: &'e str,
     pub chain: &'e str,
+    /// Where the table and chain sit in the ruleset (for a compact reference).
+    pub table_index: usize,
+    pub chain_index: usize,
     pub number: u32,
     pub line: u32,
 }

@@ -55,6 +55,42 @@ impl IptablesEngine {
         self.engine_mut(ctx.pkt.family)?.walk(table, ctx)
     }
 
+    /// The table and chain names at these positions of a family's ruleset.
+    pub fn names(&self, family: u8, table: u16, chain: u16) -> (&str, &str) {
+        let found = self.engine(family).and_then(|e| {
+            let t = e.ruleset.tables.get(usize::from(table))?;
+            Some((
+                t.name.as_str(),
+                t.chains.get(usize::from(chain))?.name.as_str(),
+            ))
+        });
+        found.unwrap_or(("?", "?"))
+    }
+
+    /// The explanation a rule (number 0: the chain's policy) gives for deciding.
+    pub fn rule_reason(&self, family: u8, table: u16, chain: u16, number: u32) -> &str {
+        let chain = self.engine(family).and_then(|e| {
+            e.ruleset
+                .tables
+                .get(usize::from(table))?
+                .chains
+                .get(usize::from(chain))
+        });
+        let Some(chain) = chain else { return "" };
+        if number == 0 {
+            return &chain.policy_reason;
+        }
+        let at = (number as usize).wrapping_sub(1);
+        match chain.rules.get(at).filter(|r| r.number == number) {
+            Some(rule) => &rule.reason,
+            None => chain
+                .rules
+                .iter()
+                .find(|r| r.number == number)
+                .map_or("", |r| r.reason.as_str()),
+        }
+    }
+
     /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`.
     pub fn unknown_rules(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -96,13 +132,13 @@ mod tests {
             v4: Some(Engine::from_json(JSON).unwrap()),
             v6: None,
         };
-        assert!(e.has_chain(4, "nat", Hook::Prerouting));
+        assert!(e.has_chain(4, "nat", Hook::PreRouting));
         assert!(!e.has_chain(4, "nat", Hook::Output));
         assert!(!e.has_chain(6, "filter", Hook::Input));
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2);
         let pkt = testpkt::decode(&data);
         let mut ctx = testpkt::ctx(&pkt);
-        ctx.hook = Hook::Prerouting;
+        ctx.hook = Hook::PreRouting;
         assert!(e.evaluate("nat", &ctx, false).is_none());
         let d = e.evaluate("nat", &ctx, true).unwrap();
         assert_eq!(d.effects.notes, ["NAT not applied: DNAT x"]);

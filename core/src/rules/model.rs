@@ -44,44 +44,7 @@ pub enum Verdict {
     Return,
 }
 
-/// The netfilter hooks, in the order the kernel numbers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-pub enum Hook {
-    #[serde(rename = "PREROUTING")]
-    Prerouting,
-    #[serde(rename = "INPUT")]
-    Input,
-    #[serde(rename = "FORWARD")]
-    Forward,
-    #[serde(rename = "OUTPUT")]
-    Output,
-    #[serde(rename = "POSTROUTING")]
-    Postrouting,
-}
-
-impl Hook {
-    pub const ALL: [Hook; 5] = [
-        Hook::Prerouting,
-        Hook::Input,
-        Hook::Forward,
-        Hook::Output,
-        Hook::Postrouting,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::Prerouting => "PREROUTING",
-            Hook::Input => "INPUT",
-            Hook::Forward => "FORWARD",
-            Hook::Output => "OUTPUT",
-            Hook::Postrouting => "POSTROUTING",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Hook> {
-        Hook::ALL.into_iter().find(|h| h.name() == name)
-    }
-}
+pub use crate::netfilter::hooks::Hook;
 
 /// An address with its mask; the address is stored masked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

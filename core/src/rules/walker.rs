@@ -157,6 +157,30 @@ impl Engine {
 
     /// The decision of `table` for the packet, or None when the table is not
     /// loaded or has no chain for the hook (the packet passes as with ACCEPT).
+    /// Per-rule counters: (table, chain, number (0: the policy), packets, bytes).
+    pub fn counters(&self) -> Vec<(String, String, u32, u64, u64)> {
+        let mut out = Vec::new();
+        let state = &self.state;
+        for (ti, table) in self.ruleset.tables.iter().enumerate() {
+            for (ci, chain) in table.chains.iter().enumerate() {
+                if chain.policy.is_some() {
+                    let (p, b) = state
+                        .chains
+                        .get(ti)
+                        .and_then(|t| t.get(ci))
+                        .copied()
+                        .unwrap_or((0, 0));
+                    out.push((table.name.clone(), chain.name.clone(), 0, p, b));
+                }
+                for (ri, rule) in chain.rules.iter().enumerate() {
+                    let (p, b) = state.rule(ti, ci, ri);
+                    out.push((table.name.clone(), chain.name.clone(), rule.number, p, b));
+                }
+            }
+        }
+        out
+    }
+
     pub fn walk(&mut self, table: &str, ctx: &RuleCtx<'_>) -> Option<Decision<'_>> {
         let ti = self.ruleset.table(table)?;
         let t = self.ruleset.tables.get(ti)?;
@@ -244,10 +268,18 @@ fn trace_line(
     log::log_line(ctx, mark, &prefix, log::TRACE_FLAGS)
 }
 
-fn at<'e>(table: &'e Table, chain: &'e Chain, number: u32, line: u32) -> RuleAt<'e> {
+fn at<'e>(
+    table: &'e Table,
+    (table_index, chain_index): (usize, usize),
+    chain: &'e Chain,
+    number: u32,
+    line: u32,
+) -> RuleAt<'e> {
     RuleAt {
         table: &table.name,
         chain: &chain.name,
+        table_index,
+        chain_index,
         number,
         line,
     }
@@ -277,7 +309,7 @@ fn policy<'e>(
     let verdict = chain.policy.map_or(Outcome::Accept, outcome);
     Decision {
         verdict,
-        rule: at(table, chain, 0, chain.line),
+        rule: at(table, (ti, entry), chain, 0, chain.line),
         reason: Cow::Borrowed(&chain.policy_reason),
         effects: fx,
     }
@@ -285,6 +317,7 @@ fn policy<'e>(
 
 fn decide<'e>(
     table: &'e Table,
+    place: (usize, usize),
     chain: &'e Chain,
     rule: &'e Rule,
     verdict: Outcome,
@@ -306,7 +339,7 @@ fn decide<'e>(
     };
     Decision {
         verdict,
-        rule: at(table, chain, rule.number, rule.line),
+        rule: at(table, place, chain, rule.number, rule.line),
         reason,
         effects: fx,
     }
@@ -364,7 +397,7 @@ fn walk_table<'e>(
                 );
                 return Decision {
                     verdict: Outcome::Drop,
-                    rule: at(table, chain, rule.number, rule.line),
+                    rule: at(table, (ti, ci), chain, rule.number, rule.line),
                     reason: Cow::Owned(reason),
                     effects: fx,
                 };
@@ -393,6 +426,7 @@ fn walk_table<'e>(
         if let Some(why) = unknown {
             return decide(
                 table,
+                (ti, ci),
                 chain,
                 rule,
                 Outcome::Unknown,
@@ -416,18 +450,26 @@ fn walk_table<'e>(
             } => None,
             Target::Verdict { verdict } => Some(outcome(*verdict)),
             Target::Unknown { .. } => {
-                return decide(table, chain, rule, Outcome::Unknown, None, fx);
+                return decide(table, (ti, ci), chain, rule, Outcome::Unknown, None, fx);
             }
             other => match targets::run(other, ctx, &mut fx, state) {
                 Step::Continue => continue,
                 Step::Verdict(v) => Some(v),
                 Step::Unknown(why) => {
-                    return decide(table, chain, rule, Outcome::Unknown, Some(why), fx);
+                    return decide(
+                        table,
+                        (ti, ci),
+                        chain,
+                        rule,
+                        Outcome::Unknown,
+                        Some(why),
+                        fx,
+                    );
                 }
             },
         };
         match verdict {
-            Some(v) => return decide(table, chain, rule, v, None, fx),
+            Some(v) => return decide(table, (ti, ci), chain, rule, v, None, fx),
             None => match stack.pop() {
                 Some((c, r)) => (ci, ri) = (c, r),
                 None => return policy(table, ti, entry, ctx, state, fx),

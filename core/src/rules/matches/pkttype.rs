@@ -8,7 +8,7 @@ use crate::rules::model::Hook;
 pub fn packet_class(ctx: &RuleCtx<'_>) -> &'static str {
     let pkt = ctx.pkt;
     let local = matches!(pkt.pkt_type, PktType::Host | PktType::Outgoing)
-        && matches!(ctx.hook, Hook::Output | Hook::Postrouting);
+        && matches!(ctx.hook, Hook::Output | Hook::PostRouting);
     if !local {
         return match pkt.pkt_type {
             PktType::Host => "host",

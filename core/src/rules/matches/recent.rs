@@ -78,7 +78,7 @@ fn hits(entry: &Entry, since: i64, seconds: u64, hitcount: u64) -> bool {
 pub fn recent(table: &mut Table, size: usize, r: Rule<'_>, ctx: &RuleCtx<'_>) -> bool {
     let pkt = ctx.pkt;
     let now = (ctx.now * r.hz as f64) as i64;
-    let forwarded = matches!(ctx.hook, Hook::Forward | Hook::Postrouting);
+    let forwarded = matches!(ctx.hook, Hook::Forward | Hook::PostRouting);
     let ttl = (u16::from(pkt.ttl) + u16::from(forwarded)) as u8;
     let addr = if r.use_dst { pkt.dst } else { pkt.src };
     let key = (pkt.family, addr & table.mask);

@@ -1,0 +1,690 @@
+//! The firewall: one simulated Linux machine running netfilter.
+//!
+//! `Firewall` owns every piece of per-machine state (defragmentation
+//! queues, the conntrack and expectation tables, the rules with their
+//! counters and match state) and no clock: each packet's timestamp is the
+//! time. Captures sometimes step backwards (merged or reordered files); the
+//! kernel's clock never does, so time is held at the latest value seen.
+//!
+//! A packet is walked through the hook list built once at construction
+//! (`netfilter::hooks::HookList`), one skb-like context per packet: the
+//! raw table's CT target writes the context's notrack, zone and helper
+//! before conntrack reads them, MARK writes its mark. The first terminal
+//! verdict ends the walk and takes a not-yet-confirmed entry with it.
+//!
+//! Events. With events on, every `conntrack -E` message (and every
+//! expectation event) is collected; before each packet the garbage
+//! collector reaps what expired since the last one, at its expiry time. The
+//! events of one packet are sorted by time once the packet is done and wait
+//! for the caller to take them.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use crate::config::{HelperParams, Sysctls};
+use crate::conntrack::conn::{
+    Conn, ConnId, CT_INVALID, CT_RELATED, CT_UNTRACKED, IPS_EXPECTED, STATUS_NAMES,
+};
+use crate::conntrack::core::{untracked, ConntrackTable, CtResult};
+use crate::conntrack::events::{ConntrackEvent, IPCT_MARK};
+use crate::conntrack::expect::ExpectationTable;
+use crate::decode::decode_datagram;
+use crate::defrag::{DefragOutcome, Defragmenter};
+use crate::helpers::{assign_helper, helper_name_of, run_helper};
+use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
+use crate::netfilter::route::{choose_path, stack_drop, Topology};
+use crate::packet::{IfaceName, Packet, PROTO_TCP};
+use crate::reason::Reason;
+use crate::rules::context::{Outcome, RuleCtx};
+use crate::rules::hooks::IptablesEngine;
+use crate::verdict::Verdict;
+
+/// Where a deciding rule sits: family, table and chain positions in that
+/// family's ruleset, its 1-based number (0: the chain's policy) and the line
+/// of the ruleset file. Names are looked up when a line is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleRef {
+    pub family: u8,
+    pub table: u16,
+    pub chain: u16,
+    pub number: u32,
+    pub line: u32,
+}
+
+/// What happened to one packet: the fields of a jsonl line, compact.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PacketRecord {
+    pub index: u64,
+    pub ts: f64,
+    pub verdict: Verdict,
+    /// The ctinfo rules saw; None when conntrack never named a state.
+    pub ctinfo: Option<u8>,
+    /// ORIGINAL (0) or REPLY (1); None without an entry.
+    pub ctdir: Option<u8>,
+    /// The entry's status bits users see (`STATUS_NAMES`), 0 without an entry.
+    pub status: u32,
+    pub rule: Option<RuleRef>,
+    pub reason: String,
+    pub proto: u8,
+    /// The TCP conntrack state of a TCP entry.
+    pub tcp_state: Option<u8>,
+    /// The entry's confirmation number (None: none, or never confirmed).
+    pub conn: Option<u32>,
+    pub notes: Vec<String>,
+}
+
+impl PacketRecord {
+    /// Start over for the next packet, keeping the buffers.
+    fn reset(&mut self, pkt: &Packet<'_>) {
+        self.index = pkt.index;
+        self.ts = pkt.ts;
+        self.verdict = Verdict::Accept;
+        self.ctinfo = None;
+        self.ctdir = None;
+        self.status = 0;
+        self.rule = None;
+        self.reason.clear();
+        self.proto = pkt.proto;
+        self.tcp_state = None;
+        self.conn = None;
+        self.notes.clear();
+    }
+
+    fn plain(&mut self, verdict: Verdict, reason: &str) {
+        self.verdict = verdict;
+        self.reason.push_str(reason);
+    }
+}
+
+/// How a machine is set up: everything given once, at construction.
+#[derive(Clone, Debug, Default)]
+pub struct FirewallSetup {
+    pub cfg: Sysctls,
+    pub topology: Topology,
+    pub rules: IptablesEngine,
+    /// Assign helpers by well-known port (the old nf_conntrack_helper=1).
+    pub auto_helpers: bool,
+    pub helper_params: HelperParams,
+    /// Record `conntrack -E` events for the caller to take.
+    pub events: bool,
+}
+
+/// Why the walk ended as it did.
+enum WalkReason {
+    /// Nothing to add to conntrack's reason.
+    Silent,
+    /// The deciding rule's (or policy's) own text.
+    OfRule,
+    Text(Reason),
+}
+
+/// The skb as the hooks see it: the packet, its conntrack attachment and
+/// the fields targets write.
+struct Skb<'p, 'a> {
+    pkt: &'p Packet<'a>,
+    now: f64,
+    ct: Option<CtResult>,
+    iface_in: Option<IfaceName>,
+    iface_out: Option<IfaceName>,
+    notrack: bool,
+    zone: u16,
+    helper: Option<String>,
+    mark: u32,
+    nf_trace: bool,
+}
+
+/// Where the walk ended and who decided.
+struct HookOutcome {
+    verdict: Verdict,
+    rule: Option<RuleRef>,
+    reason: WalkReason,
+}
+
+/// One simulated Linux machine running netfilter.
+pub struct Firewall {
+    /// The sysctls helpers read (the table keeps its own copy).
+    cfg: Sysctls,
+    topology: Topology,
+    hooks: HookList,
+    rules: IptablesEngine,
+    table: ConntrackTable,
+    expectations: ExpectationTable,
+    defrag: Defragmenter,
+    auto_helpers: bool,
+    now: f64,
+    events: Vec<ConntrackEvent>,
+}
+
+impl Firewall {
+    pub fn new(setup: FirewallSetup) -> Self {
+        let hooks = HookList::build(&chains_of(&setup.rules, 4), &chains_of(&setup.rules, 6));
+        let mut table = ConntrackTable::new(setup.cfg.clone());
+        table.set_events(setup.events);
+        let mut expectations = ExpectationTable::new(setup.helper_params);
+        expectations.set_events(setup.events);
+        Firewall {
+            defrag: Defragmenter::new(&setup.cfg),
+            cfg: setup.cfg,
+            topology: setup.topology,
+            hooks,
+            rules: setup.rules,
+            table,
+            expectations,
+            auto_helpers: setup.auto_helpers,
+            now: 0.0,
+            events: Vec::new(),
+        }
+    }
+
+    /// The machine's clock: the latest packet time seen.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    pub fn table(&self) -> &ConntrackTable {
+        &self.table
+    }
+
+    pub fn expectations(&self) -> &ExpectationTable {
+        &self.expectations
+    }
+
+    pub fn rules(&self) -> &IptablesEngine {
+        &self.rules
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The events of the packets processed since the last call, in time order.
+    pub fn take_events(&mut self) -> Vec<ConntrackEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Bring the tables to `at` (a listing "at" a time after the last
+    /// packet): expired entries and expectations go, with their events.
+    pub fn advance_to(&mut self, at: f64) {
+        if at > self.now {
+            self.now = at;
+        }
+        self.expire(self.now);
+        self.collect_events();
+    }
+
+    /// Run one captured packet through the machine; `rec` receives the result.
+    pub fn process(&mut self, pkt: &Packet<'_>, rec: &mut PacketRecord) {
+        if pkt.ts > self.now {
+            self.now = pkt.ts;
+        }
+        let now = self.now;
+        self.expire(now);
+        rec.reset(pkt);
+        self.route_and_filter(pkt, now, rec);
+        self.collect_events();
+    }
+
+    fn expire(&mut self, now: f64) {
+        if self.table.gc_due(now) || self.table.gc_early_drop_at().is_some() {
+            self.table.gc(now, &mut self.expectations);
+        }
+        if self.expectations.count() > 0 {
+            self.expectations.expire(now);
+            self.sync_expectation_events();
+        }
+    }
+
+    /// Expectation events join the conntrack stream where they happened.
+    fn sync_expectation_events(&mut self) {
+        self.expectations.forward_events(self.table.events_mut());
+    }
+
+    fn collect_events(&mut self) {
+        self.sync_expectation_events();
+        let start = self.events.len();
+        self.events.extend(self.table.drain_events());
+        // Stable: events of one instant keep the order they happened in.
+        self.events[start..].sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    }
+
+    /// The IP layer before netfilter, defragmentation, then the hooks.
+    fn route_and_filter(&mut self, pkt: &Packet<'_>, now: f64, rec: &mut PacketRecord) {
+        if pkt.family == 0 {
+            rec.verdict = Verdict::Accept;
+            let _ = write!(
+                rec.reason,
+                "not an IP packet, never seen by netfilter's IP hooks ({})",
+                ErrorText(pkt)
+            );
+            return;
+        }
+        if let Some(error) = &pkt.error {
+            if error.layer.drops_before_netfilter() {
+                rec.verdict = Verdict::Drop;
+                let _ = write!(
+                    rec.reason,
+                    "dropped by the IP layer before netfilter: {error}"
+                );
+                return;
+            }
+        }
+        if pkt.fragment.is_some() || self.defrag.pending() > 0 {
+            let result = self.defrag.push(pkt, now, 0);
+            match result.outcome {
+                DefragOutcome::Pass(_) => {}
+                DefragOutcome::Queued(reason) => return rec.plain(Verdict::Stolen, &reason),
+                DefragOutcome::Dropped(reason) => return rec.plain(Verdict::Drop, &reason),
+                DefragOutcome::Complete(whole) => {
+                    let mut datagram =
+                        decode_datagram(&whole.datagram, whole.index, whole.ts, false);
+                    whole.stamp(&mut datagram);
+                    self.track_and_filter(pkt, &datagram, now, rec);
+                    let _ = write!(
+                        rec.reason,
+                        " (datagram reassembled from fragments, completed by packet #{})",
+                        pkt.index + 1
+                    );
+                    return;
+                }
+            }
+        }
+        self.track_and_filter(pkt, pkt, now, rec);
+    }
+
+    fn track_and_filter(
+        &mut self,
+        pkt: &Packet<'_>,
+        datagram: &Packet<'_>,
+        now: f64,
+        rec: &mut PacketRecord,
+    ) {
+        rec.proto = datagram.proto;
+        if let Some(reason) = stack_drop(datagram.family, datagram.src, datagram.dst) {
+            return rec.plain(Verdict::Drop, reason);
+        }
+        let family = datagram.family;
+        let iface_in = pkt
+            .iface_in
+            .clone()
+            .or_else(|| self.topology.interface_for(family, datagram.src).cloned());
+        let iface_out = self.topology.interface_for(family, datagram.dst).cloned();
+        let mut skb = Skb {
+            pkt: datagram,
+            now,
+            ct: None,
+            iface_in,
+            iface_out,
+            notrack: false,
+            zone: 0,
+            helper: None,
+            mark: 0,
+            nf_trace: false,
+        };
+        let (path, routing_drop) = choose_path(&self.topology, family, datagram.src, datagram.dst);
+        let mut outcome = HookOutcome {
+            verdict: Verdict::Accept,
+            rule: None,
+            reason: WalkReason::Silent,
+        };
+        for &hook in path {
+            if !self.run_hook(hook, &mut skb, &mut outcome, &mut rec.notes) {
+                break;
+            }
+        }
+        if let (Some(reason), Verdict::Accept) = (routing_drop, outcome.verdict) {
+            outcome.verdict = Verdict::Drop;
+            outcome.rule = None;
+            outcome.reason = WalkReason::Text(Cow::Borrowed(reason));
+            self.dropped(&mut skb);
+        }
+        rec.verdict = outcome.verdict;
+        rec.rule = outcome.rule;
+        self.label(&skb, rec);
+        self.explain(&skb, &outcome, &mut rec.reason);
+    }
+
+    /// The entries of one hook in priority order; false when the walk ends here.
+    fn run_hook(
+        &mut self,
+        hook: Hook,
+        skb: &mut Skb<'_, '_>,
+        outcome: &mut HookOutcome,
+        notes: &mut Vec<String>,
+    ) -> bool {
+        let family = skb.pkt.family;
+        let count = self.hooks.entries(family, hook).len();
+        for i in 0..count {
+            match self.hooks.entries(family, hook)[i].entry {
+                // Fragments were gathered before the walk began.
+                Entry::Defrag => {}
+                Entry::Conntrack => {
+                    let ct = self.conntrack(skb, hook == Hook::PreRouting);
+                    let drop = ct.drop;
+                    if drop {
+                        outcome.verdict = Verdict::Drop;
+                        outcome.reason = WalkReason::Text(Cow::Owned(format!(
+                            "dropped by conntrack itself: {}",
+                            ct.reason
+                        )));
+                    }
+                    skb.ct = Some(ct);
+                    if drop {
+                        return false;
+                    }
+                }
+                Entry::Confirm => {
+                    if skb.ct.is_some() && !self.confirm(skb, outcome, notes) {
+                        return false;
+                    }
+                }
+                Entry::Table(kind) => {
+                    if !self.run_table(kind, hook, skb, outcome, notes) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// nf_conntrack_in, with the raw table's template (notrack, zone, helper).
+    fn conntrack(&mut self, skb: &Skb<'_, '_>, in_prerouting: bool) -> CtResult {
+        if skb.notrack {
+            return untracked(Cow::Borrowed("UNTRACKED: marked NOTRACK in the raw table"));
+        }
+        let mut result = self.table.classify(
+            skb.pkt,
+            skb.now,
+            in_prerouting,
+            skb.zone,
+            &mut self.expectations,
+        );
+        self.sync_expectation_events();
+        let Some(id) = result.conn else {
+            return result;
+        };
+        if result.unconfirmed {
+            if let Some(conn) = self.table.conn_mut(id) {
+                assign_helper(conn, skb.helper.as_deref(), self.auto_helpers);
+            }
+        }
+        let expected = self
+            .table
+            .conn(id)
+            .is_some_and(|conn| conn.status & IPS_EXPECTED != 0);
+        if result.ctinfo == CT_RELATED && expected {
+            if let Some(origin) = self.expectations.related_reason(id) {
+                result.reason = Cow::Owned(format!("{origin}; {}", result.reason));
+            }
+        }
+        result
+    }
+
+    /// One table's chain for this hook; false when its verdict ends the walk.
+    fn run_table(
+        &mut self,
+        kind: TableKind,
+        hook: Hook,
+        skb: &mut Skb<'_, '_>,
+        outcome: &mut HookOutcome,
+        notes: &mut Vec<String>,
+    ) -> bool {
+        let ct = skb.ct.as_ref();
+        let conn_id = ct.and_then(|ct| ct.conn);
+        let conn = conn_id.and_then(|id| self.table.conn(id));
+        let master = conn.and_then(|c| c.master).and_then(|m| self.table.conn(m));
+        let ctx = RuleCtx {
+            pkt: skb.pkt,
+            ctinfo: ct.map_or(CT_INVALID, |ct| ct.ctinfo),
+            conn,
+            master_helper: helper_name_of(conn, master),
+            now: skb.now,
+            hook,
+            iface_in: skb.iface_in.as_deref(),
+            iface_out: skb.iface_out.as_deref(),
+            mark: skb.mark,
+            nf_trace: skb.nf_trace,
+            conn_counters: None,
+            conns: Some(&self.table),
+        };
+        let first_of_connection = ct.is_some_and(|ct| ct.conn.is_some() && ct.unconfirmed);
+        let family = skb.pkt.family;
+        let Some(decision) = self.rules.evaluate(kind.name(), &ctx, first_of_connection) else {
+            return true;
+        };
+        let fx = decision.effects;
+        skb.mark = fx.mark;
+        skb.nf_trace = fx.nf_trace;
+        notes.extend(fx.trace);
+        for (what, value) in &fx.effects {
+            match what.as_ref() {
+                "notrack" => skb.notrack = value.as_bool().unwrap_or(false),
+                "zone" => skb.zone = value.as_u64().map_or(0, |z| z as u16),
+                "helper" => skb.helper = value.as_str().map(str::to_owned),
+                _ => {}
+            }
+        }
+        notes.extend(fx.logs);
+        notes.extend(fx.notes);
+        if let (Some(mark), Some(id)) = (fx.connmark, conn_id) {
+            let events = self.table.events_enabled();
+            if let Some(conn) = self.table.conn_mut(id) {
+                conn.mark = mark;
+                if fx.connmark_changed && events {
+                    conn.events |= IPCT_MARK;
+                }
+            }
+        }
+        let at = decision.rule;
+        let rule = RuleRef {
+            family,
+            table: at.table_index as u16,
+            chain: at.chain_index as u16,
+            number: at.number,
+            line: at.line,
+        };
+        let verdict = match decision.verdict {
+            Outcome::Accept => Verdict::Accept,
+            Outcome::Drop => Verdict::Drop,
+            Outcome::Reject => Verdict::Reject,
+            Outcome::Queue => Verdict::Queue,
+            Outcome::Unknown => Verdict::Unknown,
+        };
+        // A terminal verdict always decides. For a packet accepted
+        // everywhere, the filter table's rule (or policy) is what people
+        // mean; another table's explicit rule counts only while the filter
+        // table has not spoken.
+        let decides = verdict != Verdict::Accept
+            || kind == TableKind::Filter
+            || (outcome.rule.is_none() && rule.number > 0);
+        if decides {
+            outcome.rule = Some(rule);
+            outcome.reason = match decision.reason {
+                Cow::Borrowed(_) => WalkReason::OfRule,
+                Cow::Owned(text) => WalkReason::Text(Cow::Owned(text)),
+            };
+        }
+        if verdict != Verdict::Accept {
+            outcome.verdict = verdict;
+            self.dropped(skb);
+            return false;
+        }
+        true
+    }
+
+    /// nf_confirm: the entry's helper reads the packet (and may drop it), then insert.
+    fn confirm(
+        &mut self,
+        skb: &mut Skb<'_, '_>,
+        outcome: &mut HookOutcome,
+        notes: &mut Vec<String>,
+    ) -> bool {
+        let Some(ct) = skb.ct.as_mut() else {
+            return true;
+        };
+        let now = skb.now;
+        let mut said = None;
+        if let Some(id) = ct.conn {
+            if let Some(conn) = self.table.conn_mut(id) {
+                if conn.helper.is_some() {
+                    let verdict = run_helper(
+                        conn,
+                        id,
+                        ct.ctinfo,
+                        skb.pkt,
+                        now,
+                        &mut self.expectations,
+                        &self.cfg,
+                    );
+                    self.sync_expectation_events();
+                    if !verdict.accept {
+                        if ct.unconfirmed {
+                            self.table.discard(ct);
+                            self.expectations.master_destroyed(id, now);
+                            self.sync_expectation_events();
+                        }
+                        outcome.verdict = Verdict::Drop;
+                        outcome.rule = None;
+                        outcome.reason = WalkReason::Text(verdict.reason);
+                        return false;
+                    }
+                    if !verdict.reason.is_empty() {
+                        said = Some(verdict.reason.into_owned());
+                    }
+                }
+            }
+        }
+        self.table.confirm(ct, now, &mut self.expectations);
+        notes.extend(said);
+        true
+    }
+
+    /// The packet was dropped: an unconfirmed entry (and what it announced) dies.
+    fn dropped(&mut self, skb: &mut Skb<'_, '_>) {
+        let Some(ct) = skb.ct.as_mut() else {
+            return;
+        };
+        if ct.unconfirmed {
+            if let Some(id) = ct.conn {
+                self.expectations.master_destroyed(id, skb.now);
+                self.sync_expectation_events();
+            }
+        }
+        self.table.discard(ct);
+    }
+
+    /// ctstate, direction, status bits, TCP state and connection number.
+    fn label(&self, skb: &Skb<'_, '_>, rec: &mut PacketRecord) {
+        let Some(ct) = skb.ct.as_ref() else {
+            return;
+        };
+        if ct.drop {
+            return; // conntrack itself dropped it: no rule ever saw a state
+        }
+        rec.ctinfo = Some(ct.ctinfo);
+        let conn = ct.conn.and_then(|id| self.table.conn(id));
+        if let Some(conn) = conn {
+            if conn.proto == PROTO_TCP {
+                rec.tcp_state = Some(conn.proto_state);
+            }
+            if conn.id != 0 {
+                rec.conn = Some(conn.id);
+            }
+            if ct.ctinfo != CT_INVALID && ct.ctinfo != CT_UNTRACKED {
+                rec.ctdir = ct.direction();
+                rec.status = conn.status & VISIBLE_STATUS;
+            }
+        }
+    }
+
+    /// The conntrack reason, then what the rules made of the packet.
+    fn explain(&self, skb: &Skb<'_, '_>, outcome: &HookOutcome, out: &mut String) {
+        match skb.ct.as_ref() {
+            Some(ct) => out.push_str(&ct.reason),
+            None => out.push_str("not tracked"),
+        }
+        let rule_text = match (&outcome.reason, outcome.rule) {
+            (WalkReason::OfRule, Some(rule)) => self.rule_reason(rule),
+            (WalkReason::Text(text), _) => text.as_ref(),
+            _ => "",
+        };
+        if let Some(rule) = outcome.rule {
+            out.push_str("; ");
+            if rule_text.is_empty() {
+                out.push_str(outcome.verdict.name());
+                out.push_str(" by ");
+                self.write_rule(out, rule);
+            } else {
+                out.push_str(rule_text);
+            }
+        } else if !rule_text.is_empty() {
+            out.push_str("; ");
+            out.push_str(rule_text);
+        }
+    }
+
+    /// The deciding rule's own explanation (its chain's policy text for number 0).
+    pub fn rule_reason(&self, rule: RuleRef) -> &str {
+        self.rules
+            .rule_reason(rule.family, rule.table, rule.chain, rule.number)
+    }
+
+    /// `filter FORWARD rule 3` or `filter FORWARD policy`.
+    pub fn write_rule(&self, out: &mut String, rule: RuleRef) {
+        let (table, chain) = self.rules.names(rule.family, rule.table, rule.chain);
+        out.push_str(table);
+        out.push(' ');
+        out.push_str(chain);
+        if rule.number == 0 {
+            out.push_str(" policy");
+        } else {
+            let _ = write!(out, " rule {}", rule.number);
+        }
+    }
+
+    /// The connections a listing at `at` shows, in table order.
+    pub fn connections(&self, at: f64) -> Vec<ConnId> {
+        self.table.live(at)
+    }
+
+    pub fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.table.conn(id)
+    }
+}
+
+/// The status bits results name (STATUS_NAMES).
+const VISIBLE_STATUS: u32 = {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < STATUS_NAMES.len() {
+        mask |= STATUS_NAMES[i].0;
+        i += 1;
+    }
+    mask
+};
+
+/// The (table, hook) pairs a family's ruleset has built-in chains for.
+fn chains_of(rules: &IptablesEngine, family: u8) -> Vec<(TableKind, Hook)> {
+    let mut out = Vec::new();
+    for kind in TableKind::ALL {
+        for hook in Hook::ALL {
+            if rules.has_chain(family, kind.name(), hook) {
+                out.push((kind, hook));
+            }
+        }
+    }
+    out
+}
+
+/// A decode error as the reasons show it ("None" when there is none, as
+/// Python's formatting always wrote it).
+struct ErrorText<'p, 'a>(&'p Packet<'a>);
+
+impl std::fmt::Display for ErrorText<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.error {
+            Some(error) => write!(f, "{error}"),
+            None => f.write_str("None"),
+        }
+    }
+}

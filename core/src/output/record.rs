@@ -1,0 +1,275 @@
+//! The per-packet lines (`replay` text and jsonl) and the totals printed
+//! after them, written straight from a `PacketRecord`.
+//!
+//! jsonl: one object per packet with the fields of the README's schema, in
+//! that order, compact separators, non-ASCII escaped. Text: the packet
+//! number, the time since the first packet, the summary, the conntrack
+//! state, the verdict with the deciding rule, and the reason.
+
+use std::fmt::Write;
+
+use std::collections::HashMap;
+
+use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
+use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
+use crate::engine::{Firewall, PacketRecord};
+use crate::output::addr::push_u64;
+use crate::output::json::{push_f64, push_str};
+use crate::output::summary::push_summary;
+use crate::packet::Packet;
+
+fn direction_name(dir: u8) -> &'static str {
+    if dir == 0 {
+        "ORIGINAL"
+    } else {
+        "REPLY"
+    }
+}
+
+fn tcp_state_name(state: u8) -> &'static str {
+    TCP_STATE_NAMES
+        .get(usize::from(state))
+        .copied()
+        .unwrap_or("NONE")
+}
+
+/// Append the jsonl line of `rec` (newline included); `pkt` is the captured
+/// packet the summary describes.
+pub fn write_jsonl(out: &mut String, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) {
+    out.push_str("{\"index\":");
+    push_u64(out, rec.index);
+    out.push_str(",\"ts\":");
+    push_f64(out, rec.ts);
+    out.push_str(",\"verdict\":\"");
+    out.push_str(rec.verdict.name());
+    out.push_str("\",\"ctstate\":");
+    match rec.ctinfo {
+        Some(ctinfo) => {
+            out.push('"');
+            out.push_str(ctstate_name(ctinfo));
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"ctdir\":");
+    match rec.ctdir {
+        Some(dir) => {
+            out.push('"');
+            out.push_str(direction_name(dir));
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"status\":[");
+    let mut first = true;
+    for (bit, name) in STATUS_NAMES {
+        if rec.status & bit != 0 {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push('"');
+            out.push_str(name);
+            out.push('"');
+        }
+    }
+    out.push_str("],\"rule\":");
+    match rec.rule {
+        Some(rule) => {
+            let (table, chain) = fw.rules().names(rule.family, rule.table, rule.chain);
+            out.push_str("{\"table\":");
+            push_str(out, table);
+            out.push_str(",\"chain\":");
+            push_str(out, chain);
+            out.push_str(",\"number\":");
+            push_u64(out, u64::from(rule.number));
+            out.push('}');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"reason\":");
+    push_str(out, &rec.reason);
+    // A summary holds addresses, numbers and punctuation only: nothing to escape.
+    out.push_str(",\"summary\":\"");
+    push_summary(out, pkt);
+    out.push_str("\",\"proto\":");
+    push_u64(out, u64::from(rec.proto));
+    out.push_str(",\"tcp_state\":");
+    match rec.tcp_state {
+        Some(state) => {
+            out.push('"');
+            out.push_str(tcp_state_name(state));
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"conn\":");
+    match rec.conn {
+        Some(id) => push_u64(out, u64::from(id)),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"notes\":[");
+    for (i, note) in rec.notes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, note);
+    }
+    out.push_str("]}\n");
+}
+
+/// `ESTABLISHED/REPLY [SEEN_REPLY,CONFIRMED]`, or `-` without a state.
+pub fn push_state(out: &mut String, rec: &PacketRecord) {
+    match rec.ctinfo {
+        Some(ctinfo) => out.push_str(ctstate_name(ctinfo)),
+        None => out.push('-'),
+    }
+    if let Some(dir) = rec.ctdir {
+        out.push('/');
+        out.push_str(direction_name(dir));
+    }
+    let mut first = true;
+    for (bit, name) in STATUS_NAMES {
+        if rec.status & bit != 0 {
+            out.push_str(if first { " [" } else { "," });
+            first = false;
+            out.push_str(name);
+        }
+    }
+    if !first {
+        out.push(']');
+    }
+}
+
+/// Append the text line of `rec` (newline included); `rel` is the time
+/// since the first packet of the output.
+pub fn write_text(out: &mut String, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>, rel: f64) {
+    let _ = write!(out, "#{:<6} {:10.6}  ", rec.index + 1, rel);
+    push_summary(out, pkt);
+    out.push_str("  | ");
+    push_state(out, rec);
+    out.push_str(" | ");
+    out.push_str(rec.verdict.name());
+    if let Some(rule) = rec.rule {
+        out.push_str(" by ");
+        fw.write_rule(out, rule);
+    }
+    out.push_str(" | ");
+    out.push_str(&rec.reason);
+    out.push('\n');
+}
+
+/// Counts by name, reported most common first (ties in first-seen order).
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    at: HashMap<Box<str>, usize>,
+    counts: Vec<(Box<str>, u64)>,
+}
+
+impl Tally {
+    pub fn add(&mut self, name: &str) {
+        match self.at.get(name) {
+            Some(&i) => self.counts[i].1 += 1,
+            None => {
+                self.at.insert(name.into(), self.counts.len());
+                self.counts.push((name.into(), 1));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// (name, count), most common first.
+    pub fn most_common(&self) -> Vec<(&str, u64)> {
+        let mut out: Vec<(&str, u64)> = self.counts.iter().map(|(k, n)| (&**k, *n)).collect();
+        out.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+        out
+    }
+}
+
+/// The totals printed after a replay: states, verdicts, connections, INVALID reasons.
+#[derive(Clone, Debug, Default)]
+pub struct Totals {
+    pub packets: u64,
+    pub states: Tally,
+    pub verdicts: Tally,
+    pub invalid_reasons: Tally,
+    pub connections: IdSet,
+}
+
+/// The connection numbers seen: one bit each (numbers are handed out in
+/// order from 1, so the set stays a small fraction of the table's memory).
+#[derive(Clone, Debug, Default)]
+pub struct IdSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl IdSet {
+    pub fn insert(&mut self, id: u32) {
+        let (word, bit) = ((id / 64) as usize, id % 64);
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let mask = 1u64 << bit;
+        if self.words[word] & mask == 0 {
+            self.words[word] |= mask;
+            self.len += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Totals {
+    pub fn add(&mut self, rec: &PacketRecord) {
+        self.packets += 1;
+        self.states.add(rec.ctinfo.map_or("-", ctstate_name));
+        self.verdicts.add(rec.verdict.name());
+        if let Some(id) = rec.conn {
+            self.connections.insert(id);
+        }
+        if rec.ctinfo.map(ctstate_name) == Some("INVALID") {
+            let head = rec.reason.split("; ").next().unwrap_or("");
+            self.invalid_reasons.add(head);
+        }
+    }
+
+    /// The lines, each without its newline.
+    pub fn lines(&self) -> Vec<String> {
+        fn counts(tally: &Tally) -> String {
+            let mut text = String::new();
+            for (i, (name, n)) in tally.most_common().into_iter().enumerate() {
+                if i > 0 {
+                    text.push_str(", ");
+                }
+                let _ = write!(text, "{name} {n}");
+            }
+            text
+        }
+        let mut out = vec![
+            format!(
+                "{} packets; {} connections seen",
+                self.packets,
+                self.connections.len()
+            ),
+            format!("states: {}", counts(&self.states)),
+            format!("verdicts: {}", counts(&self.verdicts)),
+        ];
+        if !self.invalid_reasons.is_empty() {
+            out.push("INVALID reasons:".to_string());
+            for (reason, n) in self.invalid_reasons.most_common() {
+                out.push(format!("  {n:6}  {reason}"));
+            }
+        }
+        out
+    }
+}

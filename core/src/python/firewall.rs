@@ -1,0 +1,500 @@
+//! `statewall._core.Firewall`: the whole packet path behind one Python object.
+//!
+//! Two ways in. `process` takes one decoded `statewall.packet.Packet` (its
+//! captured frame is decoded again in the core, so the core never trusts
+//! Python-side fields) and returns the packet's record as a tuple, for the
+//! library and the kernel oracle. `replay` streams a capture file through
+//! the core and yields the per-packet output in chunks of bytes, with the
+//! interpreter released while the core works, so output never falls back
+//! to Python per packet.
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyType};
+
+use crate::capture::{self, CaptureError, Reader};
+use crate::config::{HelperParams, Sysctls};
+use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
+use crate::conntrack::display::{conntrack_line, proc_line};
+use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
+use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
+use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
+use crate::decode::{decode_datagram, decode_frame};
+use crate::engine::{Firewall, FirewallSetup, PacketRecord};
+use crate::netfilter::route::{Net, Topology};
+use crate::output::record::{write_jsonl, write_text, Totals};
+use crate::output::summary::summary;
+use crate::packet::{IfaceName, Packet};
+use crate::rules::hooks::IptablesEngine;
+use crate::rules::walker::Engine;
+
+const SOURCE: &str = "statewall.capture.source";
+static ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static TRUNCATED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn capture_error(py: Python<'_>, err: &CaptureError) -> PyErr {
+    let class = if err.is_truncated() {
+        TRUNCATED.import(py, SOURCE, "CaptureTruncated")
+    } else {
+        ERROR.import(py, SOURCE, "CaptureError")
+    };
+    match class {
+        Ok(class) => PyErr::from_type(class.clone(), err.message().to_string()),
+        Err(import_failed) => import_failed,
+    }
+}
+
+/// (family, address, prefix) as Python hands networks over.
+type NetSpec = (u8, u128, u8);
+
+fn nets(specs: Vec<NetSpec>) -> Vec<Net> {
+    specs
+        .into_iter()
+        .map(|(family, address, prefix)| Net::new(family, address, prefix))
+        .collect()
+}
+
+fn engine(json: Option<&str>) -> PyResult<Option<Engine>> {
+    json.map(Engine::from_json)
+        .transpose()
+        .map_err(PyValueError::new_err)
+}
+
+/// The record as Python's `PacketVerdict` fields: (index, ts, verdict,
+/// ctstate, ctdir, status, rule, reason, summary, proto, tcp_state, conn, notes).
+/// Nested in two (PyO3 converts tuples of up to 12 items).
+type RecordTuple = (
+    (
+        u64,
+        f64,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Vec<&'static str>,
+    ),
+    RecordRest,
+);
+
+type RecordRest = (
+    Option<(String, String, u32, u32)>,
+    String,
+    String,
+    u8,
+    Option<&'static str>,
+    Option<u32>,
+    Vec<String>,
+);
+
+fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTuple {
+    let rule = rec.rule.map(|r| {
+        let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
+        (table.to_string(), chain.to_string(), r.number, r.line)
+    });
+    let head = (
+        rec.index,
+        rec.ts,
+        rec.verdict.name(),
+        rec.ctinfo.map(ctstate_name),
+        rec.ctdir.map(|d| if d == 0 { "ORIGINAL" } else { "REPLY" }),
+        STATUS_NAMES
+            .iter()
+            .filter(|(bit, _)| rec.status & bit != 0)
+            .map(|(_, name)| *name)
+            .collect(),
+    );
+    let rest = (
+        rule,
+        rec.reason.clone(),
+        summary,
+        rec.proto,
+        rec.tcp_state
+            .and_then(|s| TCP_STATE_NAMES.get(usize::from(s)).copied()),
+        rec.conn,
+        rec.notes.clone(),
+    );
+    (head, rest)
+}
+
+/// One simulated machine: conntrack, expectations, defragmentation, rules.
+#[pyclass(module = "statewall._core", name = "Firewall")]
+pub struct PyFirewall {
+    fw: Firewall,
+    rec: PacketRecord,
+}
+
+#[pymethods]
+impl PyFirewall {
+    /// `rules_v4`/`rules_v6`: lowered rulesets as JSON (statewall.rules.lower);
+    /// `sysctls`: (bare name, value) pairs; `local` and `interfaces`: the
+    /// topology as (family, address, prefix) networks; `helper_params`:
+    /// (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout).
+    #[new]
+    #[pyo3(signature = (rules_v4=None, rules_v6=None, sysctls=Vec::new(), local=Vec::new(),
+                        interfaces=Vec::new(), auto_helpers=false,
+                        helper_params=(false, 8, 300, 300), events=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        rules_v4: Option<&str>,
+        rules_v6: Option<&str>,
+        sysctls: Vec<(String, u64)>,
+        local: Vec<NetSpec>,
+        interfaces: Vec<(String, Vec<NetSpec>)>,
+        auto_helpers: bool,
+        helper_params: (bool, u32, u32, u32),
+        events: bool,
+    ) -> PyResult<Self> {
+        let mut cfg = Sysctls::default();
+        for (name, value) in sysctls {
+            cfg.set(&name, value)
+                .map_err(|err| PyValueError::new_err(err.to_string()))?;
+        }
+        let topology = Topology {
+            local: nets(local),
+            interfaces: interfaces
+                .into_iter()
+                .map(|(name, specs)| (IfaceName::from(name), nets(specs)))
+                .collect(),
+        };
+        let (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout) =
+            helper_params;
+        let setup = FirewallSetup {
+            cfg,
+            topology,
+            rules: IptablesEngine {
+                v4: engine(rules_v4)?,
+                v6: engine(rules_v6)?,
+            },
+            auto_helpers,
+            helper_params: HelperParams {
+                ftp_loose,
+                irc_max_dcc_channels,
+                irc_dcc_timeout,
+                amanda_master_timeout,
+            },
+            events,
+        };
+        Ok(PyFirewall {
+            fw: Firewall::new(setup),
+            rec: PacketRecord::default(),
+        })
+    }
+
+    /// The clock: the latest packet time seen.
+    #[getter]
+    fn now(&self) -> f64 {
+        self.fw.now()
+    }
+
+    /// Run one decoded packet through the machine; returns its record.
+    fn process(&mut self, pkt: &Bound<'_, PyAny>) -> PyResult<RecordTuple> {
+        let index: u64 = pkt.getattr("index")?.extract()?;
+        let ts: f64 = pkt.getattr("ts")?.extract()?;
+        let frame = pkt.getattr("frame")?;
+        let frame = frame.cast::<PyBytes>().ok();
+        let data = pkt.getattr("data")?;
+        let data = data.cast::<PyBytes>()?;
+        let decoded = match frame {
+            Some(frame) => {
+                let link_type: u32 = pkt.getattr("link_type")?.extract()?;
+                let iface_in: Option<String> = pkt.getattr("iface_in")?.extract()?;
+                let iface_out: Option<String> = pkt.getattr("iface_out")?.extract()?;
+                let iface = iface_in.or(iface_out).map(IfaceName::from);
+                decode_frame(index, ts, frame.as_bytes(), link_type, iface)
+            }
+            None => {
+                let mut p = decode_datagram(data.as_bytes(), index, ts, false);
+                let iface_in: Option<String> = pkt.getattr("iface_in")?.extract()?;
+                p.iface_in = iface_in.map(IfaceName::from);
+                p
+            }
+        };
+        Ok(self.run(&decoded))
+    }
+
+    /// Decode one captured frame and run it through the machine.
+    #[pyo3(signature = (index, ts, frame, linktype, iface=None))]
+    fn process_frame(
+        &mut self,
+        index: u64,
+        ts: f64,
+        frame: &[u8],
+        linktype: u32,
+        iface: Option<String>,
+    ) -> RecordTuple {
+        let pkt = decode_frame(index, ts, frame, linktype, iface.map(IfaceName::from));
+        self.run(&pkt)
+    }
+
+    /// Bring the tables to `at` (expired entries and expectations go).
+    fn advance_to(&mut self, at: f64) {
+        self.fw.advance_to(at);
+    }
+
+    /// `/proc/net/nf_conntrack` ("proc") or `conntrack -L` ("conntrack")
+    /// lines of the table at `at`, each ending in a newline.
+    fn table_lines(&self, at: f64, fmt: &str) -> Vec<String> {
+        let proc = fmt == "proc";
+        self.fw
+            .connections(at)
+            .into_iter()
+            .filter_map(|id| self.fw.conn(id))
+            .map(|conn| {
+                let mut line = if proc {
+                    proc_line(conn, at)
+                } else {
+                    conntrack_line(conn, at)
+                };
+                line.push('\n');
+                line
+            })
+            .collect()
+    }
+
+    /// The expectation table at `at`: `/proc/net/nf_conntrack_expect`
+    /// ("proc") or `conntrack -L expect` lines, each ending in a newline.
+    fn expectation_lines(&self, at: f64, fmt: &str) -> Vec<String> {
+        let proc = fmt == "proc";
+        self.fw
+            .expectations()
+            .live(at)
+            .into_iter()
+            .map(|exp| {
+                if proc {
+                    proc_expect_line(exp, at)
+                } else {
+                    let mut line = conntrack_expect_line(exp, at);
+                    line.push('\n');
+                    line
+                }
+            })
+            .collect()
+    }
+
+    /// Number of live entries (confirmed, not yet reaped).
+    fn count(&self) -> usize {
+        self.fw.table().count()
+    }
+
+    /// `conntrack -S` ("conntrack") or `/proc/net/stat/nf_conntrack` ("proc") lines.
+    fn stat_lines(&self, fmt: &str) -> Vec<String> {
+        let table = self.fw.table();
+        if fmt == "proc" {
+            proc_stat_lines(
+                &table.stats,
+                &self.fw.expectations().stats,
+                table.count() as u64,
+            )
+            .to_vec()
+        } else {
+            vec![conntrack_s_line(&table.stats, 0)]
+        }
+    }
+
+    /// The events since the last call, in time order: (ts, kind, conn_id,
+    /// body, cause, expectation).
+    fn take_events(&mut self) -> Vec<(f64, &'static str, u32, String, &'static str, bool)> {
+        self.fw
+            .take_events()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.ts,
+                    e.kind.name(),
+                    e.conn_id,
+                    e.body,
+                    e.cause,
+                    e.expectation,
+                )
+            })
+            .collect()
+    }
+
+    /// Per-rule counters of one family: (table, chain, number (0: policy), packets, bytes).
+    fn counters(&self, family: u8) -> Vec<(String, String, u32, u64, u64)> {
+        let rules = self.fw.rules();
+        let engine = if family == 4 { &rules.v4 } else { &rules.v6 };
+        engine.as_ref().map_or_else(Vec::new, Engine::counters)
+    }
+
+    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`.
+    fn unknown_rules(&self) -> Vec<String> {
+        self.fw.rules().unknown_rules()
+    }
+
+    /// Stream a capture through the machine. `fmt`: "jsonl", "text" or
+    /// "summary" (no per-packet output); `limit`: packets to read; `until`:
+    /// stop before the first packet later than this time (None: no stop;
+    /// below 1e9 it counts from the first packet).
+    #[pyo3(signature = (path, fmt, limit=None, until=None))]
+    fn replay(
+        slf: Bound<'_, Self>,
+        path: PathBuf,
+        fmt: &str,
+        limit: Option<u64>,
+        until: Option<f64>,
+    ) -> PyResult<ReplayRun> {
+        let py = slf.py();
+        let format = match fmt {
+            "jsonl" => Format::Jsonl,
+            "text" => Format::Text,
+            "summary" => Format::Summary,
+            other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
+        };
+        let reader = py
+            .detach(|| capture::open(&path))
+            .map_err(|err| capture_error(py, &err))?;
+        Ok(ReplayRun {
+            firewall: slf.unbind(),
+            reader: Some(reader),
+            format,
+            limit,
+            until,
+            first_ts: None,
+            totals: Totals::default(),
+            error: None,
+        })
+    }
+}
+
+impl PyFirewall {
+    fn run(&mut self, pkt: &Packet<'_>) -> RecordTuple {
+        self.fw.process(pkt, &mut self.rec);
+        record_tuple(&self.fw, &self.rec, summary(pkt))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jsonl,
+    Text,
+    Summary,
+}
+
+/// Output bytes per chunk handed to Python.
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// A capture being replayed: iterating yields the output in chunks of
+/// bytes, then raises the capture's error if it has one.
+#[pyclass(module = "statewall._core")]
+pub struct ReplayRun {
+    firewall: Py<PyFirewall>,
+    reader: Option<Reader>,
+    format: Format,
+    limit: Option<u64>,
+    until: Option<f64>,
+    first_ts: Option<f64>,
+    totals: Totals,
+    error: Option<CaptureError>,
+}
+
+/// How one chunk ended.
+enum Stop {
+    Full,
+    Done,
+    Failed(CaptureError),
+}
+
+fn fill(
+    fw: &mut PyFirewall,
+    reader: &mut Reader,
+    run: &mut RunState<'_>,
+    out: &mut String,
+) -> Stop {
+    while out.len() < CHUNK_BYTES {
+        let frame = match reader.next_frame() {
+            None => return Stop::Done,
+            Some(Err(err)) => return Stop::Failed(err),
+            Some(Ok(frame)) => frame,
+        };
+        if run.limit.is_some_and(|limit| frame.index >= limit) {
+            return Stop::Done;
+        }
+        let iface = frame.iface.clone();
+        let pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, iface);
+        let first = *run.first_ts.get_or_insert(pkt.ts);
+        if let Some(until) = run.until {
+            let at = if until >= 1e9 { until } else { first + until };
+            if pkt.ts > at {
+                return Stop::Done;
+            }
+        }
+        fw.fw.process(&pkt, &mut fw.rec);
+        run.totals.add(&fw.rec);
+        match run.format {
+            Format::Jsonl => write_jsonl(out, &fw.fw, &fw.rec, &pkt),
+            Format::Text => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first),
+            Format::Summary => {}
+        }
+    }
+    Stop::Full
+}
+
+struct RunState<'r> {
+    format: Format,
+    limit: Option<u64>,
+    until: Option<f64>,
+    first_ts: &'r mut Option<f64>,
+    totals: &'r mut Totals,
+}
+
+#[pymethods]
+impl ReplayRun {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        if let Some(err) = self.error.take() {
+            return Err(capture_error(py, &err));
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        let mut fw = self.firewall.borrow_mut(py);
+        let mut run = RunState {
+            format: self.format,
+            limit: self.limit,
+            until: self.until,
+            first_ts: &mut self.first_ts,
+            totals: &mut self.totals,
+        };
+        let mut out = String::with_capacity(CHUNK_BYTES + 4096);
+        let fw_ref: &mut PyFirewall = &mut fw;
+        let stop = py.detach(|| fill(fw_ref, reader, &mut run, &mut out));
+        match stop {
+            Stop::Full => {}
+            Stop::Done => self.reader = None,
+            Stop::Failed(err) => {
+                self.reader = None;
+                self.error = Some(err);
+            }
+        }
+        if out.is_empty() {
+            if let Some(err) = self.error.take() {
+                return Err(capture_error(py, &err));
+            }
+            return Ok(None);
+        }
+        Ok(Some(PyBytes::new(py, out.as_bytes()).unbind()))
+    }
+
+    /// Packets processed so far.
+    #[getter]
+    fn packets(&self) -> u64 {
+        self.totals.packets
+    }
+
+    /// The totals lines printed after a replay.
+    fn totals_lines(&self) -> Vec<String> {
+        self.totals.lines()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyFirewall>()?;
+    m.add_class::<ReplayRun>()?;
+    Ok(())
+}
