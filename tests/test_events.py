@@ -15,7 +15,6 @@ import pytest
 from statewall import builder as b
 from statewall.capture.writer import write_pcap
 from statewall.cli import main
-from statewall.config import Sysctls
 from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
@@ -158,12 +157,6 @@ def test_events_match_the_kernel_on_every_shared_capture(kernel: None, shared: P
     for path in sorted((shared / "traces").glob("*.pcap*")):
         result = verify_events_capture(path, None)
         assert result.same, (path.name, result.mismatches[:3])
-
-
-def test_events_need_a_sink_to_be_recorded() -> None:
-    firewall = Firewall(cfg=Sysctls())
-    firewall.process(decode_datagram(tcp("S", 100), ts=T0))
-    assert firewall.table.event_sink is None and firewall.expectations.event_sink is None
 
 
 @pytest.mark.kernel

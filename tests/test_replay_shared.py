@@ -14,7 +14,6 @@ directions agree).
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 import struct
@@ -28,7 +27,6 @@ import pytest
 from statewall import builder as b
 from statewall.capture import open_capture
 from statewall.checksum import l4_checksum_ok
-from statewall.cli import render_replay
 from statewall.conntrack.proto_gre import gre_keys
 from statewall.decode import STACK_DROP_LAYERS, decode_datagram
 from statewall.engine import Firewall
@@ -229,9 +227,8 @@ def replayed(path: Path) -> Replayed:
     """One replay through the jsonl renderer `statewall replay --format jsonl` uses."""
     firewall = Firewall()
     packets = list(read_packets(path, LIMIT))
-    out = io.StringIO()
-    render_replay(iter([firewall.process(p) for p in packets]), "jsonl", out)
-    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    out = b"".join(firewall.replay_file(path, "jsonl", LIMIT))
+    records = [json.loads(line) for line in out.decode().splitlines()]
     with open_capture(path) as reader:
         frames = [frame.ts for frame, _ in zip(reader, range(LIMIT), strict=False)]
     return Replayed(packets, records, frames, firewall)
@@ -363,7 +360,7 @@ def test_known_outcomes(shared: Path, name: str) -> None:
 def test_refused_connection_leaves_no_entry(shared: Path) -> None:
     """A RST as the only answer kills the entry at once (nf_conntrack_tcp_packet)."""
     run = replayed(shared / "traces" / "tcp-syn-rst-refused.pcapng")
-    assert run.firewall.connections() == []
+    assert run.firewall.table_lines() == []
 
 
 @pytest.mark.parametrize(("name", "message", "expected"), [

@@ -11,11 +11,9 @@ import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import statewall.rules.hooks as hooks_module
 from statewall import builder
 from statewall._core import RuleEngine
 from statewall.conntrack.conn import (
@@ -31,13 +29,10 @@ from statewall.conntrack.conn import (
     Conn,
 )
 from statewall.decode import decode_datagram
-from statewall.engine import Firewall
 from statewall.packet import Packet
-from statewall.replay import read_packets
 from statewall.rules.compile import CompiledRuleset, compile_ruleset
 from statewall.rules.context import Decision, RuleState
-from statewall.rules.hooks import IptablesEngine
-from statewall.rules.lower import LoweredRuleset, compile_for_core, lower, walk_core
+from statewall.rules.lower import compile_for_core, lower, walk_core
 from statewall.rules.parser import parse_ruleset
 from statewall.rules.walker import walk
 
@@ -486,53 +481,3 @@ def test_every_shared_ruleset_lowers_and_loads_in_the_core(name: str) -> None:
     lowered = lower(compiled)
     engine = RuleEngine(lowered.to_json())
     assert engine.family == compiled.source.family
-
-
-def _dual_walk(engines: dict[int, RuleEngine], seen: list[int]) -> Any:
-    real = walk
-
-    def dual(ruleset: CompiledRuleset, table: str, hook: str, pkt: Packet, ctinfo: int,
-             conn: Conn | None, now: float, iface_in: str | None = None,
-             iface_out: str | None = None, mark: int = 0, trace: bool = False,
-             ) -> Decision | None:
-        before = None if conn is None else (conn.mark, conn.events)
-        ours = walk_core(engines[id(ruleset)], table, hook, pkt, ctinfo, conn, now, iface_in,
-                         iface_out, mark, trace)
-        written = None if conn is None else (conn.mark, conn.events)
-        if conn is not None and before is not None:
-            conn.mark, conn.events = before
-        theirs = real(ruleset, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out, mark,
-                      trace)
-        assert ours == theirs, (pkt.index, table, hook)
-        assert written == (None if conn is None else (conn.mark, conn.events))
-        seen.append(1)
-        return theirs
-
-    return dual
-
-
-def _fully_ported(lowered: LoweredRuleset) -> bool:
-    return not lowered.not_ported
-
-
-@pytest.mark.parametrize("name", LOADABLE or ["(none)"])
-def test_shared_captures_through_both_walkers(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _shared(RULESETS)
-    _shared(TRACES)
-    compiled = _shared_compiled(name)
-    lowered = lower(compiled)
-    if lowered.not_ported:
-        pytest.skip(f"uses what the core does not evaluate yet: {', '.join(lowered.not_ported)}")
-    family = compiled.source.family
-    engine = RuleEngine(lowered.to_json())
-    seen: list[int] = []
-    monkeypatch.setattr(hooks_module, "walk", _dual_walk({id(compiled): engine}, seen))
-    rules = IptablesEngine(compiled if family == 4 else None, compiled if family == 6 else None)
-    # A few captures per ruleset keep the run short; the choice rotates with the name.
-    start = sum(name.encode()) % max(1, len(CAPTURES))
-    for capture in (CAPTURES[(start + k) % len(CAPTURES)] for k in range(3)):
-        firewall = Firewall(rules=rules)
-        for pkt in read_packets(capture, limit=150):
-            firewall.process(pkt)
-    assert engine.counters() == python_counters(compiled)
-    assert seen or family == 6

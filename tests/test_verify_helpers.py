@@ -146,11 +146,11 @@ def test_ftp_expectation_expires_300_seconds_after_the_port_command(delay: float
     announced = times[-2]  # the PORT command; the server's 200 reply follows
     firewall, verdicts = _replay(packets, [*times, announced + delay])
     assert verdicts[-1].ctstate == state
-    assert not firewall.expectations.live(announced + delay)
+    assert not firewall.expectations(announced + delay)
     before, _ = _replay(packets[:-1], times)
-    assert [e.remaining(announced + 299.5) for e in before.expectations.live(announced + 299.5)] \
+    assert [e.timeout for e in before.expectations(announced + 299.5)] \
         == [0]  # listed with 0 during its last second
-    assert not before.expectations.live(announced + 300.0)
+    assert not before.expectations(announced + 300.0)
 
 
 def test_amanda_expectations_live_180_seconds_and_the_master_300() -> None:
@@ -159,8 +159,8 @@ def test_amanda_expectations_live_180_seconds_and_the_master_300() -> None:
     request, reply, syn = scenario.datagrams[:3]
     firewall, verdicts = _replay([request, reply, syn], [10.0, 10.5, 10.5 + 179.9])
     assert verdicts[2].ctstate == "RELATED"
-    assert [e.dport for e in firewall.expectations.live(190.0)] == [50101, 50102]
-    assert not firewall.expectations.live(190.5)
+    assert [e.dport for e in firewall.expectations(190.0)] == [50101, 50102]
+    assert not firewall.expectations(190.5)
     master = next(c for c in firewall.connections(190.5) if c.orig_dport == 10080)
     assert master.expires == pytest.approx(310.5)
     late = Tcp(C4, S4, 40401, 50101).handshake()[0]
@@ -174,7 +174,7 @@ def test_a_rst_alone_keeps_the_expectation_in_statewall_too() -> None:
     packets = [*ctl.handshake(), *ctl.talk(((SERVER, b"220 hi\r\n"), (CLIENT, b"USER a\r\n"))),
                ctl.send(CLIENT, b"PORT 10,20,1,1,156,64\r\n"), ctl.rst(CLIENT)]
     firewall, _ = _replay(packets, [1.0 + n for n in range(len(packets))])
-    assert [e.dport for e in firewall.expectations.live(8.0)] == [40000]
+    assert [e.dport for e in firewall.expectations(8.0)] == [40000]
 
 
 # --- against the kernel -----------------------------------------------------------------

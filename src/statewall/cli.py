@@ -13,23 +13,19 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from statewall import __version__
-from statewall.capture import CaptureError
+from statewall._core import ReplayRun
+from statewall.capture import LINKTYPE_RAW, CaptureError
 from statewall.config import SysctlError, Sysctls
-from statewall.conntrack.core import EventSink
-from statewall.conntrack.display import conntrack_line, proc_line
-from statewall.engine import Firewall
+from statewall.engine import EventSink, Firewall
 from statewall.netfilter import Topology, parse_networks
 from statewall.profiles import add_profile_options, values_from_args
-from statewall.replay import Summary, read_packets
-from statewall.verdict import PacketVerdict
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -194,30 +190,31 @@ def firewall_from(args: argparse.Namespace, cfg: Sysctls | None = None,
 
 def cmd_replay(args: argparse.Namespace) -> int:
     firewall = firewall_from(args)
-    verdicts = (firewall.process(pkt) for pkt in read_packets(args.capture, args.limit))
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
     fmt = "summary" if args.summary_only else args.format
     try:
-        return render_replay(verdicts, fmt, sys.stdout, summary=not args.no_summary)
+        run = firewall.replay_file(args.capture, fmt, args.limit)
+        return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
-        unknown = getattr(firewall.rules, "unknown_rules", [])
+        unknown = firewall.unknown_rules()
         if unknown and fmt != "jsonl" and not args.no_summary:
             sys.stdout.write("rules evaluated as unknown (--allow-unknown): packets reaching them "
                              "have an undetermined fate\n")
             sys.stdout.writelines(f"  {line}\n" for line in unknown)
         if args.counters:
             sys.stdout.write(counters_text(firewall, args.counters))
+        sys.stdout.flush()
 
 
 def counters_text(firewall: Firewall, style: str) -> str:
     """The ruleset with the replay's per-rule counters, as iptables prints them."""
     from statewall.rules.counters import format_counters_list, format_counters_save
-    from statewall.rules.hooks import IptablesEngine
 
     rules = firewall.rules
-    if not isinstance(rules, IptablesEngine):
+    if rules is None:
         return "(no ruleset: no counters)\n"
+    firewall.sync_counters()
     out = []
     for label, compiled in (("iptables", rules.v4), ("ip6tables", rules.v6)):
         if compiled is None:
@@ -231,50 +228,34 @@ def counters_text(firewall: Firewall, style: str) -> str:
     return "\n".join(out)
 
 
-def render_replay(verdicts: Iterator[PacketVerdict], fmt: str, out: TextIO,
-                  summary: bool = True) -> int:
-    """Print verdicts as they come; a capture error is reported after the packets.
+def render_run(run: ReplayRun, fmt: str, out: TextIO, summary: bool = True) -> int:
+    """Print the core's output as it comes; a capture error is reported after the packets.
 
     `fmt` is "text", "jsonl" or "summary" (no line per packet, the totals only).
     The totals follow whatever was printed, even when the capture breaks off;
     a capture that yields nothing before failing gets no totals, only its error.
     """
-    totals = Summary()
     progress = Progress(enabled=fmt != "jsonl" and out.isatty() and sys.stderr.isatty())
-    first_ts: float | None = None
+    binary = getattr(out, "buffer", None)
+    out.flush()
     finished = False
     try:
-        for verdict in verdicts:
-            totals.add(verdict)
-            if fmt == "summary":
-                continue
-            if fmt == "jsonl":
-                out.write(json.dumps(verdict.as_json(), separators=(",", ":")) + "\n")
-                continue
-            if first_ts is None:
-                first_ts = verdict.ts
+        for chunk in run:
             progress.clear()
-            out.write(text_line(verdict, verdict.ts - first_ts) + "\n")
-            progress.tick(totals.packets)
+            if binary is not None:
+                binary.write(chunk)
+            else:
+                out.write(chunk.decode())
+            progress.tick(run.packets)
         finished = True
     finally:
         progress.clear()
-        if fmt != "jsonl" and summary and (finished or totals.packets):
-            out.write("\n".join(totals.lines()) + "\n")
+        if binary is not None:
+            binary.flush()
+        if fmt != "jsonl" and summary and (finished or run.packets):
+            out.write("\n".join(run.totals_lines()) + "\n")
         out.flush()
     return EXIT_OK
-
-
-def text_line(verdict: PacketVerdict, rel: float) -> str:
-    state = verdict.ctstate or "-"
-    if verdict.ctdir:
-        state += f"/{verdict.ctdir}"
-    status = ",".join(verdict.status)
-    if status:
-        state += f" [{status}]"
-    decided = f" by {verdict.rule}" if verdict.rule else ""
-    return (f"#{verdict.index + 1:<6} {rel:10.6f}  {verdict.summary}  | {state} | "
-            f"{verdict.verdict}{decided} | {verdict.reason}")
 
 
 class Progress:
@@ -309,16 +290,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     """
     firewall = firewall_from(args)
     at_value = parse_at(args.at)
-    at: float | None = None
+    run = firewall.replay_file(args.capture, "summary", args.limit, until=at_value)
     try:
-        for pkt in read_packets(args.capture, args.limit):
-            if at is None and at_value is not None:
-                at = resolve_time(at_value, pkt.ts)
-            if at is not None and pkt.ts > at:
-                break
-            firewall.process(pkt)
+        for _ in run:
+            pass
     finally:
-        when = at if at is not None else firewall.now
+        first_ts = run.first_ts
+        when = firewall.now
+        if at_value is not None and first_ts is not None:
+            when = resolve_time(at_value, first_ts)
         sys.stdout.writelines(table_lines(firewall, when, args.format, args.expectations))
         sys.stdout.flush()
     return EXIT_OK
@@ -327,14 +307,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 def table_lines(firewall: Firewall, when: float, fmt: str, expectations: bool) -> list[str]:
     """The connection (or expectation) table at `when`, one newline-ended line each."""
     if expectations:
-        from statewall.conntrack.expect import conntrack_expect_line, proc_expect_line
-
-        live = firewall.expectations.live(when)
-        if fmt == "proc":
-            return [proc_expect_line(exp, when) for exp in live]
-        return [conntrack_expect_line(exp, when) + "\n" for exp in live]
-    printer = proc_line if fmt == "proc" else conntrack_line
-    return [printer(conn, when) + "\n" for conn in firewall.connections(when)]
+        return firewall.expectation_lines(when, fmt)
+    return firewall.table_lines(when, fmt)
 
 
 def parse_at(text: str | None) -> float | None:
@@ -356,18 +330,22 @@ def resolve_time(value: float, first_ts: float) -> float:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from statewall.demo import DEMO_RULES, demo_packets
+    import tempfile
+
+    from statewall.capture.writer import write_pcap
+    from statewall.demo import DEMO_RULES, demo_frames
     from statewall.rules.hooks import IptablesEngine, compile_text
 
     firewall = Firewall(rules=IptablesEngine(compile_text(DEMO_RULES, "demo.rules", 4), None))
     if args.format == "text":
         sys.stdout.write("ruleset (iptables-save):\n" + DEMO_RULES + "\n")
-    verdicts = (firewall.process(pkt) for pkt in demo_packets())
-    code = render_replay(verdicts, args.format, sys.stdout)
+    with tempfile.TemporaryDirectory(prefix="statewall-demo-") as folder:
+        capture = f"{folder}/demo.pcap"
+        write_pcap(capture, demo_frames(), linktype=LINKTYPE_RAW)
+        code = render_run(firewall.replay_file(capture, args.format), args.format, sys.stdout)
     if args.format == "text":
         sys.stdout.write("\nconntrack table at the end (/proc/net/nf_conntrack):\n")
-        for conn in firewall.connections():
-            sys.stdout.write(proc_line(conn, firewall.now) + "\n")
+        sys.stdout.writelines(firewall.table_lines())
     return code
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from statewall.compare import compare, report_lines
 from statewall.config import Sysctls
 from statewall.conntrack.events import ConntrackEvent
-from statewall.conntrack.stats import conntrack_s_line, proc_stat_lines
 from statewall.engine import Firewall
 from statewall.packet import Packet
 from statewall.profiles import PROFILES, effective_values, parse_memory
@@ -63,9 +62,10 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     firewall = firewall_from(args, event_sink=show)
     try:
-        for pkt in read_packets(args.capture, args.limit):
-            firewall.process(pkt)
+        for _ in firewall.replay_file(args.capture, "summary", args.limit):
+            firewall.deliver_events()
     finally:
+        firewall.deliver_events()
         out.flush()
     return EXIT_OK
 
@@ -76,15 +76,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     firewall = firewall_from(args)
     try:
-        for pkt in read_packets(args.capture, args.limit):
-            firewall.process(pkt)
+        for _ in firewall.replay_file(args.capture, "summary", args.limit):
+            pass
     finally:
-        table = firewall.table
-        if args.format == "proc":
-            lines = proc_stat_lines(table.stats, firewall.expectations.stats, table.count)
-        else:
-            lines = [conntrack_s_line(table.stats)]
-        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.write("\n".join(firewall.stat_lines(args.format)) + "\n")
         sys.stdout.flush()
     return EXIT_OK
 

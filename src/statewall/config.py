@@ -92,6 +92,10 @@ class Sysctls:
         """(full sysctl name, value) pairs in declaration order."""
         return [(self.full_name(f.name), getattr(self, f.name)) for f in fields(self)]
 
+    def bare_items(self) -> list[tuple[str, int]]:
+        """(field name, value) pairs in declaration order, as the core takes them."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
     def with_values(self, values: dict[str, Any]) -> Sysctls:
         """A copy with some knobs changed; names may carry their `net.…` prefix."""
         changes: dict[str, int] = {}
@@ -99,6 +103,20 @@ class Sysctls:
             field_name = canonical_name(name)
             changes[field_name] = parse_value(name, raw)
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class HelperParams:
+    """The helpers' module parameters (/sys/module/nf_conntrack_*/parameters).
+
+    Kernel defaults; unlike sysctls they are global to the machine, which is
+    why they are not in `Sysctls`.
+    """
+
+    ftp_loose: bool = False
+    irc_max_dcc_channels: int = 8
+    irc_dcc_timeout: int = 300
+    amanda_master_timeout: int = 300
 
 
 def canonical_name(name: str) -> str:

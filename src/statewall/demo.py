@@ -75,3 +75,9 @@ def demo_datagrams() -> list[tuple[float, bytes]]:
 def demo_packets() -> Iterator[Packet]:
     for index, (offset, data) in enumerate(demo_datagrams()):
         yield decode_datagram(data, index=index, ts=START + offset)
+
+
+def demo_frames() -> Iterator[tuple[float, bytes]]:
+    """The demo as (timestamp, raw IP datagram) pairs, for a LINKTYPE_RAW capture."""
+    for offset, data in demo_datagrams():
+        yield START + offset, data

@@ -1,177 +1,211 @@
-"""The firewall: decoded packets in, one `PacketVerdict` per packet out.
+"""The firewall: one simulated Linux machine, run by the compiled core.
 
-`Firewall` owns all state of one simulated machine (defragmentation queues,
-the conntrack table, the rule engine's own state) and no clock: each packet's
-timestamp is the time. Captures sometimes step backwards (merged or
-reordered files); the kernel's clock never does, so time is held at the
-latest value seen.
+`Firewall` is the typed Python face of `statewall._core.Firewall`, which
+owns every piece of the machine's state (defragmentation queues, the
+conntrack and expectation tables, the rules with their counters and match
+state) and takes its clock from the packets. Two ways in:
+
+- `process(pkt)` runs one decoded `Packet` and returns its `PacketVerdict`
+  (the library and the kernel oracle);
+- `replay_file(path, fmt)` streams a whole capture through the core, which
+  writes the per-packet text or jsonl itself, chunk by chunk, with the
+  interpreter released (the CLI's `replay`).
 
 Events. With an `event_sink`, every `conntrack -E` message (and every
-expectation event) reaches the sink as a `ConntrackEvent` value. Before each
-packet the garbage collector reaps what expired since the last one, at
-its expiry time; the events of one packet are handed over together, in
-time order, once the packet is done.
+expectation event) reaches the sink as a `ConntrackEvent`, in time order,
+once the packet that caused it is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-from statewall.config import Sysctls
-from statewall.conntrack.conn import Conn
-from statewall.conntrack.core import ConntrackTable, CtResult, EventSink
+from statewall import _core
+from statewall.config import HelperParams, Sysctls
 from statewall.conntrack.events import ConntrackEvent
-from statewall.conntrack.expect import Expectation, ExpectationTable, HelperParams
-from statewall.conntrack.proto_tcp import STATE_NAMES as TCP_STATE_NAMES
-from statewall.decode import STACK_DROP_LAYERS
-from statewall.defrag import Defragmenter
-from statewall.netfilter import (
-    Netns,
-    PacketContext,
-    RuleEngine,
-    Topology,
-    choose_path,
-    ct_labels,
-    run_hooks,
-    stack_drop,
-)
-from statewall.packet import PROTO_TCP, Packet
-from statewall.verdict import ACCEPT, DROP, STOLEN, PacketVerdict, RuleRef
+from statewall.netfilter import Network, Topology
+from statewall.packet import Packet
+from statewall.rules.hooks import IptablesEngine
+from statewall.verdict import PacketVerdict, RuleRef
+
+EventSink = Callable[[ConntrackEvent], None]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One conntrack entry as a listing would show it (addresses as integers)."""
+
+    conn_id: int
+    family: int
+    proto: int
+    zone: int
+    mark: int
+    status: int  # IPS_* bits
+    state: str  # the protocol's state name (TCP, SCTP), "" for the others
+    orig_src: int
+    orig_dst: int
+    orig_sport: int  # ICMP: type, id as the tuple holds them
+    orig_dport: int
+    reply_src: int
+    reply_dst: int
+    reply_sport: int
+    reply_dport: int
+    expires: float
+    helper: str | None
+    master: int | None  # the conn_id of the connection that expected this one
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedConnection:
+    """One expectation as `conntrack -L expect` shows it."""
+
+    family: int
+    proto: int
+    src: int
+    dst: int
+    sport: int  # 0 with a wildcard source port
+    dport: int
+    helper: str
+    master: int  # the conn_id of the connection that announced it
+    expires: float
+    timeout: int  # seconds left at the listing's time, as the listing prints
+
+
+def _nets(nets: Iterable[Network]) -> list[tuple[int, int, int]]:
+    return [(net.version, int(net.network_address), net.prefixlen) for net in nets]
+
+
 class Firewall:
     """One simulated Linux machine running netfilter."""
 
-    cfg: Sysctls = field(default_factory=Sysctls)
-    rules: RuleEngine | None = None
-    topology: Topology = field(default_factory=Topology)
-    event_sink: EventSink | None = None
-    auto_helpers: bool = False
-    helper_params: HelperParams = field(default_factory=HelperParams)
-    table: ConntrackTable = field(init=False)
-    expectations: ExpectationTable = field(init=False)
-    netns: Netns = field(init=False)
-    defrag: Defragmenter = field(init=False)
-    now: float = field(init=False, default=0.0)
-    _batch: list[ConntrackEvent] = field(init=False, default_factory=list, repr=False)
+    def __init__(self, cfg: Sysctls | None = None, rules: IptablesEngine | None = None,
+                 topology: Topology | None = None, event_sink: EventSink | None = None,
+                 auto_helpers: bool = False, helper_params: HelperParams | None = None) -> None:
+        self.cfg = cfg or Sysctls()
+        self.rules = rules
+        self.topology = topology or Topology()
+        self.event_sink = event_sink
+        self.auto_helpers = auto_helpers
+        params = helper_params or HelperParams()
+        lowered = rules.lowered_json() if rules is not None else (None, None)
+        self._core = _core.Firewall(
+            rules_v4=lowered[0],
+            rules_v6=lowered[1],
+            sysctls=[(name, value) for name, value in self.cfg.bare_items()],
+            local=_nets(self.topology.local),
+            interfaces=[(name, _nets(nets)) for name, nets in self.topology.interfaces],
+            auto_helpers=auto_helpers,
+            helper_params=(params.ftp_loose, params.irc_max_dcc_channels,
+                           params.irc_dcc_timeout, params.amanda_master_timeout),
+            events=event_sink is not None,
+        )
 
-    def __post_init__(self) -> None:
-        recording = self.event_sink is not None
-        self.table = ConntrackTable(self.cfg, self._batch.append if recording else None)
-        self.expectations = ExpectationTable(self.helper_params)
-        if recording:
-            self.expectations.event_sink = self._expectation_event
-        self.table.expect_match = self.expectations.match_new
-        self.table.on_destroy = self.expectations.master_destroyed
-        self.netns = Netns(self.table, self.expectations, self.auto_helpers)
-        self.defrag = Defragmenter(self.cfg)
-
-    def advance(self, ts: float) -> float:
-        """Move the clock to `ts` unless that would turn it back."""
-        if ts > self.now:
-            self.now = ts
-        return self.now
-
-    def _expectation_event(self, kind: str, exp: Expectation, now: float) -> None:
-        self._batch.append(ConntrackEvent.of_expectation(kind, exp, now))
-
-    def _deliver(self) -> None:
-        batch = self._batch
-        batch.sort(key=_event_time)
-        sink = self.event_sink
-        assert sink is not None
-        for event in batch:
-            sink(event)
-        batch.clear()
+    @property
+    def now(self) -> float:
+        """The machine's clock: the latest packet time seen."""
+        return self._core.now
 
     def process(self, pkt: Packet) -> PacketVerdict:
-        """Run one captured packet through the machine."""
-        now = self.advance(pkt.ts)
-        table = self.table
-        if table.timers and table.timers[0][0] <= now or table.gc_early_drop_at is not None:
-            table.gc(now)
-        if self.expectations.count:
-            self.expectations.expire(now)
-        verdict = self._process(pkt, now)
-        if self._batch:
-            self._deliver()
+        """Run one decoded packet through the machine."""
+        verdict = _verdict(self._core.process(pkt))
+        if self.event_sink is not None:
+            self.deliver_events()
         return verdict
-
-    def _process(self, pkt: Packet, now: float) -> PacketVerdict:
-        # The verdict describes the packet only if someone reads its summary.
-        summary = pkt
-        error = pkt.error
-        if pkt.family == 0:
-            reason = f"not an IP packet, never seen by netfilter's IP hooks ({error})"
-            return _plain(pkt, summary, ACCEPT, reason)
-        if error is not None and error.layer in STACK_DROP_LAYERS:
-            return _plain(pkt, summary, DROP, f"dropped by the IP layer before netfilter: {error}")
-        datagram = pkt
-        if pkt.fragment is not None or self.defrag.pending:
-            result = self.defrag.push(pkt, now)
-            if result.kind == "queued":
-                return _plain(pkt, summary, STOLEN, result.reason)
-            if result.kind == "dropped" or result.packet is None:
-                return _plain(pkt, summary, DROP, result.reason)
-            datagram = result.packet
-        dropped = stack_drop(datagram.family, datagram.src, datagram.dst)
-        if dropped:
-            return _plain(pkt, summary, DROP, dropped)
-        return self._track_and_filter(pkt, datagram, summary, now)
-
-    def _track_and_filter(self, pkt: Packet, datagram: Packet, summary: str | Packet,
-                          now: float) -> PacketVerdict:
-        iface_in = pkt.iface_in or self.topology.interface_for(datagram.family, datagram.src)
-        iface_out = self.topology.interface_for(datagram.family, datagram.dst)
-        ctx = PacketContext(datagram, now, iface_in, iface_out)
-        path, routing_drop = choose_path(self.topology, datagram.family, datagram.src, datagram.dst)
-        outcome = run_hooks(self.netns, self.rules, ctx, path, routing_drop)
-        ctstate, ctdir, status = ct_labels(ctx.ct)
-        reason = _explain(ctx.ct, outcome.verdict, outcome.rule, outcome.reason)
-        if datagram is not pkt:
-            reason += f" (datagram reassembled from fragments, completed by packet #{pkt.index + 1})"
-        conn = ctx.conn
-        # Positional: keyword calls build a dict per packet (index, ts, verdict,
-        # ctstate, ctdir, status, rule, reason, summary, proto, tcp_state, conn, notes).
-        return PacketVerdict(
-            pkt.index, pkt.ts, outcome.verdict, ctstate, ctdir, status, outcome.rule, reason,
-            summary, datagram.proto, _tcp_state(conn),
-            conn.conn_id if conn is not None and conn.conn_id else None, tuple(ctx.notes),
-        )
 
     def replay(self, packets: Iterable[Packet]) -> Iterator[PacketVerdict]:
         for pkt in packets:
             yield self.process(pkt)
 
-    def connections(self, at: float | None = None) -> list[Conn]:
-        """The table as a listing at `at` (default: now) would show it."""
+    def replay_file(self, path: str, fmt: str, limit: int | None = None,
+                    until: float | None = None) -> _core.ReplayRun:
+        """Stream a capture through the core: an iterator of output chunks
+        (bytes; none for fmt "summary"), then the capture's error if any.
+        `until`: stop before the first packet after that time (below 1e9: seconds
+        from the first packet)."""
+        return self._core.replay(str(path), fmt, limit, until)
+
+    def deliver_events(self) -> None:
+        """Hand the events recorded so far to the sink, in time order."""
+        sink = self.event_sink
+        assert sink is not None
+        for ts, kind, conn_id, body, cause, expectation in self._core.take_events():
+            sink(ConntrackEvent(ts, kind, conn_id, body, cause, expectation))
+
+    def advance(self, at: float) -> None:
+        """Bring the tables to `at`: what expired by then goes (with its events)."""
+        self._core.advance_to(at)
+        if self.event_sink is not None:
+            self.deliver_events()
+
+    def table_lines(self, at: float | None = None, fmt: str = "proc",
+                    live_at: float | None = None) -> list[str]:
+        """The conntrack table at `at` (default: now) as `/proc/net/nf_conntrack`
+        ("proc") or `conntrack -L` ("conntrack") prints it, one newline-ended
+        line each; `live_at` (default `at`) decides which entries are still live."""
         when = self.now if at is None else at
-        return self.table.live(when)
+        return self._core.table_lines(when, fmt, when if live_at is None else live_at)
+
+    def expectation_lines(self, at: float | None = None, fmt: str = "proc",
+                          live_at: float | None = None) -> list[str]:
+        """The expectation table at `at` (default: now), as
+        `/proc/net/nf_conntrack_expect` ("proc") or `conntrack -L expect` prints it."""
+        when = self.now if at is None else at
+        return self._core.expectation_lines(when, fmt, when if live_at is None else live_at)
+
+    def connections(self, at: float | None = None) -> list[Connection]:
+        """The entries live at `at` (default: now), in table order."""
+        out = []
+        for head, (state, orig, reply, expires, helper, master) in self._core.connections(
+                self.now if at is None else at):
+            out.append(Connection(*head, state, *orig, *reply, expires, helper, master))
+        return out
+
+    def expectations(self, at: float | None = None) -> list[ExpectedConnection]:
+        """The expectations live at `at` (default: now)."""
+        return [ExpectedConnection(*fields)
+                for fields in self._core.expectations(self.now if at is None else at)]
+
+    def stats(self) -> dict[str, int]:
+        """`conntrack -S` counters, the expectation counters and `entries`, by name."""
+        return dict(self._core.stats())
+
+    def stat_lines(self, fmt: str = "conntrack") -> list[str]:
+        """`conntrack -S` ("conntrack") or `/proc/net/stat/nf_conntrack` ("proc")."""
+        return self._core.stat_lines(fmt)
+
+    @property
+    def count(self) -> int:
+        """Entries in the table (confirmed and not yet reaped)."""
+        return self._core.count()
+
+    def unknown_rules(self) -> list[str]:
+        """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text."""
+        return self._core.unknown_rules()
+
+    def sync_counters(self) -> None:
+        """Copy the core's per-rule counters into the compiled rulesets (for printing)."""
+        if self.rules is None:
+            return
+        for family, compiled in ((4, self.rules.v4), (6, self.rules.v6)):
+            if compiled is None:
+                continue
+            for table, chain, number, packets, octets in self._core.counters(family):
+                loaded = compiled.tables[table]
+                target = next(c for c in loaded.chains if c.name == chain)
+                if number == 0:
+                    target.packets, target.octets = packets, octets
+                else:
+                    rule = target.rules[number - 1]
+                    rule.packets, rule.octets = packets, octets
 
 
-def _event_time(event: ConntrackEvent) -> float:
-    return event.ts
+def _verdict(record: tuple[tuple[int, float, str, str | None, str | None, list[str]],
+                           tuple[tuple[str, str, int, int] | None, str, str, int, str | None,
+                                 int | None, list[str]]]) -> PacketVerdict:
+    (index, ts, verdict, ctstate, ctdir, status), rest = record
+    rule, reason, summary, proto, tcp_state, conn, notes = rest
+    ref = RuleRef(*rule) if rule is not None else None
+    return PacketVerdict(index, ts, verdict, ctstate, ctdir, tuple(status), ref, reason,
+                         summary, proto, tcp_state, conn, tuple(notes))
 
-
-def _plain(pkt: Packet, summary: str | Packet, verdict: str, reason: str) -> PacketVerdict:
-    return PacketVerdict(pkt.index, pkt.ts, verdict, None, None, (), None, reason, summary,
-                         pkt.proto)
-
-
-def _tcp_state(conn: Conn | None) -> str | None:
-    if conn is None or conn.proto != PROTO_TCP:
-        return None
-    return TCP_STATE_NAMES[conn.proto_state]
-
-
-def _explain(ct: CtResult | None, verdict: str, rule: RuleRef | None, rule_reason: str) -> str:
-    """The conntrack reason, then what the rules made of the packet."""
-    text = ct.reason if ct is not None else "not tracked"
-    if rule is not None:
-        decided = rule_reason or f"{verdict} by {rule}"
-        return f"{text}; {decided}"
-    if rule_reason:
-        return f"{text}; {rule_reason}"
-    return text

@@ -84,7 +84,7 @@ class Packet:
         "ip_len", "ip_id", "l4_off", "payload_off", "sport", "dport",
         "tcp_flags", "seq", "ack", "window", "tcp_options", "icmp_type",
         "icmp_code", "icmp_id", "fragment", "error", "iface_in", "iface_out",
-        "link_src", "link_dst", "link_type", "frame_len", "pkt_type", "inner",
+        "link_src", "link_dst", "link_type", "frame_len", "pkt_type", "inner", "frame",
     )
 
     index: int
@@ -120,6 +120,7 @@ class Packet:
     frame_len: int
     pkt_type: str
     inner: Packet | None
+    frame: bytes | None  # the captured frame it was decoded from (None: built by hand)
 
     def __init__(self, index: int = 0, ts: float = 0.0, data: bytes = b"", family: int = 4) -> None:
         self.index = index
@@ -155,6 +156,7 @@ class Packet:
         self.frame_len = len(data)
         self.pkt_type = "host"
         self.inner = None
+        self.frame = None
 
     @property
     def payload(self) -> bytes:

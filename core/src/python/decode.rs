@@ -163,6 +163,7 @@ fn to_python<'py>(
         None => none,
     };
     obj.setattr(intern!(py, "inner"), inner)?;
+    obj.setattr(intern!(py, "frame"), py.None())?;
     Ok(obj)
 }
 
@@ -182,7 +183,9 @@ fn decode_frame<'py>(
     let whole = source.as_bytes();
     let pkt = decode::decode_frame(index, ts, whole, linktype, None);
     let iface = iface.filter(|name| !name.is_none());
-    to_python(py, &pkt, &source, whole, false, iface)
+    let obj = to_python(py, &pkt, &source, whole, false, iface)?;
+    obj.setattr(intern!(py, "frame"), &source)?;
+    Ok(obj)
 }
 
 /// Decode a bare IP datagram (version from its first nibble); `quoted`

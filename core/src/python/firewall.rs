@@ -18,7 +18,7 @@ use pyo3::types::{PyBytes, PyType};
 use crate::capture::{self, CaptureError, Reader};
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
-use crate::conntrack::display::{conntrack_line, proc_line};
+use crate::conntrack::display::{conntrack_line, proc_line, state_name};
 use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
@@ -117,6 +117,20 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTup
     );
     (head, rest)
 }
+
+type ConnTuple = (
+    (u32, u8, u8, u16, u32, u32),
+    (
+        &'static str,
+        (u128, u128, u16, u16),
+        (u128, u128, u16, u16),
+        f64,
+        Option<&'static str>,
+        Option<u32>,
+    ),
+);
+
+type ExpectTuple = (u8, u8, u128, u128, u16, u16, &'static str, u32, f64, i64);
 
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
@@ -235,10 +249,12 @@ impl PyFirewall {
 
     /// `/proc/net/nf_conntrack` ("proc") or `conntrack -L` ("conntrack")
     /// lines of the table at `at`, each ending in a newline.
-    fn table_lines(&self, at: f64, fmt: &str) -> Vec<String> {
+    /// `live_at` decides which entries are listed (default: `at`).
+    #[pyo3(signature = (at, fmt, live_at=None))]
+    fn table_lines(&self, at: f64, fmt: &str, live_at: Option<f64>) -> Vec<String> {
         let proc = fmt == "proc";
         self.fw
-            .connections(at)
+            .connections(live_at.unwrap_or(at))
             .into_iter()
             .filter_map(|id| self.fw.conn(id))
             .map(|conn| {
@@ -255,11 +271,12 @@ impl PyFirewall {
 
     /// The expectation table at `at`: `/proc/net/nf_conntrack_expect`
     /// ("proc") or `conntrack -L expect` lines, each ending in a newline.
-    fn expectation_lines(&self, at: f64, fmt: &str) -> Vec<String> {
+    #[pyo3(signature = (at, fmt, live_at=None))]
+    fn expectation_lines(&self, at: f64, fmt: &str, live_at: Option<f64>) -> Vec<String> {
         let proc = fmt == "proc";
         self.fw
             .expectations()
-            .live(at)
+            .live(live_at.unwrap_or(at))
             .into_iter()
             .map(|exp| {
                 if proc {
@@ -271,6 +288,79 @@ impl PyFirewall {
                 }
             })
             .collect()
+    }
+
+    /// The entries live at `at`, in table order: (conn_id, family, proto,
+    /// zone, mark, status bits, protocol state name, (orig src, dst, sport,
+    /// dport), (reply ...), expires, helper name, master's conn_id).
+    fn connections(&self, at: f64) -> Vec<ConnTuple> {
+        self.fw
+            .connections(at)
+            .into_iter()
+            .filter_map(|id| self.fw.conn(id))
+            .map(|c| {
+                let (o, r) = (c.orig, c.reply);
+                let master = c.master.and_then(|m| self.fw.conn(m)).map(|m| m.id);
+                (
+                    (c.id, c.family, c.proto, c.zone, c.mark, c.status),
+                    (
+                        state_name(c),
+                        (o.src, o.dst, o.sport, o.dport),
+                        (r.src, r.dst, r.sport, r.dport),
+                        c.expires,
+                        c.helper.map(|h| h.name()),
+                        master,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// The expectations live at `at`: (family, proto, src, dst, sport,
+    /// dport, helper, master's conn_id, expires, seconds left at `at`).
+    fn expectations(&self, at: f64) -> Vec<ExpectTuple> {
+        let fw = &self.fw;
+        fw.expectations()
+            .live(at)
+            .into_iter()
+            .map(|e| {
+                let master = fw.conn(e.master).map_or(0, |m| m.id);
+                (
+                    e.family,
+                    e.proto,
+                    e.src,
+                    e.dst,
+                    e.sport,
+                    e.dport,
+                    e.helper,
+                    master,
+                    e.expires,
+                    e.remaining(at).max(0),
+                )
+            })
+            .collect()
+    }
+
+    /// The `conntrack -S` and expectation counters by name, with the entry count.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.fw.table().stats;
+        let e = &self.fw.expectations().stats;
+        vec![
+            ("found", s.found),
+            ("invalid", s.invalid),
+            ("insert", s.insert),
+            ("insert_failed", s.insert_failed),
+            ("drop", s.drop),
+            ("early_drop", s.early_drop),
+            ("error", s.error),
+            ("search_restart", s.search_restart),
+            ("clash_resolve", s.clash_resolve),
+            ("chaintoolong", s.chaintoolong),
+            ("expect_new", e.expect_new),
+            ("expect_create", e.expect_create),
+            ("expect_delete", e.expect_delete),
+            ("entries", self.fw.table().count() as u64),
+        ]
     }
 
     /// Number of live entries (confirmed, not yet reaped).
@@ -375,6 +465,9 @@ enum Format {
 
 /// Output bytes per chunk handed to Python.
 const CHUNK_BYTES: usize = 1 << 18;
+/// Packets per chunk at most, so that a run without per-packet output
+/// still returns to Python (events, progress, Ctrl-C) regularly.
+const CHUNK_PACKETS: u32 = 1 << 16;
 
 /// A capture being replayed: iterating yields the output in chunks of
 /// bytes, then raises the capture's error if it has one.
@@ -403,7 +496,9 @@ fn fill(
     run: &mut RunState<'_>,
     out: &mut String,
 ) -> Stop {
-    while out.len() < CHUNK_BYTES {
+    let mut packets = 0;
+    while out.len() < CHUNK_BYTES && packets < CHUNK_PACKETS {
+        packets += 1;
         let frame = match reader.next_frame() {
             None => return Stop::Done,
             Some(Err(err)) => return Stop::Failed(err),
@@ -472,7 +567,7 @@ impl ReplayRun {
                 self.error = Some(err);
             }
         }
-        if out.is_empty() {
+        if out.is_empty() && self.reader.is_none() {
             if let Some(err) = self.error.take() {
                 return Err(capture_error(py, &err));
             }
@@ -485,6 +580,12 @@ impl ReplayRun {
     #[getter]
     fn packets(&self) -> u64 {
         self.totals.packets
+    }
+
+    /// The first packet's timestamp (None before any packet).
+    #[getter]
+    fn first_ts(&self) -> Option<f64> {
+        self.first_ts
     }
 
     /// The totals lines printed after a replay.

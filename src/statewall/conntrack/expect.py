@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from statewall.config import HelperParams
 from statewall.conntrack.conn import IPS_CONFIRMED, IPS_DYING, Conn
 from statewall.conntrack.display import PORT_PROTOS, format_address
 
@@ -60,18 +61,6 @@ class ExpectPolicy:
     name: str = ""  # only SIP names its classes ("signalling", "audio", ...)
 
 
-@dataclass(frozen=True, slots=True)
-class HelperParams:
-    """The helpers' module parameters (/sys/module/nf_conntrack_*/parameters).
-
-    Kernel defaults; unlike sysctls they are global to the machine, which is
-    why they are not in `Sysctls`.
-    """
-
-    ftp_loose: bool = False
-    irc_max_dcc_channels: int = 8
-    irc_dcc_timeout: int = 300
-    amanda_master_timeout: int = 300
 
 
 class Expectation:

@@ -39,11 +39,9 @@ from dataclasses import dataclass, field
 
 from statewall.capture import open_capture
 from statewall.config import Sysctls
-from statewall.conntrack.display import conntrack_line
-from statewall.conntrack.expect import Expectation, conntrack_expect_line, proc_expect_line
 from statewall.decode import decode_datagram, decode_frame
 from statewall.engine import Firewall
-from statewall.netfilter import RuleEngine, Topology
+from statewall.netfilter import Topology
 from statewall.oracle import netns
 from statewall.oracle.egress import EgressWatch
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
@@ -232,7 +230,7 @@ def read_capture(path: str | os.PathLike[str], limit: int | None = None,
 
 def load_rule_engine(v4_text: str | None, v6_text: str | None, *,
                      v4_source: str = "<rules>", v6_source: str = "<rules6>",
-                     topology: Topology | None = None) -> RuleEngine | None:
+                     topology: Topology | None = None) -> IptablesEngine | None:
     """Parse and compile iptables-save / ip6tables-save text; None without any ruleset.
 
     Raises the rules package's RulesetError naming the source and line.
@@ -416,7 +414,7 @@ def verify_datagrams(
     skipped: Sequence[Skipped] = (),
     keep_namespaces: bool = False,
     clock: Callable[[], float] = time.time,
-    rule_engine: RuleEngine | None = None,
+    rule_engine: IptablesEngine | None = None,
     waits: Mapping[int, float] | None = None,
     expect_after: Iterable[int] = (),
     auto_helpers: bool = False,
@@ -473,7 +471,8 @@ def _snapshot_tables(kernel: KernelFirewall, firewall: Firewall,
     before = clock()
     kernel_lines = kernel.conntrack_list()
     at = (before + clock()) / 2
-    ours = [conntrack_line(conn, at) for conn in firewall.connections(max(at, firewall.now))]
+    ours = [line.rstrip("\n") for line in
+            firewall.table_lines(at, "conntrack", live_at=max(at, firewall.now))]
     return compare_tables(kernel_lines, ours)
 
 
@@ -483,13 +482,11 @@ def _snapshot_expectations(kernel: KernelFirewall, firewall: Firewall,
     before = clock()
     listed = kernel.expect_list()
     at = (before + clock()) / 2
-    listing = compare_expectations(
-        listed, [conntrack_expect_line(e, at) for e in _live_expectations(firewall, at)])
+    listing = compare_expectations(listed, _expectation_lines(firewall, at, "conntrack"))
     before = clock()
     proc = netns.read_netns_file(_topology(kernel).firewall, PROC_EXPECT).splitlines()
     at = (before + clock()) / 2
-    in_proc = compare_expectations(
-        proc, [proc_expect_line(e, at) for e in _live_expectations(firewall, at)])
+    in_proc = compare_expectations(proc, _expectation_lines(firewall, at, "proc"))
     return ExpectComparison(after, listing, in_proc)
 
 
@@ -499,8 +496,10 @@ def _topology(kernel: KernelFirewall) -> netns.Topology:
     return kernel.topology
 
 
-def _live_expectations(firewall: Firewall, at: float) -> list[Expectation]:
-    return firewall.expectations.live(max(at, firewall.now))
+def _expectation_lines(firewall: Firewall, at: float, fmt: str) -> list[str]:
+    """Our expectation listing at `at`, of what is live at that time or later."""
+    lines = firewall.expectation_lines(at, fmt, live_at=max(at, firewall.now))
+    return [line.rstrip("\n") for line in lines]
 
 
 def verify_capture(

@@ -38,7 +38,6 @@ from statewall.conntrack.early_drop import CAUSE_TIMEOUT
 from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
-from statewall.netfilter import RuleEngine
 from statewall.oracle.kernel import KernelFirewall
 from statewall.oracle.normalise import assign_sides, normalise
 from statewall.oracle.verify import (
@@ -48,6 +47,7 @@ from statewall.oracle.verify import (
     read_capture,
     side_topology,
 )
+from statewall.rules.hooks import IptablesEngine
 
 SLACK = 1  # seconds a timeout column may differ by
 
@@ -211,7 +211,7 @@ def verify_events(
     rules_v6: str | None = None,
     sysctls: Mapping[str, int] | None = None,
     *,
-    rule_engine: RuleEngine | None = None,
+    rule_engine: IptablesEngine | None = None,
     expectations: bool = True,
     auto_helpers: bool = False,
     waits: Mapping[int, float] | None = None,

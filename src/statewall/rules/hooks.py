@@ -72,6 +72,13 @@ class IptablesEngine:
         ctx.notes.extend(decision.notes)
         return TableVerdict(decision.verdict, decision.rule, decision.reason)
 
+    def lowered_json(self) -> tuple[str | None, str | None]:
+        """Both families as the plain data the core evaluates (statewall.rules.lower)."""
+        from statewall.rules.lower import lower
+
+        return tuple(None if c is None else lower(c).to_json()  # type: ignore[return-value]
+                     for c in (self.v4, self.v6))
+
     @property
     def unknown_rules(self) -> list[str]:
         """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text."""
