@@ -64,13 +64,26 @@ pub struct PacketRecord {
     /// The entry's status bits users see (`STATUS_NAMES`), 0 without an entry.
     pub status: u32,
     pub rule: Option<RuleRef>,
-    pub reason: String,
+    /// Why, in parts (`Firewall::write_reason` spells it out).
+    pub why: Why,
     pub proto: u8,
     /// The TCP conntrack state of a TCP entry.
     pub tcp_state: Option<u8>,
     /// The entry's confirmation number (None: none, or never confirmed).
     pub conn: Option<u32>,
     pub notes: Vec<String>,
+}
+
+/// A packet's reason in the parts it is made of, spelt out only when a
+/// line is written: conntrack's word (or the IP layer's, the
+/// defragmenter's), then what the rules made of the packet, then a note
+/// when the datagram was reassembled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Why {
+    pub head: Reason,
+    pub walk: WalkReason,
+    /// The number (1-based) of the fragment that completed the datagram.
+    pub reassembled_by: Option<u64>,
 }
 
 impl PacketRecord {
@@ -83,16 +96,16 @@ impl PacketRecord {
         self.ctdir = None;
         self.status = 0;
         self.rule = None;
-        self.reason.clear();
+        self.why = Why::default();
         self.proto = pkt.proto;
         self.tcp_state = None;
         self.conn = None;
         self.notes.clear();
     }
 
-    fn plain(&mut self, verdict: Verdict, reason: &str) {
+    fn plain(&mut self, verdict: Verdict, reason: Reason) {
         self.verdict = verdict;
-        self.reason.push_str(reason);
+        self.why.head = reason;
     }
 }
 
@@ -110,8 +123,10 @@ pub struct FirewallSetup {
 }
 
 /// Why the walk ended as it did.
-enum WalkReason {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum WalkReason {
     /// Nothing to add to conntrack's reason.
+    #[default]
     Silent,
     /// The deciding rule's (or policy's) own text.
     OfRule,
@@ -250,40 +265,30 @@ impl Firewall {
     /// The IP layer before netfilter, defragmentation, then the hooks.
     fn route_and_filter(&mut self, pkt: &Packet<'_>, now: f64, rec: &mut PacketRecord) {
         if pkt.family == 0 {
-            rec.verdict = Verdict::Accept;
-            let _ = write!(
-                rec.reason,
+            let reason = format!(
                 "not an IP packet, never seen by netfilter's IP hooks ({})",
                 ErrorText(pkt)
             );
-            return;
+            return rec.plain(Verdict::Accept, Cow::Owned(reason));
         }
         if let Some(error) = &pkt.error {
             if error.layer.drops_before_netfilter() {
-                rec.verdict = Verdict::Drop;
-                let _ = write!(
-                    rec.reason,
-                    "dropped by the IP layer before netfilter: {error}"
-                );
-                return;
+                let reason = format!("dropped by the IP layer before netfilter: {error}");
+                return rec.plain(Verdict::Drop, Cow::Owned(reason));
             }
         }
         if pkt.fragment.is_some() || self.defrag.pending() > 0 {
             let result = self.defrag.push(pkt, now, 0);
             match result.outcome {
                 DefragOutcome::Pass(_) => {}
-                DefragOutcome::Queued(reason) => return rec.plain(Verdict::Stolen, &reason),
-                DefragOutcome::Dropped(reason) => return rec.plain(Verdict::Drop, &reason),
+                DefragOutcome::Queued(reason) => return rec.plain(Verdict::Stolen, reason),
+                DefragOutcome::Dropped(reason) => return rec.plain(Verdict::Drop, reason),
                 DefragOutcome::Complete(whole) => {
                     let mut datagram =
                         decode_datagram(&whole.datagram, whole.index, whole.ts, false);
                     whole.stamp(&mut datagram);
                     self.track_and_filter(pkt, &datagram, now, rec);
-                    let _ = write!(
-                        rec.reason,
-                        " (datagram reassembled from fragments, completed by packet #{})",
-                        pkt.index + 1
-                    );
+                    rec.why.reassembled_by = Some(pkt.index + 1);
                     return;
                 }
             }
@@ -300,7 +305,7 @@ impl Firewall {
     ) {
         rec.proto = datagram.proto;
         if let Some(reason) = stack_drop(datagram.family, datagram.src, datagram.dst) {
-            return rec.plain(Verdict::Drop, reason);
+            return rec.plain(Verdict::Drop, Cow::Borrowed(reason));
         }
         let family = datagram.family;
         let iface_in = pkt
@@ -340,7 +345,11 @@ impl Firewall {
         rec.verdict = outcome.verdict;
         rec.rule = outcome.rule;
         self.label(&skb, rec);
-        self.explain(&skb, &outcome, &mut rec.reason);
+        rec.why.head = match skb.ct.take() {
+            Some(ct) => ct.reason,
+            None => Cow::Borrowed("not tracked"),
+        };
+        rec.why.walk = outcome.reason;
     }
 
     /// The entries of one hook in priority order; false when the walk ends here.
@@ -449,13 +458,12 @@ impl Firewall {
         };
         let first_of_connection = ct.is_some_and(|ct| ct.conn.is_some() && ct.unconfirmed);
         let family = skb.pkt.family;
-        let Some(decision) = self.rules.evaluate(kind.name(), &ctx, first_of_connection) else {
+        let Some((decision, fx)) = self.rules.evaluate(kind, &ctx, first_of_connection) else {
             return true;
         };
-        let fx = decision.effects;
         skb.mark = fx.mark;
         skb.nf_trace = fx.nf_trace;
-        notes.extend(fx.trace);
+        notes.append(&mut fx.trace);
         for (what, value) in &fx.effects {
             match what.as_ref() {
                 "notrack" => skb.notrack = value.as_bool().unwrap_or(false),
@@ -464,18 +472,24 @@ impl Firewall {
                 _ => {}
             }
         }
-        notes.extend(fx.logs);
-        notes.extend(fx.notes);
-        if let (Some(mark), Some(id)) = (fx.connmark, conn_id) {
+        notes.append(&mut fx.logs);
+        notes.append(&mut fx.notes);
+        let (connmark, connmark_changed) = (fx.connmark, fx.connmark_changed);
+        let at = decision.rule;
+        let reason = match decision.reason {
+            Cow::Borrowed(_) => WalkReason::OfRule,
+            Cow::Owned(text) => WalkReason::Text(Cow::Owned(text)),
+        };
+        let verdict = decision.verdict;
+        if let (Some(mark), Some(id)) = (connmark, conn_id) {
             let events = self.table.events_enabled();
             if let Some(conn) = self.table.conn_mut(id) {
                 conn.mark = mark;
-                if fx.connmark_changed && events {
+                if connmark_changed && events {
                     conn.events |= IPCT_MARK;
                 }
             }
         }
-        let at = decision.rule;
         let rule = RuleRef {
             family,
             table: at.table_index as u16,
@@ -483,7 +497,7 @@ impl Firewall {
             number: at.number,
             line: at.line,
         };
-        let verdict = match decision.verdict {
+        let verdict = match verdict {
             Outcome::Accept => Verdict::Accept,
             Outcome::Drop => Verdict::Drop,
             Outcome::Reject => Verdict::Reject,
@@ -499,10 +513,7 @@ impl Firewall {
             || (outcome.rule.is_none() && rule.number > 0);
         if decides {
             outcome.rule = Some(rule);
-            outcome.reason = match decision.reason {
-                Cow::Borrowed(_) => WalkReason::OfRule,
-                Cow::Owned(text) => WalkReason::Text(Cow::Owned(text)),
-            };
+            outcome.reason = reason;
         }
         if verdict != Verdict::Accept {
             outcome.verdict = verdict;
@@ -597,30 +608,50 @@ impl Firewall {
         }
     }
 
-    /// The conntrack reason, then what the rules made of the packet.
-    fn explain(&self, skb: &Skb<'_, '_>, outcome: &HookOutcome, out: &mut String) {
-        match skb.ct.as_ref() {
-            Some(ct) => out.push_str(&ct.reason),
-            None => out.push_str("not tracked"),
-        }
-        let rule_text = match (&outcome.reason, outcome.rule) {
+    /// Append the reason of `rec`: conntrack's word, then what the rules
+    /// made of the packet, then the reassembly note. `escape` writes each
+    /// piece (plain text, or escaped for JSON).
+    pub fn write_reason(
+        &self,
+        out: &mut String,
+        rec: &PacketRecord,
+        escape: fn(&mut String, &str),
+    ) {
+        let why = &rec.why;
+        escape(out, &why.head);
+        let rule_text = match (&why.walk, rec.rule) {
             (WalkReason::OfRule, Some(rule)) => self.rule_reason(rule),
             (WalkReason::Text(text), _) => text.as_ref(),
             _ => "",
         };
-        if let Some(rule) = outcome.rule {
+        if let Some(rule) = rec.rule {
             out.push_str("; ");
             if rule_text.is_empty() {
-                out.push_str(outcome.verdict.name());
+                out.push_str(rec.verdict.name());
                 out.push_str(" by ");
-                self.write_rule(out, rule);
+                let mut text = String::new();
+                self.write_rule(&mut text, rule);
+                escape(out, &text);
             } else {
-                out.push_str(rule_text);
+                escape(out, rule_text);
             }
         } else if !rule_text.is_empty() {
             out.push_str("; ");
-            out.push_str(rule_text);
+            escape(out, rule_text);
         }
+        if let Some(number) = why.reassembled_by {
+            let _ = write!(
+                out,
+                " (datagram reassembled from fragments, completed by packet #{number})"
+            );
+        }
+    }
+
+    /// The reason of `rec` as text.
+    pub fn reason(&self, rec: &PacketRecord) -> String {
+        let mut out = String::with_capacity(128);
+        self.write_reason(&mut out, rec, String::push_str);
+        out
     }
 
     /// The deciding rule's own explanation (its chain's policy text for number 0).

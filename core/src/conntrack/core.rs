@@ -330,20 +330,35 @@ pub struct ConntrackTable {
     scratch: Vec<u32>,
 }
 
+/// Most entries reserved up front (see `ConntrackTable::new`).
+const RESERVE_LIMIT: usize = 1 << 20;
+
 impl ConntrackTable {
     /// A table that records no events.
     pub fn new(cfg: Sysctls) -> Self {
+        // The kernel sizes its hash table once, from nf_conntrack_buckets.
+        // Reserving as much here spares the per-packet path the rehashing
+        // (each moved entry is a cache miss into the slab) and the slab's
+        // regrowth copies; memory is only touched as entries arrive.
+        let expected =
+            usize::try_from(cfg.nf_conntrack_buckets.min(if cfg.nf_conntrack_max == 0 {
+                u64::MAX
+            } else {
+                cfg.nf_conntrack_max
+            }))
+            .unwrap_or(usize::MAX)
+            .min(RESERVE_LIMIT);
         ConntrackTable {
             cfg,
             stats: ConntrackStats::default(),
-            conns: Vec::new(),
-            state: Vec::new(),
-            links: Vec::new(),
+            conns: Vec::with_capacity(expected),
+            state: Vec::with_capacity(expected),
+            links: Vec::with_capacity(expected),
             free_head: NO_SLOT,
             pending_head: NO_SLOT,
             unconfirmed: 0,
-            index: HashTable::new(),
-            timers: Vec::new(),
+            index: HashTable::with_capacity(2 * expected),
+            timers: Vec::with_capacity(expected),
             timer_seq: 0,
             count: 0,
             next_id: 1,

@@ -55,30 +55,54 @@ pub fn push_endpoint(out: &mut String, family: u8, address: u128, port: u16) {
 }
 
 pub fn push_ipv4(out: &mut String, address: u32) {
-    let [a, b, c, d] = address.to_be_bytes();
-    for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+    // Built on the stack and appended once: every summary and line has two.
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in address.to_be_bytes().into_iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            text[len] = b'.';
+            len += 1;
         }
-        push_u64(out, u64::from(octet));
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
     }
+    out.push_str(std::str::from_utf8(&text[..len]).unwrap_or(""));
 }
+
+/// Two decimal digits for each value below 100.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// A decimal number without going through `fmt` (the hot path writes many).
 pub fn push_u64(out: &mut String, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+        digits[at] = b'0' + value as u8;
     }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or(""));
 }
 
 fn groups(address: u128) -> [u16; 8] {

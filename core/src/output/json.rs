@@ -8,33 +8,66 @@ use std::fmt::Write;
 /// `\uXXXX` (lowercase hex, surrogate pairs above the BMP) for non-ASCII.
 pub fn push_str(out: &mut String, text: &str) {
     out.push('"');
+    push_str_body(out, text);
+    out.push('"');
+}
+
+/// What `push_str` writes between the quotes.
+pub fn push_str_body(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
     let mut plain_from = 0;
-    for (at, ch) in text.char_indices() {
-        let escape: Option<&str> = match ch {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '\u{8}' => Some("\\b"),
-            '\u{c}' => Some("\\f"),
-            _ if !(' '..='~').contains(&ch) => None,
-            _ => continue,
-        };
+    let mut at = 0;
+    while at < bytes.len() {
+        // Eight bytes at a time while none needs escaping (most text).
+        if let Some(chunk) = bytes.get(at..at + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                at += 8;
+                continue;
+            }
+        }
+        let byte = bytes[at];
+        // Printable ASCII other than the quote and the backslash goes as it is.
+        if (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\' {
+            at += 1;
+            continue;
+        }
         out.push_str(&text[plain_from..at]);
-        plain_from = at + ch.len_utf8();
-        match escape {
-            Some(short) => out.push_str(short),
-            None => {
+        let ch = text[at..].chars().next().unwrap_or('\u{fffd}');
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            _ => {
                 let mut units = [0u16; 2];
                 for unit in ch.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{unit:04x}");
                 }
             }
         }
+        at += ch.len_utf8();
+        plain_from = at;
     }
     out.push_str(&text[plain_from..]);
-    out.push('"');
+}
+
+/// Whether any of the eight bytes of `word` is outside printable ASCII or
+/// is a quote or a backslash (bit tricks on the whole word at once).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = word.wrapping_sub(0x20 * ONES) & !word & HIGH;
+    let non_ascii = word & HIGH;
+    let special = has_zero(word ^ (u64::from(b'"') * ONES))
+        | has_zero(word ^ (u64::from(b'\\') * ONES))
+        | has_zero(word ^ (0x7f * ONES));
+    control | non_ascii | special != 0
 }
 
 /// A float as Python's `repr` (and so `json.dumps`) writes it: the shortest
@@ -51,15 +84,21 @@ pub fn push_f64(out: &mut String, value: f64) {
         return;
     }
     // Rust's `{:e}` gives the shortest round-tripping digits, as repr does.
-    let mut sci = String::with_capacity(32);
+    // Written on the stack: this runs for every jsonl line.
+    let mut sci = StackText::default();
     let _ = write!(sci, "{value:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let sci = sci.as_str();
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let (sign, mantissa) = match mantissa.strip_prefix('-') {
         Some(rest) => ("-", rest),
         None => ("", mantissa),
     };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let mut digits = StackText::default();
+    for ch in mantissa.chars().filter(|c| *c != '.') {
+        let _ = digits.write_char(ch);
+    }
+    let digits = digits.as_str();
     out.push_str(sign);
     if (-4..16).contains(&exponent) {
         let point = exponent + 1; // digits before the decimal point
@@ -68,11 +107,11 @@ pub fn push_f64(out: &mut String, value: f64) {
             for _ in 0..-point {
                 out.push('0');
             }
-            out.push_str(&digits);
+            out.push_str(digits);
         } else {
             let point = point as usize;
             if digits.len() <= point {
-                out.push_str(&digits);
+                out.push_str(digits);
                 for _ in digits.len()..point {
                     out.push('0');
                 }
@@ -95,6 +134,38 @@ pub fn push_f64(out: &mut String, value: f64) {
             if exponent < 0 { '-' } else { '+' },
             exponent.abs()
         );
+    }
+}
+
+/// A short text built without allocating (a float's digits: at most 17
+/// digits, a sign, a point and an exponent).
+struct StackText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for StackText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

@@ -10,13 +10,17 @@ use std::fmt::Write;
 
 use std::collections::HashMap;
 
-use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
+use crate::conntrack::conn::{
+    ctstate_name, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_NEW, CT_RELATED, CT_RELATED_REPLY,
+    CT_UNTRACKED, STATUS_NAMES,
+};
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
 use crate::engine::{Firewall, PacketRecord};
 use crate::output::addr::push_u64;
-use crate::output::json::{push_f64, push_str};
+use crate::output::json::{push_f64, push_str, push_str_body};
 use crate::output::summary::push_summary;
 use crate::packet::Packet;
+use crate::verdict::Verdict;
 
 fn direction_name(dir: u8) -> &'static str {
     if dir == 0 {
@@ -87,8 +91,9 @@ pub fn write_jsonl(out: &mut String, fw: &Firewall, rec: &PacketRecord, pkt: &Pa
         }
         None => out.push_str("null"),
     }
-    out.push_str(",\"reason\":");
-    push_str(out, &rec.reason);
+    out.push_str(",\"reason\":\"");
+    fw.write_reason(out, rec, push_str_body);
+    out.push('"');
     // A summary holds addresses, numbers and punctuation only: nothing to escape.
     out.push_str(",\"summary\":\"");
     push_summary(out, pkt);
@@ -155,8 +160,31 @@ pub fn write_text(out: &mut String, fw: &Firewall, rec: &PacketRecord, pkt: &Pac
         fw.write_rule(out, rule);
     }
     out.push_str(" | ");
-    out.push_str(&rec.reason);
+    fw.write_reason(out, rec, String::push_str);
     out.push('\n');
+}
+
+/// The names `Totals` counts states under (8: no state).
+const STATE_KEYS: [&str; 9] = [
+    "ESTABLISHED",
+    "RELATED",
+    "NEW",
+    "UNTRACKED",
+    "INVALID",
+    "",
+    "",
+    "",
+    "-",
+];
+
+fn state_key(ctinfo: u8) -> usize {
+    match ctinfo {
+        CT_ESTABLISHED | CT_ESTABLISHED_REPLY => 0,
+        CT_RELATED | CT_RELATED_REPLY => 1,
+        CT_NEW => 2,
+        CT_UNTRACKED => 3,
+        _ => 4,
+    }
 }
 
 /// Counts by name, reported most common first (ties in first-seen order).
@@ -193,10 +221,44 @@ impl Tally {
 #[derive(Clone, Debug, Default)]
 pub struct Totals {
     pub packets: u64,
-    pub states: Tally,
-    pub verdicts: Tally,
+    /// Packets by ctinfo (index 8: no state), in first-seen order.
+    states: Firsts<9>,
+    verdicts: Firsts<6>,
     pub invalid_reasons: Tally,
     pub connections: IdSet,
+}
+
+/// Counts over a small fixed set of keys, remembering which came first
+/// (ties are reported in first-seen order, as Python's Counter does).
+#[derive(Clone, Debug)]
+struct Firsts<const N: usize> {
+    counts: [u64; N],
+    order: Vec<usize>,
+}
+
+impl<const N: usize> Default for Firsts<N> {
+    fn default() -> Self {
+        Firsts {
+            counts: [0; N],
+            order: Vec::new(),
+        }
+    }
+}
+
+impl<const N: usize> Firsts<N> {
+    fn add(&mut self, key: usize) {
+        if self.counts[key] == 0 {
+            self.order.push(key);
+        }
+        self.counts[key] += 1;
+    }
+
+    /// (key, count), most common first.
+    fn most_common(&self) -> Vec<(usize, u64)> {
+        let mut out: Vec<(usize, u64)> = self.order.iter().map(|&k| (k, self.counts[k])).collect();
+        out.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+        out
+    }
 }
 
 /// The connection numbers seen: one bit each (numbers are handed out in
@@ -230,24 +292,26 @@ impl IdSet {
 }
 
 impl Totals {
-    pub fn add(&mut self, rec: &PacketRecord) {
+    pub fn add(&mut self, rec: &PacketRecord, fw: &Firewall) {
         self.packets += 1;
-        self.states.add(rec.ctinfo.map_or("-", ctstate_name));
-        self.verdicts.add(rec.verdict.name());
+        // ctinfo values whose names coincide (ESTABLISHED and its reply) count as one.
+        self.states.add(rec.ctinfo.map_or(8, state_key));
+        self.verdicts.add(rec.verdict as usize);
         if let Some(id) = rec.conn {
             self.connections.insert(id);
         }
         if rec.ctinfo.map(ctstate_name) == Some("INVALID") {
-            let head = rec.reason.split("; ").next().unwrap_or("");
+            let reason = fw.reason(rec);
+            let head = reason.split("; ").next().unwrap_or("");
             self.invalid_reasons.add(head);
         }
     }
 
     /// The lines, each without its newline.
     pub fn lines(&self) -> Vec<String> {
-        fn counts(tally: &Tally) -> String {
+        fn counts(pairs: Vec<(&str, u64)>) -> String {
             let mut text = String::new();
-            for (i, (name, n)) in tally.most_common().into_iter().enumerate() {
+            for (i, (name, n)) in pairs.into_iter().enumerate() {
                 if i > 0 {
                     text.push_str(", ");
                 }
@@ -255,14 +319,26 @@ impl Totals {
             }
             text
         }
+        let states = self
+            .states
+            .most_common()
+            .into_iter()
+            .map(|(k, n)| (STATE_KEYS[k], n))
+            .collect();
+        let verdicts = self
+            .verdicts
+            .most_common()
+            .into_iter()
+            .map(|(k, n)| (Verdict::ALL[k].name(), n))
+            .collect();
         let mut out = vec![
             format!(
                 "{} packets; {} connections seen",
                 self.packets,
                 self.connections.len()
             ),
-            format!("states: {}", counts(&self.states)),
-            format!("verdicts: {}", counts(&self.verdicts)),
+            format!("states: {}", counts(states)),
+            format!("verdicts: {}", counts(verdicts)),
         ];
         if !self.invalid_reasons.is_empty() {
             out.push("INVALID reasons:".to_string());

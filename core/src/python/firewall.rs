@@ -107,7 +107,7 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTup
     );
     let rest = (
         rule,
-        rec.reason.clone(),
+        fw.reason(rec),
         summary,
         rec.proto,
         rec.tcp_state
@@ -517,7 +517,7 @@ fn fill(
             }
         }
         fw.fw.process(&pkt, &mut fw.rec);
-        run.totals.add(&fw.rec);
+        run.totals.add(&fw.rec, &fw.fw);
         match run.format {
             Format::Jsonl => write_jsonl(out, &fw.fw, &fw.rec, &pkt),
             Format::Text => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first),

@@ -273,10 +273,10 @@ impl PyRuleEngine {
             conn_counters,
             conns: Some(&alive),
         };
-        let Some(d) = self.engine.walk(table, &ctx) else {
+        let Some((d, fx)) = self.engine.walk(table, &ctx) else {
             return Ok(None);
         };
-        let fx = d.effects;
+        let fx = std::mem::take(fx);
         let effects = fx
             .effects
             .into_iter()

@@ -80,6 +80,24 @@ pub struct Effects {
     pub hotdrop: Option<String>,
 }
 
+impl Effects {
+    /// Start a walk: the packet's mark and trace bit, nothing else (the
+    /// vectors keep their buffers).
+    pub fn reset(&mut self, mark: u32, nf_trace: bool) {
+        self.mark = mark;
+        self.nf_trace = nf_trace;
+        self.reject_with = None;
+        self.queue_num = 0;
+        self.logs.clear();
+        self.effects.clear();
+        self.notes.clear();
+        self.trace.clear();
+        self.connmark = None;
+        self.connmark_changed = false;
+        self.hotdrop = None;
+    }
+}
+
 /// Which rule decided: table and chain names, 1-based rule number (0: the
 /// chain's policy) and the line of the ruleset file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,5 +117,4 @@ pub struct Decision<'e> {
     pub verdict: Outcome,
     pub rule: RuleAt<'e>,
     pub reason: Cow<'e, str>,
-    pub effects: Effects,
 }

@@ -7,7 +7,8 @@
 //! And a table with no chain for the hook, or no ruleset for the family,
 //! lets the packet pass as ACCEPT.
 
-use crate::rules::context::{Decision, RuleCtx};
+use crate::netfilter::hooks::TableKind;
+use crate::rules::context::{Decision, Effects, RuleCtx};
 use crate::rules::model::{Hook, Target};
 use crate::rules::walker::Engine;
 
@@ -45,14 +46,14 @@ impl IptablesEngine {
     /// `first_of_connection`: the packet carries an entry not yet confirmed.
     pub fn evaluate(
         &mut self,
-        table: &str,
+        table: TableKind,
         ctx: &RuleCtx<'_>,
         first_of_connection: bool,
-    ) -> Option<Decision<'_>> {
-        if table == "nat" && !first_of_connection {
+    ) -> Option<(Decision<'_>, &mut Effects)> {
+        if table == TableKind::Nat && !first_of_connection {
             return None;
         }
-        self.engine_mut(ctx.pkt.family)?.walk(table, ctx)
+        self.engine_mut(ctx.pkt.family)?.walk_kind(table, ctx)
     }
 
     /// The table and chain names at these positions of a family's ruleset.
@@ -139,9 +140,9 @@ mod tests {
         let pkt = testpkt::decode(&data);
         let mut ctx = testpkt::ctx(&pkt);
         ctx.hook = Hook::PreRouting;
-        assert!(e.evaluate("nat", &ctx, false).is_none());
-        let d = e.evaluate("nat", &ctx, true).unwrap();
-        assert_eq!(d.effects.notes, ["NAT not applied: DNAT x"]);
+        assert!(e.evaluate(TableKind::Nat, &ctx, false).is_none());
+        let (_, fx) = e.evaluate(TableKind::Nat, &ctx, true).unwrap();
+        assert_eq!(fx.notes, ["NAT not applied: DNAT x"]);
         assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT rule 1 (line 7)"]);
     }
 }

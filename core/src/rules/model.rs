@@ -480,14 +480,25 @@ pub struct Chain {
 pub struct Table {
     pub name: String,
     pub chains: Vec<Chain>,
+    /// The built-in chain of each hook (by `Hook::index`), found once at load.
+    #[serde(skip)]
+    pub entries: [Option<usize>; 5],
 }
 
 impl Table {
     /// The built-in chain of `hook`, if this table has one.
     pub fn entry(&self, hook: Hook) -> Option<usize> {
-        self.chains
-            .iter()
-            .position(|c| c.policy.is_some() && c.name == hook.name())
+        self.entries[hook.index()]
+    }
+
+    /// Find the built-in chains (a chain with a policy named after its hook).
+    pub fn find_entries(&mut self) {
+        for hook in Hook::ALL {
+            self.entries[hook.index()] = self
+                .chains
+                .iter()
+                .position(|c| c.policy.is_some() && c.name == hook.name());
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use crate::netfilter::hooks::TableKind;
 use crate::rules::context::{Decision, Effects, Outcome, RuleAt, RuleCtx};
 use crate::rules::matches::{self, Hit};
 use crate::rules::model::{Chain, Rule, Ruleset, Table, Target, Verdict};
@@ -21,6 +22,11 @@ pub struct Engine {
     pub ruleset: Ruleset,
     pub state: RuleState,
     stack: Vec<(usize, usize)>,
+    /// The position of each iptables table in the ruleset, by `TableKind`.
+    kinds: [Option<usize>; 5],
+    /// The effects of the last walk; reused so a walk allocates nothing
+    /// unless a target writes to it.
+    fx: Effects,
 }
 
 fn verdict_name(v: Verdict) -> &'static str {
@@ -121,6 +127,7 @@ impl Engine {
     pub fn new(mut ruleset: Ruleset) -> Result<Engine, String> {
         for table in &mut ruleset.tables {
             check_table(&ruleset.source, table)?;
+            table.find_entries();
             for chain in &mut table.chains {
                 if let Some(p) = chain.policy {
                     if !matches!(p, Verdict::Accept | Verdict::Drop) {
@@ -148,10 +155,18 @@ impl Engine {
             }
         }
         let state = RuleState::for_ruleset(&mut ruleset)?;
+        let mut kinds = [None; 5];
+        for (ti, table) in ruleset.tables.iter().enumerate() {
+            if let Some(kind) = TableKind::from_name(&table.name) {
+                kinds[kind as usize] = Some(ti);
+            }
+        }
         Ok(Engine {
             ruleset,
             state,
             stack: Vec::new(),
+            kinds,
+            fx: Effects::default(),
         })
     }
 
@@ -181,15 +196,40 @@ impl Engine {
         out
     }
 
-    pub fn walk(&mut self, table: &str, ctx: &RuleCtx<'_>) -> Option<Decision<'_>> {
+    pub fn walk(&mut self, table: &str, ctx: &RuleCtx<'_>) -> Option<(Decision<'_>, &mut Effects)> {
         let ti = self.ruleset.table(table)?;
-        let t = self.ruleset.tables.get(ti)?;
+        self.walk_at(ti, ctx)
+    }
+
+    /// As `walk`, for an iptables table by kind (no name lookup).
+    pub fn walk_kind(
+        &mut self,
+        kind: TableKind,
+        ctx: &RuleCtx<'_>,
+    ) -> Option<(Decision<'_>, &mut Effects)> {
+        let ti = self.kinds[kind as usize]?;
+        self.walk_at(ti, ctx)
+    }
+
+    /// As `walk`, for the table at position `ti` of the ruleset.
+    pub fn walk_at(
+        &mut self,
+        ti: usize,
+        ctx: &RuleCtx<'_>,
+    ) -> Option<(Decision<'_>, &mut Effects)> {
+        let Engine {
+            ruleset,
+            state,
+            stack,
+            fx,
+            ..
+        } = self;
+        let t = ruleset.tables.get(ti)?;
         let entry = t.entry(ctx.hook)?;
-        let mut stack = std::mem::take(&mut self.stack);
         stack.clear();
-        let d = walk_table(t, ti, entry, ctx, &mut self.state, &mut stack);
-        self.stack = stack;
-        Some(d)
+        fx.reset(ctx.mark, ctx.nf_trace);
+        let d = walk_table(t, ti, entry, ctx, state, stack, fx);
+        Some((d, fx))
     }
 }
 
@@ -291,7 +331,7 @@ fn policy<'e>(
     entry: usize,
     ctx: &RuleCtx<'_>,
     state: &mut RuleState,
-    mut fx: Effects,
+    fx: &mut Effects,
 ) -> Decision<'e> {
     let chain = &table.chains[entry];
     state.count_policy(ti, entry, u64::from(ctx.pkt.ip_len));
@@ -311,7 +351,6 @@ fn policy<'e>(
         verdict,
         rule: at(table, (ti, entry), chain, 0, chain.line),
         reason: Cow::Borrowed(&chain.policy_reason),
-        effects: fx,
     }
 }
 
@@ -322,7 +361,6 @@ fn decide<'e>(
     rule: &'e Rule,
     verdict: Outcome,
     why: Option<Cow<'_, str>>,
-    fx: Effects,
 ) -> Decision<'e> {
     let reason = match verdict {
         Outcome::Unknown => {
@@ -341,7 +379,6 @@ fn decide<'e>(
         verdict,
         rule: at(table, place, chain, rule.number, rule.line),
         reason,
-        effects: fx,
     }
 }
 
@@ -352,13 +389,9 @@ fn walk_table<'e>(
     ctx: &RuleCtx<'_>,
     state: &mut RuleState,
     stack: &mut Vec<(usize, usize)>,
+    fx: &mut Effects,
 ) -> Decision<'e> {
     let size = u64::from(ctx.pkt.ip_len);
-    let mut fx = Effects {
-        mark: ctx.mark,
-        nf_trace: ctx.nf_trace,
-        ..Effects::default()
-    };
     let (mut ci, mut ri) = (entry, 0usize);
     loop {
         let Some(chain) = table.chains.get(ci) else {
@@ -386,7 +419,7 @@ fn walk_table<'e>(
         };
         let rule_index = ri;
         ri += 1;
-        let unknown = match rule_matches(rule, ctx, &mut fx, state) {
+        let unknown = match rule_matches(rule, ctx, fx, state) {
             Checked::Pass(unknown) => unknown,
             Checked::Fail if fx.hotdrop.is_none() => continue,
             Checked::Fail => {
@@ -399,7 +432,6 @@ fn walk_table<'e>(
                     verdict: Outcome::Drop,
                     rule: at(table, (ti, ci), chain, rule.number, rule.line),
                     reason: Cow::Owned(reason),
-                    effects: fx,
                 };
             }
         };
@@ -431,7 +463,6 @@ fn walk_table<'e>(
                 rule,
                 Outcome::Unknown,
                 Some(Cow::Owned(why)),
-                fx,
             );
         }
         let verdict = match &rule.target {
@@ -450,26 +481,18 @@ fn walk_table<'e>(
             } => None,
             Target::Verdict { verdict } => Some(outcome(*verdict)),
             Target::Unknown { .. } => {
-                return decide(table, (ti, ci), chain, rule, Outcome::Unknown, None, fx);
+                return decide(table, (ti, ci), chain, rule, Outcome::Unknown, None);
             }
-            other => match targets::run(other, ctx, &mut fx, state) {
+            other => match targets::run(other, ctx, fx, state) {
                 Step::Continue => continue,
                 Step::Verdict(v) => Some(v),
                 Step::Unknown(why) => {
-                    return decide(
-                        table,
-                        (ti, ci),
-                        chain,
-                        rule,
-                        Outcome::Unknown,
-                        Some(why),
-                        fx,
-                    );
+                    return decide(table, (ti, ci), chain, rule, Outcome::Unknown, Some(why));
                 }
             },
         };
         match verdict {
-            Some(v) => return decide(table, (ti, ci), chain, rule, v, None, fx),
+            Some(v) => return decide(table, (ti, ci), chain, rule, v, None),
             None => match stack.pop() {
                 Some((c, r)) => (ci, ri) = (c, r),
                 None => return policy(table, ti, entry, ctx, state, fx),
@@ -512,6 +535,7 @@ mod tests {
             family: 4,
             source: "t.rules".into(),
             tables: vec![Table {
+                entries: [None; 5],
                 name: "filter".into(),
                 chains,
             }],
@@ -568,7 +592,7 @@ mod tests {
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 5, 7);
         let pkt = testpkt::decode(&data);
         let ctx = testpkt::ctx(&pkt);
-        let d = e.walk("filter", &ctx).unwrap();
+        let (d, _) = e.walk("filter", &ctx).unwrap();
         assert_eq!(
             (d.verdict, d.rule.chain, d.rule.number),
             (Outcome::Accept, "a", 2)
@@ -577,7 +601,7 @@ mod tests {
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 5, 53);
         let pkt = testpkt::decode(&data);
         let ctx = testpkt::ctx(&pkt);
-        let d = e.walk("filter", &ctx).unwrap();
+        let (d, _) = e.walk("filter", &ctx).unwrap();
         assert_eq!(
             (d.verdict, d.rule.chain, d.rule.number),
             (Outcome::Drop, "INPUT", 0)
@@ -609,11 +633,11 @@ mod tests {
         let mut e = engine(chains).unwrap();
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 5, 9);
         let pkt = testpkt::decode(&data);
-        let d = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
+        let (d, _) = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
         assert_eq!((d.verdict, d.rule.chain), (Outcome::Accept, "last"));
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 5, 10);
         let pkt = testpkt::decode(&data);
-        let d = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
+        let (d, _) = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
         assert_eq!(d.verdict, Outcome::Drop);
     }
 
@@ -655,7 +679,7 @@ mod tests {
         .unwrap();
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 5, 9);
         let pkt = testpkt::decode(&data);
-        let d = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
+        let (d, _) = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
         assert_eq!(d.verdict, Outcome::Unknown);
         assert_eq!(
             d.reason,
@@ -697,15 +721,15 @@ mod tests {
         .unwrap();
         let data = testpkt::udp4([10, 0, 0, 1], [10, 0, 0, 2], 5, 9);
         let pkt = testpkt::decode(&data);
-        let d = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
-        assert_eq!(d.effects.mark, 5);
-        assert!(d.effects.nf_trace);
-        assert_eq!(d.effects.logs.len(), 1);
-        assert!(d.effects.logs[0].starts_with("p IN= OUT= SRC=10.0.0.1"));
-        assert!(d.effects.logs[0].ends_with("MARK=0x5 "));
+        let (_, fx) = e.walk("filter", &testpkt::ctx(&pkt)).unwrap();
+        assert_eq!(fx.mark, 5);
+        assert!(fx.nf_trace);
+        assert_eq!(fx.logs.len(), 1);
+        assert!(fx.logs[0].starts_with("p IN= OUT= SRC=10.0.0.1"));
+        assert!(fx.logs[0].ends_with("MARK=0x5 "));
         // The TRACE rule itself is not traced: the bit is set after it matched.
-        assert_eq!(d.effects.trace.len(), 3);
-        assert!(d.effects.trace[0].starts_with("TRACE: filter:INPUT:rule:2 "));
-        assert!(d.effects.trace[2].starts_with("TRACE: filter:INPUT:policy:4 "));
+        assert_eq!(fx.trace.len(), 3);
+        assert!(fx.trace[0].starts_with("TRACE: filter:INPUT:rule:2 "));
+        assert!(fx.trace[2].starts_with("TRACE: filter:INPUT:policy:4 "));
     }
 }
