@@ -33,7 +33,7 @@ fn main() {
     let mut reader = capture::open(&args[1]).expect("capture");
     let mut rec = PacketRecord::default();
     let mut totals = Totals::default();
-    let mut out = String::with_capacity(1 << 20);
+    let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
     let stdout = std::io::stdout();
     let mut sink = stdout.lock();
     let start = Instant::now();
@@ -51,12 +51,12 @@ fn main() {
         if jsonl {
             write_jsonl(&mut out, &fw, &rec, &pkt);
             if out.len() > 1 << 18 {
-                sink.write_all(out.as_bytes()).expect("write");
+                sink.write_all(&out).expect("write");
                 out.clear();
             }
         }
     }
-    sink.write_all(out.as_bytes()).expect("write");
+    sink.write_all(&out).expect("write");
     let took = start.elapsed().as_secs_f64();
     eprintln!(
         "{} packets in {took:.3} s: {:.0} pps",

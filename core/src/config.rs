@@ -95,6 +95,10 @@ sysctls! {
     ipfrag_high_thresh = 4194304;
     ipfrag_low_thresh = 3145728;
     ipfrag_max_dist = 64;
+    // IPv4 receive path: net.ipv4.conf.all.accept_source_route (the kernel
+    // honours a source route only when both `all` and the interface allow
+    // it; an interface allows it by default).
+    accept_source_route = 0;
 }
 
 /// A name that is not one of the knobs.

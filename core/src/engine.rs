@@ -19,7 +19,6 @@
 //! for the caller to take them.
 
 use std::borrow::Cow;
-use std::fmt::Write;
 
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::{
@@ -33,7 +32,9 @@ use crate::defrag::{DefragOutcome, Defragmenter};
 use crate::helpers::{assign_helper, helper_name_of, run_helper};
 use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
-use crate::packet::{IfaceName, Packet, PROTO_TCP};
+use crate::output::addr::push_u64;
+use crate::output::Sink;
+use crate::packet::{IfaceName, Ipv4Options, Packet, PROTO_TCP};
 use crate::reason::Reason;
 use crate::rules::context::{Outcome, RuleCtx};
 use crate::rules::hooks::IptablesEngine;
@@ -335,6 +336,19 @@ impl Firewall {
             if !self.run_hook(hook, &mut skb, &mut outcome, &mut rec.notes) {
                 break;
             }
+            // ip_rcv_finish: after routing, the options of a received
+            // datagram are parsed; one that fails dies there, its entry
+            // unconfirmed.
+            if hook == Hook::PreRouting && routing_drop.is_none() {
+                let forwarded = path.contains(&Hook::Forward);
+                if let Some(reason) = self.options_drop(datagram, forwarded) {
+                    outcome.verdict = Verdict::Drop;
+                    outcome.rule = None;
+                    outcome.reason = WalkReason::Text(reason);
+                    self.dropped(&mut skb);
+                    break;
+                }
+            }
         }
         if let (Some(reason), Verdict::Accept) = (routing_drop, outcome.verdict) {
             outcome.verdict = Verdict::Drop;
@@ -350,6 +364,33 @@ impl Firewall {
             None => Cow::Borrowed("not tracked"),
         };
         rec.why.walk = outcome.reason;
+    }
+
+    /// Why ip_rcv_options drops a received IPv4 datagram (None: it does not).
+    /// A source route the sysctl allows is then followed (ip_options_rcv_srr):
+    /// a router passes a loose route on, and refuses a strict one, since it
+    /// was not the hop the route named.
+    fn options_drop(&self, datagram: &Packet<'_>, forwarded: bool) -> Option<Reason> {
+        match datagram.ip_options {
+            Ipv4Options::None | Ipv4Options::Ok => None,
+            Ipv4Options::Malformed { reason, .. } => Some(Cow::Owned(format!(
+                "dropped by the IPv4 layer after PREROUTING: bad IP options ({reason})"
+            ))),
+            Ipv4Options::SourceRouted { strict: true } if self.cfg.accept_source_route != 0 => {
+                forwarded.then_some(Cow::Borrowed(
+                    "dropped by the IPv4 layer after PREROUTING: strict source route (SSRR) \
+                     through a router that is not its next hop (parameter problem)",
+                ))
+            }
+            Ipv4Options::SourceRouted { .. } if self.cfg.accept_source_route != 0 => None,
+            Ipv4Options::SourceRouted { strict } => Some(Cow::Borrowed(if strict {
+                "dropped by the IPv4 layer after PREROUTING: strict source route (SSRR) \
+                 refused, net.ipv4.conf.all.accept_source_route is 0"
+            } else {
+                "dropped by the IPv4 layer after PREROUTING: loose source route (LSRR) \
+                 refused, net.ipv4.conf.all.accept_source_route is 0"
+            })),
+        }
     }
 
     /// The entries of one hook in priority order; false when the walk ends here.
@@ -611,11 +652,11 @@ impl Firewall {
     /// Append the reason of `rec`: conntrack's word, then what the rules
     /// made of the packet, then the reassembly note. `escape` writes each
     /// piece (plain text, or escaped for JSON).
-    pub fn write_reason(
+    pub fn write_reason<S: Sink + ?Sized>(
         &self,
-        out: &mut String,
+        out: &mut S,
         rec: &PacketRecord,
-        escape: fn(&mut String, &str),
+        escape: fn(&mut S, &str),
     ) {
         let why = &rec.why;
         escape(out, &why.head);
@@ -625,10 +666,10 @@ impl Firewall {
             _ => "",
         };
         if let Some(rule) = rec.rule {
-            out.push_str("; ");
+            out.text("; ");
             if rule_text.is_empty() {
-                out.push_str(rec.verdict.name());
-                out.push_str(" by ");
+                out.text(rec.verdict.name());
+                out.text(" by ");
                 let mut text = String::new();
                 self.write_rule(&mut text, rule);
                 escape(out, &text);
@@ -636,14 +677,13 @@ impl Firewall {
                 escape(out, rule_text);
             }
         } else if !rule_text.is_empty() {
-            out.push_str("; ");
+            out.text("; ");
             escape(out, rule_text);
         }
         if let Some(number) = why.reassembled_by {
-            let _ = write!(
-                out,
-                " (datagram reassembled from fragments, completed by packet #{number})"
-            );
+            out.text(" (datagram reassembled from fragments, completed by packet #");
+            push_u64(out, number);
+            out.ch(')');
         }
     }
 
@@ -661,15 +701,16 @@ impl Firewall {
     }
 
     /// `filter FORWARD rule 3` or `filter FORWARD policy`.
-    pub fn write_rule(&self, out: &mut String, rule: RuleRef) {
+    pub fn write_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef) {
         let (table, chain) = self.rules.names(rule.family, rule.table, rule.chain);
-        out.push_str(table);
-        out.push(' ');
-        out.push_str(chain);
+        out.text(table);
+        out.ch(' ');
+        out.text(chain);
         if rule.number == 0 {
-            out.push_str(" policy");
+            out.text(" policy");
         } else {
-            let _ = write!(out, " rule {}", rule.number);
+            out.text(" rule ");
+            push_u64(out, u64::from(rule.number));
         }
     }
 

@@ -14,6 +14,7 @@ from typing import Any
 
 NETFILTER_PREFIX = "net.netfilter."
 IPV4_PREFIX = "net.ipv4."
+IPV4_ALL_PREFIX = "net.ipv4.conf.all."
 
 
 class SysctlError(ValueError):
@@ -77,10 +78,15 @@ class Sysctls:
     ipfrag_high_thresh: int = 4194304
     ipfrag_low_thresh: int = 3145728
     ipfrag_max_dist: int = 64
+    # IPv4 receive path (ip_rcv_options): source-routed datagrams are dropped
+    # unless `all` allows them (interfaces allow them by default).
+    accept_source_route: int = 0
 
     @staticmethod
     def full_name(field_name: str) -> str:
         """The name as `sysctl -a` prints it."""
+        if field_name == "accept_source_route":
+            return IPV4_ALL_PREFIX + field_name
         prefix = IPV4_PREFIX if field_name.startswith("ipfrag_") else NETFILTER_PREFIX
         return prefix + field_name
 
@@ -122,7 +128,7 @@ class HelperParams:
 def canonical_name(name: str) -> str:
     """Map `net.netfilter.nf_conntrack_x`, `nf_conntrack_x`, `net/netfilter/...` to a field."""
     bare = name.strip().replace("/", ".")
-    for prefix in (NETFILTER_PREFIX, IPV4_PREFIX):
+    for prefix in (NETFILTER_PREFIX, IPV4_ALL_PREFIX, IPV4_PREFIX):
         if bare.startswith(prefix):
             bare = bare[len(prefix):]
             break

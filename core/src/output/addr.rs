@@ -8,8 +8,10 @@
 
 use std::fmt::Write;
 
+use crate::output::Sink;
+
 /// Dotted quad (family 4) or inet_ntop text (family 6), appended to `out`.
-pub fn push_address(out: &mut String, family: u8, address: u128) {
+pub fn push_address<S: Sink + ?Sized>(out: &mut S, family: u8, address: u128) {
     if family == 6 {
         push_inet_ntop6(out, address);
     } else {
@@ -26,7 +28,7 @@ pub fn format_address(family: u8, address: u128) -> String {
 
 /// An address as the kernel (`expanded`: %pI6, /proc) or conntrack-tools
 /// (inet_ntop) prints it; IPv4 is a dotted quad either way.
-pub fn write_address(out: &mut String, family: u8, address: u128, expanded: bool) {
+pub fn write_address<S: Sink + ?Sized>(out: &mut S, family: u8, address: u128, expanded: bool) {
     match (family, expanded) {
         (6, true) => push_ipv6_expanded(out, address),
         (6, false) => push_inet_ntop6(out, address),
@@ -42,19 +44,19 @@ pub fn format_address_as(family: u8, address: u128, expanded: bool) -> String {
 }
 
 /// `addr:port` for IPv4, `[addr]:port` for IPv6.
-pub fn push_endpoint(out: &mut String, family: u8, address: u128, port: u16) {
+pub fn push_endpoint<S: Sink + ?Sized>(out: &mut S, family: u8, address: u128, port: u16) {
     if family == 6 {
-        out.push('[');
+        out.ch('[');
         push_inet_ntop6(out, address);
-        out.push_str("]:");
+        out.text("]:");
     } else {
         push_ipv4(out, address as u32);
-        out.push(':');
+        out.ch(':');
     }
     push_u64(out, u64::from(port));
 }
 
-pub fn push_ipv4(out: &mut String, address: u32) {
+pub fn push_ipv4<S: Sink + ?Sized>(out: &mut S, address: u32) {
     // Built on the stack and appended once: every summary and line has two.
     let mut text = [0u8; 15];
     let mut len = 0;
@@ -74,7 +76,7 @@ pub fn push_ipv4(out: &mut String, address: u32) {
         text[len] = b'0' + octet % 10;
         len += 1;
     }
-    out.push_str(std::str::from_utf8(&text[..len]).unwrap_or(""));
+    out.ascii(&text[..len]);
 }
 
 /// Two decimal digits for each value below 100.
@@ -85,7 +87,7 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 8081828384858687888990919293949596979899";
 
 /// A decimal number without going through `fmt` (the hot path writes many).
-pub fn push_u64(out: &mut String, mut value: u64) {
+pub fn push_u64<S: Sink + ?Sized>(out: &mut S, mut value: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     while value >= 100 {
@@ -102,7 +104,7 @@ pub fn push_u64(out: &mut String, mut value: u64) {
         at -= 1;
         digits[at] = b'0' + value as u8;
     }
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or(""));
+    out.ascii(&digits[at..]);
 }
 
 fn groups(address: u128) -> [u16; 8] {
@@ -114,7 +116,7 @@ fn groups(address: u128) -> [u16; 8] {
 }
 
 /// glibc's inet_ntop for AF_INET6.
-pub fn push_inet_ntop6(out: &mut String, address: u128) {
+pub fn push_inet_ntop6<S: Sink + ?Sized>(out: &mut S, address: u128) {
     let words = groups(address);
     // The first longest run of at least two zero groups is written as "::".
     let (mut best_base, mut best_len) = (usize::MAX, 0usize);
@@ -139,15 +141,15 @@ pub fn push_inet_ntop6(out: &mut String, address: u128) {
     let mut i = 0;
     while i < 8 {
         if i == best_base {
-            out.push(':');
+            out.ch(':');
             i += best_len;
             if i == 8 {
-                out.push(':');
+                out.ch(':');
             }
             continue;
         }
         if i > 0 {
-            out.push(':');
+            out.ch(':');
         }
         let embedded_v4 =
             i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff));
@@ -155,7 +157,7 @@ pub fn push_inet_ntop6(out: &mut String, address: u128) {
             push_ipv4(out, address as u32);
             return;
         }
-        let _ = write!(out, "{:x}", words[i]);
+        crate::sink_write!(out, "{:x}", words[i]);
         i += 1;
     }
 }
@@ -205,12 +207,12 @@ pub fn write_ipaddress_text<W: Write>(out: &mut W, family: u8, address: u128) ->
 }
 
 /// The kernel's %pI6: eight groups of four hex digits.
-pub fn push_ipv6_expanded(out: &mut String, address: u128) {
+pub fn push_ipv6_expanded<S: Sink + ?Sized>(out: &mut S, address: u128) {
     for (i, word) in groups(address).into_iter().enumerate() {
         if i > 0 {
-            out.push(':');
+            out.ch(':');
         }
-        let _ = write!(out, "{word:04x}");
+        crate::sink_write!(out, "{word:04x}");
     }
 }
 

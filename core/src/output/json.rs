@@ -3,17 +3,19 @@
 
 use std::fmt::Write;
 
+use crate::output::{Sink, StackText};
+
 /// A JSON string literal with Python's escaping: `\"`, `\\`, the short
 /// escapes for \n \r \t \b \f, `\u00XX` for other control characters and
 /// `\uXXXX` (lowercase hex, surrogate pairs above the BMP) for non-ASCII.
-pub fn push_str(out: &mut String, text: &str) {
-    out.push('"');
+pub fn push_str<S: Sink + ?Sized>(out: &mut S, text: &str) {
+    out.ch('"');
     push_str_body(out, text);
-    out.push('"');
+    out.ch('"');
 }
 
 /// What `push_str` writes between the quotes.
-pub fn push_str_body(out: &mut String, text: &str) {
+pub fn push_str_body<S: Sink + ?Sized>(out: &mut S, text: &str) {
     let bytes = text.as_bytes();
     let mut plain_from = 0;
     let mut at = 0;
@@ -33,27 +35,27 @@ pub fn push_str_body(out: &mut String, text: &str) {
             at += 1;
             continue;
         }
-        out.push_str(&text[plain_from..at]);
+        out.text(&text[plain_from..at]);
         let ch = text[at..].chars().next().unwrap_or('\u{fffd}');
         match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
+            '"' => out.text("\\\""),
+            '\\' => out.text("\\\\"),
+            '\n' => out.text("\\n"),
+            '\r' => out.text("\\r"),
+            '\t' => out.text("\\t"),
+            '\u{8}' => out.text("\\b"),
+            '\u{c}' => out.text("\\f"),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in ch.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
+                    crate::sink_write!(out, "\\u{unit:04x}");
                 }
             }
         }
         at += ch.len_utf8();
         plain_from = at;
     }
-    out.push_str(&text[plain_from..]);
+    out.text(&text[plain_from..]);
 }
 
 /// Whether any of the eight bytes of `word` is outside printable ASCII or
@@ -74,13 +76,13 @@ fn needs_escape(word: u64) -> bool {
 /// text that reads back to the same value, in positional notation for
 /// decimal exponents -4 to 15 (always with a fractional part) and in
 /// scientific notation (`1e+16`, `1.5e-05`) outside that range.
-pub fn push_f64(out: &mut String, value: f64) {
+pub fn push_f64<S: Sink + ?Sized>(out: &mut S, value: f64) {
     if value.is_nan() {
-        out.push_str("NaN");
+        out.text("NaN");
         return;
     }
     if value.is_infinite() {
-        out.push_str(if value > 0.0 { "Infinity" } else { "-Infinity" });
+        out.text(if value > 0.0 { "Infinity" } else { "-Infinity" });
         return;
     }
     // Rust's `{:e}` gives the shortest round-tripping digits, as repr does.
@@ -99,73 +101,41 @@ pub fn push_f64(out: &mut String, value: f64) {
         let _ = digits.write_char(ch);
     }
     let digits = digits.as_str();
-    out.push_str(sign);
+    out.text(sign);
     if (-4..16).contains(&exponent) {
         let point = exponent + 1; // digits before the decimal point
         if point <= 0 {
-            out.push_str("0.");
+            out.text("0.");
             for _ in 0..-point {
-                out.push('0');
+                out.ch('0');
             }
-            out.push_str(digits);
+            out.text(digits);
         } else {
             let point = point as usize;
             if digits.len() <= point {
-                out.push_str(digits);
+                out.text(digits);
                 for _ in digits.len()..point {
-                    out.push('0');
+                    out.ch('0');
                 }
-                out.push_str(".0");
+                out.text(".0");
             } else {
-                out.push_str(&digits[..point]);
-                out.push('.');
-                out.push_str(&digits[point..]);
+                out.text(&digits[..point]);
+                out.ch('.');
+                out.text(&digits[point..]);
             }
         }
     } else {
-        out.push_str(&digits[..1]);
+        out.text(&digits[..1]);
         if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
+            out.ch('.');
+            out.text(&digits[1..]);
         }
-        let _ = write!(
+        crate::sink_write!(
             out,
             "e{}{:02}",
             if exponent < 0 { '-' } else { '+' },
             exponent.abs()
         );
-    }
-}
-
-/// A short text built without allocating (a float's digits: at most 17
-/// digits, a sign, a point and an exponent).
-struct StackText {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl Default for StackText {
-    fn default() -> Self {
-        StackText {
-            buf: [0; 40],
-            len: 0,
-        }
-    }
-}
-
-impl StackText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl Write for StackText {
-    fn write_str(&mut self, text: &str) -> std::fmt::Result {
-        let end = self.len + text.len();
-        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        room.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ use crate::engine::{Firewall, PacketRecord};
 use crate::output::addr::push_u64;
 use crate::output::json::{push_f64, push_str, push_str_body};
 use crate::output::summary::push_summary;
+use crate::output::Sink;
 use crate::packet::Packet;
 use crate::verdict::Verdict;
 
@@ -39,129 +40,140 @@ fn tcp_state_name(state: u8) -> &'static str {
 
 /// Append the jsonl line of `rec` (newline included); `pkt` is the captured
 /// packet the summary describes.
-pub fn write_jsonl(out: &mut String, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) {
-    out.push_str("{\"index\":");
+pub fn write_jsonl<S: Sink + ?Sized>(
+    out: &mut S,
+    fw: &Firewall,
+    rec: &PacketRecord,
+    pkt: &Packet<'_>,
+) {
+    out.text("{\"index\":");
     push_u64(out, rec.index);
-    out.push_str(",\"ts\":");
+    out.text(",\"ts\":");
     push_f64(out, rec.ts);
-    out.push_str(",\"verdict\":\"");
-    out.push_str(rec.verdict.name());
-    out.push_str("\",\"ctstate\":");
+    out.text(",\"verdict\":\"");
+    out.text(rec.verdict.name());
+    out.text("\",\"ctstate\":");
     match rec.ctinfo {
         Some(ctinfo) => {
-            out.push('"');
-            out.push_str(ctstate_name(ctinfo));
-            out.push('"');
+            out.ch('"');
+            out.text(ctstate_name(ctinfo));
+            out.ch('"');
         }
-        None => out.push_str("null"),
+        None => out.text("null"),
     }
-    out.push_str(",\"ctdir\":");
+    out.text(",\"ctdir\":");
     match rec.ctdir {
         Some(dir) => {
-            out.push('"');
-            out.push_str(direction_name(dir));
-            out.push('"');
+            out.ch('"');
+            out.text(direction_name(dir));
+            out.ch('"');
         }
-        None => out.push_str("null"),
+        None => out.text("null"),
     }
-    out.push_str(",\"status\":[");
+    out.text(",\"status\":[");
     let mut first = true;
     for (bit, name) in STATUS_NAMES {
         if rec.status & bit != 0 {
             if !first {
-                out.push(',');
+                out.ch(',');
             }
             first = false;
-            out.push('"');
-            out.push_str(name);
-            out.push('"');
+            out.ch('"');
+            out.text(name);
+            out.ch('"');
         }
     }
-    out.push_str("],\"rule\":");
+    out.text("],\"rule\":");
     match rec.rule {
         Some(rule) => {
             let (table, chain) = fw.rules().names(rule.family, rule.table, rule.chain);
-            out.push_str("{\"table\":");
+            out.text("{\"table\":");
             push_str(out, table);
-            out.push_str(",\"chain\":");
+            out.text(",\"chain\":");
             push_str(out, chain);
-            out.push_str(",\"number\":");
+            out.text(",\"number\":");
             push_u64(out, u64::from(rule.number));
-            out.push('}');
+            out.ch('}');
         }
-        None => out.push_str("null"),
+        None => out.text("null"),
     }
-    out.push_str(",\"reason\":\"");
+    out.text(",\"reason\":\"");
     fw.write_reason(out, rec, push_str_body);
-    out.push('"');
+    out.ch('"');
     // A summary holds addresses, numbers and punctuation only: nothing to escape.
-    out.push_str(",\"summary\":\"");
+    out.text(",\"summary\":\"");
     push_summary(out, pkt);
-    out.push_str("\",\"proto\":");
+    out.text("\",\"proto\":");
     push_u64(out, u64::from(rec.proto));
-    out.push_str(",\"tcp_state\":");
+    out.text(",\"tcp_state\":");
     match rec.tcp_state {
         Some(state) => {
-            out.push('"');
-            out.push_str(tcp_state_name(state));
-            out.push('"');
+            out.ch('"');
+            out.text(tcp_state_name(state));
+            out.ch('"');
         }
-        None => out.push_str("null"),
+        None => out.text("null"),
     }
-    out.push_str(",\"conn\":");
+    out.text(",\"conn\":");
     match rec.conn {
         Some(id) => push_u64(out, u64::from(id)),
-        None => out.push_str("null"),
+        None => out.text("null"),
     }
-    out.push_str(",\"notes\":[");
+    out.text(",\"notes\":[");
     for (i, note) in rec.notes.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.ch(',');
         }
         push_str(out, note);
     }
-    out.push_str("]}\n");
+    out.text("]}\n");
 }
 
 /// `ESTABLISHED/REPLY [SEEN_REPLY,CONFIRMED]`, or `-` without a state.
-pub fn push_state(out: &mut String, rec: &PacketRecord) {
+pub fn push_state<S: Sink + ?Sized>(out: &mut S, rec: &PacketRecord) {
     match rec.ctinfo {
-        Some(ctinfo) => out.push_str(ctstate_name(ctinfo)),
-        None => out.push('-'),
+        Some(ctinfo) => out.text(ctstate_name(ctinfo)),
+        None => out.ch('-'),
     }
     if let Some(dir) = rec.ctdir {
-        out.push('/');
-        out.push_str(direction_name(dir));
+        out.ch('/');
+        out.text(direction_name(dir));
     }
     let mut first = true;
     for (bit, name) in STATUS_NAMES {
         if rec.status & bit != 0 {
-            out.push_str(if first { " [" } else { "," });
+            out.text(if first { " [" } else { "," });
             first = false;
-            out.push_str(name);
+            out.text(name);
         }
     }
     if !first {
-        out.push(']');
+        out.ch(']');
     }
 }
 
 /// Append the text line of `rec` (newline included); `rel` is the time
 /// since the first packet of the output.
-pub fn write_text(out: &mut String, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>, rel: f64) {
-    let _ = write!(out, "#{:<6} {:10.6}  ", rec.index + 1, rel);
+pub fn write_text<S: Sink + ?Sized>(
+    out: &mut S,
+    fw: &Firewall,
+    rec: &PacketRecord,
+    pkt: &Packet<'_>,
+    rel: f64,
+) {
+    crate::sink_write!(out, "#{:<6} {:10.6}  ", rec.index + 1, rel);
     push_summary(out, pkt);
-    out.push_str("  | ");
+    out.text("  | ");
     push_state(out, rec);
-    out.push_str(" | ");
-    out.push_str(rec.verdict.name());
+    out.text(" | ");
+    out.text(rec.verdict.name());
     if let Some(rule) = rec.rule {
-        out.push_str(" by ");
+        out.text(" by ");
         fw.write_rule(out, rule);
     }
-    out.push_str(" | ");
-    fw.write_reason(out, rec, String::push_str);
-    out.push('\n');
+    out.text(" | ");
+    fw.write_reason(out, rec, S::text);
+    out.ch('\n');
 }
 
 /// The names `Totals` counts states under (8: no state).

@@ -2,6 +2,7 @@
 //! its key fields ("192.0.2.1:40000 > 198.51.100.7:80 TCP [S] seq=1000 ack=0 win=64240").
 
 use crate::output::addr::{push_address, push_endpoint, push_u64};
+use crate::output::Sink;
 use crate::packet::{
     Packet, ACK, CWR, ECE, FIN, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP,
     PROTO_UDPLITE, PSH, RST, SYN, URG,
@@ -30,7 +31,7 @@ pub fn proto_name(proto: u8) -> Option<&'static str> {
 }
 
 /// TCP flags as letters in tcpdump's order; "-" for none.
-pub fn push_tcp_flags(out: &mut String, flags: u8) {
+pub fn push_tcp_flags<S: Sink + ?Sized>(out: &mut S, flags: u8) {
     const LETTERS: [(u8, char); 8] = [
         (SYN, 'S'),
         (FIN, 'F'),
@@ -41,14 +42,15 @@ pub fn push_tcp_flags(out: &mut String, flags: u8) {
         (ECE, 'E'),
         (CWR, 'C'),
     ];
-    let before = out.len();
+    let mut any = false;
     for (bit, letter) in LETTERS {
         if flags & bit != 0 {
-            out.push(letter);
+            out.ch(letter);
+            any = true;
         }
     }
-    if out.len() == before {
-        out.push('-');
+    if !any {
+        out.ch('-');
     }
 }
 
@@ -57,71 +59,71 @@ fn has_ports(proto: u8) -> bool {
 }
 
 /// Append the summary of `pkt` to `out`.
-pub fn push_summary(out: &mut String, pkt: &Packet) {
+pub fn push_summary<S: Sink + ?Sized>(out: &mut S, pkt: &Packet) {
     let family = pkt.family;
     if family == 0 {
-        out.push_str("non-IP frame");
+        out.text("non-IP frame");
         return;
     }
     let proto = pkt.proto;
     let later_fragment = pkt.is_later_fragment();
     if has_ports(proto) && !later_fragment {
         push_endpoint(out, family, pkt.src, pkt.sport);
-        out.push_str(" > ");
+        out.text(" > ");
         push_endpoint(out, family, pkt.dst, pkt.dport);
     } else {
         push_address(out, family, pkt.src);
-        out.push_str(" > ");
+        out.text(" > ");
         push_address(out, family, pkt.dst);
     }
-    out.push(' ');
+    out.ch(' ');
     match proto_name(proto) {
-        Some(name) => out.push_str(name),
+        Some(name) => out.text(name),
         None => {
-            out.push_str("proto ");
+            out.text("proto ");
             push_u64(out, u64::from(proto));
         }
     }
     let stack_error =
         matches!(&pkt.error, Some(error) if matches!(error.layer.name(), "link" | "ipv4" | "ipv6"));
     if stack_error {
-        out.push_str(" (malformed)");
+        out.text(" (malformed)");
     } else if later_fragment {
         // A later fragment has no layer-4 header: nothing more to show.
     } else if proto == PROTO_TCP {
-        out.push_str(" [");
+        out.text(" [");
         push_tcp_flags(out, pkt.tcp_flags);
-        out.push_str("] seq=");
+        out.text("] seq=");
         push_u64(out, u64::from(pkt.seq));
-        out.push_str(" ack=");
+        out.text(" ack=");
         push_u64(out, u64::from(pkt.ack));
-        out.push_str(" win=");
+        out.text(" win=");
         push_u64(out, u64::from(pkt.window));
         let payload = pkt.payload_len();
         if payload > 0 {
-            out.push_str(" len=");
+            out.text(" len=");
             push_u64(out, payload as u64);
         }
     } else if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
-        out.push_str(" type=");
+        out.text(" type=");
         push_u64(out, u64::from(pkt.icmp_type));
-        out.push_str(" code=");
+        out.text(" code=");
         push_u64(out, u64::from(pkt.icmp_code));
         if pkt.inner.is_none() {
-            out.push_str(" id=");
+            out.text(" id=");
             push_u64(out, u64::from(pkt.icmp_id));
         }
     } else if has_ports(proto) {
-        out.push_str(" len=");
+        out.text(" len=");
         push_u64(out, pkt.payload_len() as u64);
     }
     if let Some(fragment) = pkt.fragment {
-        out.push_str(" frag id=");
-        out.push_str(&format!("{:#x}", fragment.ident));
-        out.push_str(" off=");
+        out.text(" frag id=");
+        crate::sink_write!(out, "{:#x}", fragment.ident);
+        out.text(" off=");
         push_u64(out, u64::from(fragment.offset));
         if fragment.more {
-            out.push('+');
+            out.ch('+');
         }
     }
 }

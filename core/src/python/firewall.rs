@@ -494,7 +494,7 @@ fn fill(
     fw: &mut PyFirewall,
     reader: &mut Reader,
     run: &mut RunState<'_>,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Stop {
     let mut packets = 0;
     while out.len() < CHUNK_BYTES && packets < CHUNK_PACKETS {
@@ -556,7 +556,7 @@ impl ReplayRun {
             first_ts: &mut self.first_ts,
             totals: &mut self.totals,
         };
-        let mut out = String::with_capacity(CHUNK_BYTES + 4096);
+        let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
         let stop = py.detach(|| fill(fw_ref, reader, &mut run, &mut out));
         match stop {
@@ -573,7 +573,7 @@ impl ReplayRun {
             }
             return Ok(None);
         }
-        Ok(Some(PyBytes::new(py, out.as_bytes()).unbind()))
+        Ok(Some(PyBytes::new(py, &out).unbind()))
     }
 
     /// Packets processed so far.
