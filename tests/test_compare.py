@@ -17,9 +17,9 @@ from statewall.capture.writer import write_pcap
 from statewall.cli import main
 from statewall.compare import CompareResult, compare, flow_label
 from statewall.config import Sysctls
-from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
+from statewall.events import ConntrackEvent
 from statewall.packet import Packet
 from statewall.replay import read_packets
 from statewall.rules.hooks import IptablesEngine, compile_text

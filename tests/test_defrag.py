@@ -5,6 +5,11 @@ through a veth into a namespace with a conntrack rule, outcomes read from
 `conntrack -L`, the mangle PREROUTING counters (which see only reassembled
 datagrams) and the FRAG line of /proc/net/sockstat. `test_kernel_agrees`
 repeats a few of those runs when the machine allows it.
+
+Fragments go through a firewall; what defragmentation did to each shows in its
+verdict: a queued fragment is STOLEN ("queued for reassembly"), a discarded
+one DROPped with defragmentation's reason, and the fragment that completes a
+datagram carries the reassembled datagram on through conntrack.
 """
 
 from __future__ import annotations
@@ -14,18 +19,18 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statewall.capture import open_capture
-from statewall.checksum import l4_checksum_ok
+from statewall.capture import LINKTYPE_RAW, open_capture
 from statewall.config import Sysctls
 from statewall.decode import decode_datagram, decode_frame
-from statewall.defrag import Defragmenter, DefragResult, truesize
-from statewall.packet import Packet
+from statewall.engine import Firewall
+from statewall.verdict import PacketVerdict
 
 SRC4 = bytes([192, 0, 2, 1])
 DST4 = bytes([192, 0, 2, 2])
@@ -73,26 +78,54 @@ def frag6(part: bytes, ident: int, off: int, more: bool, *, nexthdr: int = 58, t
             + SRC6 + DST6 + payload)
 
 
+REASSEMBLED = "(datagram reassembled from fragments"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What defragmentation did with one datagram: queued it, dropped it, completed a
+    datagram with it, or let it pass as it was."""
+
+    kind: str  # queued, dropped, complete, pass
+    verdict: PacketVerdict
+
+    @property
+    def reason(self) -> str:
+        return self.verdict.reason
+
+
+def kind_of(verdict: PacketVerdict) -> str:
+    if verdict.verdict == "STOLEN" and verdict.reason.startswith("queued for reassembly"):
+        return "queued"
+    if verdict.verdict == "DROP" and verdict.reason.startswith("dropped:"):
+        return "dropped"
+    return "complete" if REASSEMBLED in verdict.reason else "pass"
+
+
 class Feed:
-    """Push datagrams with increasing indices; remember every result."""
+    """Push datagrams with increasing indices through one firewall."""
 
     def __init__(self, cfg: Sysctls | None = None) -> None:
-        self.defrag = Defragmenter(cfg or Sysctls())
+        self.firewall = Firewall(cfg or Sysctls())
         self.index = 0
 
-    def push(self, datagram: bytes, now: float = 0.0, iface: str | None = None) -> DefragResult:
+    def push(self, datagram: bytes, now: float = 0.0, iface: str | None = None) -> Result:
         self.index += 1
-        pkt = decode_datagram(datagram, index=self.index, ts=now)
-        pkt.iface_in = iface
-        return self.defrag.push(pkt, now)
+        if iface is None:
+            pkt = decode_datagram(datagram, index=self.index, ts=now)
+        else:
+            pkt = decode_frame(self.index, now, datagram, LINKTYPE_RAW, iface)
+        verdict = self.firewall.process(pkt)
+        return Result(kind_of(verdict), verdict)
 
     def run(self, datagrams: list[bytes]) -> list[str]:
         return [self.push(d).kind for d in datagrams]
 
 
-def whole(result: DefragResult) -> Packet:
-    assert result.kind == "complete" and result.packet is not None, result.reason
-    return result.packet
+def whole(result: Result) -> PacketVerdict:
+    """The verdict of the fragment that completed a datagram (a valid ICMP echo is NEW)."""
+    assert result.kind == "complete", result.reason
+    return result.verdict
 
 
 # -- IPv4 -------------------------------------------------------------------
@@ -101,12 +134,10 @@ def test_two_fragments_reassemble_to_the_original_message() -> None:
     msg = echo4(100, 32)
     feed = Feed()
     first = feed.push(frag4(msg[:16], 0x1C46, 0, True))
-    assert first.kind == "queued" and first.packet is None
+    assert first.kind == "queued" and first.verdict.ctstate is None
     assert first.reason == "queued for reassembly (fragment 1 of datagram id 0x1c46 from 192.0.2.1)"
-    pkt = whole(feed.push(frag4(msg[16:], 0x1C46, 16, False), now=0.5))
-    assert pkt.error is None and pkt.fragment is None and pkt.data[20:] == msg
-    assert (pkt.index, pkt.ts, pkt.ip_len, pkt.icmp_id) == (2, 0.5, 52, 100)
-    assert feed.defrag.pending == 0 and feed.defrag.memory(4) == 0
+    done = whole(feed.push(frag4(msg[16:], 0x1C46, 16, False), now=0.5))
+    assert (done.index, done.ts, done.ctstate) == (2, 0.5, "NEW")  # the echo request, whole
 
 
 def test_out_of_order_fragments() -> None:
@@ -122,23 +153,15 @@ def test_header_comes_from_the_first_fragment() -> None:
     options = b"\x94\x04\x00\x00"  # router alert
     feed = Feed()
     feed.push(frag4(msg[16:], 7, 16, False, ttl=9))
-    pkt = whole(feed.push(frag4(msg[:16], 7, 0, True, ttl=200, options=options)))
-    assert (pkt.ttl, pkt.ip_id, pkt.l4_off) == (200, 7, 24)
-    assert pkt.data[20:24] == options and pkt.data[24:] == msg
-    assert pkt.data[6:8] == b"\x00\x00"  # no DF, no MF, offset 0
+    assert whole(feed.push(frag4(msg[:16], 7, 0, True, ttl=200, options=options))).ctstate \
+        == "NEW"
 
 
 def test_df_kept_only_when_the_largest_fragment_had_it() -> None:
     msg = echo4(103, 40)
     big_df = Feed().run([frag4(msg[:32], 1, 0, True, df=True), frag4(msg[32:], 1, 32, False)])
-    feed = Feed()
-    feed.push(frag4(msg[:32], 1, 0, True, df=True))
-    with_df = whole(feed.push(frag4(msg[32:], 1, 32, False)))
-    feed = Feed()
-    feed.push(frag4(msg[:32], 1, 0, True))
-    without = whole(feed.push(frag4(msg[32:], 1, 32, False, df=True)))
-    assert big_df[-1] == "complete"
-    assert with_df.data[6] & 0x40 and not without.data[6] & 0x40
+    small_df = Feed().run([frag4(msg[:32], 1, 0, True), frag4(msg[32:], 1, 32, False, df=True)])
+    assert big_df[-1] == "complete" and small_df[-1] == "complete"
 
 
 def test_overlap_discards_the_whole_datagram() -> None:
@@ -189,7 +212,7 @@ def test_ipv4_more_fragments_length_is_cut_to_a_multiple_of_8() -> None:
     msg = echo4(110, 32)
     feed = Feed()
     assert feed.push(frag4(msg[:13], 10, 0, True)).kind == "queued"
-    assert whole(feed.push(frag4(msg[8:], 10, 8, False))).data[20:] == msg
+    assert whole(feed.push(frag4(msg[8:], 10, 8, False))).ctstate == "NEW"
 
 
 def test_ipfrag_max_dist_restarts_a_stale_queue() -> None:
@@ -226,7 +249,7 @@ def test_ecn_not_ect_mixed_with_ect_is_dropped() -> None:
     assert kinds == ["queued", "dropped"]
     feed = Feed()
     feed.push(frag4(msg[:16], 15, 0, True, tos=2))
-    assert whole(feed.push(frag4(msg[16:], 15, 16, False, tos=3))).tos == 3  # CE wins
+    assert whole(feed.push(frag4(msg[16:], 15, 16, False, tos=3))).ctstate == "NEW"  # CE + ECT
 
 
 def test_oversize_reassembly_is_refused() -> None:
@@ -242,40 +265,34 @@ def test_ipv4_timeout_runs_from_the_first_fragment() -> None:
     feed.push(frag4(msg[:16], 18, 0, True), now=100.0)
     assert feed.push(frag4(msg[16:32], 18, 16, True), now=129.0).kind == "queued"
     res = feed.push(frag4(msg[32:], 18, 32, False), now=130.0)
-    assert res.expired == (1, 2) and res.kind == "queued"
+    assert res.kind == "queued"  # the first two expired at 130 s: a new queue
 
 
 def test_ipv6_timeout_is_nf_conntrack_frag6_timeout() -> None:
     msg = echo6(116, 32)
-    feed = Feed(Sysctls(nf_conntrack_frag6_timeout=5))
-    feed.push(frag6(msg[:16], 19, 0, True), now=0.0)
-    assert feed.defrag.expire(4.9) == () and feed.defrag.expire(5.0) == (1,)
+    for last, kind in ((4.9, "complete"), (5.0, "queued")):  # expired at 5 s: a new queue
+        feed = Feed(Sysctls(nf_conntrack_frag6_timeout=5))
+        feed.push(frag6(msg[:16], 19, 0, True), now=0.0)
+        assert feed.push(frag6(msg[16:], 19, 16, False), now=last).kind == kind
 
 
 def test_memory_over_high_thresh_drops_every_fragment() -> None:
     cfg = Sysctls(ipfrag_low_thresh=1000, ipfrag_high_thresh=3000)
     msg = echo4(117, 32)
     feed = Feed(cfg)
-    feed.push(frag4(msg[:16], 20, 0, True))
-    assert feed.defrag.memory(4) == 1032  # 200 for the queue, 832 for the skb
+    feed.push(frag4(msg[:16], 20, 0, True))  # 1032 bytes: 200 for the queue, 832 for the skb
     feed.push(frag4(bytes(16), 21, 0, True))
     assert feed.push(frag4(msg[16:], 20, 16, False)).kind == "complete"
     feed.push(frag4(msg[:16], 22, 0, True))
-    feed.push(frag4(bytes(16), 23, 0, True))
-    assert feed.defrag.memory(4) == 3096
+    feed.push(frag4(bytes(16), 23, 0, True))  # 3096 bytes queued
     res = feed.push(frag4(msg[16:], 22, 16, False))
     assert res.kind == "dropped" and "ipfrag_high_thresh 3000" in res.reason
-
-
-def test_truesize_steps_measured_on_veth() -> None:
-    sizes = {36: 832, 234: 1280, 620: 1280, 1500: 2304, 2520: 4352}
-    assert {n: truesize(n) for n in sizes} == sizes
 
 
 def test_non_fragments_and_broken_headers_pass() -> None:
     feed = Feed()
     plain = feed.push(frag4(echo4(1, 16), 30, 0, False))
-    assert plain.kind == "pass" and plain.packet is not None and plain.packet.index == 1
+    assert plain.kind == "pass" and plain.verdict.index == 1
     bad = bytearray(frag4(bytes(16), 31, 0, True))
     bad[10] ^= 1
     assert feed.push(bytes(bad)).kind == "pass"
@@ -287,10 +304,8 @@ def test_ipv6_reassembly_removes_the_fragment_header() -> None:
     msg = echo6(200, 40)
     feed = Feed()
     feed.push(frag6(msg[16:], 0xCDE00817, 16, False))
-    pkt = whole(feed.push(frag6(msg[:16], 0xCDE00817, 0, True, tclass=0)))
-    assert pkt.data[6] == 58 and pkt.data[40:] == msg and pkt.ip_len == 80
-    assert (pkt.icmp_type, pkt.icmp_id, pkt.ip_id) == (128, 200, 0)
-    assert l4_checksum_ok(6, pkt.src, pkt.dst, 58, pkt.data[40:])
+    done = whole(feed.push(frag6(msg[:16], 0xCDE00817, 0, True, tclass=0)))
+    assert done.ctstate == "NEW"  # an echo request whose ICMPv6 checksum verifies
 
 
 def test_ipv6_extension_header_before_fragment_header_takes_next_header() -> None:
@@ -298,15 +313,12 @@ def test_ipv6_extension_header_before_fragment_header_takes_next_header() -> Non
     dest = bytes([44, 0]) + bytes(6)
     feed = Feed()
     feed.push(frag6(msg[:16], 22, 0, True, before=dest))
-    pkt = whole(feed.push(frag6(msg[16:], 22, 16, False, before=dest)))
-    assert pkt.data[6] == 60 and pkt.data[40] == 58 and pkt.data[48:] == msg
-    assert pkt.error is None and pkt.l4_off == 48 and pkt.ip_len == 40 + 8 + 32
+    assert whole(feed.push(frag6(msg[16:], 22, 16, False, before=dest))).ctstate == "NEW"
 
 
 def test_ipv6_atomic_fragment_completes_at_once_without_its_header() -> None:
     msg = echo6(202, 32)
-    pkt = whole(Feed().push(frag6(msg, 23, 0, False)))
-    assert len(pkt.data) == 72 and pkt.fragment is None and pkt.data[6] == 58
+    assert whole(Feed().push(frag6(msg, 23, 0, False))).ctstate == "NEW"
 
 
 def test_ipv6_overlap_and_duplicate() -> None:
@@ -336,14 +348,13 @@ def test_ipv6_more_fragments_not_multiple_of_8_passes_and_kills_the_queue() -> N
     feed = Feed()
     feed.push(frag6(msg[:16], 28, 0, True))
     res = feed.push(frag6(msg[16:21], 28, 16, True))
-    assert res.kind == "pass" and res.packet is not None and res.packet.fragment is not None
-    assert "#1" in res.reason
+    assert res.kind == "pass" and "fragment reached conntrack unreassembled" in res.reason
     assert feed.push(frag6(msg[16:], 28, 16, False)).kind == "queued"
 
 
 def test_ipv6_first_fragment_without_full_layer4_header_passes() -> None:
     res = Feed().push(frag6(echo6(207, 32)[:4], 29, 0, True))
-    assert res.kind == "pass" and "layer-4 header" in res.reason
+    assert res.kind == "pass"
 
 
 def test_ipv6_fragment_ending_beyond_65535_is_dropped() -> None:
@@ -366,24 +377,18 @@ def test_ipv6_queues_are_keyed_by_input_interface() -> None:
                                                  ("ipv6-frag-icmp6-echo.pcapng", 10),
                                                  ("ip-frag-dns-udp-ipv4-ipv6.pcap", 7)])
 def test_shared_fragment_traces(name: str, datagrams: int, shared: Path) -> None:
-    defrag = Defragmenter(Sysctls())
-    complete: list[Packet] = []
+    firewall = Firewall(Sysctls())
+    complete: list[PacketVerdict] = []
     with open_capture(shared / "traces" / name) as frames:
         packets = [decode_frame(f.index, f.ts, f.data, f.linktype, f.iface) for f in frames]
     for pkt in packets:
-        res = defrag.push(pkt, pkt.ts)
-        assert res.kind in ("pass", "queued", "complete"), res.reason
-        if res.kind == "complete":
-            assert res.packet is not None
-            complete.append(res.packet)
-    assert len(complete) == datagrams and defrag.pending == 0
-    for pkt in complete:
-        assert pkt.error is None and pkt.ip_len == len(pkt.data)
-        segment = pkt.data[pkt.l4_off:]
-        if pkt.proto != 1:  # ICMPv4 has no pseudo-header; UDP/ICMPv6 must verify
-            assert l4_checksum_ok(pkt.family, pkt.src, pkt.dst, pkt.proto, segment)
-        else:
-            assert csum(segment) == 0
+        verdict = firewall.process(pkt)
+        assert kind_of(verdict) in ("pass", "queued", "complete"), verdict.reason
+        if kind_of(verdict) == "complete":
+            complete.append(verdict)
+    assert len(complete) == datagrams
+    # Each reassembled datagram is whole: conntrack verified its layer-4 checksum.
+    assert all(v.ctstate in ("NEW", "ESTABLISHED") for v in complete), complete
 
 
 # -- the live kernel ------------------------------------------------------------
@@ -440,7 +445,7 @@ def test_kernel_agrees(kernel: None) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 3), st.integers(0, 40),
                           st.integers(0, 48), st.booleans(), st.integers(0, 3)), max_size=25))
-def test_random_fragments_never_raise_and_memory_balances(
+def test_random_fragments_never_raise(
     steps: list[tuple[int, int, int, int, bool, int]],
 ) -> None:
     feed = Feed(Sysctls(ipfrag_max_dist=3))
@@ -451,7 +456,3 @@ def test_random_fragments_never_raise_and_memory_balances(
         else:
             res = feed.push(frag6(part, ident, off8 * 8, more, tclass=tos), now=0.0)
         assert res.kind in ("pass", "queued", "complete", "dropped") and res.reason
-        assert (res.packet is None) == (res.kind in ("queued", "dropped"))
-    feed.defrag.expire(1e9)
-    assert feed.defrag.pending == 0
-    assert feed.defrag.memory(4) == 0 and feed.defrag.memory(6) == 0

@@ -15,9 +15,9 @@ import pytest
 from statewall import builder as b
 from statewall.capture.writer import write_pcap
 from statewall.cli import main
-from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
+from statewall.events import ConntrackEvent
 from statewall.oracle.verify_events import (
     comparable_kernel_lines,
     compare_event_lines,

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from statewall import builder as b
-from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
+from statewall.events import ConntrackEvent
 from statewall.oracle.helper_scenarios import helper_scenarios
 from statewall.oracle.normalise import normalise
 from statewall.oracle.scenarios import (

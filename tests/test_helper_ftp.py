@@ -13,8 +13,7 @@ import pytest
 from test_expect import C4, C6, S4, S6, Machine, Tcp, replay_capture
 
 from statewall import builder
-from statewall.conntrack.expect import HelperParams
-from statewall.helpers.ftp import parse_ipv6, remember_newline
+from statewall.config import HelperParams
 
 
 def control(box: Machine, family: int = 4, cport: int = 46182) -> Tcp:
@@ -241,33 +240,6 @@ def test_loose_expects_the_announced_address() -> None:
     box = Machine(params=HelperParams(ftp_loose=True))
     control(box).client(b"PORT 10,77,0,9,156,64\r\n", 2.0)
     assert ports(box) == [(S4, "10.77.0.9", 40000)]
-
-
-# -- pieces ------------------------------------------------------------------------
-
-
-def test_newline_positions_keep_the_two_newest() -> None:
-    seqs: list[int] = []
-    for seq in (100, 200, 200, 300, 150):
-        remember_newline(seqs, seq)
-    assert sorted(seqs) == [200, 300]
-    wrapped = [0xFFFFFFF0, 0xFFFFFFF8]
-    remember_newline(wrapped, 0x10)  # after both in sequence space
-    assert sorted(wrapped) == [0x10, 0xFFFFFFF8]
-
-
-@pytest.mark.parametrize("text", ["fd77::1", "::1", "::", "1:2:3:4:5:6:7:8", "1::8",
-                                  "::ffff:10.77.0.1", "64:ff9b::192.0.2.1",
-                                  "2001:db8:0:0:1:0:0:1", "fe80::", "1:2:3:4:5:6:1.2.3.4"])
-def test_ipv6_text_parses_as_the_standard_says(text: str) -> None:
-    data = f"|{text}|".encode()
-    assert parse_ipv6(data, 1, ord("|")) == (int(ipaddress.IPv6Address(text)), len(data) - 1)
-
-
-@pytest.mark.parametrize("text", ["1:2:3:4:5:6:7", "1::2::3", "12345::", "1.2.3.4", ":1::",
-                                  "::1.2.3", "::1.2.3.256", "g::1", "1:2:3:4:5:6:7:8:9"])
-def test_ipv6_text_rejected(text: str) -> None:
-    assert parse_ipv6(f"|{text}|".encode(), 1, ord("|")) is None
 
 
 # -- real captures --------------------------------------------------------------------

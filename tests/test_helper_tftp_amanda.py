@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ctharness import IPS_SEEN_REPLY
+from ctharness import Machine as Host
 from test_expect import C4, C6, S4, S6, Machine, replay_capture
 
 from statewall import builder
-from statewall.conntrack.conn import IPS_SEEN_REPLY
-from statewall.helpers import find_helper, helper_for_port
-from statewall.helpers.amanda import connect_ports
-from statewall.packet import PROTO_TCP, PROTO_UDP
 
 RRQ = b"\x00\x01file\x00octet\x00"
 
@@ -76,7 +74,7 @@ def test_repeated_request_replaces_the_expectation() -> None:
 def test_master_timing_out_takes_its_expectation_along() -> None:
     box = Machine()
     box.send(builder.udp(C4, S4, 12346, 69, RRQ), 1.0)
-    box.table.expire(40.0)  # the unreplied UDP master lives 30 s
+    box.advance(40.0)  # the unreplied UDP master lives 30 s
     assert box.exp.live(40.0) == []
     # A new request from the same port is a new master: no clash with a leftover.
     assert box.send(builder.udp(C4, S4, 12346, 69, RRQ), 41.0).accepted
@@ -155,22 +153,24 @@ def test_fifth_port_evicts_the_oldest() -> None:
 
 
 def test_connect_ports_reads_at_most_five_digits() -> None:
-    assert connect_ports(b"DATA 655370") == [(65537 & 0xFFFF, "DATA")]
+    box = Machine()
+    amanda(box, b"CONNECT DATA 655370\n")
+    assert amanda_ports(box) == [65537 & 0xFFFF]
 
 
 # -- registry ---------------------------------------------------------------------
 
 
-def test_helper_lookup_by_name_family_and_protocol() -> None:
-    assert find_helper("ftp", 6, PROTO_TCP) is not None
-    assert find_helper("irc", 6, PROTO_TCP) is None  # irc is IPv4 only
-    assert find_helper("tftp", 4, PROTO_TCP) is None
-    assert find_helper("nope", 4, PROTO_UDP) is None
+def helper_for_port(datagram: bytes) -> str | None:
+    """The helper the legacy assignment by port (automatic helpers) gives a new entry."""
+    seen = Host(auto_helpers=True).step(datagram, 1.0)
+    assert seen.conn is not None
+    return seen.conn.helper
 
 
 def test_legacy_assignment_by_port() -> None:
-    assert helper_for_port(PROTO_TCP, 21, 4) == "ftp"
-    assert helper_for_port(PROTO_TCP, 6667, 6) is None
-    assert helper_for_port(PROTO_UDP, 69, 6) == "tftp"
-    assert helper_for_port(PROTO_UDP, 10080, 4) == "amanda"
-    assert helper_for_port(PROTO_TCP, 2121, 4) is None
+    assert helper_for_port(builder.tcp(C4, S4, 40000, 21, "S")) == "ftp"
+    assert helper_for_port(builder.tcp(C6, S6, 40000, 6667, "S")) is None  # irc: IPv4 only
+    assert helper_for_port(builder.udp(C6, S6, 40000, 69, RRQ)) == "tftp"
+    assert helper_for_port(builder.udp(C4, S4, 40000, 10080, b"x")) == "amanda"
+    assert helper_for_port(builder.tcp(C4, S4, 40000, 2121, "S")) is None

@@ -1,8 +1,7 @@
 """ICMP and ICMPv6 as Linux 6.18 tracks them (spec: udp-icmp-generic.md §3-4).
 
 Packets, including the datagram an error quotes (`Packet.inner`), are built
-here byte by byte. Scenarios run through the conntrack table as a router sees
-them; unit tests call `icmp_error` / `icmpv6_error` with a dictionary lookup.
+here byte by byte. Scenarios run through a firewall as a router sees them.
 """
 
 from __future__ import annotations
@@ -10,9 +9,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-
-from statewall.config import Sysctls
-from statewall.conntrack.conn import (
+from ctharness import (
     CT_ESTABLISHED,
     CT_ESTABLISHED_REPLY,
     CT_INVALID,
@@ -22,24 +19,14 @@ from statewall.conntrack.conn import (
     CT_UNTRACKED,
     IPS_ASSURED,
     IPS_SEEN_REPLY,
-    ORIGINAL,
-    REPLY,
-    Conn,
+    LiveConn,
+    Machine,
+    Step,
 )
-from statewall.conntrack.core import ConntrackTable, CtResult
-from statewall.conntrack.l4proto import INVALID
-from statewall.conntrack.proto_icmp import (
-    ICMP_TRACKER,
-    ICMPV6_TRACKER,
-    NOT_AN_ERROR,
-    RELATED,
-    UNTRACKED,
-    icmp_error,
-    icmpv6_error,
-    invert_icmp,
-    invert_icmpv6,
-)
+
+from statewall.config import Sysctls
 from statewall.packet import DecodeError, FragmentInfo, Packet
+from statewall.rules.hooks import IptablesEngine, compile_text
 
 CLIENT = 0x0A630101  # 10.99.1.1
 SERVER = 0x0A630201  # 10.99.2.1
@@ -153,14 +140,12 @@ def redirect6(src: int, dst: int, about: Packet | None, *, ttl: int = 255, code:
     return pkt
 
 
-def step(table: ConntrackTable, pkt: Packet, now: float) -> CtResult:
+def step(table: Machine, pkt: Packet, now: float) -> Step:
     """One forwarded packet: conntrack at PREROUTING, confirmation at POSTROUTING."""
-    result = table.classify(pkt, now)
-    table.confirm(result, now)
-    return result
+    return table.step(pkt, now)
 
 
-def udp_flow(table: ConntrackTable, family: int = 4) -> tuple[Packet, Conn]:
+def udp_flow(table: Machine, family: int = 4) -> tuple[Packet, LiveConn]:
     src, dst = (CLIENT, SERVER) if family == 4 else (CLIENT6, SERVER6)
     request = udp(src, dst, 1091, 53, family)
     result = step(table, request, 0.0)
@@ -168,32 +153,16 @@ def udp_flow(table: ConntrackTable, family: int = 4) -> tuple[Packet, Conn]:
     return request, result.conn
 
 
-class FakeTable:
-    """A dictionary lookup standing in for the conntrack table."""
-
-    def __init__(self, *conns: Conn) -> None:
-        self.index: dict[tuple[int, ...], tuple[Conn, int]] = {}
-        for conn in conns:
-            orig = (conn.family, conn.proto, conn.orig_src, conn.orig_dst, conn.orig_sport,
-                    conn.orig_dport, conn.zone)
-            reply = (conn.family, conn.proto, conn.reply_src, conn.reply_dst, conn.reply_sport,
-                     conn.reply_dport, conn.zone)
-            self.index[orig] = (conn, ORIGINAL)
-            self.index[reply] = (conn, REPLY)
-
-    def __call__(self, family: int, proto: int, src: int, dst: int, sport: int, dport: int,
-                 zone: int) -> tuple[Conn, int] | None:
-        return self.index.get((family, proto, src, dst, sport, dport, zone))
-
-
-def udp_conn(src: int = CLIENT, dst: int = SERVER, family: int = 4) -> Conn:
-    return Conn(family, 17, 0, (src, dst, 1091, 53), (dst, src, 53, 1091), 0.0)
+def later_fragment(src: int, dst: int, sport: int, dport: int) -> Packet:
+    """The second fragment of a UDP datagram (offset 8): no UDP header of its own."""
+    whole = udp(src, dst, sport, dport)
+    return _packet(4, src, dst, 17, whole.data[20:], sport=sport, dport=dport, frag_offset=8)
 
 
 # -- queries -------------------------------------------------------------------
 
 def test_echo_request_reply_and_entry_survives_reply() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     first = step(table, icmp(CLIENT, SERVER, 8, 0, 77), 0.0)
     conn = first.conn
     assert first.ctinfo == CT_NEW and conn is not None
@@ -211,7 +180,7 @@ def test_echo_request_reply_and_entry_survives_reply() -> None:
 
 @pytest.mark.parametrize(("request_type", "reply_type"), [(8, 0), (13, 14), (15, 16), (17, 18)])
 def test_every_query_pair(request_type: int, reply_type: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     first = step(table, icmp(CLIENT, SERVER, request_type, 0, 9), 0.0)
     assert first.ctinfo == CT_NEW and first.conn is not None
     assert first.conn.reply_dport >> 8 == reply_type
@@ -221,13 +190,13 @@ def test_every_query_pair(request_type: int, reply_type: int) -> None:
 
 @pytest.mark.parametrize("reply_type", [0, 14, 16, 18])
 def test_reply_without_request_is_invalid(reply_type: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     result = step(table, icmp(SERVER, CLIENT, reply_type, 0, 9), 0.0)
-    assert result.ctinfo == CT_INVALID and table.count == 0
+    assert result.ctinfo == CT_INVALID and table.firewall.count == 0
 
 
 def test_reply_with_other_code_does_not_match() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     step(table, icmp(CLIENT, SERVER, 8, 5, 9), 0.0)
     assert step(table, icmp(SERVER, CLIENT, 0, 0, 9), 0.1).ctinfo == CT_INVALID
     assert step(table, icmp(SERVER, CLIENT, 0, 5, 9), 0.2).ctinfo == CT_ESTABLISHED_REPLY
@@ -235,65 +204,38 @@ def test_reply_with_other_code_does_not_match() -> None:
 
 @pytest.mark.parametrize("icmp_type", [1, 2, 6, 7, 9, 10])
 def test_types_without_reply_type_are_invalid(icmp_type: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     assert step(table, icmp(CLIENT, SERVER, icmp_type), 0.0).ctinfo == CT_INVALID
-    assert table.count == 0
+    assert table.firewall.count == 0
 
 
 @pytest.mark.parametrize("icmp_type", [19, 30, 40, 255])
 def test_types_above_18_are_rejected_by_the_error_handler(icmp_type: int) -> None:
-    outcome = icmp_error(icmp(CLIENT, SERVER, icmp_type), CFG, True, 0, FakeTable())
-    assert outcome.kind == INVALID and "unknown" in outcome.reason
+    outcome = step(Machine(CFG), icmp(CLIENT, SERVER, icmp_type), 0.0)
+    assert outcome.ctinfo == CT_INVALID and "unknown" in outcome.reason
 
 
 def test_icmp_timeout_follows_sysctl() -> None:
-    table = ConntrackTable(CFG.with_values({"nf_conntrack_icmp_timeout": 5}))
+    table = Machine(CFG.with_values({"nf_conntrack_icmp_timeout": 5}))
     conn = step(table, icmp(CLIENT, SERVER, 8, 0, 1), 1.0).conn
     assert conn is not None and conn.expires == pytest.approx(6.0)
 
 
-def test_query_types_are_not_errors() -> None:
-    for icmp_type in (0, 8, 13, 17, 9):
-        outcome = icmp_error(icmp(CLIENT, SERVER, icmp_type), CFG, True, 0, FakeTable())
-        assert outcome.kind == NOT_AN_ERROR
-
-
 def test_icmp_checksum() -> None:
     bad = icmp(CLIENT, SERVER, 8, 0, 1, bad_checksum=True)
-    outcome = icmp_error(bad, CFG, True, 0, FakeTable())
-    assert outcome.kind == INVALID and "checksum" in outcome.reason
-    assert icmp_error(bad, CFG, False, 0, FakeTable()).kind == NOT_AN_ERROR
+    outcome = step(Machine(CFG), bad, 0.0)
+    assert outcome.ctinfo == CT_INVALID and "checksum" in outcome.reason
+    # Not checked when the machine sends it (LOCAL_OUT) or with the sysctl off: the
+    # echo request then opens its entry.
+    assert step(Machine(CFG, local=["10.99.1.1"]), bad, 0.0).ctinfo == CT_NEW
     off = CFG.with_values({"nf_conntrack_checksum": 0})
-    assert icmp_error(bad, off, True, 0, FakeTable()).kind == NOT_AN_ERROR
-
-
-def test_icmp_short_header_is_invalid() -> None:
-    pkt = icmp(CLIENT, SERVER, 8)
-    pkt.data = pkt.data[:27]
-    assert icmp_error(pkt, CFG, True, 0, FakeTable()).kind == INVALID
-
-
-def test_inversion_tables() -> None:
-    assert invert_icmp(1, 2, 7, 8 << 8 | 3) == (2, 1, 7, 0 << 8 | 3)
-    assert invert_icmp(1, 2, 7, 18 << 8) == (2, 1, 7, 17 << 8)
-    assert invert_icmp(1, 2, 7, 3 << 8) is None
-    assert invert_icmpv6(1, 2, 7, 128 << 8) == (2, 1, 7, 129 << 8)
-    assert invert_icmpv6(1, 2, 7, 140 << 8 | 1) == (2, 1, 7, 139 << 8 | 1)
-    assert invert_icmpv6(1, 2, 7, 137 << 8) is None
-    assert ICMP_TRACKER.invert is invert_icmp and ICMPV6_TRACKER.invert is invert_icmpv6
-
-
-def test_icmp_in_ipv6_packet_is_invalid() -> None:
-    pkt = icmp(CLIENT6, SERVER6, 8, family=6)
-    pkt.proto = 1
-    assert ICMP_TRACKER.error(pkt, CFG, True) is not None
-    assert icmp_error(pkt, CFG, True, 0, FakeTable()).kind == NOT_AN_ERROR
+    assert step(Machine(off), bad, 0.0).ctinfo == CT_NEW
 
 
 # -- errors (nf_conntrack_icmpv4_error / nf_conntrack_inet_error) ----------------
 
 def test_port_unreachable_is_related_reply_and_changes_nothing() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     request, conn = udp_flow(table)
     expires, status = conn.expires, conn.status
     result = step(table, icmp_err(SERVER, CLIENT, 3, 3, request), 1.0)
@@ -305,14 +247,14 @@ def test_port_unreachable_is_related_reply_and_changes_nothing() -> None:
 
 @pytest.mark.parametrize(("icmp_type", "code"), [(3, 1), (4, 0), (5, 1), (11, 0), (12, 0)])
 def test_every_error_type_relates(icmp_type: int, code: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     request, conn = udp_flow(table)
     result = step(table, icmp_err(ROUTER, CLIENT, icmp_type, code, request), 1.0)
     assert result.ctinfo == CT_RELATED_REPLY and result.conn is conn
 
 
 def test_error_in_original_direction_is_related() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     _request, conn = udp_flow(table)
     answer = udp(SERVER, CLIENT, 53, 1091)
     step(table, answer, 0.1)
@@ -322,7 +264,7 @@ def test_error_in_original_direction_is_related() -> None:
 
 
 def test_host_unreachable_quoting_echo_request() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     ping = icmp(CLIENT, SERVER, 8, 0, 42, b"payload!")
     conn = step(table, ping, 0.0).conn
     result = step(table, icmp_err(ROUTER, CLIENT, 3, 1, ping), 0.5)
@@ -330,14 +272,14 @@ def test_host_unreachable_quoting_echo_request() -> None:
 
 
 def test_error_quoting_unknown_flow_is_invalid() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     stranger = udp(CLIENT, SERVER, 9999, 53)
     result = step(table, icmp_err(SERVER, CLIENT, 3, 3, stranger), 0.0)
     assert result.ctinfo == CT_INVALID and "unknown connection" in result.reason
 
 
 def test_error_quoting_only_ip_header_is_invalid_but_four_bytes_suffice() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     request, conn = udp_flow(table)
     assert step(table, icmp_err(SERVER, CLIENT, 3, 3, request, keep=20), 0.1).ctinfo == CT_INVALID
     two_bytes = step(table, icmp_err(SERVER, CLIENT, 3, 3, request, keep=22), 0.1)
@@ -347,7 +289,7 @@ def test_error_quoting_only_ip_header_is_invalid_but_four_bytes_suffice() -> Non
 
 
 def test_error_quoting_icmp_needs_eight_bytes() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     ping = icmp(CLIENT, SERVER, 8, 0, 42)
     step(table, ping, 0.0)
     short = step(table, icmp_err(ROUTER, CLIENT, 11, 0, ping, keep=27), 0.1)
@@ -357,7 +299,7 @@ def test_error_quoting_icmp_needs_eight_bytes() -> None:
 
 
 def test_error_quoting_an_error_is_invalid() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     request, _conn = udp_flow(table)
     first_error = icmp_err(SERVER, CLIENT, 3, 3, request)
     result = step(table, icmp_err(ROUTER, SERVER, 3, 1, first_error), 0.2)
@@ -365,54 +307,61 @@ def test_error_quoting_an_error_is_invalid() -> None:
 
 
 def test_error_quoting_non_first_fragment_is_invalid() -> None:
-    conn = udp_conn()
-    fragment = udp(CLIENT, SERVER, 1091, 53)
-    fragment.fragment = FragmentInfo(7, 1480, False, 17, 20)
-    outcome = icmp_error(icmp_err(SERVER, CLIENT, 3, 3, fragment), CFG, True, 0, FakeTable(conn))
-    assert outcome.kind == INVALID and "fragment" in outcome.reason
+    table = Machine(CFG)
+    udp_flow(table)
+    fragment = later_fragment(CLIENT, SERVER, 1091, 53)
+    outcome = step(table, icmp_err(SERVER, CLIENT, 3, 3, fragment), 0.1)
+    assert outcome.ctinfo == CT_INVALID and "fragment" in outcome.reason
 
 
 def test_error_sent_to_another_host_is_invalid() -> None:
-    conn = udp_conn()
-    request = udp(CLIENT, SERVER, 1091, 53)
-    outcome = icmp_error(icmp_err(SERVER, OTHER, 3, 3, request), CFG, True, 0, FakeTable(conn))
-    assert outcome.kind == INVALID and conn.status == 0
+    table = Machine(CFG)
+    request, conn = udp_flow(table)
+    status = conn.status
+    outcome = step(table, icmp_err(SERVER, OTHER, 3, 3, request), 0.1)
+    assert outcome.ctinfo == CT_INVALID and conn.status == status
 
 
 def test_error_from_any_router_is_related() -> None:
-    conn = udp_conn()
-    request = udp(CLIENT, SERVER, 1091, 53)
-    outcome = icmp_error(icmp_err(OTHER, CLIENT, 11, 0, request), CFG, True, 0, FakeTable(conn))
-    assert outcome == (RELATED, conn, REPLY, outcome.reason)
+    table = Machine(CFG)
+    request, conn = udp_flow(table)
+    outcome = step(table, icmp_err(OTHER, CLIENT, 11, 0, request), 0.1)
+    assert (outcome.ctinfo, outcome.conn) == (CT_RELATED_REPLY, conn)
 
 
 def test_error_checksum_bad_is_invalid() -> None:
-    conn = udp_conn()
-    pkt = icmp_err(SERVER, CLIENT, 3, 3, udp(CLIENT, SERVER, 1091, 53), bad_checksum=True)
-    assert icmp_error(pkt, CFG, True, 0, FakeTable(conn)).kind == INVALID
+    table = Machine(CFG)
+    request, _conn = udp_flow(table)
+    pkt = icmp_err(SERVER, CLIENT, 3, 3, request, bad_checksum=True)
+    assert step(table, pkt, 0.1).ctinfo == CT_INVALID
 
 
 def test_error_lookup_uses_the_zone() -> None:
-    conn = udp_conn()
-    pkt = icmp_err(SERVER, CLIENT, 3, 3, udp(CLIENT, SERVER, 1091, 53))
-    assert icmp_error(pkt, CFG, True, 0, FakeTable(conn)).kind == RELATED
-    assert icmp_error(pkt, CFG, True, 5, FakeTable(conn)).kind == INVALID
+    """The quoted tuple is looked up in the error's own zone (here set by CT --zone)."""
+    zoned = IptablesEngine(compile_text(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p icmp -j CT --zone 5\nCOMMIT\n",
+        "zone.rules", 4), None)
+    for rules, expected in ((None, CT_RELATED_REPLY), (zoned, CT_INVALID)):
+        table = Machine(CFG, rules=rules)
+        request, _conn = udp_flow(table)
+        pkt = icmp_err(SERVER, CLIENT, 3, 3, request)
+        assert step(table, pkt, 0.1).ctinfo == expected
 
 
 # -- ICMPv6 ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("icmp_type", [130, 131, 132, 133, 134, 135, 136, 143, 151, 152])
 def test_icmpv6_nd_and_mld_are_untracked(icmp_type: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     result = step(table, icmp(LINK_LOCAL6, SERVER6, icmp_type, family=6, ttl=255), 0.0)
-    assert result.ctinfo == CT_UNTRACKED and result.conn is None and table.count == 0
-    outcome = icmpv6_error(icmp(CLIENT6, SERVER6, icmp_type, family=6), CFG, True, 0, FakeTable())
-    assert outcome.kind == UNTRACKED
+    assert result.ctinfo == CT_UNTRACKED and result.conn is None and table.firewall.count == 0
+    outcome = step(Machine(CFG), icmp(CLIENT6, SERVER6, icmp_type, family=6), 0.0)
+    assert outcome.ctinfo == CT_UNTRACKED
 
 
 @pytest.mark.parametrize(("request_type", "reply_type"), [(128, 129), (139, 140)])
 def test_icmpv6_queries(request_type: int, reply_type: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     first = step(table, icmp(CLIENT6, SERVER6, request_type, 0, 5, family=6), 0.0)
     assert first.ctinfo == CT_NEW and first.conn is not None
     assert first.conn.expires == pytest.approx(30.0)
@@ -423,20 +372,21 @@ def test_icmpv6_queries(request_type: int, reply_type: int) -> None:
 
 @pytest.mark.parametrize("icmp_type", [129, 140, 137, 138, 200])
 def test_icmpv6_replies_and_unknown_informational_types_are_invalid(icmp_type: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     result = step(table, icmp(SERVER6, CLIENT6, icmp_type, family=6), 0.0)
-    assert result.ctinfo == CT_INVALID and table.count == 0
+    assert result.ctinfo == CT_INVALID and table.firewall.count == 0
 
 
 def test_icmpv6_checksum_failed_is_invalid() -> None:
     pkt = icmp(CLIENT6, SERVER6, 128, family=6, bad_checksum=True)
-    assert icmpv6_error(pkt, CFG, True, 0, FakeTable()).kind == INVALID
-    assert icmpv6_error(pkt, CFG, False, 0, FakeTable()).kind == NOT_AN_ERROR
+    assert step(Machine(CFG), pkt, 0.0).ctinfo == CT_INVALID
+    # Sent by the machine itself (LOCAL_OUT): not checked, the echo request opens its entry.
+    assert step(Machine(CFG, local=["fd99:1::1"]), pkt, 0.0).ctinfo == CT_NEW
 
 
 @pytest.mark.parametrize(("icmp_type", "code"), [(2, 0), (1, 4), (3, 0), (4, 1), (100, 0)])
 def test_icmpv6_errors_relate(icmp_type: int, code: int) -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     request, conn = udp_flow(table, 6)
     pkt = icmp_err(ROUTER6, CLIENT6, icmp_type, code, request, family=6)
     result = step(table, pkt, 0.5)
@@ -445,53 +395,54 @@ def test_icmpv6_errors_relate(icmp_type: int, code: int) -> None:
 
 
 def test_icmpv6_error_about_unknown_flow_is_invalid() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     stranger = udp(CLIENT6, SERVER6, 4444, 53, 6)
     result = step(table, icmp_err(ROUTER6, CLIENT6, 1, 4, stranger, family=6), 0.0)
     assert result.ctinfo == CT_INVALID
 
 
 def test_icmpv6_error_to_another_host_is_invalid() -> None:
-    conn = udp_conn(CLIENT6, SERVER6, 6)
-    request = udp(CLIENT6, SERVER6, 1091, 53, 6)
+    table = Machine(CFG)
+    request, _conn = udp_flow(table, 6)
     pkt = icmp_err(ROUTER6, ROUTER6 + 1, 2, 0, request, family=6)
-    assert icmpv6_error(pkt, CFG, True, 0, FakeTable(conn)).kind == INVALID
+    assert step(table, pkt, 0.1).ctinfo == CT_INVALID
 
 
 def test_icmpv6_redirect_rules() -> None:
-    conn = udp_conn(CLIENT6, SERVER6, 6)
-    lookup = FakeTable(conn)
-    request = udp(CLIENT6, SERVER6, 1091, 53, 6)
-    good = icmpv6_error(redirect6(LINK_LOCAL6, CLIENT6, request), CFG, True, 0, lookup)
-    assert good.kind == RELATED and good.conn is conn and good.direction == REPLY
+    table = Machine(CFG)
+    request, conn = udp_flow(table, 6)
+    good = step(table, redirect6(LINK_LOCAL6, CLIENT6, request), 0.1)
+    assert good.ctinfo == CT_RELATED_REPLY and good.conn is conn
     from_global = redirect6(ROUTER6, CLIENT6, request)
-    assert icmpv6_error(from_global, CFG, True, 0, lookup).kind == INVALID
+    assert step(table, from_global, 0.2).ctinfo == CT_INVALID
     low_hop_limit = redirect6(LINK_LOCAL6, CLIENT6, request, ttl=64)
-    assert icmpv6_error(low_hop_limit, CFG, True, 0, lookup).kind == INVALID
+    assert step(table, low_hop_limit, 0.3).ctinfo == CT_INVALID
     no_options = redirect6(LINK_LOCAL6, CLIENT6, None)
-    assert icmpv6_error(no_options, CFG, True, 0, lookup).kind == INVALID
+    assert step(table, no_options, 0.4).ctinfo == CT_INVALID
     zero_length = redirect6(LINK_LOCAL6, CLIENT6, request, option_len=0)
-    assert icmpv6_error(zero_length, CFG, True, 0, lookup).kind == INVALID
-    # Another code or another first option: an ordinary message (type 137 has no pair).
-    other_code = redirect6(ROUTER6, CLIENT6, request, code=1)
-    assert icmpv6_error(other_code, CFG, True, 0, lookup).kind == NOT_AN_ERROR
-    other_option = redirect6(LINK_LOCAL6, CLIENT6, request, option=1)
-    assert icmpv6_error(other_option, CFG, True, 0, lookup).kind == NOT_AN_ERROR
+    assert step(table, zero_length, 0.5).ctinfo == CT_INVALID
+    # Another code or another first option: an ordinary message (type 137 has no pair),
+    # which cannot open an entry.
+    other_code = step(table, redirect6(ROUTER6, CLIENT6, request, code=1), 0.6)
+    assert other_code.ctinfo == CT_INVALID and "cannot start a connection" in other_code.reason
+    other_option = step(table, redirect6(LINK_LOCAL6, CLIENT6, request, option=1), 0.7)
+    assert other_option.ctinfo == CT_INVALID and \
+        "cannot start a connection" in other_option.reason
 
 
 def test_icmpv6_redirect_from_global_address_is_invalid_through_table() -> None:
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     request, _conn = udp_flow(table, 6)
     result = step(table, redirect6(ROUTER6, CLIENT6, request), 0.5)
     assert result.ctinfo == CT_INVALID
 
 
 def test_icmpv6_quoting_no_next_header_is_invalid() -> None:
-    conn = udp_conn(CLIENT6, SERVER6, 6)
+    table = Machine(CFG)
+    udp_flow(table, 6)
     empty = _packet(6, CLIENT6, SERVER6, 59, b"")
-    outcome = icmpv6_error(icmp_err(ROUTER6, CLIENT6, 1, 0, empty, family=6), CFG, True, 0,
-                           FakeTable(conn))
-    assert outcome.kind == INVALID
+    outcome = step(table, icmp_err(ROUTER6, CLIENT6, 1, 0, empty, family=6), 0.1)
+    assert outcome.ctinfo == CT_INVALID
 
 
 # -- the live kernel as oracle ------------------------------------------------------
@@ -531,18 +482,17 @@ def _kernel_cases() -> dict[str, list[tuple[int, Packet]]]:
 
 @pytest.mark.kernel
 def test_against_live_kernel(kernel: None) -> None:
-    from statewall.conntrack.conn import CTSTATE_NAMES
     from statewall.oracle.kernel import KernelFirewall
 
     rules = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
     rules += "COMMIT\n"
-    table = ConntrackTable(CFG)
+    table = Machine(CFG)
     with KernelFirewall(rules, rules) as fw:
         for name, packets in _kernel_cases().items():
             for number, (side, pkt) in enumerate(packets):
                 observed = fw.send(pkt.data, side)
                 model = step(table, pkt, 0.0)
                 where = f"{name} #{number}: {model.reason}"
-                assert observed.ctstate == CTSTATE_NAMES[model.ctinfo], where
+                assert observed.ctstate == model.verdict.ctstate, where
                 if model.conn is not None:
                     assert observed.ctdir == ("REPLY" if model.direction else "ORIGINAL"), where

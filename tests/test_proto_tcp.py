@@ -1,39 +1,27 @@
 """The TCP state machine against the behaviour observed on Linux 6.18 (spec/tcp.md).
 
-Packets are real IPv4/IPv6 datagrams built here; `Flow` plays the conntrack
-core's part for one connection (new() then packet() on a miss, ctinfo from
-direction and SEEN_REPLY, SEEN_REPLY set after an accepted reply, REPEAT and
-IPS_DYING honoured), so whole scenarios read like the spec's observations.
+Packets are real IPv4/IPv6 datagrams built here; `Flow` runs one connection's
+packets through a firewall and reports, after each, the packet's ctstate and
+the entry as the table then holds it, so whole scenarios read like the spec's
+observations.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 from dataclasses import dataclass
 
 import pytest
+from ctharness import IPS_ASSURED, IPS_SEEN_REPLY, LiveConn, Machine
 
 from statewall.checksum import internet_checksum, pseudo_header_sum
 from statewall.config import Sysctls
-from statewall.conntrack import proto_tcp as tcp
-from statewall.conntrack.conn import (
-    CT_ESTABLISHED,
-    CT_ESTABLISHED_REPLY,
-    CT_NEW,
-    CTSTATE_NAMES,
-    IPS_ASSURED,
-    IPS_DYING,
-    IPS_SEEN_REPLY,
-    ORIGINAL,
-    REPLY,
-    Conn,
-)
-from statewall.conntrack.l4proto import ACCEPT, INVALID, REPEAT
-from statewall.conntrack.tcp_window import TcpData
 from statewall.packet import ACK, CWR, ECE, FIN, PROTO_TCP, PSH, RST, SYN, URG, Packet
 
 CLIENT, SERVER = 0x0A000001, 0x0A000002  # 10.0.0.1 -> 10.0.0.2
+ORIGINAL, REPLY = 0, 1
 CPORT, SPORT = 40000, 80
 ISN_C, ISN_S = 100, 500  # the spec's RST observations use these (max acks 201 / 501)
 WIN = 1000
@@ -89,13 +77,13 @@ class Seen:
 
 
 class Flow:
-    """The conntrack core's part, for one TCP flow between CLIENT:CPORT and SERVER:SPORT."""
+    """One TCP flow between CLIENT:CPORT and SERVER:SPORT through a firewall."""
 
     def __init__(self, cfg: Sysctls | None = None, now: float = 1000.0) -> None:
         self.cfg = cfg or Sysctls()
         self.now = now
-        self.conn: Conn | None = None
-        self.last: Conn | None = None
+        self.machines: dict[str, Machine] = {}
+        self.last: LiveConn | None = None
 
     def o(self, flags: int, seq: int, ack: int = 0, **kw: object) -> Seen:
         return self.feed(build(CLIENT, SERVER, CPORT, SPORT, seq, ack, flags, **kw))  # type: ignore[arg-type]
@@ -106,54 +94,34 @@ class Flow:
     def wait(self, seconds: float) -> None:
         self.now += seconds
 
+    def machine(self, local: str | None = None) -> Machine:
+        """The firewall (one whose own address `local` is, for LOCAL_OUT packets)."""
+        key = local or ""
+        if key not in self.machines:
+            self.machines[key] = Machine(self.cfg, local=[local] if local else [])
+        return self.machines[key]
+
     def feed(self, pkt: Packet, in_prerouting: bool = True) -> Seen:
-        error = tcp.TRACKER.error(pkt, self.cfg, in_prerouting)
-        if error is not None:
-            return self._seen("INVALID", error)
-        for _ in range(2):
-            conn = self.conn
-            if conn is not None and conn.expired(self.now):
-                conn = self.conn = None
-            if conn is None:
-                conn = Conn(pkt.family, PROTO_TCP, 0, (pkt.src, pkt.dst, pkt.sport, pkt.dport),
-                            (pkt.dst, pkt.src, pkt.dport, pkt.sport), created=self.now)
-                refused = tcp.TRACKER.new(conn, pkt, self.cfg)
-                if refused is not None:
-                    return self._seen("INVALID", refused)
-                direction = ORIGINAL
-            else:
-                direction = ORIGINAL if (pkt.src, pkt.sport) == (conn.orig_src, conn.orig_sport) \
-                    else REPLY
-            if direction == REPLY:
-                ctinfo = CT_ESTABLISHED_REPLY
-            else:
-                ctinfo = CT_ESTABLISHED if conn.status & IPS_SEEN_REPLY else CT_NEW
-            action, reason = tcp.TRACKER.packet(conn, pkt, direction, ctinfo, self.now, self.cfg)
-            if action == REPEAT:
-                self.conn = None
-                continue
-            if action == INVALID:
-                return self._seen("INVALID", reason)
-            assert action == ACCEPT
-            if direction == REPLY:
-                conn.status |= IPS_SEEN_REPLY
-            self.last = conn
-            self.conn = None if conn.status & IPS_DYING else conn
-            return self._seen(CTSTATE_NAMES[ctinfo], reason)
-        raise AssertionError("reopened twice")
+        """`in_prerouting` False: the packet is sent by the firewall itself (LOCAL_OUT)."""
+        local = None if in_prerouting else str(ipaddress.ip_address(pkt.src))
+        step = self.machine(local).step(pkt, self.now)
+        if step.conn is not None:
+            self.last = step.conn
+        return self._seen(step.verdict.ctstate or "", step.reason)
+
+    @property
+    def conn(self) -> LiveConn | None:
+        """The flow's entry now, if the table holds one."""
+        machine = self.machine()
+        live = machine.firewall.connections(self.now)
+        return machine.view(live[0].conn_id) if live else None
 
     def _seen(self, ctstate: str, reason: str) -> Seen:
         conn = self.conn
         if conn is None:
             return Seen(ctstate, reason, None, None, False)
-        return Seen(ctstate, reason, tcp.STATE_NAMES[conn.proto_state], conn.expires - self.now,
+        return Seen(ctstate, reason, conn.state, conn.expires - self.now,
                     bool(conn.status & IPS_ASSURED))
-
-    @property
-    def td(self) -> TcpData:
-        assert self.conn is not None
-        data: TcpData = self.conn.proto_data
-        return data
 
 
 def handshake(flow: Flow, syn_opts: bytes = b"", synack_opts: bytes = b"") -> None:
@@ -177,47 +145,6 @@ def flags_of(letters: str) -> int:
     return value
 
 
-# -- the table ----------------------------------------------------------------------
-
-SPEC_TABLE = {  # spec §4.1 / §4.2, columns NO SS SR ES FW CW LA TW CL S2
-    (ORIGINAL, "SYN"): "SS SS IG IG IG IG IG SS SS S2",
-    (ORIGINAL, "SYN/ACK"): "IV IV SR IV IV IV IV IV IV SR",
-    (ORIGINAL, "FIN"): "IV IV FW FW LA LA LA TW CL IV",
-    (ORIGINAL, "ACK"): "ES IV ES ES CW CW TW TW CL IV",
-    (ORIGINAL, "RST"): "IV CL CL CL CL CL CL CL CL CL",
-    (ORIGINAL, "NONE"): "IV IV IV IV IV IV IV IV IV IV",
-    (REPLY, "SYN"): "IV S2 IV IV IV IV IV SS IV S2",
-    (REPLY, "SYN/ACK"): "IV SR IG IG IG IG IG IG IG SR",
-    (REPLY, "FIN"): "IV IV FW FW LA LA LA TW CL IV",
-    (REPLY, "ACK"): "IV IG SR ES CW CW TW TW CL IG",
-    (REPLY, "RST"): "IV CL CL CL CL CL CL CL CL CL",
-    (REPLY, "NONE"): "IV IV IV IV IV IV IV IV IV IV",
-}
-ABBREV = {"NO": 0, "SS": 1, "SR": 2, "ES": 3, "FW": 4, "CW": 5, "LA": 6, "TW": 7, "CL": 8,
-          "S2": 9, "IV": tcp.IV, "IG": tcp.IG}
-
-
-def test_transition_table_is_complete() -> None:
-    assert len(tcp.TRANSITIONS) == 2
-    for direction in (ORIGINAL, REPLY):
-        assert len(tcp.TRANSITIONS[direction]) == len(tcp.CLASS_NAMES) == 6
-        for row in tcp.TRANSITIONS[direction]:
-            assert len(row) == len(tcp.STATE_NAMES) == 10
-            assert all(0 <= cell <= 9 or cell in (tcp.IV, tcp.IG) for cell in row)
-
-
-@pytest.mark.parametrize("key", sorted(SPEC_TABLE, key=str))
-def test_transition_table_matches_spec(key: tuple[int, str]) -> None:
-    direction, cls = key
-    expected = [ABBREV[cell] for cell in SPEC_TABLE[key].split()]
-    assert list(tcp.TRANSITIONS[direction][tcp.CLASS_NAMES.index(cls)]) == expected
-
-
-def test_state_names_as_proc_prints_them() -> None:
-    assert tcp.STATE_NAMES == ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT",
-                               "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2")
-
-
 # -- flags and first packets (facts 1, 14) ------------------------------------------
 
 FIRST_PACKET = {
@@ -239,21 +166,27 @@ def test_flag_combination_as_first_packet(letters: str) -> None:
         assert (seen.ctstate, seen.state) == ("NEW", expected)
 
 
+def tcp_error(pkt: Packet) -> str | None:
+    """Why conntrack calls the packet INVALID as the first of its flow, or None."""
+    seen = Flow().feed(pkt)
+    return seen.reason if seen.ctstate == "INVALID" else None
+
+
 def test_invalid_combinations_are_rejected_by_tcp_error() -> None:
     for letters in ("SF", "SR", "F", "", "U", "P", "FPU", "FSRPAU", "SRA", "FR", "FRA", "SAU",
                     "SAF", "SAR", "RU"):
         pkt = build(CLIENT, SERVER, CPORT, SPORT, 1, 1, flags_of(letters))
-        reason = tcp.tcp_error(pkt, Sysctls(), True)
+        reason = tcp_error(pkt)
         assert reason is not None and reason.startswith("invalid TCP flag combination"), letters
-    reason = tcp.tcp_error(build(CLIENT, SERVER, CPORT, SPORT, 1, 1, SYN | FIN), Sysctls(), True)
+    reason = tcp_error(build(CLIENT, SERVER, CPORT, SPORT, 1, 1, SYN | FIN))
     assert reason == "invalid TCP flag combination SYN+FIN"
 
 
 def test_valid_flags_that_cannot_start_a_connection_get_their_own_reason() -> None:
     for letters in ("SA", "FA", "R", "RA", "SPA", "FAU"):
         pkt = build(CLIENT, SERVER, CPORT, SPORT, 1, 1, flags_of(letters))
-        assert tcp.tcp_error(pkt, Sysctls(), True) is None
         seen = Flow().feed(pkt)
+        assert not seen.reason.startswith("invalid TCP flag combination"), letters
         assert seen.ctstate == "INVALID" and "cannot start a connection" in seen.reason
 
 
@@ -280,20 +213,8 @@ def test_checksum_ipv6() -> None:
     src, dst = 0x20010DB8 << 96 | 1, 0x20010DB8 << 96 | 2
     good = build(src, dst, CPORT, SPORT, 7, 0, SYN, family=6)
     bad = build(src, dst, CPORT, SPORT, 7, 0, SYN, family=6, bad_checksum=True)
-    assert tcp.tcp_error(good, Sysctls(), True) is None
-    assert tcp.tcp_error(bad, Sysctls(), True) == "bad TCP checksum"
-
-
-def test_truncated_headers() -> None:
-    cfg = Sysctls(nf_conntrack_checksum=0)
-    doff15 = build(CLIENT, SERVER, CPORT, SPORT, 1, 0, SYN, doff=15)
-    doff4 = build(CLIENT, SERVER, CPORT, SPORT, 1, 0, SYN, doff=4)
-    assert tcp.tcp_error(doff15, cfg, True) == \
-        "truncated TCP header (data offset says 60 bytes, 20 present)"
-    assert tcp.tcp_error(doff4, cfg, True) == "bad TCP data offset (4 words, minimum 5)"
-    short = build(CLIENT, SERVER, CPORT, SPORT, 1, 0, SYN)
-    short.data = short.data[:30]
-    assert tcp.tcp_error(short, cfg, True) == "truncated TCP header (10 of 20 bytes present)"
+    assert tcp_error(good) is None
+    assert tcp_error(bad) == "bad TCP checksum"
 
 
 # -- handshake and teardown (facts 2, 3, 4) ------------------------------------------
@@ -364,15 +285,6 @@ def test_syn_from_responder_in_time_wait_reopens_with_roles_swapped() -> None:
     seen = flow.r(SYN, 90000)
     assert (seen.ctstate, seen.state) == ("NEW", "SYN_SENT")
     assert flow.conn is not None and flow.conn.orig_src == SERVER
-
-
-def test_repeat_is_what_the_core_sees_on_reopen() -> None:
-    flow = Flow()
-    closed_to_time_wait(flow)
-    assert flow.conn is not None
-    pkt = build(CLIENT, SERVER, CPORT, SPORT, 90000, 0, SYN)
-    action, reason = tcp.tcp_packet(flow.conn, pkt, ORIGINAL, CT_ESTABLISHED, flow.now, flow.cfg)
-    assert action == REPEAT and "reopens" in reason
 
 
 def test_syn_in_fin_wait_is_ignored() -> None:
@@ -493,7 +405,7 @@ def test_rst_from_responder_answering_syn_deletes_entry() -> None:
         flow.o(SYN, ISN_C)
         seen = flow.r(flags, 31337, ISN_C + 1)
         assert (seen.ctstate, seen.state) == ("ESTABLISHED", None)
-        assert flow.last is not None and flow.last.status & IPS_DYING
+        assert flow.last is not None and flow.last.gone  # deleted (IPS_DYING)
 
 
 def test_rst_ack_from_responder_with_wrong_ack_is_invalid() -> None:
@@ -720,24 +632,6 @@ def test_out_of_window_fin_from_both_sides_cuts_lifetime() -> None:
     second = flow.r(FIN | ACK, ISN_S + 1 + 90000, ISN_C + 1)
     assert (second.ctstate, second.timeout) == ("INVALID", 300)
     assert "cut to 300 s" in second.reason
-
-
-def test_early_drop_only_for_closing_states() -> None:
-    conn = Conn(4, PROTO_TCP, 0, (1, 2, 3, 4), (2, 1, 4, 3), created=0.0)
-    allowed = set()
-    for state, name in enumerate(tcp.STATE_NAMES):
-        conn.proto_state = state
-        if tcp.TRACKER.can_early_drop(conn):
-            allowed.add(name)
-    assert allowed == {"FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE"}
-
-
-def test_tracker_contract() -> None:
-    assert (tcp.TRACKER.name, tcp.TRACKER.proto) == ("tcp", 6)
-    flow = Flow()
-    flow.o(SYN, ISN_C)
-    assert flow.conn is not None and tcp.TRACKER.state_name(flow.conn) == "SYN_SENT"
-    assert tcp.TRACKER.invert(1, 2, 3, 4) == (2, 1, 4, 3)
 
 
 # -- the live kernel as the judge -----------------------------------------------------

@@ -27,7 +27,6 @@ import pytest
 from statewall import builder as b
 from statewall.capture import open_capture
 from statewall.checksum import l4_checksum_ok
-from statewall.conntrack.proto_gre import gre_keys
 from statewall.decode import STACK_DROP_LAYERS, decode_datagram
 from statewall.engine import Firewall
 from statewall.packet import (
@@ -178,14 +177,21 @@ GRE_HEADERS = [
 ]
 
 
-@pytest.mark.parametrize("header", GRE_HEADERS)
-def test_gre_ports_follow_gre_keys(header: bytes) -> None:
+# The keys gre_pkt_to_tuple takes from each header (None: no tuple, the packet is malformed).
+GRE_KEYS = [(0, 0), (0, 0), (0, 0x5566), (0, 0x0102), (0, 0), None, (0, 0)]
+
+
+@pytest.mark.parametrize(("header", "keys"), list(zip(GRE_HEADERS, GRE_KEYS, strict=True)))
+def test_gre_ports_follow_gre_keys(header: bytes, keys: tuple[int, int] | None) -> None:
     pkt = decode_datagram(b.ipv4(CLIENT, SERVER, 47, header))
-    keys = gre_keys(pkt.data, pkt.l4_off)
     if keys is None:
         assert pkt.error is not None and pkt.error.layer == "gre"
-    else:
-        assert pkt.error is None and (pkt.sport, pkt.dport) == keys
+        return
+    assert pkt.error is None and (pkt.sport, pkt.dport) == keys
+    firewall = Firewall()
+    firewall.process(pkt)
+    (conn,) = firewall.connections()
+    assert (conn.proto, conn.orig_sport, conn.orig_dport) == (47, *keys)
 
 
 def test_quoted_gre_without_ppp_is_judged_by_the_tracker() -> None:

@@ -1,8 +1,12 @@
-"""The core's rule walker against the Python one: rules lowered to plain data
-(statewall.rules.lower), loaded by `_core.RuleEngine`, give the same decision
-(verdict, rule, reason, mark, effects, log and trace lines) and the same
-counters as `walker.walk` on packets built here, on a stateful firewall
-replaying the shared captures, and on every shared ruleset."""
+"""The core's rule walker: rules lowered to plain data (statewall.rules.lower), loaded
+by `_core.RuleEngine` and walked with packets built here, on stateful matches over
+time, and every shared ruleset lowered and loaded.
+
+The walks of the scenarios below (verdict, rule, reason, mark, effects, log and
+trace lines, the entry's mark after CONNMARK) and the counters at the end of
+each are pinned in data/rule_walks.json, one decision per distinct outcome and
+the walks as indices into them, in the order the scenarios make them.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,10 @@ import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-from statewall import builder
-from statewall._core import RuleEngine
-from statewall.conntrack.conn import (
+from rulewalk import (
     CT_ESTABLISHED,
     CT_ESTABLISHED_REPLY,
     CT_INVALID,
@@ -26,15 +28,21 @@ from statewall.conntrack.conn import (
     IPS_ASSURED,
     IPS_CONFIRMED,
     IPS_DST_NAT,
-    Conn,
+    Decision,
+    Entry,
+    compile_text,
+    engine_of,
+    walk,
 )
+
+from statewall import builder
+from statewall._core import RuleEngine
 from statewall.decode import decode_datagram
 from statewall.packet import Packet
 from statewall.rules.compile import CompiledRuleset, compile_ruleset
-from statewall.rules.context import Decision, RuleState
-from statewall.rules.lower import compile_for_core, lower, walk_core
+from statewall.rules.ext import RuleState
+from statewall.rules.lower import compile_for_core, lower
 from statewall.rules.parser import parse_ruleset
-from statewall.rules.walker import walk
 
 SHARED = Path(os.environ.get("STATEWALL_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 RULESETS = SHARED / "rulesets"
@@ -45,54 +53,63 @@ CAPTURES = sorted(p for p in TRACES.glob("*.pcap*")) if TRACES.is_dir() else []
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
-
-
-def compile_text(text: str, family: int = 4, allow_unknown: bool = False) -> CompiledRuleset:
-    return compile_ruleset(parse_ruleset(text, "t.rules", family, allow_unknown), RuleState(),
-                           allow_unknown)
+RECORDED = json.loads((Path(__file__).parent / "data" / "rule_walks.json").read_text())
 
 
 def load(*lines: str, table: str = "filter", family: int = 4) -> CompiledRuleset:
     return compile_text("\n".join([f"*{table}", *lines, "COMMIT", ""]), family)
 
 
-def python_counters(compiled: CompiledRuleset) -> list[tuple[str, str, int, int, int]]:
-    out = []
-    for name, table in compiled.tables.items():
-        for chain in table.chains:
-            if chain.name in table.entry:
-                out.append((name, chain.name, 0, chain.packets, chain.octets))
-            out.extend((name, chain.name, r.ref.number, r.packets, r.octets)
-                       for r in chain.rules)
-    return out
+def as_recorded(decision: Decision, conn: Entry | None) -> dict[str, Any]:
+    """A decision in the form data/rule_walks.json keeps it."""
+    rule = decision.rule
+    value = {
+        "verdict": decision.verdict, "rule": [rule.table, rule.chain, rule.number, rule.line],
+        "reason": decision.reason, "mark": decision.mark, "reject_with": decision.reject_with,
+        "queue_num": decision.queue_num, "logs": list(decision.logs),
+        "effects": [[kind, v] for kind, v in decision.effects], "notes": list(decision.notes),
+        "trace": list(decision.trace), "nf_trace": decision.nf_trace,
+        "entry_mark": None if conn is None else conn.mark,
+    }
+    loaded: dict[str, Any] = json.loads(json.dumps(value))
+    return loaded
 
 
-class Pair:
-    """One ruleset walked by both engines."""
+class Recorded:
+    """One ruleset walked in the core, each walk checked against the recorded one."""
 
-    def __init__(self, compiled: CompiledRuleset) -> None:
+    def __init__(self, compiled: CompiledRuleset, name: str) -> None:
         self.compiled = compiled
         self.lowered = lower(compiled)
         self.core = RuleEngine(self.lowered.to_json())
+        recorded = RECORDED[name]
+        self.decisions = recorded["decisions"]
+        self.walks = iter(recorded["walks"])
+        self.counters = [tuple(row) for row in recorded["counters"]]
+        self.step = 0
 
-    def run(self, pkt: Packet, ctinfo: int = CT_NEW, conn: Conn | None = None,
+    def run(self, pkt: Packet, ctinfo: int = CT_NEW, conn: Entry | None = None,
             hook: str = "FORWARD", table: str = "filter", now: float = 0.0,
             iface_in: str | None = "eth0", iface_out: str | None = "eth1", mark: int = 0,
             trace: bool = False) -> Decision | None:
-        # Both engines see the same Conn object (connlimit remembers it); what
-        # CONNMARK wrote is compared and undone in between.
-        before = None if conn is None else (conn.mark, conn.events)
-        ours = walk_core(self.core, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out,
-                         mark, trace)
-        written = None if conn is None else (conn.mark, conn.events)
-        if conn is not None and before is not None:
-            conn.mark, conn.events = before
-        theirs = walk(self.compiled, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out,
-                      mark, trace)
-        assert ours == theirs
-        assert written == (None if conn is None else (conn.mark, conn.events))
-        assert self.core.counters() == python_counters(self.compiled)
-        return theirs
+        decision = walk(self.core, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out,
+                        mark, trace)
+        self.step += 1
+        expected = next(self.walks, None)
+        assert expected is not None, f"walk {self.step}: more walks than recorded"
+        where = (f"walk {self.step}: {table} {hook} ctinfo {ctinfo} entry {conn} now {now} "
+                 f"in {iface_in} out {iface_out} mark {mark}: {pkt.data.hex()}")
+        if expected < 0:
+            assert decision is None, where
+        else:
+            assert decision is not None, where
+            assert as_recorded(decision, conn) == self.decisions[expected], where
+        return decision
+
+    def finish(self) -> None:
+        """Every recorded walk was made, and the counters are the recorded ones."""
+        assert next(self.walks, None) is None, "fewer walks than recorded"
+        assert self.core.counters() == self.counters
 
 
 def syn(sport: int = 40000, dport: int = 22, src: str = "10.0.0.1", flags: str = "S",
@@ -104,13 +121,9 @@ def udp(dport: int = 53, src: str = "10.0.0.1", ttl: int = 64) -> Packet:
     return decode_datagram(builder.udp(src, "10.0.0.2", 5353, dport, b"x" * 10, ttl=ttl))
 
 
-def entry(status: int = IPS_CONFIRMED, mark: int = 0) -> Conn:
-    conn = Conn(4, 6, 0, (0x0A000001, 0x0A000002, 40000, 22),
-                (0x0A000002, 0x0A000001, 22, 40000), 0.0)
-    conn.status = status
-    conn.expires = 100.0
-    conn.mark = mark
-    return conn
+def entry(status: int = IPS_CONFIRMED, mark: int = 0) -> Entry:
+    return Entry(4, 6, 0, (0x0A000001, 0x0A000002, 40000, 22),
+                 (0x0A000002, 0x0A000001, 22, 40000), 0.0, status, expires=100.0, mark=mark)
 
 
 def packets() -> Iterator[Packet]:
@@ -172,9 +185,9 @@ VARIETY = [
 ]
 
 
-@pytest.mark.parametrize("lines", VARIETY)
-def test_builder_packets_give_the_same_decisions(lines: tuple[str, ...]) -> None:
-    pair = Pair(load(*lines))
+@pytest.mark.parametrize("number", range(len(VARIETY)))
+def test_builder_packets_give_the_recorded_decisions(number: int) -> None:
+    pair = Recorded(load(*VARIETY[number]), f"variety-{number}")
     assert not pair.lowered.not_ported
     states = (CT_NEW, CT_ESTABLISHED, CT_RELATED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_UNTRACKED)
     for n, pkt in enumerate(packets()):
@@ -183,6 +196,7 @@ def test_builder_packets_give_the_same_decisions(lines: tuple[str, ...]) -> None
                 pair.run(pkt, ctinfo, conn, now=n * 0.3, mark=n % 2)
                 pair.run(pkt, ctinfo, conn, hook="FORWARD", iface_in="lo", iface_out=None,
                          now=n * 0.3)
+    pair.finish()
 
 
 STATEFUL_MATCHES = (
@@ -209,12 +223,12 @@ STATEFUL_MATCHES = (
 )
 
 
-def test_stateful_matches_over_time_give_the_same_decisions() -> None:
+def test_stateful_matches_over_time_give_the_recorded_decisions() -> None:
     ruleset = parse_ruleset("\n".join(["*filter", *STATEFUL_MATCHES, "COMMIT", ""]),
                             "t.rules", 4)
     state = RuleState(seed=7, local_nets=((4, 0x0A000002, 0xFFFFFFFF),),
                       iface_nets={"eth0": ((4, 0x0A000000, 0xFFFFFF00),)})
-    pair = Pair(compile_ruleset(ruleset, state))
+    pair = Recorded(compile_ruleset(ruleset, state), "stateful-matches")
     assert not pair.lowered.not_ported
     srcs = ("10.0.0.1", "10.0.0.3", "10.0.0.2", "192.168.1.1")
     step = 0
@@ -227,6 +241,7 @@ def test_stateful_matches_over_time_give_the_same_decisions() -> None:
                 pair.run(pkt, hook="INPUT", iface_in="eth1", iface_out=None, now=now)
     dst = decode_datagram(builder.udp("10.0.0.1", "10.0.0.255", 1, 2, b""))
     pair.run(dst, hook="INPUT", iface_out=None, now=500.0)
+    pair.finish()
 
 
 MORE_MATCHES = (
@@ -244,15 +259,12 @@ MORE_MATCHES = (
 
 
 def test_more_matches_and_connlimit_over_connections() -> None:
-    pair = Pair(load(*MORE_MATCHES))
+    pair = Recorded(load(*MORE_MATCHES), "more-matches")
     assert not pair.lowered.not_ported
-    conns = []
-    for n in range(6):
-        conn = Conn(4, 6, 0, (0x0A000001 + n % 2, 0x0A000002, 40000 + n, 22),
-                    (0x0A000002, 0x0A000001 + n % 2, 22, 40000 + n), 0.0)
-        conn.status = IPS_CONFIRMED
-        conn.expires = 10.0 * (n + 1)
-        conns.append(conn)
+    conns = [Entry(4, 6, 0, (0x0A000001 + n % 2, 0x0A000002, 40000 + n, 22),
+                   (0x0A000002, 0x0A000001 + n % 2, 22, 40000 + n), 0.0, IPS_CONFIRMED,
+                   expires=10.0 * (n + 1))
+             for n in range(6)]
     payload = builder.tcp("10.0.0.1", "10.0.0.2", 1, 80, "PA", payload=b"GET / HTTP/1.0")
     for now in (0.0, 5.0, 15.0, 35.0, 100.0):
         for n, conn in enumerate(conns):
@@ -264,6 +276,7 @@ def test_more_matches_and_connlimit_over_connections() -> None:
                         decode_datagram(payload), udp()):
                 pair.run(pkt, CT_NEW, conn, hook="INPUT", iface_out=None, now=now)
                 pair.run(pkt, CT_INVALID, None, hook="INPUT", iface_out=None, now=now)
+    pair.finish()
 
 
 IPSETS = """create hosts hash:ip family inet counters
@@ -297,13 +310,14 @@ def test_ipsets_and_the_set_target_over_time() -> None:
                       "COMMIT", ""])
     sets = parse_ipset_save(IPSETS)
     compiled = compile_ruleset(parse_ruleset(text, "t.rules", 4), RuleState(sets=sets))
-    pair = Pair(compiled)
+    pair = Recorded(compiled, "ipsets")
     assert not pair.lowered.not_ported
     for now in (0.0, 1.0, 2.5, 4.0, 9.0, 20.0):
         for src in ("10.0.0.1", "10.0.0.3", "192.168.0.9", "172.16.0.1"):
             for pkt in (syn(src=src), udp(src=src),
                         decode_datagram(builder.icmp_echo(src, "10.0.0.2", 1, 1))):
                 pair.run(pkt, hook="INPUT", iface_out=None, now=now)
+    pair.finish()
 
 
 def test_rpfilter_against_the_interface_routes() -> None:
@@ -314,15 +328,16 @@ def test_rpfilter_against_the_interface_routes() -> None:
     state = RuleState(local_nets=((4, 0x0A000002, 0xFFFFFFFF),),
                       iface_nets={"eth0": ((4, 0x0A000000, 0xFFFFFF00),),
                                   "eth1": ((4, 0xC0A80000, 0xFFFF0000),)})
-    pair = Pair(compile_ruleset(ruleset, state))
+    pair = Recorded(compile_ruleset(ruleset, state), "rpfilter")
     for pkt in packets():
         for iface in ("eth0", "eth1", "lo"):
             pair.run(pkt, hook="PREROUTING", table="raw", iface_in=iface, iface_out=None)
+    pair.finish()
 
 
 def test_a_jump_of_the_capture_clock_costs_the_core_nothing() -> None:
-    """Packets at t=0 and t=1.7e9: the Python hashlimit would step through every
-    garbage-collection interval in between; the core applies the gap at once."""
+    """Packets at t=0 and t=1.7e9: the gap is applied at once, not stepped through
+    garbage-collection interval by interval."""
     import time
 
     compiled = compile_text("\n".join([
@@ -334,20 +349,20 @@ def test_a_jump_of_the_capture_clock_costs_the_core_nothing() -> None:
         "-A INPUT -m recent --set --name r",
         "-A INPUT -p tcp -m connlimit --connlimit-above 5 -j DROP",
         "COMMIT", ""]))
-    core = RuleEngine(lower(compiled).to_json())
+    core = engine_of(compiled)
     started = time.monotonic()
-    decisions = [walk_core(core, "filter", "INPUT", syn(), CT_NEW, entry(), now)
+    decisions = [walk(core, "filter", "INPUT", syn(), CT_NEW, entry(), now)
                  for now in (0.0, 1.0, 1.7e9, 1.7e9 + 1)]
     assert time.monotonic() - started < 5
     assert [len(d.logs) for d in decisions if d is not None] == [2, 1, 2, 1]
 
 
 def test_raw_table_effects_and_trace_lines() -> None:
-    pair = Pair(load(":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+    pair = Recorded(load(":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
                      "-A PREROUTING -p udp -j CT --notrack",
                      "-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp --zone 3",
                      "-A PREROUTING -p tcp -j TRACE", "-A PREROUTING -p icmp -j NOTRACK",
-                     "-A PREROUTING -p tcp -j ACCEPT", table="raw"))
+                     "-A PREROUTING -p tcp -j ACCEPT", table="raw"), "raw-effects")
     for pkt in packets():
         decision = pair.run(pkt, hook="PREROUTING", table="raw")
         assert decision is not None
@@ -355,10 +370,11 @@ def test_raw_table_effects_and_trace_lines() -> None:
     assert decision is not None and decision.nf_trace and decision.trace
     assert ("helper", "ftp") in decision.effects
     assert pair.run(syn(), hook="INPUT", table="raw") is None
+    pair.finish()
 
 
 def test_nat_and_mangle_effects() -> None:
-    pair = Pair(compile_text("\n".join((
+    pair = Recorded(compile_text("\n".join((
         "*nat", ":PREROUTING ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
         "-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.9.9.9:8080",
         "-A POSTROUTING -o eth1 -j MASQUERADE", "COMMIT",
@@ -366,20 +382,21 @@ def test_nat_and_mangle_effects() -> None:
         "-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu",
         "-A POSTROUTING -p udp -j CHECKSUM --checksum-fill",
         "-A POSTROUTING -j DSCP --set-dscp 10", "-A POSTROUTING -j TOS --set-tos 0x10/0x3f",
-        "-A POSTROUTING -j TTL --ttl-set 9", "COMMIT", ""))))
+        "-A POSTROUTING -j TTL --ttl-set 9", "COMMIT", ""))), "nat-mangle")
     for pkt in packets():
         pair.run(pkt, hook="PREROUTING", table="nat")
         pair.run(pkt, hook="POSTROUTING", table="nat")
         pair.run(pkt, hook="FORWARD", table="mangle")
         pair.run(pkt, hook="POSTROUTING", table="mangle")
+    pair.finish()
 
 
 def test_ipv6_ruleset_and_log_lines() -> None:
-    pair = Pair(load(":INPUT DROP [0:0]",
+    pair = Recorded(load(":INPUT DROP [0:0]",
                      "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j LOG",
                      "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j ACCEPT",
                      "-A INPUT -s 2001:db8::/32 -m hl --hl-eq 64 -j LOG --log-prefix v6",
-                     "-A INPUT -d 2001:db8::2 -p tcp -j ACCEPT", family=6))
+                     "-A INPUT -d 2001:db8::2 -p tcp -j ACCEPT", family=6), "ipv6")
     pkts = [
         decode_datagram(builder.icmpv6_echo("2001:db8::1", "2001:db8::2", 1, 1)),
         decode_datagram(builder.tcp("2001:db8::1", "2001:db8::2", 1, 22, "S")),
@@ -389,16 +406,18 @@ def test_ipv6_ruleset_and_log_lines() -> None:
         decision = pair.run(pkt, hook="INPUT", iface_out=None)
         assert decision is not None
     assert pair.core.family == 6
+    pair.finish()
 
 
-def test_undetermined_rules_agree() -> None:
+def test_undetermined_rules() -> None:
     compiled = compile_text("*filter\n:OUTPUT ACCEPT [0:0]\n"
                             "-A OUTPUT -p tcp -m owner --uid-owner 0 -j DROP\n"
                             "-A OUTPUT -p udp -j ULOG\nCOMMIT\n", allow_unknown=True)
-    pair = Pair(compiled)
+    pair = Recorded(compiled, "undetermined")
     for pkt in packets():
         decision = pair.run(pkt, hook="OUTPUT")
         assert decision is not None
+    pair.finish()
 
 
 def test_lowered_rulesets_are_plain_values() -> None:
@@ -433,11 +452,11 @@ def test_ten_thousand_nested_chains_load_and_walk_in_the_core() -> None:
     lines += [f"-A c{depth - 1} -p tcp -j ACCEPT"]
     text = "\n".join(["*filter", *lines, "COMMIT", ""])
     compiled = compile_for_core(parse_ruleset(text, "deep.rules", 4))
-    core = RuleEngine(lower(compiled).to_json())
-    decision = walk_core(core, "filter", "INPUT", syn(), CT_NEW, None, 0.0)
+    core = engine_of(compiled)
+    decision = walk(core, "filter", "INPUT", syn(), CT_NEW, None, 0.0)
     assert decision is not None and decision.verdict == "ACCEPT"
     assert decision.rule.chain == f"c{depth - 1}"
-    decision = walk_core(core, "filter", "INPUT", udp(), CT_NEW, None, 0.0)
+    decision = walk(core, "filter", "INPUT", udp(), CT_NEW, None, 0.0)
     assert decision is not None and decision.reason == "policy DROP of filter INPUT"
 
 

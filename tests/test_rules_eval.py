@@ -1,11 +1,10 @@
-"""Walking compiled rulesets: ipt_do_table semantics and the matches' and targets' kernel rules."""
+"""Walking checked rulesets in the core: ipt_do_table semantics and the matches' and
+targets' kernel rules."""
 
 from __future__ import annotations
 
 import pytest
-
-from statewall import builder
-from statewall.conntrack.conn import (
+from rulewalk import (
     CT_ESTABLISHED,
     CT_ESTABLISHED_REPLY,
     CT_INVALID,
@@ -14,22 +13,22 @@ from statewall.conntrack.conn import (
     CT_UNTRACKED,
     IPS_ASSURED,
     IPS_CONFIRMED,
-    Conn,
+    Decision,
+    Entry,
+    Rules,
+    walk,
 )
+from rulewalk import load as load_rules
+
+from statewall import builder
 from statewall.decode import decode_datagram
 from statewall.packet import Packet
-from statewall.rules.compile import CompiledRuleset, compile_ruleset
-from statewall.rules.context import Decision, RuleState
 from statewall.rules.errors import RulesetError
-from statewall.rules.parser import parse_ruleset
-from statewall.rules.walker import walk
 
 
 def load(*lines: str, table: str = "filter", family: int = 4,
-         allow_unknown: bool = False) -> CompiledRuleset:
-    text = "\n".join([f"*{table}", *lines, "COMMIT", ""])
-    return compile_ruleset(parse_ruleset(text, "t.rules", family, allow_unknown),
-                           RuleState(), allow_unknown)
+         allow_unknown: bool = False) -> Rules:
+    return load_rules(*lines, table=table, family=family, allow_unknown=allow_unknown)
 
 
 def syn(sport: int = 40000, dport: int = 22, src: str = "10.0.0.1", flags: str = "S",
@@ -37,10 +36,10 @@ def syn(sport: int = 40000, dport: int = 22, src: str = "10.0.0.1", flags: str =
     return decode_datagram(builder.tcp(src, "10.0.0.2", sport, dport, flags, mss=1460), ts=ts)
 
 
-def run(rs: CompiledRuleset, pkt: Packet, ctinfo: int = CT_NEW, conn: Conn | None = None,
+def run(rs: Rules, pkt: Packet, ctinfo: int = CT_NEW, conn: Entry | None = None,
         hook: str = "FORWARD", table: str = "filter", now: float = 0.0,
         iface_in: str | None = "eth0", iface_out: str | None = "eth1") -> Decision:
-    decision = walk(rs, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out)
+    decision = walk(rs.engine, table, hook, pkt, ctinfo, conn, now, iface_in, iface_out)
     assert decision is not None
     return decision
 
@@ -49,12 +48,9 @@ def where(decision: Decision) -> tuple[str, str, int]:
     return decision.verdict, decision.rule.chain, decision.rule.number
 
 
-def entry(status: int = IPS_CONFIRMED) -> Conn:
-    conn = Conn(4, 6, 0, (0x0A000001, 0x0A000002, 40000, 22),
-                (0x0A000002, 0x0A000001, 22, 40000), 0.0)
-    conn.status = status
-    conn.expires = 100.0
-    return conn
+def entry(status: int = IPS_CONFIRMED) -> Entry:
+    return Entry(4, 6, 0, (0x0A000001, 0x0A000002, 40000, 22),
+                 (0x0A000002, 0x0A000001, 22, 40000), 0.0, status, expires=100.0)
 
 
 # --- the walk ----------------------------------------------------------------------
@@ -86,8 +82,9 @@ def test_non_terminating_targets_continue_and_counters_count() -> None:
     pkt = syn()
     decision = run(rs, pkt)
     assert where(decision) == ("DROP", "FORWARD", 3)
-    rules = rs.tables["filter"].chains[1].rules
-    assert [(r.packets, r.octets) for r in rules] == [(1, len(pkt.data))] * 3
+    rules = [row[3:] for row in rs.engine.counters() if row[:2] == ("filter", "FORWARD")
+             and row[2] > 0]
+    assert rules == [(1, len(pkt.data))] * 3
 
 
 def test_compile_detects_loops_and_missing_chains() -> None:
@@ -118,7 +115,7 @@ def test_unknown_rules_are_refused_or_undetermined() -> None:
     rs = load("-A OUTPUT -p udp -j ACCEPT", "-A OUTPUT -m owner --uid-owner 0 -j DROP",
               allow_unknown=True)
     assert where(run(rs, syn(), hook="OUTPUT")) == ("UNKNOWN", "OUTPUT", 2)
-    assert [r.number for r in rs.unknown_rules] == [2]
+    assert [r.number for r in rs.compiled.unknown_rules] == [2]
 
 
 def test_nat_targets_are_noted_not_applied() -> None:

@@ -17,9 +17,6 @@ import pytest
 from statewall import builder as b
 from statewall.capture.writer import write_pcap
 from statewall.cli import main
-from statewall.conntrack.core import ConntrackStats
-from statewall.conntrack.expect import ExpectStats
-from statewall.conntrack.stats import conntrack_s_line, proc_stat_lines
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
 
@@ -56,21 +53,6 @@ def test_counters_follow_the_kernel_semantics() -> None:
     stats = statewall_stats()
     names = ("found", "insert", "invalid", "error", "drop", "early_drop", "search_restart")
     assert tuple(stats[name] for name in names) == (0, 0, 3, 1, 0, 0, 0)
-
-
-def test_conntrack_minus_s_line_format() -> None:
-    stats = ConntrackStats(invalid=34, error=14)
-    assert conntrack_s_line(stats) == (
-        "cpu=0   \tfound=0 invalid=34 insert=0 insert_failed=0 drop=0 early_drop=0 error=14 "
-        "search_restart=0 clash_resolve=0 chaintoolong=0 ")
-
-
-def test_proc_stat_format() -> None:
-    header, row = proc_stat_lines(ConntrackStats(invalid=34, drop=2), ExpectStats(3, 4, 1), 17)
-    assert header.startswith("entries  clashres found new invalid ignore delete chainlength")
-    assert row == ("00000011  00000000 00000000 00000000 00000022 00000000 00000000 00000000 "
-                   "00000000 00000000 00000002 00000000 00000000  00000003 00000004 00000001 "
-                   "00000000")
 
 
 def test_stats_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,22 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from ctharness import IPS_ASSURED
 
 from statewall import builder as b
 from statewall.capture.writer import write_pcap
 from statewall.cli import main
 from statewall.config import Sysctls
-from statewall.conntrack.conn import IPS_ASSURED, IPS_DYING, Conn
-from statewall.conntrack.early_drop import (
-    CAUSE_EARLY_DROP,
-    CAUSE_GC_EARLY_DROP,
-    BucketIndex,
-    bucket_of,
-    early_drop,
-)
-from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
+from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
 from statewall.verdict import PacketVerdict
 
 CLIENT, SERVER, FLOODER = "10.0.0.1", "10.0.1.1", "10.9.9.9"
@@ -148,58 +141,6 @@ def test_gc_early_drop_never_runs_below_100_entries() -> None:
     _, verdicts, events = replay(packets, nf_conntrack_max=2)
     assert [v.verdict for v in verdicts[-2:]] == ["DROP", "DROP"]
     assert not [e for e in events if e.cause == CAUSE_GC_EARLY_DROP]
-
-
-# --- the bucket walk itself ------------------------------------------------------------
-
-
-def _udp_conn(sport: int, *, assured: bool = False, expires: float = 1e12) -> Conn:
-    conn = Conn(4, 17, 0, (1, 2, sport, 53), (2, 1, 53, sport), 0.0)
-    conn.expires = expires
-    if assured:
-        conn.status |= IPS_ASSURED
-    return conn
-
-
-def test_early_drop_deletes_every_candidate_of_the_first_chain_with_any() -> None:
-    size = 64
-    conns = [_udp_conn(p, assured=p % 3 == 0) for p in range(1000, 1400)]
-    index = BucketIndex(size, conns)
-    gone: list[Conn] = []
-
-    def destroy(conn: Conn, now: float, cause: str) -> None:
-        conn.status |= IPS_DYING
-        gone.append(conn)
-        index.remove(conn)
-
-    new_key = _udp_conn(5000).orig_key
-    start = bucket_of(new_key, size)
-    first = next(step for step in range(8)
-                 if any(not c.status & IPS_ASSURED for c in index.chains.get((start + step) % size, [])))
-    chain = index.chains[(start + first) % size]
-    expected = {id(c) for c in chain if not c.status & IPS_ASSURED}
-    assert early_drop(index, new_key, 10.0, destroy) == len(expected)
-    assert {id(c) for c in gone} == expected
-
-
-def test_early_drop_reaps_expired_entries_without_counting_them() -> None:
-    stale = [_udp_conn(p, assured=True, expires=5.0) for p in range(100)]
-    index = BucketIndex(1, stale)
-    causes: list[str] = []
-
-    def destroy(conn: Conn, now: float, cause: str) -> None:
-        conn.status |= IPS_DYING
-        causes.append(cause)
-
-    assert early_drop(index, _udp_conn(9).orig_key, 10.0, destroy) == 0
-    assert causes == ["timeout"] * 100
-
-
-def test_bucket_hash_is_deterministic_and_in_range() -> None:
-    keys = [_udp_conn(p).orig_key for p in range(500)]
-    assert [bucket_of(k, 262144) for k in keys] == [bucket_of(k, 262144) for k in keys]
-    assert all(0 <= bucket_of(k, 7) < 7 for k in keys)
-    assert len({bucket_of(k, 16) for k in keys}) == 16
 
 
 # --- timeouts over long captures -------------------------------------------------------

@@ -24,8 +24,8 @@ from statewall._core import ReplayRun
 from statewall.capture import LINKTYPE_RAW, CaptureError
 from statewall.config import SysctlError, Sysctls
 from statewall.engine import EventSink, Firewall
-from statewall.netfilter import Topology, parse_networks
 from statewall.profiles import add_profile_options, values_from_args
+from statewall.topology import Topology, parse_networks
 
 EXIT_OK = 0
 EXIT_NO = 1

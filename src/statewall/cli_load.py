@@ -16,8 +16,8 @@ from typing import Any
 
 from statewall.compare import compare, report_lines
 from statewall.config import Sysctls
-from statewall.conntrack.events import ConntrackEvent
 from statewall.engine import Firewall
+from statewall.events import ConntrackEvent
 from statewall.packet import Packet
 from statewall.profiles import PROFILES, effective_values, parse_memory
 from statewall.replay import read_packets

@@ -15,12 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from statewall.conntrack.early_drop import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP
-from statewall.conntrack.events import ConntrackEvent
-from statewall.conntrack.expect import endpoint
 from statewall.engine import Firewall
+from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
 from statewall.packet import PROTO_ICMP, PROTO_ICMPV6, Packet
-from statewall.verdict import PacketVerdict
+from statewall.verdict import PacketVerdict, format_address
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6",
                 132: "sctp", 136: "udplite"}
@@ -59,6 +57,12 @@ class CompareResult:
         return (f"{len(self.differences)} of {self.packets} packets differ in ctstate or "
                 f"verdict, in {flows} flows; evicted by early drop: A {len(self.evicted_a)}, "
                 f"B {len(self.evicted_b)}")
+
+
+def endpoint(family: int, address: int, port: int) -> str:
+    """A.B.C.D:port or [v6]:port, as people write them."""
+    text = format_address(family, address)
+    return f"{text}:{port}" if family == 4 else f"[{text}]:{port}"
 
 
 def flow_label(pkt: Packet) -> str:

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 from statewall import _core
 from statewall.config import HelperParams, Sysctls
-from statewall.conntrack.events import ConntrackEvent
-from statewall.netfilter import Network, Topology
+from statewall.events import ConntrackEvent
 from statewall.packet import Packet
+from statewall.rules.counters import set_counters
 from statewall.rules.hooks import IptablesEngine
+from statewall.topology import Network, Topology
 from statewall.verdict import PacketVerdict, RuleRef
 
 EventSink = Callable[[ConntrackEvent], None]
@@ -188,16 +189,8 @@ class Firewall:
         if self.rules is None:
             return
         for family, compiled in ((4, self.rules.v4), (6, self.rules.v6)):
-            if compiled is None:
-                continue
-            for table, chain, number, packets, octets in self._core.counters(family):
-                loaded = compiled.tables[table]
-                target = next(c for c in loaded.chains if c.name == chain)
-                if number == 0:
-                    target.packets, target.octets = packets, octets
-                else:
-                    rule = target.rules[number - 1]
-                    rule.packets, rule.octets = packets, octets
+            if compiled is not None:
+                set_counters(compiled, self._core.counters(family))
 
 
 def _verdict(record: tuple[tuple[int, float, str, str | None, str | None, list[str]],

@@ -41,13 +41,13 @@ from statewall.capture import open_capture
 from statewall.config import Sysctls
 from statewall.decode import decode_datagram, decode_frame
 from statewall.engine import Firewall
-from statewall.netfilter import Topology
 from statewall.oracle import netns
 from statewall.oracle.egress import EgressWatch
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
 from statewall.oracle.normalise import assign_sides, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
+from statewall.topology import Topology
 from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
 
 NOT_IP = "not an IP packet (the kernel's IP hooks never see it)"

@@ -34,10 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from statewall.config import Sysctls
-from statewall.conntrack.early_drop import CAUSE_TIMEOUT
-from statewall.conntrack.events import ConntrackEvent
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
+from statewall.events import CAUSE_TIMEOUT, ConntrackEvent
 from statewall.oracle.kernel import KernelFirewall
 from statewall.oracle.normalise import assign_sides, normalise
 from statewall.oracle.verify import (

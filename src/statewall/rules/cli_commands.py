@@ -1,4 +1,4 @@
-"""The `statewall check` command: load and compile rulesets, report every error.
+"""The `statewall check` command: load and check rulesets, report every error.
 
 iptables-restore stops at the first error; `check` reports them all. After an
 error it blanks the offending line and tries again, so one bad rule does not
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from statewall.rules.compile import compile_ruleset
-from statewall.rules.context import RuleState
 from statewall.rules.errors import RulesetError
+from statewall.rules.ext import RuleState
 from statewall.rules.ipset import load_ipset_file
 from statewall.rules.lint import lint as run_lint
 from statewall.rules.model import Ruleset

@@ -1,24 +1,23 @@
-"""Load-time checks and compilation (ip_tables.c: translate_table, mark_source_chains,
+"""Load-time checks (ip_tables.c: translate_table, mark_source_chains,
 check_entry_size_and_hooks, find_check_match / check_target).
 
 Every jump and goto is resolved to a chain index, loops are found by
 walking from each built-in chain, each user chain learns which hooks reach
 it, and every match and target is checked against its options, its
-family, its table and those hooks. Each rule becomes a `CompiledRule`: a
-tuple of closures and a small integer saying what happens on a match.
-Errors are RulesetError with the rule's file and line.
+family, its table and those hooks. Each rule becomes a `CompiledRule`
+saying what happens on a match and which of its matches are evaluated; the
+ruleset keeps the counters the replay copies back from the core for
+printing. Errors are RulesetError with the rule's file and line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from statewall.rules.base import compile_base
-from statewall.rules.context import ACCEPT, DROP, QUEUE, RETURN, RuleState
 from statewall.rules.errors import NotEvaluated, OptionError, RulesetError
-from statewall.rules.ext import HOOKS, BuildArgs, MatchFn, TargetFn
+from statewall.rules.ext import HOOKS, BuildArgs, RuleState
 from statewall.rules.matches import MATCHES
-from statewall.rules.model import Chain, Rule, Ruleset, Table
+from statewall.rules.model import Chain, Match, Rule, Ruleset, Table
 from statewall.rules.save import rule_text
 from statewall.rules.targets import TARGETS
 from statewall.verdict import RuleRef
@@ -31,19 +30,20 @@ K_GOTO = 3
 K_TARGET = 4  # an extension target
 K_UNKNOWN = 5  # something statewall cannot evaluate (allowed with allow_unknown)
 
-_VERDICTS = {"ACCEPT": ACCEPT, "DROP": DROP, "QUEUE": QUEUE, "RETURN": RETURN}
+_VERDICTS = ("ACCEPT", "DROP", "QUEUE", "RETURN")
 
 
 @dataclass(slots=True)
 class CompiledRule:
-    checks: tuple[MatchFn, ...]
     kind: int
-    verdict: int
-    jump: int
-    target: TargetFn | None
+    verdict: str | None  # K_VERDICT: ACCEPT, DROP, QUEUE or RETURN
+    jump: int  # K_JUMP, K_GOTO: the index of the chain in its table
     ref: RuleRef
     text: str
     unknown: str | None = None
+    # The matches statewall evaluates, in rule order (an unknown one is left out
+    # and makes the rule unknown).
+    matches: tuple[Match, ...] = ()
     packets: int = 0
     octets: int = 0
 
@@ -51,10 +51,9 @@ class CompiledRule:
 @dataclass(slots=True)
 class CompiledChain:
     name: str
-    policy: int  # ACCEPT or DROP; RETURN for a user chain
     rules: list[CompiledRule]
     ref: RuleRef
-    packets: int = 0
+    packets: int = 0  # a built-in chain's policy
     octets: int = 0
 
 
@@ -62,12 +61,11 @@ class CompiledChain:
 class CompiledTable:
     name: str
     chains: list[CompiledChain]
-    entry: dict[str, int]  # hook -> index of its built-in chain
 
 
 @dataclass(slots=True)
 class CompiledRuleset:
-    """A ruleset ready to walk; owns its counters and shared match state."""
+    """A checked ruleset with its shared state and its counters."""
 
     source: Ruleset
     tables: dict[str, CompiledTable]
@@ -90,8 +88,7 @@ class _Compiler:
         hooks = self.reach(table, index)
         chains = [self.chain(table, chain, index, hooks[i]) for i, chain in
                   enumerate(table.chains)]
-        entry = {c.name: i for i, c in enumerate(table.chains) if c.builtin}
-        return CompiledTable(table.name, chains, entry)
+        return CompiledTable(table.name, chains)
 
     def reach(self, table: Table, index: dict[str, int]) -> list[set[str]]:
         """Hooks reaching each chain; a jump cycle is an error (mark_source_chains)."""
@@ -128,17 +125,15 @@ class _Compiler:
               hooks: set[str]) -> CompiledChain:
         rules = [self.rule(table, chain, n, rule, index, hooks)
                  for n, rule in enumerate(chain.rules, start=1)]
-        policy = _VERDICTS[chain.policy] if chain.policy else RETURN
-        return CompiledChain(chain.name, policy, rules, RuleRef(table.name, chain.name, 0,
-                                                                 chain.line))
+        return CompiledChain(chain.name, rules, RuleRef(table.name, chain.name, 0, chain.line))
 
     def rule(self, table: Table, chain: Chain, number: int, rule: Rule,
              index: dict[str, int], hooks: set[str]) -> CompiledRule:
         ref = RuleRef(table.name, chain.name, number, rule.line)
         text = rule_text(chain.name, rule, self.ruleset.family)
         try:
-            checks, unknown = self.matches(table, rule, hooks)
-            kind, verdict, jump, target, why = self.target(table, rule, index, hooks)
+            matches, unknown = self.matches(table, rule, hooks)
+            kind, verdict, jump, why = self.target(table, rule, index, hooks)
         except OptionError as err:
             raise self.error(rule.line, err.message) from None
         unknown = unknown or why
@@ -147,13 +142,11 @@ class _Compiler:
                 raise self.error(rule.line, unknown)
             self.unknown.append(ref)
             kind = K_UNKNOWN
-        base = compile_base(rule, self.ruleset.family)
-        all_checks = ((base,) if base is not None else ()) + checks
-        return CompiledRule(all_checks, kind, verdict, jump, target, ref, text, unknown)
+        return CompiledRule(kind, verdict, jump, ref, text, unknown, matches)
 
     def matches(self, table: Table, rule: Rule,
-                hooks: set[str]) -> tuple[tuple[MatchFn, ...], str | None]:
-        checks: list[MatchFn] = []
+                hooks: set[str]) -> tuple[tuple[Match, ...], str | None]:
+        evaluated: list[Match] = []
         unknown: str | None = None
         for match in rule.matches:
             ext = MATCHES.get(match.name)
@@ -170,28 +163,30 @@ class _Compiler:
             args = BuildArgs(match.options, self.ruleset.family, table.name, rule, self.state,
                              frozenset(hooks))
             try:
-                checks.append(ext.build(args))
+                ext.check(args)
             except NotEvaluated as err:
                 unknown = unknown or f"match {match.name} is not evaluated: {err.message}"
+                continue
             except OptionError as err:
                 raise OptionError(prefix + err.message) from None
-        return tuple(checks), unknown
+            evaluated.append(match)
+        return tuple(evaluated), unknown
 
     def target(self, table: Table, rule: Rule, index: dict[str, int],
-               hooks: set[str]) -> tuple[int, int, int, TargetFn | None, str | None]:
+               hooks: set[str]) -> tuple[int, str | None, int, str | None]:
         target = rule.target
         if target is None:
-            return K_NONE, 0, -1, None, None
+            return K_NONE, None, -1, None
         if target.name in _VERDICTS and not target.goto:
-            return K_VERDICT, _VERDICTS[target.name], -1, None, None
+            return K_VERDICT, target.name, -1, None
         ext = None if target.goto else TARGETS.get(target.name)
         if ext is None:
             j = index.get(target.name, -1)
             if j < 0:
-                return K_UNKNOWN, 0, -1, None, f"Chain '{target.name}' does not exist"
-            return (K_GOTO if target.goto else K_JUMP), 0, j, None, None
+                return K_UNKNOWN, None, -1, f"Chain '{target.name}' does not exist"
+            return (K_GOTO if target.goto else K_JUMP), None, j, None
         if ext.unsupported is not None:
-            return K_UNKNOWN, 0, -1, None, f"target {ext.name}: {ext.unsupported}"
+            return K_UNKNOWN, None, -1, f"target {ext.name}: {ext.unsupported}"
         prefix = f"{ext.name} target: "
         if ext.tables is not None and table.name not in ext.tables:
             raise OptionError(f"{prefix}only valid in the {'/'.join(ext.tables)} table, "
@@ -200,11 +195,12 @@ class _Compiler:
         args = BuildArgs(target.options, self.ruleset.family, table.name, rule, self.state,
                          frozenset(hooks))
         try:
-            return K_TARGET, 0, -1, ext.build(args), None
+            ext.check(args)
         except NotEvaluated as err:
-            return K_UNKNOWN, 0, -1, None, f"target {ext.name} is not evaluated: {err.message}"
+            return K_UNKNOWN, None, -1, f"target {ext.name} is not evaluated: {err.message}"
         except OptionError as err:
             raise OptionError(prefix + err.message) from None
+        return K_TARGET, None, -1, None
 
 
 def _check_place(prefix: str, tables: tuple[str, ...] | None, allowed: tuple[str, ...],
@@ -219,7 +215,7 @@ def _check_place(prefix: str, tables: tuple[str, ...] | None, allowed: tuple[str
 
 def compile_ruleset(ruleset: Ruleset, state: RuleState | None = None,
                     allow_unknown: bool = False) -> CompiledRuleset:
-    """Check and compile every table; raises RulesetError at the first problem.
+    """Check every table; raises RulesetError at the first problem.
 
     With `allow_unknown`, rules using something statewall cannot evaluate are
     kept and listed in `unknown_rules`; a packet reaching one gets UNKNOWN.

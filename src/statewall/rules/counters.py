@@ -1,11 +1,12 @@
 """Counters after a replay, printed as `iptables-save -c` and `iptables -L -v -n` print them.
 
-The compiled ruleset counts what the walk saw: each rule and each built-in
-chain's policy, in packets and bytes (the IP total length, as the kernel adds
-skb->len). The listing follows iptables 1.8.9 (iptables.c print_header,
-xshared.c print_rule_details/print_ifaces/print_ipv4_addresses): fixed
-columns, `-n` numbers (protocols as numbers too), K/M/G/T abbreviations
-unless `exact` (`-x`). Built-in chains come first, then user chains sorted by
+The core counts what its walks saw: each rule and each built-in chain's
+policy, in packets and bytes (the IP total length, as the kernel adds
+skb->len); `set_counters` copies them into the checked ruleset for printing.
+The listing follows iptables 1.8.9 (iptables.c print_header, xshared.c
+print_rule_details/print_ifaces/print_ipv4_addresses): fixed columns, `-n`
+numbers (protocols as numbers too), K/M/G/T abbreviations unless `exact`
+(`-x`). Built-in chains come first, then user chains sorted by
 name, as libiptc and the nf_tables backend both list them.
 """
 
@@ -28,6 +29,19 @@ def _compiled_chain(compiled: CompiledTable, name: str) -> CompiledChain:
         if chain.name == name:
             return chain
     raise KeyError(name)
+
+
+def set_counters(compiled: CompiledRuleset,
+                 rows: list[tuple[str, str, int, int, int]]) -> None:
+    """Store the core's counters: (table, chain, rule number or 0 for the policy,
+    packets, bytes), as `RuleEngine.counters()` and `Firewall.counters()` give them."""
+    for table, chain, number, packets, octets in rows:
+        target = _compiled_chain(compiled.tables[table], chain)
+        if number == 0:
+            target.packets, target.octets = packets, octets
+        else:
+            rule = target.rules[number - 1]
+            rule.packets, rule.octets = packets, octets
 
 
 def format_counters_save(compiled: CompiledRuleset) -> str:

@@ -1,31 +1,57 @@
-"""How a match or target extension describes itself to the parser and compiler.
+"""How a match or target extension describes itself to the parser and the load-time checks.
 
 Mirrors libxtables' `struct xtables_match` / `xtables_target` (the option
 table the parser needs to split a rule line) joined with the kernel's
 `struct xt_match` / `xt_target` (checkentry: families, tables, hooks,
-required protocol). `build` is the checkentry plus the compiled per-packet
-function: it validates every option once, at load time, and returns a
-closure that only compares numbers.
+required protocol). `check` is the checkentry: it validates every option
+once, at load time, raising OptionError (the kernel refuses the rule) or
+NotEvaluated (statewall cannot evaluate it), and registers the tables rules
+share by name (xt_recent lists, hashlimit tables) in the `RuleState`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 from statewall.rules.errors import OptionError
 from statewall.rules.model import Option, Rule
 
-if TYPE_CHECKING:
-    from statewall.rules.context import PacketContext, RuleState
-
-# A compiled match: does the packet match? (True/False)
-MatchFn = Callable[["PacketContext"], bool]
-# A compiled target: a verdict code from statewall.rules.context (CONTINUE, ACCEPT, ...).
-TargetFn = Callable[["PacketContext"], int]
+# An extension's checkentry; what it returns (the options it parsed, if any) is not used.
+Check = Callable[["BuildArgs"], object]
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+
+@dataclass(slots=True)
+class RecentTable:
+    """An xt_recent list as the rules configure it: the `--mask` of the first rule
+    naming it, and the ring size - 1 of each entry's time stamps (nstamps_max_mask)."""
+
+    name: str
+    mask: int
+    stamp_mask: int
+
+
+@dataclass(slots=True)
+class RuleState:
+    """What the rules of one loaded ruleset share: the settings of the kernel
+    module parameters, the host's topology, the ipsets and the named tables."""
+
+    seed: int = 0  # of the statistic match's random generator
+    recent_size: int = 100  # xt_recent module parameter ip_list_tot
+    recent_pkt_count: int = 0  # xt_recent module parameter ip_pkt_list_tot
+    hz: int = 250  # the kernel's tick rate: limit and recent count in jiffies
+    recent: dict[str, RecentTable] = field(default_factory=dict)
+    sets: dict[str, Any] = field(default_factory=dict)
+    # Topology for addrtype, rpfilter and the like: (family, address, mask) of
+    # the host's own networks (`--local`) and of the networks behind each
+    # interface (`--iface NAME=CIDR`).
+    local_nets: tuple[tuple[int, int, int], ...] = ()
+    iface_nets: dict[str, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
+    # xt_hashlimit settings by --hashlimit-name (the first rule naming a table sets them).
+    hashlimit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +66,7 @@ class OptSpec:
 
 @dataclass(frozen=True, slots=True)
 class BuildArgs:
-    """What a builder may look at: the rule's options and where the rule sits."""
+    """What a check (and the lowering) may look at: the rule's options and where it sits."""
 
     options: tuple[Option, ...]
     family: int
@@ -71,7 +97,7 @@ class BuildArgs:
 class MatchExt:
     name: str
     options: tuple[OptSpec, ...]
-    build: Callable[[BuildArgs], MatchFn]
+    check: Check
     families: tuple[int, ...] = (4, 6)
     hooks: tuple[str, ...] = HOOKS
     tables: tuple[str, ...] | None = None
@@ -85,7 +111,7 @@ class MatchExt:
 class TargetExt:
     name: str
     options: tuple[OptSpec, ...]
-    build: Callable[[BuildArgs], TargetFn]
+    check: Check
     families: tuple[int, ...] = (4, 6)
     hooks: tuple[str, ...] = HOOKS
     tables: tuple[str, ...] | None = None
@@ -118,11 +144,3 @@ def parse_value_mask(text: str, what: str) -> tuple[int, int]:
     value = parse_int(value_text, 0, 0xFFFFFFFF, what)
     mask = parse_int(mask_text, 0, 0xFFFFFFFF, what) if mask_text else 0xFFFFFFFF
     return value, mask
-
-
-def never(ctx: PacketContext) -> bool:
-    return False
-
-
-def always(ctx: PacketContext) -> bool:
-    return True

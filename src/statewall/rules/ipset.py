@@ -1,19 +1,13 @@
-"""IP sets as `ipset save` writes them, and the kernel's lookups in them
-(net/netfilter/ipset: ip_set_core.c ip_set_test/ip_set_add, ip_set_hash_*.c,
-ip_set_bitmap_port.c, ip_set_list_set.c).
+"""IP sets as `ipset save` writes them (net/netfilter/ipset: ip_set_hash_*.c,
+ip_set_bitmap_port.c, ip_set_list_set.c), read into the elements the core
+looks packets up in.
 
-A set maps elements to a small record (counters, expiry, nomatch). A packet
-becomes an element through the match's `src`/`dst` flags, one per dimension
-of the set type: `hash:ip,port` with `src,dst` takes the source address and
-the destination port. Ports follow ip_set_get_ip_port: TCP, UDP, UDP-Lite and
-SCTP ports; for ICMP/ICMPv6 the "port" is `type << 8 | code` whatever the
-flag; other protocols have port 0. Net types try the set's prefix lengths
-from the longest: the first hit decides, and a `nomatch` element answers
-"no" (NOMATCH, which `--return-nomatch` turns into "yes").
-
-Times are on the packet clock. Elements read from a file keep no timeout
-(their remaining time refers to the moment of the save, not to the capture);
-elements added by the SET target with a timeout expire on the packet clock.
+A set maps elements to a small record (counters, expiry, nomatch). Element
+keys are what ip_set_get_ip_port and the hash types store: an address
+(masked for `netmask`), a net as (address, prefix length), a port as
+(protocol, port) with ICMP/ICMPv6's "port" being `type << 8 | code`.
+Elements read from a file keep no timeout (their remaining time refers to
+the moment of the save, not to the capture).
 """
 
 from __future__ import annotations
@@ -23,13 +17,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from statewall.packet import Packet
 from statewall.rules.addr import PROTOCOLS, SERVICES
 from statewall.rules.errors import OptionError, RulesetError
 from statewall.rules.lexer import split_words
 from statewall.rules.matches.icmp import ICMP6_NAMES, ICMP_NAMES
 
-MATCH, NO, NOMATCH = 1, 0, -1
 _PORT_PROTOS = (6, 17, 132, 136)
 _ICMP_PROTOS = (1, 58)
 
@@ -44,22 +36,9 @@ class Element:
     nomatch: bool = False
 
 
-def packet_port(pkt: Packet, src: bool) -> tuple[int, int] | None:
-    """(protocol, port) as ip_set_get_ip_port extracts them; None for a later fragment."""
-    proto = pkt.proto
-    if pkt.fragment is not None and pkt.fragment.offset > 0 and \
-            proto in _PORT_PROTOS + _ICMP_PROTOS:
-        return None
-    if proto in _PORT_PROTOS:
-        return proto, pkt.sport if src else pkt.dport
-    if proto in _ICMP_PROTOS:
-        return proto, pkt.icmp_type << 8 | pkt.icmp_code
-    return proto, 0
-
-
 @dataclass
 class IpSet:
-    """One set; subclasses know how to build keys from text and from packets."""
+    """One set; subclasses know how to build element keys from text."""
 
     name: str
     type_name: str
@@ -72,42 +51,6 @@ class IpSet:
 
     def key_of_text(self, text: str) -> list[object]:
         raise OptionError(f"set type {self.type_name} cannot parse elements")
-
-    def keys_of_packet(self, pkt: Packet, flags: tuple[bool, ...]) -> list[object] | None:
-        raise NotImplementedError
-
-    def lookup(self, pkt: Packet, flags: tuple[bool, ...], now: float) -> tuple[int, Element | None]:
-        """MATCH, NO or NOMATCH, with the element that decided."""
-        keys = self.keys_of_packet(pkt, flags)
-        if keys is None:
-            return NO, None
-        for key in keys:
-            element = self.elements.get(key)
-            if element is not None and (element.expires is None or element.expires > now):
-                return (NOMATCH if element.nomatch else MATCH), element
-        return NO, None
-
-    def add_packet(self, pkt: Packet, flags: tuple[bool, ...], now: float,
-                   timeout: int | None, exist: bool) -> None:
-        keys = self.keys_of_packet(pkt, flags)
-        if not keys:
-            return
-        key = keys[0]
-        old = self.elements.get(key)
-        alive = old is not None and (old.expires is None or old.expires > now)
-        if alive and not exist:
-            return  # the kernel refuses the duplicate; nothing changes
-        seconds = timeout if timeout is not None else self.timeout
-        expires = now + seconds if seconds else None
-        if alive and old is not None:
-            old.expires = expires
-        else:
-            self.elements[key] = Element(expires=expires)
-
-    def del_packet(self, pkt: Packet, flags: tuple[bool, ...], now: float) -> None:
-        keys = self.keys_of_packet(pkt, flags)
-        if keys:
-            self.elements.pop(keys[0], None)
 
 
 def _bits(family: int) -> int:
@@ -202,49 +145,9 @@ class HashIp(IpSet):
         mask = self._mask()
         return list(dict.fromkeys(a & mask for a in _host_range(text, self.family)))
 
-    def keys_of_packet(self, pkt: Packet, flags: tuple[bool, ...]) -> list[object] | None:
-        return [(pkt.src if flags[0] else pkt.dst) & self._mask()]
-
 
 class HashNet(IpSet):
     """hash:net and hash:net,port: elements remember their prefix length."""
-
-    _prefixes: list[int] | None = None
-
-    def prefixes(self) -> list[int]:
-        """The prefix lengths in use, longest first (the kernel keeps this list too)."""
-        if self._prefixes is None:
-            lengths = {key[1] for key in self.elements if isinstance(key, tuple)}
-            self._prefixes = sorted(lengths, reverse=True)
-        return self._prefixes
-
-    def add_packet(self, pkt: Packet, flags: tuple[bool, ...], now: float,
-                   timeout: int | None, exist: bool) -> None:
-        host = _bits(self.family)
-        keys = self.keys_of_packet_host(pkt, flags, host)
-        if keys is None:
-            return
-        self._prefixes = None
-        old = self.elements.get(keys)
-        if old is not None and (old.expires is None or old.expires > now) and not exist:
-            return
-        seconds = timeout if timeout is not None else self.timeout
-        self.elements[keys] = Element(expires=now + seconds if seconds else None)
-
-    def del_packet(self, pkt: Packet, flags: tuple[bool, ...], now: float) -> None:
-        keys = self.keys_of_packet_host(pkt, flags, _bits(self.family))
-        if keys is not None:
-            self._prefixes = None
-            self.elements.pop(keys, None)
-
-    def keys_of_packet_host(self, pkt: Packet, flags: tuple[bool, ...],
-                            length: int) -> object | None:
-        """The packet as a host element (the SET target adds /32 or /128)."""
-        address = pkt.src if flags[0] else pkt.dst
-        if self.dimension == 1:
-            return (address, length)
-        port = packet_port(pkt, flags[1])
-        return None if port is None else (address, length, *port)
 
     def key_of_text(self, text: str) -> list[object]:
         net_text, comma, rest = text.partition(",")
@@ -252,20 +155,6 @@ class HashNet(IpSet):
         if self.dimension == 1:
             return [(net, length)]
         return [(net, length, proto, port) for proto, port in _proto_port(rest, self.family)]
-
-    def keys_of_packet(self, pkt: Packet, flags: tuple[bool, ...]) -> list[object] | None:
-        address = pkt.src if flags[0] else pkt.dst
-        bits = _bits(self.family)
-        port: tuple[int, int] | None = None
-        if self.dimension == 2:
-            port = packet_port(pkt, flags[1])
-            if port is None:
-                return None
-        keys: list[object] = []
-        for length in self.prefixes():
-            net = address & (((1 << length) - 1) << (bits - length))
-            keys.append((net, length) if port is None else (net, length, *port))
-        return keys
 
 
 class HashIpPort(IpSet):
@@ -279,15 +168,6 @@ class HashIpPort(IpSet):
         ports = _proto_port(parts[1], self.family)
         last = (_ip(parts[2], self.family),) if self.dimension == 3 else ()
         return [(h, proto, port, *last) for h in hosts for proto, port in ports]
-
-    def keys_of_packet(self, pkt: Packet, flags: tuple[bool, ...]) -> list[object] | None:
-        port = packet_port(pkt, flags[1])
-        if port is None:
-            return None
-        host = pkt.src if flags[0] else pkt.dst
-        if self.dimension == 3:
-            return [(host, *port, pkt.src if flags[2] else pkt.dst)]
-        return [(host, *port)]
 
 
 class BitmapPort(IpSet):
@@ -303,38 +183,11 @@ class BitmapPort(IpSet):
             raise OptionError(f"port `{text}' outside the set's range {self.low}-{self.high}")
         return list(range(low, high + 1))
 
-    def keys_of_packet(self, pkt: Packet, flags: tuple[bool, ...]) -> list[object] | None:
-        port = packet_port(pkt, flags[0])
-        if port is None or not self.low <= port[1] <= self.high:
-            return None
-        return [port[1]]
-
 
 class ListSet(IpSet):
     """list:set: the members are tested in order; the first that matches decides."""
 
     members: list[IpSet]
-
-    def lookup(self, pkt: Packet, flags: tuple[bool, ...], now: float) -> tuple[int, Element | None]:
-        for member in self.members:
-            if member.family not in (0, pkt.family) or len(flags) < member.dimension:
-                continue
-            result, element = member.lookup(pkt, flags, now)
-            if result != NO:
-                return result, element
-        return NO, None
-
-    def add_packet(self, pkt: Packet, flags: tuple[bool, ...], now: float,
-                   timeout: int | None, exist: bool) -> None:
-        for member in self.members:
-            if member.family in (0, pkt.family) and len(flags) >= member.dimension:
-                member.add_packet(pkt, flags, now, timeout, exist)
-                return
-
-    def del_packet(self, pkt: Packet, flags: tuple[bool, ...], now: float) -> None:
-        for member in self.members:
-            if member.family in (0, pkt.family) and len(flags) >= member.dimension:
-                member.del_packet(pkt, flags, now)
 
 
 _TYPES: dict[str, tuple[type[IpSet], int, bool]] = {

@@ -2,16 +2,12 @@
 
 `lower(compiled)` turns what `compile_ruleset` accepted into frozen values:
 tables -> chains -> rules, each rule its header, its matches and its target
-as typed variants with their parameters (already parsed by the extensions'
-own option helpers, so both engines read options the same way), its place
-(table, chain, number, line) and its iptables-save text. `to_json()` is
-what `RuleEngine` loads. Matches and targets the core does not evaluate yet
-are `NotPortedMatch` / `NotPortedTarget`: the core reports a rule reaching
-one as undetermined.
-
-`walk_core` runs one table walk in the core and returns the same
-`Decision` value the Python walker returns, so callers and tests can use
-either engine.
+as typed variants with their parameters (parsed by the extensions' own
+option helpers, the ones the load-time checks use), its place (table,
+chain, number, line) and its iptables-save text. `to_json()` is what
+`RuleEngine` loads. Matches and targets the core does not evaluate are
+`NotPortedMatch` / `NotPortedTarget`: the core reports a rule reaching one
+as undetermined.
 """
 
 from __future__ import annotations
@@ -19,28 +15,24 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from statewall.conntrack.events import IPCT_MARK
 from statewall.packet import CWR, ECE
 from statewall.rules.addr import parse_address, parse_ip, parse_port_range, parse_protocol
 from statewall.rules.compile import (
     K_GOTO,
     K_JUMP,
     K_NONE,
-    K_TARGET,
     K_UNKNOWN,
     K_VERDICT,
     CompiledRule,
     CompiledRuleset,
     compile_ruleset,
 )
-from statewall.rules.context import VERDICT_NAMES, Decision, RuleState
-from statewall.rules.errors import NotEvaluated
-from statewall.rules.ext import BuildArgs, parse_int, parse_value_mask
+from statewall.rules.ext import BuildArgs, RuleState, parse_int, parse_value_mask
 from statewall.rules.ipset import IpSet, ListSet
+from statewall.rules.matches import icmp as icmp_ext
 from statewall.rules.matches import (
-    MATCHES,
     xt_addrtype,
     xt_dscp,
     xt_hashlimit,
@@ -55,21 +47,15 @@ from statewall.rules.matches import (
     xt_string,
     xt_tcpudp,
 )
-from statewall.rules.matches import icmp as icmp_ext
 from statewall.rules.matches._util import parse_flag_list, parse_range
 from statewall.rules.matches.xt_conntrack import CTSTATE_NAMES, STATUS_NAMES
 from statewall.rules.matches.xt_mac import parse_mac
 from statewall.rules.matches.xt_state import STATE_NAMES
 from statewall.rules.model import Match, Rule, Ruleset
 from statewall.rules.model import Option as ModelOption
-from statewall.rules.targets import TARGETS, xt_CT, xt_mark
+from statewall.rules.targets import xt_CT, xt_mangle, xt_mark, xt_queue
 from statewall.rules.targets.xt_REJECT import V4, V6
 from statewall.verdict import RuleRef
-
-if TYPE_CHECKING:
-    from statewall._core import RuleEngine
-    from statewall.conntrack.conn import Conn
-    from statewall.packet import Packet
 
 FULL = 0xFFFFFFFF
 _NO = ModelOption("", False, ("",))
@@ -1015,13 +1001,11 @@ def _nflog(args: BuildArgs) -> Variant:
     return EffectTarget("nflog", (group, args.value("--nflog-prefix", "") or ""))
 
 
-def _effect(name: str) -> Any:
-    """Targets built by `_effect.effect_target`: read the kind and value the builder chose."""
+def _effect(effect_of: Any) -> Any:
+    """Targets whose only result is an effect: (kind, value) as their module gives it."""
     def lower(args: BuildArgs) -> Variant:
-        built = TARGETS[name].build(args)
-        cells = dict(zip(built.__code__.co_freevars,
-                         (c.cell_contents for c in built.__closure__ or ()), strict=True))
-        return EffectTarget(str(cells["kind"]), cells["value"])
+        kind, value = effect_of(args)
+        return EffectTarget(kind, value)
     return lower
 
 
@@ -1036,8 +1020,14 @@ _TARGET_LOWER: dict[str, Any] = {
     "TRACE": lambda a: TraceTarget(),
     "NFQUEUE": _nfqueue,
     **{n: _nat(n) for n in ("SNAT", "DNAT", "MASQUERADE", "REDIRECT", "NETMAP")},
-    **{n: _effect(n) for n in ("TCPMSS", "CHECKSUM", "DSCP", "TOS", "TTL", "HL", "CLASSIFY",
-                               "AUDIT")},
+    "TCPMSS": _effect(xt_mangle.tcpmss_effect),
+    "CHECKSUM": _effect(xt_mangle.checksum_effect),
+    "DSCP": _effect(xt_mangle.dscp_effect),
+    "TOS": _effect(xt_mangle.tos_effect),
+    "TTL": _effect(xt_mangle.ttl_effect),
+    "HL": _effect(xt_mangle.hl_effect),
+    "CLASSIFY": _effect(xt_mangle.classify_effect),
+    "AUDIT": _effect(xt_queue.audit_effect),
 }
 
 
@@ -1164,15 +1154,8 @@ class LoweredRuleset:
         return tuple(sorted(names))
 
 
-def _lower_match(match: Match, args: BuildArgs, tables: _Tables) -> Variant | None:
-    """The match as the core evaluates it, or None when the Python engine skips it too."""
-    ext = MATCHES.get(match.name)
-    if ext is None or ext.unsupported is not None:
-        return None
-    try:
-        ext.build(args)
-    except NotEvaluated:
-        return None
+def _lower_match(match: Match, args: BuildArgs, tables: _Tables) -> Variant:
+    """The match as the core evaluates it."""
     if match.name == "recent":
         return _recent(args, tables)
     if match.name == "hashlimit":
@@ -1189,15 +1172,15 @@ def _lower_target(rule: Rule, compiled: CompiledRule, args: BuildArgs | None,
     if kind == K_NONE:
         return NoTarget()
     if kind == K_VERDICT:
-        return VerdictTarget({5: "RETURN"}.get(compiled.verdict) or
-                             VERDICT_NAMES[compiled.verdict])
+        assert compiled.verdict is not None
+        return VerdictTarget(compiled.verdict)
     if kind == K_JUMP:
         return JumpTarget(compiled.jump)
     if kind == K_GOTO:
         return GotoTarget(compiled.jump)
     if kind == K_UNKNOWN:
         return UnknownTarget(compiled.unknown or "")
-    assert kind == K_TARGET and rule.target is not None and args is not None
+    assert rule.target is not None and args is not None
     if rule.target.name == "SET":
         return _set_target(args, tables)
     lower = _TARGET_LOWER.get(rule.target.name)
@@ -1205,15 +1188,10 @@ def _lower_target(rule: Rule, compiled: CompiledRule, args: BuildArgs | None,
 
 
 def lower(compiled: CompiledRuleset) -> LoweredRuleset:
-    """The compiled (so already checked) ruleset as plain data."""
+    """The checked ruleset as plain data."""
     source = compiled.source
     family = source.family
-    # Builders may register shared state (recent tables...); keep the live one untouched.
-    live = compiled.state
-    scratch = RuleState(seed=live.seed, recent_size=live.recent_size,
-                        recent_pkt_count=live.recent_pkt_count, hz=live.hz,
-                        local_nets=live.local_nets, iface_nets=live.iface_nets,
-                        sets=dict(live.sets))
+    state = compiled.state
     shared = _Tables()
     tables: list[LoweredTable] = []
     for table in source.tables:
@@ -1222,32 +1200,28 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
         for chain, cchain in zip(table.chains, ctable.chains, strict=True):
             rules: list[LoweredRule] = []
             for rule, crule in zip(chain.rules, cchain.rules, strict=True):
-                matches = []
-                for match in rule.matches:
-                    args = BuildArgs(match.options, family, table.name, rule, scratch)
-                    lowered = _lower_match(match, args, shared)
-                    if lowered is not None:
-                        matches.append(lowered)
+                matches = [_lower_match(match, BuildArgs(match.options, family, table.name,
+                                                         rule, state), shared)
+                           for match in crule.matches]
                 targs = None if rule.target is None else BuildArgs(
-                    rule.target.options, family, table.name, rule, scratch)
+                    rule.target.options, family, table.name, rule, state)
                 target = _lower_target(rule, crule, targs, shared)
                 rules.append(LoweredRule(_header(rule), tuple(matches), target, crule.ref,
                                          crule.text, crule.unknown))
             chains.append(LoweredChain(chain.name, chain.policy, chain.line, tuple(rules)))
         tables.append(LoweredTable(table.name, tuple(chains)))
-    recent = tuple(RecentSpec(name, scratch.recent[name].mask, scratch.recent[name].stamp_mask)
+    recent = tuple(RecentSpec(name, state.recent[name].mask, state.recent[name].stamp_mask)
                    for name in shared.recent)
-    hashlimit = tuple(_hashlimit_spec(name, scratch.hashlimit[name].cfg)
-                      for name in shared.hashlimit)
-    return LoweredRuleset(family, source.source, tuple(tables), live.seed,
-                          _nets(live.local_nets),
-                          tuple((n, _nets(v)) for n, v in live.iface_nets.items()),
-                          recent, live.recent_size, hashlimit,
-                          _sets_json(scratch.sets, shared.sets))
+    hashlimit = tuple(_hashlimit_spec(name, state.hashlimit[name]) for name in shared.hashlimit)
+    return LoweredRuleset(family, source.source, tuple(tables), state.seed,
+                          _nets(state.local_nets),
+                          tuple((n, _nets(v)) for n, v in state.iface_nets.items()),
+                          recent, state.recent_size, hashlimit,
+                          _sets_json(state.sets, shared.sets))
 
 
 def _sets_json(sets: dict[str, Any], names: list[str]) -> str:
-    """The sets the rules use, as JSON text (their elements are live state, copied here)."""
+    """The sets the rules use, as JSON text (elements and all)."""
     index = {name: i for i, name in enumerate(names)}
     return json.dumps([_set_spec(sets[name], index) for name in names])
 
@@ -1279,34 +1253,3 @@ def compile_for_core(ruleset: Ruleset, state: RuleState | None = None,
         return compile_ruleset(ruleset, state, allow_unknown)
     finally:
         sys.setrecursionlimit(limit)
-
-
-# ---- walking in the core -----------------------------------------------------------------
-
-
-def _tupled(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tupled(v) for v in value)
-    return value
-
-
-def walk_core(engine: RuleEngine, table: str, hook: str, pkt: Packet, ctinfo: int,
-              conn: Conn | None, now: float, iface_in: str | None = None,
-              iface_out: str | None = None, mark: int = 0, trace: bool = False,
-              ) -> Decision | None:
-    """As `walker.walk`, evaluated by the core. A CONNMARK change is written to `conn`."""
-    out = engine.walk(table, hook, pkt, ctinfo, conn, now, iface_in, iface_out, mark, trace)
-    if out is None:
-        return None
-    (verdict, (rtable, rchain, number, line), reason, new_mark, reject_with, queue_num, logs,
-     effects, notes, trace_lines, nf_trace, connmark) = out
-    if connmark is not None and conn is not None:
-        value, changed = connmark
-        conn.mark = value
-        if changed:
-            conn.events |= IPCT_MARK
-    return Decision(
-        verdict, RuleRef(rtable, rchain, number, line), reason, new_mark, reject_with,
-        queue_num, tuple(logs), tuple((k, _tupled(json.loads(v))) for k, v in effects),
-        tuple(notes), tuple(trace_lines), nf_trace,
-    )

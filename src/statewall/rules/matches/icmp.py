@@ -7,10 +7,8 @@ type 255 ("any") matches every ICMP packet; ip6tables has no such wildcard.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
-from statewall.rules.matches._util import later_fragment
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 ANY_CODE = (0, 255)
 
@@ -73,35 +71,18 @@ def parse_icmp_type(text: str, names: dict[str, tuple[int, int, int]]) -> tuple[
     return int(type_text), (code if slash else 0), (code if slash else 255)
 
 
-def _build(args: BuildArgs, option: str, names: dict[str, tuple[int, int, int]],
-           wildcard: bool) -> MatchFn:
-    given = args.get(option)
+def check_icmp(args: BuildArgs) -> None:
+    given = args.get("--icmp-type")
+    if given is not None:
+        parse_icmp_type(given.values[0], ICMP_NAMES)
+
+
+def check_icmp6(args: BuildArgs) -> None:
+    given = args.get("--icmpv6-type")
     if given is None:
-        test_type, low, high, negated = 255, 0, 255, False
-    else:
-        test_type, low, high = parse_icmp_type(given.values[0], names)
-        negated = given.negated
-    match_all = wildcard and test_type == 255
-
-    def match(ctx: PacketContext) -> bool:
-        pkt = ctx.pkt
-        if later_fragment(pkt) or pkt.error is not None:
-            return False
-        hit = match_all or (pkt.icmp_type == test_type and low <= pkt.icmp_code <= high)
-        return hit != negated
-
-    return match
-
-
-def build_icmp(args: BuildArgs) -> MatchFn:
-    return _build(args, "--icmp-type", ICMP_NAMES, True)
-
-
-def build_icmp6(args: BuildArgs) -> MatchFn:
-    if not args.has("--icmpv6-type"):
         raise OptionError("icmp6: --icmpv6-type is required")
-    return _build(args, "--icmpv6-type", ICMP6_NAMES, False)
+    parse_icmp_type(given.values[0], ICMP6_NAMES)
 
 
-ICMP = MatchExt("icmp", (OptSpec("--icmp-type"),), build_icmp, families=(4,), proto=1)
-ICMP6 = MatchExt("icmp6", (OptSpec("--icmpv6-type"),), build_icmp6, families=(6,), proto=58)
+ICMP = MatchExt("icmp", (OptSpec("--icmp-type"),), check_icmp, families=(4,), proto=1)
+ICMP6 = MatchExt("icmp6", (OptSpec("--icmpv6-type"),), check_icmp6, families=(6,), proto=58)

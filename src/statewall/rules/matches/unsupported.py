@@ -10,10 +10,10 @@ the kernel, the match is only accepted where a local socket can exist
 from __future__ import annotations
 
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 
-def _refuse(args: BuildArgs) -> MatchFn:
+def _refuse(args: BuildArgs) -> None:
     raise OptionError("not evaluated")
 
 

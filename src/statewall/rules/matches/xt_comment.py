@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, always
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 
-def build_comment(args: BuildArgs) -> MatchFn:
+def check_comment(args: BuildArgs) -> None:
     text = args.value("--comment")
     if text is None:
         raise OptionError("comment: --comment is required")
     if len(text.encode()) > 255:
         raise OptionError("comment may not exceed 255 characters")
-    return always
 
 
-COMMENT = MatchExt("comment", (OptSpec("--comment", invert=False),), build_comment)
+COMMENT = MatchExt("comment", (OptSpec("--comment", invert=False),), check_comment)

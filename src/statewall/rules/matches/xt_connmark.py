@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_value_mask
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_value_mask
 
 
-def build_connmark(args: BuildArgs) -> MatchFn:
+def check_connmark(args: BuildArgs) -> None:
     option = args.get("--mark")
     if option is None:
         raise OptionError("connmark: --mark is required")
-    value, mask = parse_value_mask(option.values[0], "connmark")
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        conn = ctx.conn
-        if conn is None:
-            return False
-        return ((conn.mark & mask) == value) != negated
-
-    return match
+    parse_value_mask(option.values[0], "connmark")
 
 
-CONNMARK = MatchExt("connmark", (OptSpec("--mark"),), build_connmark)
+CONNMARK = MatchExt("connmark", (OptSpec("--mark"),), check_connmark)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
 
 DSCP_CLASSES = {"CS0": 0, "CS1": 8, "CS2": 16, "CS3": 24, "CS4": 32, "CS5": 40, "CS6": 48,
                 "CS7": 56, "BE": 0, "EF": 46, "AF11": 10, "AF12": 12, "AF13": 14,
@@ -28,11 +27,6 @@ def parse_dscp(args: BuildArgs) -> tuple[int, bool]:
     return code, klass.negated
 
 
-def build_dscp(args: BuildArgs) -> MatchFn:
-    code, negated = parse_dscp(args)
-    return lambda ctx: ((ctx.pkt.tos >> 2) == code) != negated
-
-
 def parse_tos(text: str) -> tuple[int, int]:
     """`VALUE[/MASK]` or a symbolic name (which compares the low six bits)."""
     if text.lower() in TOS_NAMES:
@@ -42,18 +36,12 @@ def parse_tos(text: str) -> tuple[int, int]:
     return value, parse_int(mask_text, 0, 255, "TOS mask") if mask_text else 0xFF
 
 
-def build_tos(args: BuildArgs) -> MatchFn:
+def check_tos(args: BuildArgs) -> None:
     option = args.get("--tos")
     if option is None:
         raise OptionError("tos: --tos is required")
-    value, mask = parse_tos(option.values[0])
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        return ((ctx.pkt.tos & mask) == value) != negated
-
-    return match
+    parse_tos(option.values[0])
 
 
-DSCP = MatchExt("dscp", (OptSpec("--dscp"), OptSpec("--dscp-class")), build_dscp)
-TOS = MatchExt("tos", (OptSpec("--tos"),), build_tos)
+DSCP = MatchExt("dscp", (OptSpec("--dscp"), OptSpec("--dscp-class")), parse_dscp)
+TOS = MatchExt("tos", (OptSpec("--tos"),), check_tos)

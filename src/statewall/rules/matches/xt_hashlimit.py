@@ -25,11 +25,10 @@ with more than 1 GiB of memory) makes the kernel drop the packet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from statewall.rules.context import PacketContext, RuleState
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
 
 SCALE = 1000000  # XT_HASHLIMIT_SCALE_v2
 BYTE_SHIFT = 4
@@ -37,8 +36,6 @@ BYTE_EXPIRE, BYTE_EXPIRE_BURST = 15, 60  # seconds (XT_HASHLIMIT_BYTE_EXPIRE[_BU
 BURST_MAX = 1 << 48  # XT_HASHLIMIT_BURST_MAX
 U32 = 0xFFFFFFFF
 MODES = {"srcip": 1, "srcport": 2, "dstip": 4, "dstport": 8}
-SIP, SPT, DIP, DPT = 1, 2, 4, 8
-_PORT_OFFSET = {6: 0, 17: 0, 33: 0, 50: 0, 132: 0, 136: 0, 51: 4}  # proto_ports_offset
 
 
 def pow2_below(value: int) -> int:
@@ -61,29 +58,6 @@ class Config:
     byte_mode: bool
     rate_match: bool
     interval: int
-
-
-@dataclass(slots=True)
-class Bucket:
-    credit: int = 0
-    credit_cap: int = 0
-    cost: int = 0
-    prev: int = 0
-    expires: int = 0
-    rate: int = 0
-    burst: int = 0
-    current_rate: int = 0
-    prev_window: bool = False
-
-
-@dataclass(slots=True)
-class HashTable:
-    """One `/proc/net/ipt_hashlimit/NAME` table."""
-
-    name: str
-    cfg: Config
-    buckets: dict[tuple[int, int, int, int], Bucket] = field(default_factory=dict)
-    gc_next: int = -1
 
 
 def _units(text: str) -> int | None:
@@ -239,135 +213,14 @@ def user2credits_byte(user: int, hz: int) -> int:
     return ((user * hz * cpj_bytes(hz)) >> 32) & U32
 
 
-def _table(state: RuleState, name: str, cfg: Config) -> HashTable:
-    table = state.hashlimit.get(name)
-    if not isinstance(table, HashTable):
-        table = HashTable(name, cfg)
-        state.hashlimit[name] = table
-    return table
-
-
-def _key(cfg: Config, ctx: PacketContext) -> tuple[int, int, int, int]:
-    """hashlimit_init_dst: the masked addresses and ports the mode asks for."""
-    pkt = ctx.pkt
-    bits = 32 if pkt.family == 4 else 128
-    src = pkt.src & (((1 << cfg.srcmask) - 1) << (bits - cfg.srcmask)) if cfg.mode & SIP else 0
-    dst = pkt.dst & (((1 << cfg.dstmask) - 1) << (bits - cfg.dstmask)) if cfg.mode & DIP else 0
-    sport = dport = 0
-    if cfg.mode & (SPT | DPT):
-        offset = _PORT_OFFSET.get(pkt.proto)
-        if offset == 0:
-            sport, dport = _raw_ports(pkt.data, pkt.l4_off)
-        elif offset == 4:
-            sport, dport = _raw_ports(pkt.data, pkt.l4_off + 4)
-    return src, dst, sport if cfg.mode & SPT else 0, dport if cfg.mode & DPT else 0
-
-
-def _raw_ports(data: bytes, at: int) -> tuple[int, int]:
-    if len(data) < at + 4:
-        return 0, 0
-    return int.from_bytes(data[at:at + 2], "big"), int.from_bytes(data[at + 2:at + 4], "big")
-
-
-def _init(bucket: Bucket, cfg: Config, hz: int) -> None:
-    """rateinfo_init with the table's settings."""
-    if cfg.rate_match:
-        if cfg.byte_mode:
-            bucket.rate = ((U32 // cfg.avg if cfg.avg else U32) - 1) << BYTE_SHIFT
-            bucket.burst = cfg.burst * bucket.rate if cfg.burst else bucket.rate
-        else:
-            bucket.rate = SCALE // cfg.avg if cfg.avg else 0
-            bucket.burst = cfg.burst + bucket.rate
-    elif cfg.byte_mode:
-        bucket.credit = cpj_bytes(hz) * hz
-        bucket.cost = user2credits_byte(cfg.avg, hz)
-        bucket.credit_cap = cfg.burst
-    else:
-        bucket.credit = user2credits(cfg.avg * cfg.burst, hz)
-        bucket.cost = user2credits(cfg.avg, hz)
-        bucket.credit_cap = bucket.credit
-
-
-def _recalc(bucket: Bucket, now: int, cfg: Config, hz: int) -> None:
-    """rateinfo_recalc: refill by the jiffies since the bucket's last packet."""
-    delta = now - bucket.prev
-    if delta <= 0:
-        return
-    if cfg.rate_match:
-        interval = cfg.interval * hz
-        if delta < interval:
-            return
-        bucket.prev = now
-        bucket.prev_window = bucket.current_rate * interval > delta * bucket.rate
-        bucket.current_rate = 0
-        return
-    bucket.prev = now
-    if cfg.byte_mode:
-        cap = cpj_bytes(hz) * hz
-        bucket.credit = min(cap, bucket.credit + cpj_bytes(hz) * delta)
-    else:
-        bucket.credit = min(bucket.credit_cap, bucket.credit + delta * cpj(hz))
-
-
-def _collect(table: HashTable, now: int, hz: int) -> None:
-    """The periodic garbage collector (htable_gc): drop buckets whose time is up."""
-    step = max(1, table.cfg.gc_ms * hz // 1000)
-    if table.gc_next < 0:
-        table.gc_next = now + step
-    while now >= table.gc_next:
-        tick = table.gc_next
-        for key in [k for k, b in table.buckets.items() if tick >= b.expires]:
-            del table.buckets[key]
-        table.gc_next += step
-
-
-def _below_limit(bucket: Bucket, rule: Config, size: int, hz: int) -> bool:
-    if rule.rate_match:
-        bucket.current_rate += size if rule.byte_mode else 1
-        return not bucket.prev_window and bucket.current_rate <= bucket.burst
-    if rule.byte_mode:
-        cost = min(((size >> BYTE_SHIFT) + 1) * bucket.cost, cpj_bytes(hz) * hz)
-        if bucket.credit < cost and bucket.credit_cap:
-            bucket.credit_cap -= 1
-            bucket.credit = cpj_bytes(hz) * hz
-    else:
-        cost = bucket.cost
-    if bucket.credit >= cost:
-        bucket.credit -= cost
-        return True
-    return False
-
-
-def build_hashlimit(args: BuildArgs) -> MatchFn:
+def check_hashlimit(args: BuildArgs) -> None:
+    """The rule's settings; the first rule naming a table sets the table's."""
     name = args.value("--hashlimit-name")
     if not name:
         raise OptionError("hashlimit: option \"--hashlimit-name\" must be specified")
     if len(name) > 255:
         raise OptionError("hashlimit: --hashlimit-name is longer than 255 characters")
-    rule = _config(args)
-    hz = args.state.hz
-    table = _table(args.state, name, rule)
-    cfg = table.cfg
-    expire = max(1, cfg.expire_ms * hz // 1000)
-
-    def match(ctx: PacketContext) -> bool:
-        now = int(ctx.now * hz)
-        _collect(table, now, hz)
-        key = _key(cfg, ctx)
-        bucket = table.buckets.get(key)
-        if bucket is None:
-            if len(table.buckets) >= cfg.max_entries:
-                ctx.hotdrop = f"hashlimit table {name} is full ({cfg.max_entries} entries)"
-                return False
-            bucket = Bucket(prev=now)
-            _init(bucket, cfg, hz)
-            table.buckets[key] = bucket
-        else:
-            _recalc(bucket, now, cfg, hz)
-        bucket.expires = now + expire
-        return _below_limit(bucket, rule, ctx.pkt.ip_len, hz) != rule.invert
-
-    return match
+    args.state.hashlimit.setdefault(name, _config(args))
 
 
 HASHLIMIT = MatchExt(
@@ -377,5 +230,5 @@ HASHLIMIT = MatchExt(
         "burst", "mode", "srcmask", "dstmask", "name", "htable-size", "htable-max",
         "htable-expire", "htable-gcinterval", "rate-interval"))
     + (OptSpec("--hashlimit-rate-match", nargs=0, invert=False),),
-    build_hashlimit,
+    check_hashlimit,
 )

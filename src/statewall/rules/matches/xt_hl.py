@@ -6,32 +6,24 @@ Exactly one comparison per match; only the equality test takes `!`.
 from __future__ import annotations
 
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
 
 
-def _build(args: BuildArgs, prefix: str) -> MatchFn:
+def _check(args: BuildArgs, prefix: str) -> None:
     if len(args.options) != 1:
         raise OptionError(f"{prefix}: exactly one of {prefix}-eq, -gt, -lt is required")
-    option = args.options[0]
-    value = parse_int(option.values[0], 0, 255, prefix.strip("-"))
-    kind = option.name[len(prefix) + 1:]
-    negated = option.negated
-    if kind == "eq":
-        return lambda ctx: (ctx.pkt.ttl == value) != negated
-    if kind == "gt":
-        return lambda ctx: ctx.pkt.ttl > value
-    return lambda ctx: ctx.pkt.ttl < value
+    parse_int(args.options[0].values[0], 0, 255, prefix.strip("-"))
 
 
-def build_ttl(args: BuildArgs) -> MatchFn:
-    return _build(args, "--ttl")
+def check_ttl(args: BuildArgs) -> None:
+    _check(args, "--ttl")
 
 
-def build_hl(args: BuildArgs) -> MatchFn:
-    return _build(args, "--hl")
+def check_hl(args: BuildArgs) -> None:
+    _check(args, "--hl")
 
 
 TTL = MatchExt("ttl", (OptSpec("--ttl-eq"), OptSpec("--ttl-gt", invert=False),
-                       OptSpec("--ttl-lt", invert=False)), build_ttl, families=(4,))
+                       OptSpec("--ttl-lt", invert=False)), check_ttl, families=(4,))
 HL = MatchExt("hl", (OptSpec("--hl-eq"), OptSpec("--hl-gt", invert=False),
-                     OptSpec("--hl-lt", invert=False)), build_hl, families=(6,))
+                     OptSpec("--hl-lt", invert=False)), check_hl, families=(6,))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from statewall.rules.addr import parse_ip
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 
 def _range(args: BuildArgs, name: str) -> tuple[int, int, bool]:
@@ -18,17 +17,11 @@ def _range(args: BuildArgs, name: str) -> tuple[int, int, bool]:
     return low, high, option.negated
 
 
-def build_iprange(args: BuildArgs) -> MatchFn:
+def check_iprange(args: BuildArgs) -> None:
     if not args.options:
         raise OptionError("iprange match: You must specify `--src-range' or `--dst-range'")
-    slo, shi, sneg = _range(args, "--src-range")
-    dlo, dhi, dneg = _range(args, "--dst-range")
-
-    def match(ctx: PacketContext) -> bool:
-        pkt = ctx.pkt
-        return ((slo <= pkt.src <= shi) != sneg) and ((dlo <= pkt.dst <= dhi) != dneg)
-
-    return match
+    _range(args, "--src-range")
+    _range(args, "--dst-range")
 
 
-IPRANGE = MatchExt("iprange", (OptSpec("--src-range"), OptSpec("--dst-range")), build_iprange)
+IPRANGE = MatchExt("iprange", (OptSpec("--src-range"), OptSpec("--dst-range")), check_iprange)

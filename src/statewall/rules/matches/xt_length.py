@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 from statewall.rules.matches._util import parse_range
 
 
-def build_length(args: BuildArgs) -> MatchFn:
+def check_length(args: BuildArgs) -> None:
     option = args.get("--length")
     if option is None:
         raise OptionError("length: --length is required")
-    low, high = parse_range(option.values[0], 0, 65535, "length")
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        return (low <= ctx.pkt.ip_len <= high) != negated
-
-    return match
+    parse_range(option.values[0], 0, 65535, "length")
 
 
-LENGTH = MatchExt("length", (OptSpec("--length"),), build_length)
+LENGTH = MatchExt("length", (OptSpec("--length"),), check_length)

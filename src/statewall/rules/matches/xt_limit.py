@@ -8,9 +8,8 @@ Time comes from the packet (`now`), converted to jiffies at the kernel's HZ.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
 
 SCALE = 10000
 UNITS = (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
@@ -48,29 +47,13 @@ def user2credits(user: int, hz: int) -> int:
     return (user * hz * cpj) // SCALE
 
 
-def build_limit(args: BuildArgs) -> MatchFn:
+def check_limit(args: BuildArgs) -> None:
     avg = parse_rate(args.value("--limit", "3/hour") or "3/hour")
     burst = parse_int(args.value("--limit-burst", "5") or "5", 1, 10000, "burst")
     hz = args.state.hz
-    cpj = credits_per_jiffy(hz)
-    cost = user2credits(avg, hz)
-    cap = user2credits(avg * burst, hz)
-    if cap < cost:
+    if user2credits(avg * burst, hz) < user2credits(avg, hz):
         raise OptionError("Overflow, try lower")
-    bucket = [cap, -1]  # credit, jiffies of the previous packet (-1: none yet)
-
-    def match(ctx: PacketContext) -> bool:
-        now = int(ctx.now * hz)
-        if bucket[1] >= 0:
-            bucket[0] = min(cap, bucket[0] + (now - bucket[1]) * cpj)
-        bucket[1] = now
-        if bucket[0] >= cost:
-            bucket[0] -= cost
-            return True
-        return False
-
-    return match
 
 
 LIMIT = MatchExt("limit", (OptSpec("--limit", invert=False),
-                           OptSpec("--limit-burst", invert=False)), build_limit)
+                           OptSpec("--limit-burst", invert=False)), check_limit)

@@ -6,9 +6,8 @@ header (or a capture without link addresses) never matches.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 
 def parse_mac(text: str) -> bytes:
@@ -21,19 +20,12 @@ def parse_mac(text: str) -> bytes:
         raise OptionError("Invalid MAC address specified") from None
 
 
-def build_mac(args: BuildArgs) -> MatchFn:
+def check_mac(args: BuildArgs) -> None:
     option = args.get("--mac-source")
     if option is None:
         raise OptionError("mac: --mac-source is required")
-    mac = parse_mac(option.values[0])
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        src = ctx.pkt.link_src
-        return src is not None and (src == mac) != negated
-
-    return match
+    parse_mac(option.values[0])
 
 
-MAC = MatchExt("mac", (OptSpec("--mac-source"),), build_mac,
+MAC = MatchExt("mac", (OptSpec("--mac-source"),), check_mac,
                hooks=("PREROUTING", "INPUT", "FORWARD"))

@@ -6,22 +6,15 @@ walk is seen, as in the kernel.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_value_mask
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_value_mask
 
 
-def build_mark(args: BuildArgs) -> MatchFn:
+def check_mark(args: BuildArgs) -> None:
     option = args.get("--mark")
     if option is None:
         raise OptionError("mark: --mark is required")
-    value, mask = parse_value_mask(option.values[0], "mark")
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        return ((ctx.mark & mask) == value) != negated
-
-    return match
+    parse_value_mask(option.values[0], "mark")
 
 
-MARK = MatchExt("mark", (OptSpec("--mark"),), build_mark)
+MARK = MatchExt("mark", (OptSpec("--mark"),), check_mark)

@@ -7,15 +7,13 @@ Up to 15 ports, a range counting as two; `!` inverts the whole list.
 from __future__ import annotations
 
 from statewall.rules.addr import parse_port_range
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
-from statewall.rules.matches._util import later_fragment
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 PROTOS = (6, 17, 33, 132, 136)
 
 
-def build_multiport(args: BuildArgs) -> MatchFn:
+def check_multiport(args: BuildArgs) -> None:
     if len(args.options) != 1:
         raise OptionError("multiport: exactly one of --sports, --dports or --ports is required")
     option = args.options[0]
@@ -25,21 +23,6 @@ def build_multiport(args: BuildArgs) -> MatchFn:
     if args.rule.proto not in PROTOS or args.rule.proto_neg:
         raise OptionError("multiport needs `-p tcp', `-p udp', `-p udplite', "
                           "`-p sctp' or `-p dccp'")
-    negated = option.negated
-    use_src = option.name in ("--sports", "--ports")
-    use_dst = option.name in ("--dports", "--ports")
-
-    def match(ctx: PacketContext) -> bool:
-        pkt = ctx.pkt
-        if later_fragment(pkt) or pkt.error is not None:
-            return False
-        sport, dport = pkt.sport, pkt.dport
-        for low, high in ranges:
-            if (use_src and low <= sport <= high) or (use_dst and low <= dport <= high):
-                return not negated
-        return negated
-
-    return match
 
 
 MULTIPORT = MatchExt(
@@ -47,5 +30,5 @@ MULTIPORT = MatchExt(
     (OptSpec("--sports", aliases=("--source-ports",)),
      OptSpec("--dports", aliases=("--destination-ports",)),
      OptSpec("--ports")),
-    build_multiport,
+    check_multiport,
 )

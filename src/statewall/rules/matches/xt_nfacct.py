@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, always
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 
-def build_nfacct(args: BuildArgs) -> MatchFn:
+def check_nfacct(args: BuildArgs) -> None:
     if not args.value("--nfacct-name"):
         raise OptionError("nfacct: --nfacct-name is required")
-    return always
 
 
-NFACCT = MatchExt("nfacct", (OptSpec("--nfacct-name", invert=False),), build_nfacct)
+NFACCT = MatchExt("nfacct", (OptSpec("--nfacct-name", invert=False),), check_nfacct)

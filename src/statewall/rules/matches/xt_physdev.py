@@ -8,13 +8,13 @@ matches only if every option it uses is negated. That is evaluated exactly.
 from __future__ import annotations
 
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, always, never
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 _OPTIONS = ("--physdev-in", "--physdev-out", "--physdev-is-in", "--physdev-is-out",
             "--physdev-is-bridged")
 
 
-def build_physdev(args: BuildArgs) -> MatchFn:
+def check_physdev(args: BuildArgs) -> None:
     used = [o for o in args.options if o.name in _OPTIONS]
     if not used:
         raise OptionError("PHYSDEV: no physdev option specified")
@@ -23,12 +23,11 @@ def build_physdev(args: BuildArgs) -> MatchFn:
     if out and (bridged is None or bridged.negated) and "OUTPUT" in args.hooks:
         raise OptionError("--physdev-out and --physdev-is-out are only supported in the "
                           "FORWARD and POSTROUTING chains with bridged traffic")
-    return always if all(o.negated for o in used) else never
 
 
 PHYSDEV = MatchExt(
     "physdev",
     (OptSpec("--physdev-in"), OptSpec("--physdev-out"), OptSpec("--physdev-is-in", nargs=0),
      OptSpec("--physdev-is-out", nargs=0), OptSpec("--physdev-is-bridged", nargs=0)),
-    build_physdev,
+    check_physdev,
 )

@@ -9,14 +9,13 @@ fails an `ipsec` rule for that reason gets a note saying so.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, always
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 
 NOTE = "policy match: statewall models no IPsec, so no packet has an IPsec policy"
 
 
-def build_policy(args: BuildArgs) -> MatchFn:
+def check_policy(args: BuildArgs) -> None:
     direction = args.value("--dir")
     if direction not in ("in", "out"):
         raise OptionError("policy: --dir in or --dir out is required")
@@ -29,14 +28,6 @@ def build_policy(args: BuildArgs) -> MatchFn:
         raise OptionError("policy: --pol none or --pol ipsec is required")
     if args.has("--strict") and pol == "none":
         raise OptionError("policy: --strict needs --pol ipsec")
-    if pol == "none":
-        return always
-
-    def match(ctx: PacketContext) -> bool:
-        ctx.note(NOTE)
-        return False
-
-    return match
 
 
 _ELEMENT = ("--reqid", "--spi", "--proto", "--mode", "--tunnel-src", "--tunnel-dst")
@@ -46,5 +37,5 @@ POLICY = MatchExt(
     (OptSpec("--dir", invert=False), OptSpec("--pol", invert=False),
      OptSpec("--strict", nargs=0, invert=False), OptSpec("--next", nargs=0, invert=False))
     + tuple(OptSpec(name) for name in _ELEMENT),
-    build_policy,
+    check_policy,
 )

@@ -20,9 +20,8 @@ How it works, as in the kernel:
 from __future__ import annotations
 
 from statewall.rules.addr import parse_ip
-from statewall.rules.context import PacketContext, RecentEntry, RecentTable, RuleState
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, RecentTable, RuleState, parse_int
 
 MAX_NSTAMPS = 65536  # 6.x kernels (checked live: 348 loads, 70000 is refused)
 COMMANDS = ("--set", "--rcheck", "--update", "--remove")
@@ -38,14 +37,14 @@ def _stamp_mask(hitcount: int, pkt_count: int) -> int:
     return (1 << (size - 1).bit_length()) - 1
 
 
-def _table(state: RuleState, name: str, mask: int, stamp_mask: int) -> RecentTable:
+def _table(state: RuleState, name: str, mask: int, stamp_mask: int) -> None:
+    """The first rule naming a table sets its mask; the largest ring size among
+    the rules using it wins."""
     table = state.recent.get(name)
     if table is None:
-        table = state.recent[name] = RecentTable(name, mask, stamp_mask)
+        state.recent[name] = RecentTable(name, mask, stamp_mask)
     elif stamp_mask > table.stamp_mask:
-        table.entries.clear()
         table.stamp_mask = stamp_mask
-    return table
 
 
 def _check_options(args: BuildArgs) -> tuple[str, bool]:
@@ -65,83 +64,18 @@ def _check_options(args: BuildArgs) -> tuple[str, bool]:
     return command.name, command.negated
 
 
-def build_recent(args: BuildArgs) -> MatchFn:
-    command, invert = _check_options(args)
+def check_recent(args: BuildArgs) -> None:
+    _check_options(args)
     name = args.value("--name", "DEFAULT") or "DEFAULT"
     if not name or len(name) > 199:
         raise OptionError(f"recent: bad table name `{name}'")
-    seconds = parse_int(args.value("--seconds", "0") or "0", 0, 0xFFFFFFFF, "seconds")
+    parse_int(args.value("--seconds", "0") or "0", 0, 0xFFFFFFFF, "seconds")
     hitcount = parse_int(args.value("--hitcount", "0") or "0", 0, MAX_NSTAMPS - 1, "hitcount")
     bits = 32 if args.family == 4 else 128
     mask_text = args.value("--mask")
     mask = parse_ip(mask_text, args.family) if mask_text else (1 << bits) - 1
     state = args.state
-    table = _table(state, name, mask, _stamp_mask(hitcount, state.recent_pkt_count))
-    use_dst = args.has("--rdest")
-    check_ttl = args.has("--rttl")
-    reap = args.has("--reap")
-    hz = state.hz
-    size = state.recent_size
-
-    def match(ctx: PacketContext) -> bool:
-        pkt = ctx.pkt
-        now = int(ctx.now * hz)
-        ttl = pkt.ttl + 1 if ctx.hook in ("FORWARD", "POSTROUTING") else pkt.ttl
-        key = (pkt.family, (pkt.dst if use_dst else pkt.src) & table.mask)
-        entry = table.entries.get(key)
-        if entry is not None and check_ttl and entry.ttl not in (0, ttl & 0xFF):
-            entry = None
-        if entry is None:
-            if command != "--set":
-                return invert
-            if len(table.entries) >= size:
-                del table.entries[next(iter(table.entries))]
-            table.entries[key] = RecentEntry([now], 1, ttl & 0xFF)
-            return not invert
-        if command == "--set":
-            _update(table, key, entry, now, ttl)
-            return not invert
-        if command == "--remove":
-            del table.entries[key]
-            return not invert
-        hit = _hits(entry, now - seconds * hz, seconds, hitcount)
-        if reap:
-            _reap(table, now - seconds * hz, entry)
-        if command == "--update" and hit != invert:
-            _update(table, key, entry, now, ttl)
-        return hit != invert
-
-    return match
-
-
-def _hits(entry: RecentEntry, since: int, seconds: int, hitcount: int) -> bool:
-    hits = 0
-    for stamp in entry.stamps:
-        if seconds and since > stamp:
-            continue
-        hits += 1
-        if not hitcount or hits >= hitcount:
-            return True
-    return False
-
-
-def _update(table: RecentTable, key: tuple[int, int], entry: RecentEntry,
-            now: int, ttl: int) -> None:
-    index = entry.index & table.stamp_mask
-    if index < len(entry.stamps):
-        entry.stamps[index] = now
-    else:
-        entry.stamps.append(now)
-    entry.index = index + 1
-    entry.ttl = ttl & 0xFF
-    del table.entries[key]
-    table.entries[key] = entry
-
-
-def _reap(table: RecentTable, since: int, working: RecentEntry) -> None:
-    key, oldest = next(iter(table.entries.items()))
-    if oldest is not working and since > oldest.stamps[oldest.index - 1]:
-        del table.entries[key]
+    _table(state, name, mask, _stamp_mask(hitcount, state.recent_pkt_count))
 
 
 RECENT = MatchExt(
@@ -152,5 +86,5 @@ RECENT = MatchExt(
      OptSpec("--rdest", nargs=0, invert=False), OptSpec("--mask", invert=False),
      OptSpec("--seconds", invert=False), OptSpec("--reap", nargs=0, invert=False),
      OptSpec("--hitcount", invert=False), OptSpec("--rttl", nargs=0, invert=False)),
-    build_recent,
+    check_recent,
 )

@@ -10,10 +10,9 @@ chunk of length 0 makes the kernel drop the packet.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
-from statewall.rules.matches.xt_tcpudp import PORT_OPTIONS, _ports
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
+from statewall.rules.matches.xt_tcpudp import PORT_OPTIONS, check_ports
 
 CHUNKS = {
     "DATA": 0, "INIT": 1, "INIT_ACK": 2, "SACK": 3, "HEARTBEAT": 4, "HEARTBEAT_ACK": 5,
@@ -55,46 +54,12 @@ def parse_chunks(kind: str, text: str) -> tuple[str, frozenset[int], Flags]:
     return kind.lower(), frozenset(types), flags
 
 
-def chunks_match(ctx: PacketContext, kind: str, types: frozenset[int], flags: Flags) -> bool:
-    pkt = ctx.pkt
-    data, end = pkt.data, min(len(pkt.data), pkt.ip_len)
-    missing = set(types) if kind == "all" else set()
-    at = pkt.l4_off + 12
-    while True:
-        if at + 4 > end or data[at + 2:at + 4] == b"\0\0":
-            ctx.hotdrop = "SCTP chunk header truncated or of length 0"
-            return False
-        chunk, chunk_flags = data[at], data[at + 1]
-        mask, value = flags.get(chunk, (0, 0))
-        ok = chunk_flags & mask == value
-        if chunk in types:
-            if kind == "any" and ok:
-                return True
-            if kind == "all" and ok:
-                missing.discard(chunk)
-            if kind == "only" and not ok:
-                return False
-        elif kind == "only":
-            return False
-        at += (int.from_bytes(data[at + 2:at + 4], "big") + 3) & ~3
-        if at >= end:
-            break
-    return not missing if kind == "all" else kind == "only"
-
-
-def build_sctp(args: BuildArgs) -> MatchFn:
-    ports = _ports(args)
+def check_sctp(args: BuildArgs) -> None:
+    check_ports(args)
     option = args.get("--chunk-types")
-    if option is None:
-        return ports
-    kind, types, flags = parse_chunks(option.values[0], option.values[1])
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        return ports(ctx) and chunks_match(ctx, kind, types, flags) != negated
-
-    return match
+    if option is not None:
+        parse_chunks(option.values[0], option.values[1])
 
 
-SCTP = MatchExt("sctp", PORT_OPTIONS + (OptSpec("--chunk-types", nargs=2),), build_sctp,
+SCTP = MatchExt("sctp", PORT_OPTIONS + (OptSpec("--chunk-types", nargs=2),), check_sctp,
                 proto=132)

@@ -11,10 +11,9 @@ types: a `nomatch` element then matches and a plain one does not.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import NotEvaluated, OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
-from statewall.rules.ipset import MATCH, NOMATCH, IpSet
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
+from statewall.rules.ipset import IpSet
 
 _OPS = ("eq", "lt", "gt")
 
@@ -46,46 +45,17 @@ def _counter_test(args: BuildArgs, what: str) -> tuple[str, int, bool] | None:
     return None
 
 
-def _compare(actual: int, test: tuple[str, int, bool] | None) -> bool:
-    if test is None:
-        return True
-    op, value, negated = test
-    if op == "eq":
-        return (actual == value) != negated
-    return actual < value if op == "lt" else actual > value
-
-
-def build_set(args: BuildArgs) -> MatchFn:
+def check_set(args: BuildArgs) -> None:
     option = args.get("--match-set")
     if option is None:
         raise OptionError("You must specify --match-set with set name and flags")
-    ipset = find_set(args, option.values[0])
-    flags = parse_flags(option.values[1])
-    invert = option.negated
-    return_nomatch = args.has("--return-nomatch") and ipset.nomatch_type
-    update = not args.negated("--update-counters")
-    packets, octets = _counter_test(args, "packets"), _counter_test(args, "bytes")
+    find_set(args, option.values[0])
+    parse_flags(option.values[1])
+    _counter_test(args, "packets")
+    _counter_test(args, "bytes")
     if (args.negated("--packets-lt") or args.negated("--packets-gt")
             or args.negated("--bytes-lt") or args.negated("--bytes-gt")):
         raise OptionError("only --packets-eq and --bytes-eq can be negated")
-    family = ipset.family
-
-    def match(ctx: PacketContext) -> bool:
-        pkt = ctx.pkt
-        if family not in (0, pkt.family) or len(flags) < ipset.dimension:
-            return invert
-        result, element = ipset.lookup(pkt, flags, ctx.now)
-        if element is not None and ipset.counters:
-            if update:
-                element.packets += 1
-                element.octets += pkt.ip_len
-            if not (_compare(element.packets, packets) and _compare(element.octets, octets)):
-                result = 0
-        if return_nomatch:
-            result = MATCH if result == NOMATCH else 0
-        return (result == MATCH) != invert
-
-    return match
 
 
 SET = MatchExt(
@@ -94,5 +64,5 @@ SET = MatchExt(
      OptSpec("--update-counters", nargs=0), OptSpec("--update-subcounters", nargs=0))
     + tuple(OptSpec(f"--{what}-{op}", invert=op == "eq")
             for what in ("packets", "bytes") for op in _OPS),
-    build_set,
+    check_set,
 )

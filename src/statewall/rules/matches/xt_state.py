@@ -6,10 +6,8 @@ INVALID and an untracked one UNTRACKED (conntrack-core spec section 4.1).
 
 from __future__ import annotations
 
-from statewall.conntrack.conn import CT_INVALID, CT_UNTRACKED
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
 from statewall.rules.matches._util import parse_flag_list
 
 INVALID = 1
@@ -24,30 +22,11 @@ STATE_NAMES = {"INVALID": INVALID, "ESTABLISHED": ESTABLISHED, "RELATED": RELATE
                "NEW": NEW, "UNTRACKED": UNTRACKED}
 
 
-def _bit_of(ctinfo: int) -> int:
-    if ctinfo == CT_INVALID:
-        return INVALID
-    if ctinfo == CT_UNTRACKED:
-        return UNTRACKED
-    return (ESTABLISHED, RELATED, NEW)[ctinfo % 3]
-
-
-# The state bit of each ctinfo value, indexed by ctinfo (no lookup by name per packet).
-STATE_BIT = tuple(_bit_of(i) if i in (0, 1, 2, 3, 4, CT_INVALID, CT_UNTRACKED) else 0
-                  for i in range(8))
-
-
-def build_state(args: BuildArgs) -> MatchFn:
+def check_state(args: BuildArgs) -> None:
     option = args.get("--state")
     if option is None:
         raise OptionError("state: --state is required")
-    mask = parse_flag_list(option.values[0], STATE_NAMES, "state")
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        return bool(STATE_BIT[ctx.ctinfo] & mask) != negated
-
-    return match
+    parse_flag_list(option.values[0], STATE_NAMES, "state")
 
 
-STATE = MatchExt("state", (OptSpec("--state"),), build_state)
+STATE = MatchExt("state", (OptSpec("--state"),), check_state)

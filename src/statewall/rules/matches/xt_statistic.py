@@ -7,12 +7,11 @@ kernel does with get_random_u32(). nth keeps one counter per rule started at
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
 
 
-def _random(args: BuildArgs) -> MatchFn:
+def _random(args: BuildArgs) -> None:
     option = args.get("--probability")
     if option is None:
         raise OptionError("statistic: --probability is required in random mode")
@@ -22,40 +21,29 @@ def _random(args: BuildArgs) -> MatchFn:
         raise OptionError(f'invalid --probability "{option.values[0]}"') from None
     if not 0.0 <= probability <= 1.0:
         raise OptionError("--probability must be between 0 and 1")
-    threshold = round(probability * 0x80000000)
-    negated = option.negated
-    rng = args.state.rng
-    return lambda ctx: (rng.getrandbits(31) < threshold) != negated
 
 
-def _nth(args: BuildArgs) -> MatchFn:
+def _nth(args: BuildArgs) -> None:
     option = args.get("--every")
     if option is None:
         raise OptionError("statistic: --every is required in nth mode")
     every = parse_int(option.values[0], 1, 0xFFFFFFFF, "--every") - 1
-    packet = parse_int(args.value("--packet", "0") or "0", 0, every, "--packet")
-    counter = [every - packet]
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        counter[0] = 0 if counter[0] == every else counter[0] + 1
-        return (counter[0] == 0) != negated
-
-    return match
+    parse_int(args.value("--packet", "0") or "0", 0, every, "--packet")
 
 
-def build_statistic(args: BuildArgs) -> MatchFn:
+def check_statistic(args: BuildArgs) -> None:
     mode = args.value("--mode")
     if mode == "random":
-        return _random(args)
-    if mode == "nth":
-        return _nth(args)
-    raise OptionError(f'Bad mode "{mode}"')
+        _random(args)
+    elif mode == "nth":
+        _nth(args)
+    else:
+        raise OptionError(f'Bad mode "{mode}"')
 
 
 STATISTIC = MatchExt(
     "statistic",
     (OptSpec("--mode", invert=False), OptSpec("--probability"), OptSpec("--every"),
      OptSpec("--packet", invert=False)),
-    build_statistic,
+    check_statistic,
 )

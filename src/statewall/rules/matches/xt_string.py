@@ -7,9 +7,8 @@ Boyer-Moore and KMP find the same occurrences, so both are one search here.
 
 from __future__ import annotations
 
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec, parse_int
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec, parse_int
 
 
 def parse_hex_string(text: str) -> bytes:
@@ -29,7 +28,7 @@ def parse_hex_string(text: str) -> bytes:
     return bytes(out)
 
 
-def build_string(args: BuildArgs) -> MatchFn:
+def check_string(args: BuildArgs) -> None:
     algo = args.value("--algo")
     if algo not in ("bm", "kmp"):
         raise OptionError("string: --algo bm or --algo kmp is required")
@@ -43,19 +42,7 @@ def build_string(args: BuildArgs) -> MatchFn:
     if not pattern or len(pattern) > 128:
         raise OptionError("STRING too long or empty")
     start = parse_int(args.value("--from", "0") or "0", 0, 65535, "--from")
-    stop = parse_int(args.value("--to", "65535") or "65535", start, 65535, "--to")
-    icase = args.has("--icase")
-    if icase:
-        pattern = pattern.lower()
-    negated = option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        window = ctx.pkt.data[start:stop]
-        if icase:
-            window = window.lower()
-        return (window.find(pattern) >= 0) != negated
-
-    return match
+    parse_int(args.value("--to", "65535") or "65535", start, 65535, "--to")
 
 
 STRING = MatchExt(
@@ -63,5 +50,5 @@ STRING = MatchExt(
     (OptSpec("--algo", invert=False), OptSpec("--from", invert=False),
      OptSpec("--to", invert=False), OptSpec("--string"), OptSpec("--hex-string"),
      OptSpec("--icase", nargs=0, invert=False)),
-    build_string,
+    check_string,
 )

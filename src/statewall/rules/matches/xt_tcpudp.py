@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from statewall.packet import ACK, FIN, PSH, RST, SYN, URG
 from statewall.rules.addr import parse_port_range
-from statewall.rules.context import PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, MatchExt, MatchFn, OptSpec
-from statewall.rules.matches._util import later_fragment, parse_flag_list, tcp_option_kinds
+from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
+from statewall.rules.matches._util import parse_flag_list
 
 TCP_FLAGS = {"FIN": FIN, "SYN": SYN, "RST": RST, "PSH": PSH, "ACK": ACK, "URG": URG,
              "ALL": 0x3F, "NONE": 0}
@@ -30,20 +29,9 @@ def _port_check(args: BuildArgs, name: str) -> tuple[int, int, bool] | None:
     return low, high, option.negated
 
 
-def _ports(args: BuildArgs) -> MatchFn:
-    """Both port ranges folded into one closure (the common case is one range)."""
-    sport = _port_check(args, "--sport") or (0, 65535, False)
-    dport = _port_check(args, "--dport") or (0, 65535, False)
-    slo, shi, sneg = sport
-    dlo, dhi, dneg = dport
-
-    def match(ctx: PacketContext) -> bool:
-        pkt = ctx.pkt
-        if later_fragment(pkt) or pkt.error is not None:
-            return False
-        return ((slo <= pkt.sport <= shi) != sneg) and ((dlo <= pkt.dport <= dhi) != dneg)
-
-    return match
+def check_ports(args: BuildArgs) -> None:
+    _port_check(args, "--sport")
+    _port_check(args, "--dport")
 
 
 def _tcp_flags(args: BuildArgs) -> tuple[int, int, bool] | None:
@@ -60,36 +48,19 @@ def _tcp_flags(args: BuildArgs) -> tuple[int, int, bool] | None:
     return mask, comp, flags.negated
 
 
-def build_tcp(args: BuildArgs) -> MatchFn:
-    ports = _ports(args)
-    flags = _tcp_flags(args)
+def check_tcp(args: BuildArgs) -> None:
+    check_ports(args)
+    _tcp_flags(args)
     option = args.get("--tcp-option")
-    kind = -1
-    if option is not None:
-        if not option.values[0].isdigit() or int(option.values[0]) > 255:
-            raise OptionError(f'invalid TCP option "{option.values[0]}"')
-        kind = int(option.values[0])
-    fmask, fcomp, fneg = flags if flags is not None else (0, 0, False)
-    oneg = option is not None and option.negated
-
-    def match(ctx: PacketContext) -> bool:
-        if not ports(ctx):
-            return False
-        if ((ctx.pkt.tcp_flags & fmask) == fcomp) == fneg:
-            return False
-        if kind >= 0:
-            present = any(k == kind for k, _ in tcp_option_kinds(ctx.pkt))
-            return present != oneg
-        return True
-
-    return match
+    if option is not None and (not option.values[0].isdigit() or int(option.values[0]) > 255):
+        raise OptionError(f'invalid TCP option "{option.values[0]}"')
 
 
 TCP = MatchExt(
     "tcp",
     PORT_OPTIONS + (OptSpec("--tcp-flags", nargs=2), OptSpec("--syn", nargs=0),
                     OptSpec("--tcp-option")),
-    build_tcp,
+    check_tcp,
     proto=6,
 )
-UDP = MatchExt("udp", PORT_OPTIONS, _ports, proto=17)
+UDP = MatchExt("udp", PORT_OPTIONS, check_ports, proto=17)

@@ -10,28 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from statewall.rules.context import ACCEPT, PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, TargetFn
+from statewall.rules.ext import BuildArgs, OptSpec, TargetExt
 
 _FLAGS = ("--random", "--random-fully", "--persistent")
 
 
-def _builder(name: str, required: str | None) -> Callable[[BuildArgs], TargetFn]:
-    def build(args: BuildArgs) -> TargetFn:
+def _checker(name: str, required: str | None) -> Callable[[BuildArgs], None]:
+    def check(args: BuildArgs) -> None:
         if required is not None and not args.has(required):
             raise OptionError(f"{name}: {required} is required")
-        spec = " ".join(" ".join((o.name, *o.values)) for o in args.options)
-        note = f"NAT not applied: {name} {spec}".rstrip()
 
-        def target(ctx: PacketContext) -> int:
-            ctx.note(note)
-            ctx.effect("nat", f"{name} {spec}".rstrip())
-            return ACCEPT
-
-        return target
-
-    return build
+    return check
 
 
 def _opts(*names: str) -> tuple[OptSpec, ...]:
@@ -40,13 +30,13 @@ def _opts(*names: str) -> tuple[OptSpec, ...]:
 
 
 _NAT = ("nat",)
-SNAT = TargetExt("SNAT", _opts("--to-source"), _builder("SNAT", "--to-source"),
+SNAT = TargetExt("SNAT", _opts("--to-source"), _checker("SNAT", "--to-source"),
                  tables=_NAT, hooks=("INPUT", "POSTROUTING"), terminal=True)
-DNAT = TargetExt("DNAT", _opts("--to-destination"), _builder("DNAT", "--to-destination"),
+DNAT = TargetExt("DNAT", _opts("--to-destination"), _checker("DNAT", "--to-destination"),
                  tables=_NAT, hooks=("PREROUTING", "OUTPUT"), terminal=True)
-MASQUERADE = TargetExt("MASQUERADE", _opts("--to-ports"), _builder("MASQUERADE", None),
+MASQUERADE = TargetExt("MASQUERADE", _opts("--to-ports"), _checker("MASQUERADE", None),
                        tables=_NAT, hooks=("POSTROUTING",), terminal=True)
-REDIRECT = TargetExt("REDIRECT", _opts("--to-ports"), _builder("REDIRECT", None),
+REDIRECT = TargetExt("REDIRECT", _opts("--to-ports"), _checker("REDIRECT", None),
                      tables=_NAT, hooks=("PREROUTING", "OUTPUT"), terminal=True)
-NETMAP = TargetExt("NETMAP", _opts("--to"), _builder("NETMAP", "--to"), tables=_NAT,
+NETMAP = TargetExt("NETMAP", _opts("--to"), _checker("NETMAP", "--to"), tables=_NAT,
                    terminal=True)

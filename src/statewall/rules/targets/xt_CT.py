@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewall.rules.context import CONTINUE, PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, TargetFn, parse_int
+from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, parse_int
 
 EVENTS = {"new", "related", "destroy", "reply", "assured", "protoinfo", "helper", "mark",
           "natseqinfo", "secmark", "label"}
@@ -39,31 +38,8 @@ def _effects(args: BuildArgs) -> list[tuple[str, Any]]:
     return effects
 
 
-def build_ct(args: BuildArgs) -> TargetFn:
-    effects = tuple(_effects(args))
-
-    def target(ctx: PacketContext) -> int:
-        for kind, value in effects:
-            ctx.effect(kind, value)
-        return CONTINUE
-
-    return target
-
-
-def build_notrack(args: BuildArgs) -> TargetFn:
-    def target(ctx: PacketContext) -> int:
-        ctx.effect("notrack", True)
-        return CONTINUE
-
-    return target
-
-
-def build_trace(args: BuildArgs) -> TargetFn:
-    def target(ctx: PacketContext) -> int:
-        ctx.trace = True
-        return CONTINUE
-
-    return target
+def _no_options(args: BuildArgs) -> None:
+    """NOTRACK and TRACE take no options (the parser refuses any)."""
 
 
 CT = TargetExt(
@@ -72,7 +48,7 @@ CT = TargetExt(
     + tuple(OptSpec(n, invert=False) for n in (
         "--helper", "--ctevents", "--expevents", "--zone", "--zone-orig", "--zone-reply",
         "--timeout")),
-    build_ct, tables=("raw",),
+    _effects, tables=("raw",),
 )
-NOTRACK = TargetExt("NOTRACK", (), build_notrack, tables=("raw",))
-TRACE = TargetExt("TRACE", (), build_trace, tables=("raw",))
+NOTRACK = TargetExt("NOTRACK", (), _no_options, tables=("raw",))
+TRACE = TargetExt("TRACE", (), _no_options, tables=("raw",))

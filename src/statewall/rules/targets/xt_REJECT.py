@@ -6,9 +6,8 @@ Aliases are normalised to the name iptables-save prints.
 
 from __future__ import annotations
 
-from statewall.rules.context import REJECT, PacketContext
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, TargetFn
+from statewall.rules.ext import BuildArgs, OptSpec, TargetExt
 
 V4 = {
     "icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
@@ -32,7 +31,7 @@ V6 = {
 }
 
 
-def build_reject(args: BuildArgs) -> TargetFn:
+def check_reject(args: BuildArgs) -> None:
     names = V4 if args.family == 4 else V6
     default = "icmp-port-unreachable" if args.family == 4 else "icmp6-port-unreachable"
     given = args.value("--reject-with", default) or default
@@ -42,12 +41,6 @@ def build_reject(args: BuildArgs) -> TargetFn:
     if kind == "tcp-reset" and (args.rule.proto != 6 or args.rule.proto_neg):
         raise OptionError("TCP RST can only be used with -p tcp")
 
-    def target(ctx: PacketContext) -> int:
-        ctx.reject_with = kind
-        return REJECT
 
-    return target
-
-
-REJECT_TARGET = TargetExt("REJECT", (OptSpec("--reject-with", invert=False),), build_reject,
+REJECT_TARGET = TargetExt("REJECT", (OptSpec("--reject-with", invert=False),), check_reject,
                           hooks=("INPUT", "FORWARD", "OUTPUT"), terminal=True)

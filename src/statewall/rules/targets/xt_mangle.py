@@ -2,76 +2,80 @@
 (xt_CHECKSUM.c), DSCP and TOS (xt_DSCP.c), TTL and HL (xt_HL.c), CLASSIFY
 (xt_CLASSIFY.c). Options are checked as the kernel's checkentry does; the
 rewrite is reported as an effect, since the verdict does not depend on it.
+Each check returns that effect: (kind, value).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from statewall.rules.errors import OptionError
-from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, TargetFn, parse_int
+from statewall.rules.ext import BuildArgs, OptSpec, TargetExt, parse_int
 from statewall.rules.matches.xt_dscp import DSCP_CLASSES, parse_tos
-from statewall.rules.targets._effect import effect_target
+
+Effect = tuple[str, Any]
 
 _MANGLE = ("mangle",)
 
 
-def build_tcpmss(args: BuildArgs) -> TargetFn:
+def tcpmss_effect(args: BuildArgs) -> Effect:
     if args.has("--set-mss") == args.has("--clamp-mss-to-pmtu"):
         raise OptionError("TCPMSS target: exactly one of --set-mss or --clamp-mss-to-pmtu")
     if args.rule.proto != 6 or args.rule.proto_neg:
         raise OptionError("TCPMSS target: only valid for -p tcp")
     if args.has("--set-mss"):
         mss = parse_int(args.value("--set-mss") or "", 0, 65535, "MSS")
-        return effect_target("tcpmss", mss)
-    return effect_target("tcpmss", "clamp-to-pmtu")
+        return ("tcpmss", mss)
+    return ("tcpmss", "clamp-to-pmtu")
 
 
-def build_checksum(args: BuildArgs) -> TargetFn:
+def checksum_effect(args: BuildArgs) -> Effect:
     if not args.has("--checksum-fill"):
         raise OptionError("CHECKSUM target: --checksum-fill is required")
-    return effect_target("checksum-fill", True)
+    return ("checksum-fill", True)
 
 
-def build_dscp(args: BuildArgs) -> TargetFn:
+def dscp_effect(args: BuildArgs) -> Effect:
     value, klass = args.value("--set-dscp"), args.value("--set-dscp-class")
     if (value is None) == (klass is None):
         raise OptionError("DSCP target: exactly one of --set-dscp or --set-dscp-class")
     if value is not None:
-        return effect_target("dscp", parse_int(value, 0, 63, "DSCP"))
+        return ("dscp", parse_int(value, 0, 63, "DSCP"))
     code = DSCP_CLASSES.get((klass or "").upper())
     if code is None:
         raise OptionError(f"Invalid DSCP class `{klass}'")
-    return effect_target("dscp", code)
+    return ("dscp", code)
 
 
-def build_tos(args: BuildArgs) -> TargetFn:
+def tos_effect(args: BuildArgs) -> Effect:
     if len(args.options) != 1:
         raise OptionError("TOS target: exactly one option is required")
     option = args.options[0]
     if option.name == "--set-tos":
         value, mask = parse_tos(option.values[0])
-        return effect_target("tos", (value, mask))
+        return ("tos", (value, mask))
     bits = parse_int(option.values[0], 0, 255, "TOS")
-    return effect_target("tos", (option.name[2:], bits))
+    return ("tos", (option.name[2:], bits))
 
 
-def _hl(args: BuildArgs, prefix: str) -> TargetFn:
+def _hl(args: BuildArgs, prefix: str) -> Effect:
     if len(args.options) != 1:
         raise OptionError(f"{prefix.upper()} target: exactly one option is required")
     option = args.options[0]
     low = 1 if option.name.endswith(("-dec", "-inc")) else 0
     value = parse_int(option.values[0], low, 255, prefix.upper())
-    return effect_target(prefix, (option.name[len(prefix) + 3:], value))
+    return (prefix, (option.name[len(prefix) + 3:], value))
 
 
-def build_ttl(args: BuildArgs) -> TargetFn:
+def ttl_effect(args: BuildArgs) -> Effect:
     return _hl(args, "ttl")
 
 
-def build_hl(args: BuildArgs) -> TargetFn:
+def hl_effect(args: BuildArgs) -> Effect:
     return _hl(args, "hl")
 
 
-def build_classify(args: BuildArgs) -> TargetFn:
+def classify_effect(args: BuildArgs) -> Effect:
     text = args.value("--set-class") or ""
     major, colon, minor = text.partition(":")
     try:
@@ -80,7 +84,7 @@ def build_classify(args: BuildArgs) -> TargetFn:
         value = -1
     if value < 0:
         raise OptionError(f"Bad class value \"{text}\"")
-    return effect_target("classify", text)
+    return ("classify", text)
 
 
 def _opts(*names: str) -> tuple[OptSpec, ...]:
@@ -88,15 +92,15 @@ def _opts(*names: str) -> tuple[OptSpec, ...]:
 
 
 TCPMSS = TargetExt("TCPMSS", _opts("--set-mss") + (
-    OptSpec("--clamp-mss-to-pmtu", nargs=0, invert=False),), build_tcpmss)
+    OptSpec("--clamp-mss-to-pmtu", nargs=0, invert=False),), tcpmss_effect)
 CHECKSUM = TargetExt("CHECKSUM", (OptSpec("--checksum-fill", nargs=0, invert=False),),
-                     build_checksum, tables=_MANGLE)
-DSCP = TargetExt("DSCP", _opts("--set-dscp", "--set-dscp-class"), build_dscp, tables=_MANGLE)
-TOS = TargetExt("TOS", _opts("--set-tos", "--and-tos", "--or-tos", "--xor-tos"), build_tos,
+                     checksum_effect, tables=_MANGLE)
+DSCP = TargetExt("DSCP", _opts("--set-dscp", "--set-dscp-class"), dscp_effect, tables=_MANGLE)
+TOS = TargetExt("TOS", _opts("--set-tos", "--and-tos", "--or-tos", "--xor-tos"), tos_effect,
                 tables=_MANGLE)
-TTL = TargetExt("TTL", _opts("--ttl-set", "--ttl-dec", "--ttl-inc"), build_ttl,
+TTL = TargetExt("TTL", _opts("--ttl-set", "--ttl-dec", "--ttl-inc"), ttl_effect,
                 families=(4,), tables=_MANGLE)
-HL = TargetExt("HL", _opts("--hl-set", "--hl-dec", "--hl-inc"), build_hl,
+HL = TargetExt("HL", _opts("--hl-set", "--hl-dec", "--hl-inc"), hl_effect,
                families=(6,), tables=_MANGLE)
-CLASSIFY = TargetExt("CLASSIFY", _opts("--set-class"), build_classify,
+CLASSIFY = TargetExt("CLASSIFY", _opts("--set-class"), classify_effect,
                      hooks=("FORWARD", "OUTPUT", "POSTROUTING"))
