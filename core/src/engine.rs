@@ -33,6 +33,7 @@ use crate::helpers::{assign_helper, helper_name_of, run_helper};
 use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
 use crate::output::addr::push_u64;
+use crate::output::json::push_str_body;
 use crate::output::Sink;
 use crate::packet::{IfaceName, Ipv4Options, Packet, PROTO_TCP};
 use crate::reason::Reason;
@@ -650,21 +651,23 @@ impl Firewall {
     }
 
     /// Append the reason of `rec`: conntrack's word, then what the rules
-    /// made of the packet, then the reassembly note. `escape` writes each
-    /// piece (plain text, or escaped for JSON).
-    pub fn write_reason<S: Sink + ?Sized>(
-        &self,
-        out: &mut S,
-        rec: &PacketRecord,
-        escape: fn(&mut S, &str),
-    ) {
+    /// made of the packet, then the reassembly note; `json`: escaped for a
+    /// JSON string.
+    pub fn write_reason<S: Sink + ?Sized>(&self, out: &mut S, rec: &PacketRecord, json: bool) {
+        let escape: fn(&mut S, &str) = if json { push_str_body } else { S::text };
         let why = &rec.why;
         escape(out, &why.head);
-        let rule_text = match (&why.walk, rec.rule) {
-            (WalkReason::OfRule, Some(rule)) => self.rule_reason(rule),
-            (WalkReason::Text(text), _) => text.as_ref(),
-            _ => "",
+        // A rule's own text comes escaped already, built once at load.
+        let (rule_text, escaped) = match (&why.walk, rec.rule) {
+            (WalkReason::OfRule, Some(rule)) => (
+                self.rules
+                    .rule_reason(rule.family, rule.table, rule.chain, rule.number, json),
+                true,
+            ),
+            (WalkReason::Text(text), _) => (text.as_ref(), false),
+            _ => ("", false),
         };
+        let escape_rule: fn(&mut S, &str) = if escaped { S::text } else { escape };
         if let Some(rule) = rec.rule {
             out.text("; ");
             if rule_text.is_empty() {
@@ -674,11 +677,11 @@ impl Firewall {
                 self.write_rule(&mut text, rule);
                 escape(out, &text);
             } else {
-                escape(out, rule_text);
+                escape_rule(out, rule_text);
             }
         } else if !rule_text.is_empty() {
             out.text("; ");
-            escape(out, rule_text);
+            escape_rule(out, rule_text);
         }
         if let Some(number) = why.reassembled_by {
             out.text(" (datagram reassembled from fragments, completed by packet #");
@@ -690,14 +693,8 @@ impl Firewall {
     /// The reason of `rec` as text.
     pub fn reason(&self, rec: &PacketRecord) -> String {
         let mut out = String::with_capacity(128);
-        self.write_reason(&mut out, rec, String::push_str);
+        self.write_reason(&mut out, rec, false);
         out
-    }
-
-    /// The deciding rule's own explanation (its chain's policy text for number 0).
-    pub fn rule_reason(&self, rule: RuleRef) -> &str {
-        self.rules
-            .rule_reason(rule.family, rule.table, rule.chain, rule.number)
     }
 
     /// `filter FORWARD rule 3` or `filter FORWARD policy`.

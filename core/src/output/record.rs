@@ -17,7 +17,7 @@ use crate::conntrack::conn::{
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
 use crate::engine::{Firewall, PacketRecord};
 use crate::output::addr::push_u64;
-use crate::output::json::{push_f64, push_str, push_str_body};
+use crate::output::json::{push_f64, push_str};
 use crate::output::summary::push_summary;
 use crate::output::Sink;
 use crate::packet::Packet;
@@ -98,7 +98,7 @@ pub fn write_jsonl<S: Sink + ?Sized>(
         None => out.text("null"),
     }
     out.text(",\"reason\":\"");
-    fw.write_reason(out, rec, push_str_body);
+    fw.write_reason(out, rec, true);
     out.ch('"');
     // A summary holds addresses, numbers and punctuation only: nothing to escape.
     out.text(",\"summary\":\"");
@@ -172,7 +172,7 @@ pub fn write_text<S: Sink + ?Sized>(
         fw.write_rule(out, rule);
     }
     out.text(" | ");
-    fw.write_reason(out, rec, S::text);
+    fw.write_reason(out, rec, false);
     out.ch('\n');
 }
 

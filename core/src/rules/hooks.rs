@@ -68,8 +68,9 @@ impl IptablesEngine {
         found.unwrap_or(("?", "?"))
     }
 
-    /// The explanation a rule (number 0: the chain's policy) gives for deciding.
-    pub fn rule_reason(&self, family: u8, table: u16, chain: u16, number: u32) -> &str {
+    /// The explanation a rule (number 0: the chain's policy) gives for
+    /// deciding; `json`: escaped for a JSON string.
+    pub fn rule_reason(&self, family: u8, table: u16, chain: u16, number: u32, json: bool) -> &str {
         let chain = self.engine(family).and_then(|e| {
             e.ruleset
                 .tables
@@ -79,16 +80,21 @@ impl IptablesEngine {
         });
         let Some(chain) = chain else { return "" };
         if number == 0 {
-            return &chain.policy_reason;
+            return if json {
+                &chain.policy_reason_json
+            } else {
+                &chain.policy_reason
+            };
         }
         let at = (number as usize).wrapping_sub(1);
-        match chain.rules.get(at).filter(|r| r.number == number) {
+        let rule = match chain.rules.get(at).filter(|r| r.number == number) {
+            Some(rule) => Some(rule),
+            None => chain.rules.iter().find(|r| r.number == number),
+        };
+        match rule {
+            Some(rule) if json => &rule.reason_json,
             Some(rule) => &rule.reason,
-            None => chain
-                .rules
-                .iter()
-                .find(|r| r.number == number)
-                .map_or("", |r| r.reason.as_str()),
+            None => "",
         }
     }
 

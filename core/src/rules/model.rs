@@ -460,6 +460,9 @@ pub struct Rule {
     /// "rule N of TABLE CHAIN: TEXT", built once at load.
     #[serde(skip)]
     pub reason: String,
+    /// `reason` escaped for a JSON string, built once at load (jsonl lines).
+    #[serde(skip)]
+    pub reason_json: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -474,6 +477,9 @@ pub struct Chain {
     /// "policy VERDICT of TABLE CHAIN", built once at load.
     #[serde(skip)]
     pub policy_reason: String,
+    /// `policy_reason` escaped for a JSON string.
+    #[serde(skip)]
+    pub policy_reason_json: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

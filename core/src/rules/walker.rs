@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use crate::netfilter::hooks::TableKind;
+use crate::output::json::push_str_body;
 use crate::rules::context::{Decision, Effects, Outcome, RuleAt, RuleCtx};
 use crate::rules::matches::{self, Hit};
 use crate::rules::model::{Chain, Rule, Ruleset, Table, Target, Verdict};
@@ -145,12 +146,14 @@ impl Engine {
                         table.name,
                         chain.name
                     );
+                    push_str_body(&mut chain.policy_reason_json, &chain.policy_reason);
                 }
                 for rule in &mut chain.rules {
                     rule.reason = format!(
                         "rule {} of {} {}: {}",
                         rule.number, table.name, chain.name, rule.text
                     );
+                    push_str_body(&mut rule.reason_json, &rule.reason);
                 }
             }
         }
