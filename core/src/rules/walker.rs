@@ -520,6 +520,7 @@ mod tests {
             text: format!("r{number}"),
             unknown: None,
             reason: String::new(),
+            reason_json: String::new(),
         }
     }
 
@@ -530,6 +531,7 @@ mod tests {
             line: 1,
             rules,
             policy_reason: String::new(),
+            policy_reason_json: String::new(),
         }
     }
 
