@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from statewall import _core
 from statewall.config import HelperParams, Sysctls
 from statewall.events import ConntrackEvent
 from statewall.packet import Packet
-from statewall.rules.counters import set_counters
-from statewall.rules.hooks import IptablesEngine
 from statewall.topology import Network, Topology
 from statewall.verdict import PacketVerdict, RuleRef
+
+if TYPE_CHECKING:  # the ruleset modules load only when a ruleset is given
+    from statewall.rules.hooks import IptablesEngine
 
 EventSink = Callable[[ConntrackEvent], None]
 
@@ -186,6 +188,8 @@ class Firewall:
 
     def sync_counters(self) -> None:
         """Copy the core's per-rule counters into the compiled rulesets (for printing)."""
+        from statewall.rules.counters import set_counters
+
         if self.rules is None:
             return
         for family, compiled in ((4, self.rules.v4), (6, self.rules.v6)):

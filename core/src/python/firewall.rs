@@ -10,7 +10,9 @@
 
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
+use std::panic::AssertUnwindSafe;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
@@ -45,6 +47,18 @@ fn capture_error(py: Python<'_>, err: &CaptureError) -> PyErr {
         Ok(class) => PyErr::from_type(class.clone(), err.message().to_string()),
         Err(import_failed) => import_failed,
     }
+}
+
+/// A fault inside the core (a panic, which would be a bug) as one Python
+/// error naming the packet; the panic hook installed by the module keeps
+/// Rust's own message off the terminal.
+fn fault(number: u64, payload: &(dyn std::any::Any + Send)) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown fault".to_string());
+    PyRuntimeError::new_err(format!("core fault at packet #{number}: {what}"))
 }
 
 /// (family, address, prefix) as Python hands networks over.
@@ -225,7 +239,7 @@ impl PyFirewall {
                 p
             }
         };
-        Ok(self.run(&decoded))
+        self.run(&decoded)
     }
 
     /// Decode one captured frame and run it through the machine.
@@ -237,7 +251,7 @@ impl PyFirewall {
         frame: &[u8],
         linktype: u32,
         iface: Option<String>,
-    ) -> RecordTuple {
+    ) -> PyResult<RecordTuple> {
         let pkt = decode_frame(index, ts, frame, linktype, iface.map(IfaceName::from));
         self.run(&pkt)
     }
@@ -450,9 +464,13 @@ impl PyFirewall {
 }
 
 impl PyFirewall {
-    fn run(&mut self, pkt: &Packet<'_>) -> RecordTuple {
-        self.fw.process(pkt, &mut self.rec);
-        record_tuple(&self.fw, &self.rec, summary(pkt))
+    fn run(&mut self, pkt: &Packet<'_>) -> PyResult<RecordTuple> {
+        let number = pkt.index + 1;
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.fw.process(pkt, &mut self.rec);
+            record_tuple(&self.fw, &self.rec, summary(pkt))
+        }))
+        .map_err(|payload| fault(number, payload.as_ref()))
     }
 }
 
@@ -558,7 +576,19 @@ impl ReplayRun {
         };
         let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
-        let stop = py.detach(|| fill(fw_ref, reader, &mut run, &mut out));
+        let caught = py.detach(|| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                fill(fw_ref, reader, &mut run, &mut out)
+            }))
+        });
+        let stop = match caught {
+            Ok(stop) => stop,
+            Err(payload) => {
+                // The machine's state cannot be trusted after a fault: the run ends here.
+                self.reader = None;
+                return Err(fault(self.totals.packets + 1, payload.as_ref()));
+            }
+        };
         match stop {
             Stop::Full => {}
             Stop::Done => self.reader = None,

@@ -17,6 +17,9 @@ fn sysctl_names() -> Vec<&'static str> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // A fault in the core reaches Python as one error naming the packet
+    // (python/firewall.rs); Rust's own panic report stays off the terminal.
+    std::panic::set_hook(Box::new(|_| {}));
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     capture::register(m)?;
     decode::register(m)?;

@@ -16,22 +16,13 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from statewall.oracle.kernel import check_prerequisites
-from statewall.oracle.netns import OracleError
-from statewall.oracle.verify import (
-    PacketComparison,
-    Skipped,
-    VerifyResult,
-    expectation_lines,
-    load_rule_engine,
-    read_capture,
-    side_topology,
-    verify_datagrams,
-)
 from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
+
+if TYPE_CHECKING:  # the oracle loads only when `verify` runs: other commands start faster
+    from statewall.oracle.verify import PacketComparison, Skipped, VerifyResult
 
 EXIT_OK, EXIT_DIFFER, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 3, 4
 _RULESET_TOOLS = ("`iptables-restore`", "`ip6tables-restore`")
@@ -85,7 +76,22 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_prerequisites() -> None:
+    """The kernel oracle's tools and privileges (oracle.kernel), or OracleError."""
+    from statewall.oracle.kernel import check_prerequisites as check
+
+    check()
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    from statewall.oracle.netns import OracleError
+    from statewall.oracle.verify import (
+        load_rule_engine,
+        read_capture,
+        side_topology,
+        verify_datagrams,
+    )
+
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
     datagrams, skipped = read_capture(args.capture, args.limit)
@@ -150,6 +156,8 @@ def text_lines(result: VerifyResult) -> Iterator[str]:
         yield f"table: only in the kernel: {entry}"
     for entry in result.table.only_statewall:
         yield f"table: only in statewall: {entry}"
+    from statewall.oracle.verify import expectation_lines
+
     yield from expectation_lines(result)
     yield result.summary_line()
 
