@@ -140,7 +140,7 @@ def packets() -> Iterator[Packet]:
     yield decode_datagram(builder.tcp("10.0.0.1", "255.255.255.255", 1, 2, "S"))
 
 
-# --- rulesets exercising every ported match and target -------------------------------
+# --- rulesets exercising every match and target the core evaluates -------------------
 
 STATEFUL = (
     ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]", ":LOGDROP - [0:0]",

@@ -1,9 +1,9 @@
 //! Every tunable the packet path reads, named after the sysctl that sets it.
 //!
-//! Python's `statewall.config.Sysctls` is the face users meet (names,
-//! prefixes, parsing, profiles, error messages); it hands the core the final
-//! values by name. The defaults here are Linux 6.18's, the same as Python's,
-//! so the core is usable on its own (Rust tests, benches).
+//! `statewall.config.Sysctls` is the face users meet (names, prefixes,
+//! parsing, profiles, error messages); it hands the core the final values by
+//! name. The defaults here are Linux 6.18's, as there, so the core is usable
+//! on its own (Rust tests, benches).
 
 use std::fmt;
 

@@ -745,8 +745,7 @@ fn chains_of(rules: &IptablesEngine, family: u8) -> Vec<(TableKind, Hook)> {
     out
 }
 
-/// A decode error as the reasons show it ("None" when there is none, as
-/// Python's formatting always wrote it).
+/// A decode error as the reasons show it ("None" when there is none).
 struct ErrorText<'p, 'a>(&'p Packet<'a>);
 
 impl std::fmt::Display for ErrorText<'_, '_> {

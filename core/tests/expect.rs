@@ -1,6 +1,5 @@
 //! Expectations: insertion, limits, matching, consumption, expiry, removal,
-//! listings (ported from tests/test_expect.py and the expectation parts of
-//! tests/test_events_expect.py), plus bounded memory.
+//! listings and events, plus bounded memory.
 
 mod helpers_kit;
 
@@ -601,7 +600,7 @@ fn same_tuple_same_master_other_class_is_refused() {
     }
 }
 
-// -- events (test_events_expect.py) -------------------------------------------------
+// -- events ------------------------------------------------------------------------
 
 const BODY: &str =
     "proto=6 src=10.20.2.1 dst=10.20.1.1 sport=0 dport=40004 mask-src=255.255.255.255 \

@@ -1,4 +1,5 @@
-//! The FTP helper (ported from tests/test_helper_ftp.py).
+//! The FTP helper: PORT, EPRT, PASV and EPSV expectations, the command
+//! grammars, resynchronisation on newlines and the drop reasons.
 
 mod helpers_kit;
 
@@ -260,7 +261,7 @@ fn malformed_client_commands_are_dropped() {
 }
 
 #[test]
-fn drop_reasons_quote_the_segment_as_python_does() {
+fn drop_reasons_quote_the_segment_as_a_python_bytes_literal() {
     let cases: [(&[u8], &str); 4] = [
         (
             b"PORT garbage\r\n",

@@ -1,5 +1,4 @@
-//! The IRC helper: DCC offers from the client, anti-spoofing, limits
-//! (ported from tests/test_helper_irc.py).
+//! The IRC helper: DCC offers from the client, anti-spoofing, limits.
 
 mod helpers_kit;
 

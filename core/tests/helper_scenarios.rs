@@ -1,8 +1,8 @@
-//! Random helper traffic, replayed: the core's expectation table and helpers
-//! must do what statewall's Python host did with the same datagrams (data/
-//! helper_scenarios.txt, written by data/gen_helper_scenarios.py): the same
-//! state, verdict and reason per packet, the same RELATED reasons, the same
-//! expectation events and the same /proc listing after every packet.
+//! Random helper traffic, replayed: the expectation table and helpers must
+//! give the recorded reference results of data/helper_scenarios.txt for the
+//! same datagrams: the same state, verdict and reason per packet, the same
+//! RELATED reasons, the same expectation events and the same /proc listing
+//! after every packet.
 
 mod helpers_kit;
 
@@ -17,14 +17,14 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 #[test]
-fn replayed_traffic_gives_what_python_gave() {
+fn replayed_traffic_gives_the_recorded_results() {
     replay(false);
 }
 
 /// The same through the `ExpectHooks` path, where the table judges masters
 /// itself (and keeps no RELATED reasons: it is not told the child's id).
 #[test]
-fn replayed_traffic_through_the_hooks_gives_what_python_gave() {
+fn replayed_traffic_through_the_hooks_gives_the_recorded_results() {
     replay(true);
 }
 

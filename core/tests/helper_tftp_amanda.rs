@@ -1,5 +1,4 @@
-//! The TFTP and Amanda helpers and the registry (ported from
-//! tests/test_helper_tftp_amanda.py).
+//! The TFTP and Amanda helpers and the registry.
 
 mod helpers_kit;
 

@@ -1,6 +1,6 @@
-//! ICMP and ICMPv6 as Linux 6.18 tracks them: the Python engine's
-//! tests/test_proto_icmp.py, ported. Scenarios run through a small table as a
-//! router sees them; unit tests call the error handler with a lookup-only table.
+//! ICMP and ICMPv6 as Linux 6.18 tracks them. Scenarios run through a small
+//! table as a router sees them; unit tests call the error handler with a
+//! lookup-only table.
 
 mod common;
 
@@ -546,7 +546,7 @@ fn error_without_quote_or_quoting_other_family() {
 #[test]
 fn reasons_name_every_kind_of_quoted_connection() {
     use _core::conntrack::conn::Conn;
-    // Expected texts from the Python engine on the same packets.
+    // Expected texts: statewall's reasons for these packets, in full.
     let gre_conn = Conn::new(
         4,
         47,
@@ -865,11 +865,11 @@ fn icmpv6_quoting_no_next_header_is_invalid() {
     );
 }
 
-// -- the cases the Python suite replays against the live kernel -------------------
-// (the Python engine agrees with the kernel on each; these are its verdicts)
+// -- the cases tests/test_proto_icmp.py checks against the live kernel ------------
+// (the expected ctinfo of each packet is the kernel's, as that test observes it)
 
 #[test]
-fn kernel_cases_as_the_python_engine_classifies_them() {
+fn kernel_checked_cases() {
     let req = |port: u16| udp(CLIENT, SERVER, port, 53, 4);
     let req6 = |port: u16| udp(CLIENT6, SERVER6, port, 53, 6);
     let fragment = udp(CLIENT, SERVER, 1105, 53, 4);

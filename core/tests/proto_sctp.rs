@@ -1,5 +1,4 @@
-//! SCTP as Linux 6.18 tracks it: the SCTP tests of the Python engine's
-//! tests/test_proto_other.py, ported. Packets are built byte by byte, their
+//! SCTP as Linux 6.18 tracks it. Packets are built byte by byte, their
 //! CRC32c computed bit by bit (independently of the tracker's tables).
 
 mod common;
@@ -386,8 +385,9 @@ fn sctp_entry_without_sctp_data_is_invalid() {
     );
 }
 
-// -- the cases the Python suite replays against the live kernel -------------------
-// (the Python engine agrees with the kernel on each; these are its verdicts)
+// -- the cases tests/test_proto_other.py checks against the live kernel -----------
+// (the expected ctinfo of each packet and the final states are the kernel's, as
+// that test observes them; the reasons are statewall's own)
 
 fn handshake_packets(port: u16) -> Vec<Built> {
     vec![
@@ -398,8 +398,8 @@ fn handshake_packets(port: u16) -> Vec<Built> {
     ]
 }
 
-/// A scenario, the Python engine's (ctinfo, reason) for each packet, and the
-/// entry's final state.
+/// A scenario, the expected (ctinfo, reason) for each packet, and the entry's
+/// final state.
 type KernelCase = (
     &'static str,
     Vec<Built>,
@@ -408,7 +408,7 @@ type KernelCase = (
 );
 
 #[test]
-fn kernel_cases_as_the_python_engine_classifies_them() {
+fn kernel_checked_cases() {
     let with = |port: u16, extra: Vec<Built>| {
         let mut packets = handshake_packets(port);
         packets.extend(extra);
@@ -425,7 +425,7 @@ fn kernel_cases_as_the_python_engine_classifies_them() {
         verdicts.extend_from_slice(extra);
         verdicts
     };
-    // (name, packets, the Python engine's (ctinfo, reason) for each, final state)
+    // (name, packets, the expected (ctinfo, reason) for each, final state)
     let cases: Vec<KernelCase> = vec![
         (
             "abort own tag",

@@ -1,6 +1,7 @@
 //! The TCP state machine against the behaviour observed on Linux 6.18
-//! (spec/tcp.md), ported from tests/test_proto_tcp.py: same scenarios, same
-//! assertions, same reason strings.
+//! (spec/tcp.md): the transition table, then connections packet by packet,
+//! checking ctstate, the entry's state, timeout and ASSURED bit, and the
+//! reason strings.
 
 mod tcp_support;
 

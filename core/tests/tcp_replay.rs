@@ -1,10 +1,14 @@
-//! The Rust TCP tracker against the Python one, step by step.
+//! The TCP tracker replayed segment by segment against recorded reference
+//! decisions.
 //!
-//! `data/tcp_replay.txt` holds what the Python tracker (through the `Flow`
-//! of tests/test_proto_tcp.py) decided for the kernel-checked scenarios of
-//! that file and for a few hundred random segment sequences: ctstate, the
-//! entry's state, timeout and ASSURED bit, and the reason. Regenerate it with
-//! `data/gen_tcp_replay.py` whenever the Python tracker changes.
+//! `data/tcp_replay.txt` holds, for the scenarios tests/test_proto_tcp.py
+//! checks against the live kernel and for a few hundred random segment
+//! sequences, the expected outcome of every segment: ctstate, the entry's
+//! state, timeout and ASSURED bit, and the reason. A scenario starts with a
+//! `# <name>\t<sysctl>=<value>...` line; each segment line gives its
+//! direction (o/r), flags, seq, ack, window, payload length, options (hex),
+//! the seconds waited before it, then the expected values. A deliberate
+//! change to a decision or a reason is made in the file too.
 
 mod tcp_support;
 
@@ -21,7 +25,7 @@ fn hex(text: &str) -> Vec<u8> {
 }
 
 #[test]
-fn replay_matches_python_decision_for_decision() {
+fn replay_matches_the_recorded_decisions() {
     let text = include_str!("data/tcp_replay.txt");
     let mut flow = Flow::default();
     let mut scenario = String::new();

@@ -1,5 +1,5 @@
 //! tcp_in_window and its helpers, checked against the kernel's rules
-//! (spec/tcp.md §7), ported from tests/test_tcp_window.py.
+//! (spec/tcp.md §7).
 //!
 //! Each test sets up the per-direction window data by hand, feeds one
 //! segment and checks the outcome and the data the kernel would have updated.

@@ -83,8 +83,17 @@ class RuleEngine:
         mark: int = 0,
         trace: bool = False,
     ) -> WalkResult | None:
-        """Walk `table` at `hook` for a decoded statewall.packet.Packet (and its
-        statewall.conntrack.conn.Conn); None when the table has no chain for the hook."""
+        """Walk `table` at `hook` for a decoded statewall.packet.Packet; None when the
+        table has no chain for the hook.
+
+        `conn` is the conntrack entry the packet belongs to (None: no entry), any
+        object with the attributes `family`, `proto`, `zone`, `orig_src`, `orig_dst`,
+        `orig_sport`, `orig_dport`, `reply_src`, `reply_dst`, `reply_sport`,
+        `reply_dport`, `created`, `status`, `mark`, `expires`, `proto_state`,
+        `counters` (None, or [orig packets, orig bytes, reply packets, reply bytes])
+        and `master` (None, or the master entry, whose `helper` is read). A ruleset
+        with connlimit keeps the objects it has counted and reads their `status`,
+        `expires`, `proto` and `proto_state` again on later walks."""
     def counters(self) -> list[tuple[str, str, int, int, int]]:
         """(table, chain, rule number or 0 for a built-in chain's policy, packets, bytes)."""
 

@@ -4,10 +4,10 @@
 //! `open` sniffs the format from the magic bytes (gzip first, then the capture
 //! format inside it) and returns a `Reader`, a lending iterator: each
 //! `Frame` borrows its bytes from the reader's buffer, so reading allocates
-//! nothing per frame. Damage is reported the way the Python reader always
-//! did: every complete frame before it is delivered first, then one
-//! `CaptureError` naming the file, the byte offset and the 1-based packet
-//! number; `ErrorKind::Truncated` marks a file that simply stops.
+//! nothing per frame. Damage costs no readable packet: every complete frame
+//! before it is delivered first, then one `CaptureError` naming the file, the
+//! byte offset and the 1-based packet number; `ErrorKind::Truncated` marks a
+//! file that simply stops.
 //!
 //! Plain files are read in `CHUNK`-sized pieces into one reused buffer rather
 //! than memory-mapped. On a 100 MB pcap in the page cache both walk the
@@ -38,7 +38,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub struct Frame<'a> {
     /// 0-based position among the file's packets.
     pub index: u64,
-    /// Seconds since the epoch, computed exactly as the Python reader did.
+    /// Seconds since the epoch: `sec + frac * scale` in doubles (pcap), or
+    /// `ticks / units` rounded once plus the interface's offset (pcapng).
     pub ts: f64,
     pub data: &'a [u8],
     pub linktype: u32,
@@ -47,8 +48,8 @@ pub struct Frame<'a> {
     pub orig_len: u32,
 }
 
-/// Whether an error is damage or a file that stops early (Python's
-/// `CaptureTruncated`, a subclass of `CaptureError`).
+/// Whether an error is damage or a file that stops early (in Python
+/// `statewall.capture.source.CaptureTruncated`, a subclass of `CaptureError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Corrupt,
@@ -243,7 +244,8 @@ pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
     let cannot_open =
         |err: &io::Error| CaptureError::corrupt(format!("{name}: cannot open: {}", strerror(err)));
     let file = File::open(path).map_err(|err| cannot_open(&err))?;
-    // Python's open() refuses a directory; File::open does not.
+    // File::open accepts a directory (reading it fails later); refuse it
+    // here, with EISDIR.
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         return Err(cannot_open(&io::Error::from_raw_os_error(21)));
     }

@@ -119,7 +119,7 @@ impl Pcap {
         Ok(Some(Meta {
             from,
             to: s.start,
-            // As Python computes `sec + frac * scale`: both ints become floats.
+            // `sec + frac * scale` in doubles: both integers are converted first.
             ts: f64::from(sec) + f64::from(frac) * self.scale,
             linktype,
             iface: None,

@@ -136,7 +136,7 @@ impl Pcapng {
                         }
                     };
                     let ticks = (u64::from(ts_high) << 32) | u64::from(ts_low);
-                    // Python: ticks / units + offset (int / int, then + int).
+                    // ticks / units exactly, rounded once, then + offset in doubles.
                     self.last_ts = ticks_to_seconds(ticks, iface.units) + iface.offset as f64;
                     s.start += len;
                     return Ok(Some(Meta {
@@ -262,7 +262,7 @@ trait StripNuls {
 }
 
 impl StripNuls for [u8] {
-    /// Python's `rstrip(b"\0")`.
+    /// The bytes without their trailing NULs.
     fn strip_suffix_nuls(&self) -> &[u8] {
         let keep = self.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
         self.get(..keep).unwrap_or(&[])

@@ -167,7 +167,7 @@ impl Gunzip {
     /// instead (only possible after the first member).
     fn header(&mut self, first: bool) -> io::Result<bool> {
         if !first {
-            // Zero padding after a member is allowed (as Python's gzip and gzip(1) do).
+            // Zero padding after a member is allowed (gzip(1) allows it too).
             loop {
                 if !self.want(1)? {
                     return Ok(false);
@@ -240,7 +240,7 @@ impl Gunzip {
             }
         }
         if flags & FHCRC != 0 {
-            // The header CRC is skipped unchecked, as Python's gzip does.
+            // The header CRC is skipped unchecked (the trailer's CRC-32 covers the data).
             len += 2;
             if !self.want(len)? {
                 self.stop(Break::EndsEarly);

@@ -1,5 +1,6 @@
-//! The Python reader's tests (tests/test_capture.py), on bytes built here,
-//! plus the gzip trailer regression and a property test over damaged files.
+//! The capture reader on pcap, pcapng and gzip files built here byte by
+//! byte, plus the gzip trailer regression and a property test over damaged
+//! files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -744,8 +745,8 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 #[test]
-fn error_messages_are_the_python_readers_byte_for_byte() {
-    // (case, file bytes, truncated?, message after "name: ") as the Python reader gave them.
+fn error_messages_byte_for_byte() {
+    // (case, file bytes, truncated?, message after "name: "), the exact text users see.
     let cases = [
         ("kuznetsov", "34cdb2a1000000000000000000000000000000000000000000000000000000000000", false, "modified (Kuznetsov) pcap format is not supported; convert it with editcap"),
         ("version", "d4c3b2a10300010000000000000000000000000001000000", false, "unsupported pcap version 3.1"),

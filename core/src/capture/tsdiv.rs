@@ -1,6 +1,6 @@
-//! pcapng timestamps to seconds, bit for bit as Python computes `ticks / units`.
+//! pcapng timestamps to seconds: the exact quotient `ticks / units` rounded
+//! once to the nearest double (what Python's `int / int` gives, bit for bit).
 //!
-//! Python divides two integers exactly and rounds once to the nearest double.
 //! `ticks as f64 / units as f64` rounds twice once ticks pass 2^53 (any
 //! nanosecond timestamp today), so the quotient is computed on integers here
 //! and rounded once.

@@ -32,11 +32,11 @@
 //! confirmed entry are indexed in one hash table of `slot << 1 | direction`.
 //! Deadlines live in an indexed binary heap with exactly one entry per
 //! confirmed slot: a refresh that moves the deadline later is picked up
-//! lazily when the old deadline comes up (as the Python heap does), one that
-//! moves it earlier re-keys the entry at once, and a destroyed entry leaves
-//! the heap with it. So memory is a function of the number of slots, never
-//! of packet rate times timeout, and a jump of the clock costs one heap pop
-//! per expired entry, nothing per second of gap.
+//! lazily when the old deadline comes up, one that moves it earlier re-keys
+//! the entry at once, and a destroyed entry leaves the heap with it. So
+//! memory is a function of the number of slots, never of packet rate times
+//! timeout, and a jump of the clock costs one heap pop per expired entry,
+//! nothing per second of gap.
 //!
 //! A destroyed (or discarded) entry keeps its slot until the next
 //! `classify`, so the caller can still read the entry a result names (a TCP
@@ -140,7 +140,7 @@ enum SlotState {
 
 /// One deadline: the entry in `slot` is due at `deadline` (possibly earlier
 /// than its current expiry: then it is re-keyed, not reaped). `seq` orders
-/// equal deadlines by arming order, as the Python heap does.
+/// equal deadlines by arming order, so expiry order is deterministic.
 #[derive(Clone, Copy, Debug)]
 struct Timer {
     deadline: f64,
@@ -410,7 +410,7 @@ impl ConntrackTable {
             })
     }
 
-    /// Confirmed entries in confirmation order (Python's insertion order).
+    /// Confirmed entries in confirmation order.
     pub fn in_order(&self) -> Vec<ConnId> {
         let mut ids: Vec<(u32, ConnId)> = self.iter().map(|(id, conn)| (conn.id, id)).collect();
         ids.sort_unstable();
@@ -1043,8 +1043,7 @@ impl ConntrackTable {
 
     /// An entry that never made it into the table goes at once; the
     /// expectation table hears of it like of any death, so nothing it
-    /// keeps under this id outlives the slot (Python keys by the object,
-    /// which is never reused).
+    /// keeps under this id outlives the slot (slots are reused).
     fn throw_away(&mut self, slot: u32, now: f64, hooks: &mut dyn ExpectHooks) {
         self.release_now(slot);
         hooks.master_destroyed(ConnId(slot), now, &mut self.events);
@@ -1291,7 +1290,7 @@ impl ConntrackTable {
 
     /// The packet was dropped: an unconfirmed entry dies with it (its slot
     /// is released at the next classify; the caller tells the expectation
-    /// table, as Python's helpers/confirm.py does).
+    /// table).
     pub fn discard(&mut self, result: &mut CtResult) {
         if !result.unconfirmed {
             return;

@@ -136,7 +136,7 @@ impl BucketIndex {
     }
 
     /// Copy one chain's slots, newest first, into `out` (so entries can be
-    /// deleted while the copy is walked, as the Python snapshot allows).
+    /// deleted while the copy is walked).
     pub fn snapshot(&self, bucket: u32, out: &mut Vec<u32>) {
         out.clear();
         let mut node = self.heads.get(bucket as usize).copied().unwrap_or(NIL);

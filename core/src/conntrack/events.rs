@@ -139,7 +139,7 @@ impl ConntrackEvent {
 }
 
 /// Where events collect until the caller drains them. Disabled, nothing is
-/// recorded and entries cache no event bits (Python: no `event_sink`).
+/// recorded and entries cache no event bits.
 #[derive(Clone, Debug, Default)]
 pub struct EventLog {
     enabled: bool,

@@ -68,7 +68,7 @@ pub trait ConnView {
 ///
 /// Both calls get the table's event log: an expectation's own events must
 /// land in the same stream, in the order they happen, as in the kernel's
-/// single `conntrack -E` socket (Python hands both tables one sink).
+/// single `conntrack -E` socket.
 pub trait ExpectHooks {
     /// A brand-new entry `id` (unconfirmed): find the expectation it
     /// fulfils, consume it and return its master. Called before the

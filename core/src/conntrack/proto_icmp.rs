@@ -18,8 +18,7 @@
 //! discovery and MLD are UNTRACKED outright.
 //!
 //! The query functions serve both families: `error`, `new` and `packet` pick
-//! the ICMP or ICMPv6 rules by protocol number (as the Python engine picks
-//! its tracker), `invert` by family.
+//! the ICMP or ICMPv6 rules by protocol number, `invert` by family.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,6 +1,6 @@
 //! TCP connection tracking: the state machine of nf_conntrack_proto_tcp.c
-//! (Linux 6.18), ported from statewall's Python `conntrack/proto_tcp.py`
-//! with the same decisions and the same reasons, byte for byte.
+//! (Linux 6.18): the kernel's decisions, each with a reason (reasons are part
+//! of statewall's output, so the tests pin their text byte for byte).
 //!
 //! Conntrack follows a TCP connection as a middlebox that can miss packets
 //! and can be out of sync with the endpoints. Each packet:
@@ -464,7 +464,7 @@ pub fn packet(
         );
     };
     // Work on a copy (64 bytes) so the entry's other fields stay borrowable;
-    // every path writes it back, as the Python mutates in place.
+    // every path writes it back, so the entry ends up as if updated in place.
     let mut td = *stored;
     let outcome = track(conn, &mut td, pkt, direction, now, cfg);
     conn.proto_data = ProtoData::Tcp(td);

@@ -2,9 +2,8 @@
 //! to send?
 //!
 //! Mirrors `tcp_in_window` and its helpers `tcp_init_sender`, `tcp_options`
-//! and `tcp_sack` in net/netfilter/nf_conntrack_proto_tcp.c (Linux 6.18), as
-//! statewall's Python `conntrack/tcp_window.py` does, decision for decision
-//! and reason for reason.
+//! and `tcp_sack` in net/netfilter/nf_conntrack_proto_tcp.c (Linux 6.18),
+//! decision for decision, each decision with a reason.
 //!
 //! Conntrack sits between the endpoints and sees only their segments. Per
 //! direction X it keeps (`TcpDirState`):
@@ -137,8 +136,8 @@ pub struct TcpData {
     pub last_seq: u32,
     pub last_ack: u32,
     pub last_end: u32,
-    /// Identical ACK-class segments in a row. Python's counter is unbounded;
-    /// 32 bits saturating cannot differ from it on any real capture.
+    /// Identical ACK-class segments in a row, saturating: only whether it has
+    /// reached nf_conntrack_tcp_max_retrans matters.
     pub retrans: u32,
     pub last_win: u16,
     pub last_dir: u8,

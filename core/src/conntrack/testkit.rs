@@ -1,8 +1,7 @@
 //! Packets built byte by byte for the conntrack tests (the real decoder is
-//! not needed: the fields conntrack reads are filled in by hand, as the
-//! Python tests do).
+//! not needed: the fields conntrack reads are filled in by hand).
 
-// Builders take every header field a test may vary, as the Python ones do.
+// Builders take every header field a test may vary.
 #![allow(clippy::too_many_arguments)]
 
 use crate::conntrack::conn::ConnId;

@@ -1,6 +1,7 @@
-//! The printers byte for byte against display.py's output (expected lines
-//! produced by the Python printers for the same entries), and the events
-//! of UDP, GRE and generic flows as the Python table reports them.
+//! The printers byte for byte: /proc/net/nf_conntrack, `conntrack -L` and
+//! `conntrack -E` lines for entries built here, the expected lines written out
+//! in full; and the events of UDP, GRE and generic flows as the table reports
+//! them.
 
 use crate::config::Sysctls;
 use crate::conntrack::conn::{Conn, HelperKind, ProtoData, Tuple, IPS_ASSURED, IPS_SEEN_REPLY};
@@ -226,7 +227,8 @@ const T0: f64 = 1_700_000_000.0;
 const CLIENT: u128 = 0x0A63_0101;
 const SERVER: u128 = 0x0A63_0201;
 
-/// The event stream the Python table gives for the same packets.
+/// The whole event stream of UDP, GRE and generic flows, from NEW to their
+/// timeouts' DESTROY.
 #[test]
 fn events_of_udp_gre_and_generic_flows() {
     let mut table = ConntrackTable::with_events(Sysctls::default());

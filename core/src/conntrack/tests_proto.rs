@@ -1,5 +1,4 @@
-//! UDP, UDP-Lite, generic and GRE tracking as Linux 6.18 does it (ported
-//! from tests/test_proto_udp.py and test_proto_other.py).
+//! UDP, UDP-Lite, generic and GRE tracking as Linux 6.18 does it.
 
 use crate::config::Sysctls;
 use crate::conntrack::conn::ProtoData;

@@ -1,8 +1,7 @@
 //! The table under load and over time: nf_conntrack_max, early drop, GC,
-//! expiry, stats and memory (ported from tests/test_table_limit.py,
-//! test_events.py and test_stats.py where they do not need TCP or ICMP,
-//! whose trackers are ported separately; UDP plays TCP's part: unreplied
-//! flows are unassured, streams are ASSURED).
+//! expiry, events, stats and memory, all on UDP entries (unreplied flows are
+//! unassured, streams are ASSURED); the TCP and ICMP trackers have tests of
+//! their own.
 
 use std::collections::HashSet;
 
@@ -622,7 +621,8 @@ fn expected_entries_are_related_and_masters_report_their_death() {
     table.gc(100.0, &mut hooks);
     assert_eq!(hooks.died[0], (master, 30.0));
     let events = table.take_events();
-    // The expectation's event comes before its master's DESTROY, as in Python.
+    // `destroy` tells the expectation table before it reports the entry's
+    // DESTROY, so the expectation's event comes first.
     assert!(events[0].expectation);
     assert_eq!(events[1].kind, EventKind::Destroy);
     assert_eq!(events[1].conn_id, 1);

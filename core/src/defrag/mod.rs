@@ -97,8 +97,8 @@ pub enum DefragOutcome {
 
 /// A reassembled datagram, and what the new packet takes from its fragments.
 ///
-/// The caller decodes `datagram` into a new `Packet` and then calls `stamp`,
-/// as Python's `_rebuilt` does after `decode_datagram`.
+/// The caller decodes `datagram` into a new `Packet` (`decode::decode_datagram`)
+/// and then calls `stamp`.
 #[derive(Debug, Clone)]
 pub struct Reassembled {
     pub datagram: Vec<u8>,
@@ -131,7 +131,8 @@ impl Reassembled {
 }
 
 impl DefragResult {
-    /// "pass", "queued", "complete" or "dropped", as Python names them.
+    /// "pass", "queued", "complete" or "dropped" (the names the recorded
+    /// reference cases use).
     pub fn kind(&self) -> &'static str {
         match self.outcome {
             DefragOutcome::Pass(_) => "pass",

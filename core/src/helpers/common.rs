@@ -169,8 +169,8 @@ pub fn py_bytes_repr(data: &[u8]) -> String {
     out
 }
 
-/// Python's bytes.find(needle, start, end): the first match wholly inside
-/// data[start..end].
+/// The first occurrence of `needle` lying wholly inside data[start..end]
+/// (`end` clamped to the data; an empty needle or range finds nothing).
 pub fn find(data: &[u8], needle: &[u8], start: usize, end: usize) -> Option<usize> {
     let end = end.min(data.len());
     if needle.is_empty() || start >= end {

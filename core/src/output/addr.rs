@@ -162,8 +162,8 @@ pub fn push_inet_ntop6<S: Sink + ?Sized>(out: &mut S, address: u128) {
     }
 }
 
-/// An address as Python's `ipaddress` module prints it, the spelling of the
-/// reasons statewall has always given: a dotted quad, or IPv6 with the first
+/// An address as Python's `ipaddress` module prints it, the spelling of
+/// statewall's reasons: a dotted quad, or IPv6 with the first
 /// longest run of two or more zero groups compressed and no embedded
 /// dotted quad (`::ffff:102:304`, unlike inet_ntop's `::ffff:1.2.3.4`).
 /// Generic over the writer so a `Display` impl writes it without a buffer.

@@ -1,6 +1,6 @@
 //! Everything the core writes for people: addresses, packet summaries, and
-//! the per-packet text and jsonl lines, byte-identical to what statewall's
-//! Python face has always printed (so output never falls back to Python).
+//! the per-packet text and jsonl lines, which the Python side passes on
+//! unchanged.
 
 pub mod addr;
 pub mod json;

@@ -241,7 +241,7 @@ pub struct Totals {
 }
 
 /// Counts over a small fixed set of keys, remembering which came first
-/// (ties are reported in first-seen order, as Python's Counter does).
+/// (ties are reported in first-seen order).
 #[derive(Clone, Debug)]
 struct Firsts<const N: usize> {
     counts: [u64; N],

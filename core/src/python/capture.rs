@@ -1,10 +1,10 @@
 //! `statewall._core.CaptureFrames`: the capture reader as a Python iterator
 //! of `statewall.capture.source.Frame`.
 //!
-//! Frames are built as the Python reader built them, `tuple.__new__(Frame,
-//! ...)`, so no Python code runs per frame; errors become the exception
-//! classes of `statewall.capture.source` (imported on first use, which also
-//! keeps that module free to import this one).
+//! Frames are built with `tuple.__new__(Frame, ...)`, so no Python code
+//! runs per frame; errors become the exception classes of
+//! `statewall.capture.source` (imported on first use, which also keeps that
+//! module free to import this one).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! The decoder and the checksum as Python sees them: `decode_frame` and
 //! `decode_datagram` build `statewall.packet.Packet` objects (with their
-//! `DecodeError`, `FragmentInfo`, `TcpOptions` and quoted `inner` packet), so
-//! the Python engine runs on the core's decoder unchanged.
+//! `DecodeError`, `FragmentInfo`, `TcpOptions` and quoted `inner` packet), the
+//! packets the Python side (statewall.decode, the kernel oracle, the tests)
+//! works with.
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -34,7 +35,7 @@ fn as_bytes<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
 }
 
 /// One of the input's byte ranges as `bytes`: the input object itself when
-/// the range is all of it, as the Python decoder did.
+/// the range is all of it (no copy).
 fn sub_bytes<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyBytes>,

@@ -77,7 +77,7 @@ fn engine(json: Option<&str>) -> PyResult<Option<Engine>> {
         .map_err(PyValueError::new_err)
 }
 
-/// The record as Python's `PacketVerdict` fields: (index, ts, verdict,
+/// The record as the fields of `statewall.verdict.PacketVerdict`: (index, ts, verdict,
 /// ctstate, ctdir, status, rule, reason, summary, proto, tcp_state, conn, notes).
 /// Nested in two (PyO3 converts tuples of up to 12 items).
 type RecordTuple = (

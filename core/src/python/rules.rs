@@ -1,5 +1,5 @@
 //! `_core.RuleEngine`: a lowered ruleset (statewall.rules.lower) loaded into
-//! the core, walked for packets decoded by Python.
+//! the core, walked for `statewall.packet.Packet` objects.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -113,7 +113,7 @@ fn build<'a>(h: &'a Held<'_>) -> PyResult<Packet<'a>> {
     Ok(p)
 }
 
-/// The Python connections connlimit has counted, asked whether they still count.
+/// The entry objects connlimit has counted (see `conn_of`), asked whether they still count.
 struct PyConns<'a, 'py> {
     py: Python<'py>,
     seen: &'a HashMap<ConnKey, Py<PyAny>>,

@@ -63,8 +63,9 @@ pub struct Effects {
     pub queue_num: u16,
     /// LOG lines, in rule order.
     pub logs: Vec<String>,
-    /// (kind, value) pairs as the Python engine names them: ("notrack", true),
-    /// ("helper", "ftp"), ("zone", 1), ("connmark", 5), ("nat", "DNAT ...").
+    /// (kind, value) pairs, as the hook walk and `_core.RuleEngine.walk` read
+    /// them: ("notrack", true), ("helper", "ftp"), ("zone", 1), ("connmark", 5),
+    /// ("nat", "DNAT ...").
     pub effects: Vec<(Cow<'static, str>, serde_json::Value)>,
     pub notes: Vec<String>,
     /// TRACE lines of a traced packet.

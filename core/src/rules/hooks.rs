@@ -1,5 +1,5 @@
-//! iptables and ip6tables behind the pipeline's rule seam (the Python
-//! `statewall.rules.hooks.IptablesEngine`).
+//! iptables and ip6tables behind the pipeline's rule seam: the rulesets
+//! `statewall.rules.hooks.IptablesEngine` checks and lowers, loaded for the walk.
 //!
 //! Two kernel facts live here. The nat table is consulted only for a
 //! connection's first packet (its binding is set up once and later packets

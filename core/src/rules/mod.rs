@@ -1,6 +1,6 @@
 //! iptables rule evaluation: rules as plain data (`model`), walked by
 //! `walker` (ip_tables.c: ipt_do_table) with counters and match state kept
-//! beside them (`state`). Parsing and load-time checks of options stay in
+//! beside them (`state`). Parsing and load-time checks of options are done in
 //! Python (statewall.rules); `statewall.rules.lower` hands the result over
 //! as JSON.
 

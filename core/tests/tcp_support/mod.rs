@@ -256,7 +256,8 @@ pub fn reply(flags: u8, seq: u32, ack: u32) -> Spec {
     Spec::new(SERVER, CLIENT, SPORT, CPORT, seq, ack, flags)
 }
 
-/// The decoder's summary of the options (statewall.decode.l4.parse_tcp_options).
+/// The decoder's summary of the options (as `decode::l4::parse_tcp_options`
+/// gives it), written out here for the test packets.
 fn parse_tcp_options(data: &[u8], mut pos: usize, end: usize) -> TcpOptions {
     let mut out = TcpOptions::default();
     let u32_at =

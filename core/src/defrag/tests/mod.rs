@@ -1,11 +1,11 @@
 //! Tests of the defragmenter, with a small builder of fragment bytes and a
-//! decoder that fills a `Packet` the way statewall's Python decoder does for
-//! the fields the defragmenter reads.
+//! small decoder of its own that fills a `Packet` as `decode::decode_datagram`
+//! does for the fields the defragmenter reads.
 
+mod behaviour;
 mod flood;
 mod fuzz;
-mod ported;
-mod python_cases;
+mod reference_cases;
 
 use std::sync::Arc;
 

@@ -4,8 +4,8 @@
 //! capture clock costs nothing.
 
 /// One rule's bucket: credit and the jiffies of the previous packet (-1: none yet).
-/// Credit is signed because a clock going backwards drains it, as it does in
-/// the Python engine.
+/// Credit is signed because a capture clock going backwards drains it (the
+/// gap in jiffies is negative).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bucket {
     pub credit: i128,
@@ -30,7 +30,7 @@ impl Bucket {
             self.credit = cap;
             self.primed = true;
         }
-        // Python's int(now * hz) truncates toward zero; `as` does the same.
+        // The capture time in jiffies, truncated toward zero (as `as` does).
         let jiffies = (now * hz as f64) as i64;
         if self.last >= 0 {
             let gap = i128::from(jiffies) - i128::from(self.last);

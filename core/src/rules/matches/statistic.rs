@@ -1,6 +1,7 @@
 //! statistic match (xt_statistic.c). Random mode draws 31 bits from the
 //! ruleset's generator, a Mersenne Twister seeded as Python's `random.Random(seed)`
-//! is, so both engines see the same sequence; nth mode keeps one counter per rule.
+//! is, so a seed gives the sequence that generator gives for it; nth mode keeps
+//! one counter per rule.
 
 /// MT19937 with CPython's integer seeding (init_by_array over the seed's 32-bit words).
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
-//! tests/test_defrag.py, case by case (the capture and live-kernel cases
-//! need the capture reader and decoder, which live elsewhere).
+//! The defragmenter's behaviours one by one, on fragments built here: the
+//! same behaviours tests/test_defrag.py checks through a whole firewall
+//! (which also has the shared capture traces and the live-kernel check).
 
 use super::*;
 use crate::defrag::truesize;
@@ -504,7 +505,7 @@ fn ipv6_queues_are_keyed_by_input_interface() {
 }
 
 #[test]
-fn ipv6_addresses_are_written_as_python_writes_them() {
+fn ipv6_addresses_are_written_as_python_ipaddress_writes_them() {
     use crate::defrag::addr_text;
     for (text, want) in [
         ("::ffff:1.2.3.4", "::ffff:102:304"),

@@ -1,10 +1,17 @@
-//! Replays fragment sequences that statewall's Python defragmenter ran
-//! (data/python_cases.txt, written by data/python_cases.py): every result
-//! must match, reason text, expired fragments and reassembled bytes included.
+//! Replays the recorded random fragment sequences of data/reference_cases.txt
+//! and checks every recorded result, reason text, expired fragments and
+//! reassembled bytes included.
+//!
+//! The file is a list of cases, each a line `case <n> <sysctl>=<value>...`
+//! (the defragmenter starts afresh with those settings) followed by:
+//! `p <index> <hex datagram> <time> <interface or -> <zone>` pushes a fragment,
+//! and the next line `r <outcome> <expired indices or -> <hex datagram or -> <reason>`
+//! is its result; `x <time> <expired indices or ->` runs expiry; and
+//! `end <pending queues> <IPv4 memory> <IPv6 memory>` checks what is left.
 
 use super::*;
 
-const CASES: &str = include_str!("data/python_cases.txt");
+const CASES: &str = include_str!("data/reference_cases.txt");
 
 fn unhex(text: &str) -> Vec<u8> {
     (0..text.len() / 2)
@@ -20,7 +27,7 @@ fn indices(text: &str) -> Vec<u64> {
 }
 
 #[test]
-fn python_and_rust_agree_on_every_recorded_fragment() {
+fn every_recorded_fragment_gives_the_recorded_result() {
     let mut defrag = Defragmenter::new(&Sysctls::default());
     let mut lines = CASES.lines().enumerate();
     let (mut cases, mut pushes) = (0, 0);
