@@ -147,6 +147,7 @@ mod tests {
         cfg.set("nf_conntrack_tcp_loose", 0).unwrap();
         assert_eq!(cfg.nf_conntrack_tcp_loose, 0);
         assert!(cfg.set("nf_conntrack_nonsense", 1).is_err());
-        assert_eq!(Sysctls::NAMES.len(), 44);
+        assert_eq!(Sysctls::NAMES.len(), 45);
+        assert_eq!(cfg.get("accept_source_route"), Some(0));
     }
 }
