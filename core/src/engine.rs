@@ -44,7 +44,7 @@ use crate::verdict::Verdict;
 /// Where a deciding rule sits: family, table and chain positions in that
 /// family's ruleset, its 1-based number (0: the chain's policy) and the line
 /// of the ruleset file. Names are looked up when a line is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RuleRef {
     pub family: u8,
     pub table: u16,

@@ -25,7 +25,7 @@ use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
-use crate::engine::{Firewall, FirewallSetup, PacketRecord};
+use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
 use crate::output::record::{write_jsonl, write_text, Totals};
 use crate::output::summary::summary;
@@ -445,6 +445,7 @@ impl PyFirewall {
             "jsonl" => Format::Jsonl,
             "text" => Format::Text,
             "summary" => Format::Summary,
+            "columns" => Format::Columns,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let reader = py
@@ -458,6 +459,7 @@ impl PyFirewall {
             until,
             first_ts: None,
             totals: Totals::default(),
+            columns: Columns::default(),
             error: None,
         })
     }
@@ -479,6 +481,64 @@ enum Format {
     Jsonl,
     Text,
     Summary,
+    /// Columnar batches (`ReplayRun::next_batch`).
+    Columns,
+}
+
+/// One batch of records, column by column: numbers in typed vectors (handed
+/// to Python as the bytes of `array.array`s), texts as lists. Absent values
+/// are -1 (signed columns) or 0 (conn).
+#[derive(Default)]
+struct Columns {
+    index: Vec<u64>,
+    ts: Vec<f64>,
+    verdict: Vec<u8>,
+    ctinfo: Vec<i8>,
+    ctdir: Vec<i8>,
+    status: Vec<u32>,
+    rule: Vec<i32>,
+    conn: Vec<u32>,
+    proto: Vec<u8>,
+    tcp_state: Vec<i8>,
+    reason: Vec<String>,
+    summary: Vec<String>,
+    /// Deciding rules met so far, numbered in order of first appearance.
+    rule_ids: std::collections::HashMap<RuleRef, i32>,
+    /// Rules first met in this batch: (table, chain, number, line).
+    new_rules: Vec<(String, String, u32, u32)>,
+}
+
+impl Columns {
+    fn push(&mut self, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) {
+        self.index.push(rec.index);
+        self.ts.push(rec.ts);
+        self.verdict.push(rec.verdict as u8);
+        self.ctinfo.push(rec.ctinfo.map_or(-1, |c| c as i8));
+        self.ctdir.push(rec.ctdir.map_or(-1, |d| d as i8));
+        self.status.push(rec.status);
+        let rule = match rec.rule {
+            None => -1,
+            Some(r) => {
+                let next = self.rule_ids.len() as i32;
+                *self.rule_ids.entry(r).or_insert_with(|| {
+                    let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
+                    self.new_rules
+                        .push((table.to_string(), chain.to_string(), r.number, r.line));
+                    next
+                })
+            }
+        };
+        self.rule.push(rule);
+        self.conn.push(rec.conn.unwrap_or(0));
+        self.proto.push(rec.proto);
+        self.tcp_state.push(rec.tcp_state.map_or(-1, |s| s as i8));
+        self.reason.push(fw.reason(rec));
+        self.summary.push(summary(pkt));
+    }
+}
+
+fn bytes_of<T: Copy>(values: &[T], to_bytes: fn(T) -> Vec<u8>) -> Vec<u8> {
+    values.iter().flat_map(|&v| to_bytes(v)).collect()
 }
 
 /// Output bytes per chunk handed to Python.
@@ -498,6 +558,7 @@ pub struct ReplayRun {
     until: Option<f64>,
     first_ts: Option<f64>,
     totals: Totals,
+    columns: Columns,
     error: Option<CaptureError>,
 }
 
@@ -540,6 +601,7 @@ fn fill(
             Format::Jsonl => write_jsonl(out, &fw.fw, &fw.rec, &pkt),
             Format::Text => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first),
             Format::Summary => {}
+            Format::Columns => run.columns.push(&fw.fw, &fw.rec, &pkt),
         }
     }
     Stop::Full
@@ -551,6 +613,7 @@ struct RunState<'r> {
     until: Option<f64>,
     first_ts: &'r mut Option<f64>,
     totals: &'r mut Totals,
+    columns: &'r mut Columns,
 }
 
 #[pymethods]
@@ -573,6 +636,7 @@ impl ReplayRun {
             until: self.until,
             first_ts: &mut self.first_ts,
             totals: &mut self.totals,
+            columns: &mut self.columns,
         };
         let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
@@ -597,13 +661,64 @@ impl ReplayRun {
                 self.error = Some(err);
             }
         }
-        if out.is_empty() && self.reader.is_none() {
+        if out.is_empty() && self.columns.index.is_empty() && self.reader.is_none() {
             if let Some(err) = self.error.take() {
                 return Err(capture_error(py, &err));
             }
             return Ok(None);
         }
         Ok(Some(PyBytes::new(py, &out).unbind()))
+    }
+
+    /// The next batch of a "columns" run (None at the end): the bytes of
+    /// the columns index (u64), ts (f64), verdict (u8), ctinfo (i8), ctdir
+    /// (i8), status (u32), rule (i32), conn (u32), proto (u8), tcp_state
+    /// (i8), in native byte order; then the reason and summary texts and
+    /// the deciding rules first met in this batch.
+    fn next_batch(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if self.format != Format::Columns {
+            return Err(PyValueError::new_err("next_batch needs a \"columns\" run"));
+        }
+        loop {
+            if self.__next__(py)?.is_none() && self.columns.index.is_empty() {
+                return Ok(None);
+            }
+            if !self.columns.index.is_empty() {
+                break;
+            }
+        }
+        let c = &mut self.columns;
+        let numbers = (
+            PyBytes::new(py, &bytes_of(&c.index, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &bytes_of(&c.ts, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &c.verdict),
+            PyBytes::new(py, &bytes_of(&c.ctinfo, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &bytes_of(&c.ctdir, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &bytes_of(&c.status, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &bytes_of(&c.rule, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &bytes_of(&c.conn, |v| v.to_ne_bytes().to_vec())),
+            PyBytes::new(py, &c.proto),
+            PyBytes::new(py, &bytes_of(&c.tcp_state, |v| v.to_ne_bytes().to_vec())),
+        );
+        let texts = (
+            std::mem::take(&mut c.reason),
+            std::mem::take(&mut c.summary),
+            std::mem::take(&mut c.new_rules),
+        );
+        for column in [&mut c.verdict, &mut c.proto] {
+            column.clear();
+        }
+        c.index.clear();
+        c.ts.clear();
+        c.ctinfo.clear();
+        c.ctdir.clear();
+        c.status.clear();
+        c.rule.clear();
+        c.conn.clear();
+        c.tcp_state.clear();
+        Ok(Some(
+            (numbers, texts).into_pyobject(py)?.into_any().unbind(),
+        ))
     }
 
     /// Packets processed so far.
