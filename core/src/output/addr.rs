@@ -79,32 +79,10 @@ pub fn push_ipv4<S: Sink + ?Sized>(out: &mut S, address: u32) {
     out.ascii(&text[..len]);
 }
 
-/// Two decimal digits for each value below 100.
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 /// A decimal number without going through `fmt` (the hot path writes many).
-pub fn push_u64<S: Sink + ?Sized>(out: &mut S, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while value >= 100 {
-        let pair = (value % 100) as usize * 2;
-        value /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if value >= 10 {
-        let pair = value as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + value as u8;
-    }
-    out.ascii(&digits[at..]);
+pub fn push_u64<S: Sink + ?Sized>(out: &mut S, value: u64) {
+    let mut digits = itoa::Buffer::new();
+    out.ascii(digits.format(value).as_bytes());
 }
 
 fn groups(address: u128) -> [u16; 8] {
