@@ -159,3 +159,5 @@ class ReplayRun:
         tuple[list[str], list[str], list[tuple[str, str, int, int]]]] | None:
         """The next batch of a "columns" run (see python/firewall.rs), None at the end."""
     def totals_lines(self) -> list[str]: ...
+    def write_to_stdout(self) -> None:
+        """Write the rest of the output to file descriptor 1 from the core."""

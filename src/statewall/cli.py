@@ -240,6 +240,8 @@ def render_run(run: ReplayRun, fmt: str, out: TextIO, summary: bool = True) -> i
     out.flush()
     finished = False
     try:
+        if not progress.enabled and _is_stdout(out):
+            run.write_to_stdout()  # the core writes to file descriptor 1 itself
         for chunk in run:
             progress.clear()
             if binary is not None:
@@ -256,6 +258,14 @@ def render_run(run: ReplayRun, fmt: str, out: TextIO, summary: bool = True) -> i
             out.write("\n".join(run.totals_lines()) + "\n")
         out.flush()
     return EXIT_OK
+
+
+def _is_stdout(out: TextIO) -> bool:
+    """Whether `out` is the process's own standard output (file descriptor 1)."""
+    try:
+        return out is sys.stdout and out.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 class Progress:

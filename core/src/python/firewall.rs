@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use std::panic::AssertUnwindSafe;
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use std::io::Write;
+
+use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyType};
@@ -465,6 +467,58 @@ impl PyFirewall {
     }
 }
 
+impl ReplayRun {
+    /// The next chunk of output (empty for a run without per-packet output
+    /// that is not finished yet), None at the end.
+    fn next_chunk(&mut self, py: Python<'_>) -> PyResult<Option<Vec<u8>>> {
+        if let Some(err) = self.error.take() {
+            return Err(capture_error(py, &err));
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        let mut fw = self.firewall.borrow_mut(py);
+        let mut run = RunState {
+            format: self.format,
+            limit: self.limit,
+            until: self.until,
+            first_ts: &mut self.first_ts,
+            totals: &mut self.totals,
+            columns: &mut self.columns,
+        };
+        let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
+        let fw_ref: &mut PyFirewall = &mut fw;
+        let caught = py.detach(|| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                fill(fw_ref, reader, &mut run, &mut out)
+            }))
+        });
+        let stop = match caught {
+            Ok(stop) => stop,
+            Err(payload) => {
+                // The machine's state cannot be trusted after a fault: the run ends here.
+                self.reader = None;
+                return Err(fault(self.totals.packets + 1, payload.as_ref()));
+            }
+        };
+        match stop {
+            Stop::Full => {}
+            Stop::Done => self.reader = None,
+            Stop::Failed(err) => {
+                self.reader = None;
+                self.error = Some(err);
+            }
+        }
+        if out.is_empty() && self.columns.index.is_empty() && self.reader.is_none() {
+            if let Some(err) = self.error.take() {
+                return Err(capture_error(py, &err));
+            }
+            return Ok(None);
+        }
+        Ok(Some(out))
+    }
+}
+
 impl PyFirewall {
     fn run(&mut self, pkt: &Packet<'_>) -> PyResult<RecordTuple> {
         let number = pkt.index + 1;
@@ -623,51 +677,29 @@ impl ReplayRun {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        if let Some(err) = self.error.take() {
-            return Err(capture_error(py, &err));
-        }
-        let Some(reader) = self.reader.as_mut() else {
-            return Ok(None);
-        };
-        let mut fw = self.firewall.borrow_mut(py);
-        let mut run = RunState {
-            format: self.format,
-            limit: self.limit,
-            until: self.until,
-            first_ts: &mut self.first_ts,
-            totals: &mut self.totals,
-            columns: &mut self.columns,
-        };
-        let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
-        let fw_ref: &mut PyFirewall = &mut fw;
-        let caught = py.detach(|| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                fill(fw_ref, reader, &mut run, &mut out)
-            }))
-        });
-        let stop = match caught {
-            Ok(stop) => stop,
-            Err(payload) => {
-                // The machine's state cannot be trusted after a fault: the run ends here.
-                self.reader = None;
-                return Err(fault(self.totals.packets + 1, payload.as_ref()));
+        Ok(self
+            .next_chunk(py)?
+            .map(|out| PyBytes::new(py, &out).unbind()))
+    }
+
+    /// Write the whole output to the process's standard output (file
+    /// descriptor 1) from the core, sparing a copy of every chunk through
+    /// Python; the capture's error, if any, is raised at the end.
+    fn write_to_stdout(&mut self, py: Python<'_>) -> PyResult<()> {
+        while let Some(out) = self.next_chunk(py)? {
+            if out.is_empty() {
+                continue;
             }
-        };
-        match stop {
-            Stop::Full => {}
-            Stop::Done => self.reader = None,
-            Stop::Failed(err) => {
-                self.reader = None;
-                self.error = Some(err);
-            }
+            py.detach(|| {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(&out).and_then(|()| stdout.flush())
+            })
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::BrokenPipe => PyBrokenPipeError::new_err(err.to_string()),
+                _ => PyOSError::new_err(err.to_string()),
+            })?;
         }
-        if out.is_empty() && self.columns.index.is_empty() && self.reader.is_none() {
-            if let Some(err) = self.error.take() {
-                return Err(capture_error(py, &err));
-            }
-            return Ok(None);
-        }
-        Ok(Some(PyBytes::new(py, &out).unbind()))
+        Ok(())
     }
 
     /// The next batch of a "columns" run (None at the end): the bytes of
@@ -680,7 +712,7 @@ impl ReplayRun {
             return Err(PyValueError::new_err("next_batch needs a \"columns\" run"));
         }
         loop {
-            if self.__next__(py)?.is_none() && self.columns.index.is_empty() {
+            if self.next_chunk(py)?.is_none() && self.columns.index.is_empty() {
                 return Ok(None);
             }
             if !self.columns.index.is_empty() {
