@@ -23,7 +23,8 @@ static ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TRUNCATED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static TUPLE_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn to_pyerr(py: Python<'_>, err: &CaptureError) -> PyErr {
+/// A capture error as the exception classes of `statewall.capture.source`.
+pub(crate) fn to_pyerr(py: Python<'_>, err: &CaptureError) -> PyErr {
     let class = if err.is_truncated() {
         TRUNCATED.import(py, SOURCE, "CaptureTruncated")
     } else {

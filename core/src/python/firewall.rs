@@ -16,8 +16,7 @@ use std::io::Write;
 
 use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::PyBytes;
 
 use crate::capture::{self, CaptureError, Reader};
 use crate::config::{HelperParams, Sysctls};
@@ -32,24 +31,9 @@ use crate::netfilter::route::{Net, Topology};
 use crate::output::record::{write_jsonl, write_text, Totals};
 use crate::output::summary::summary;
 use crate::packet::{IfaceName, Packet};
+use crate::python::capture::to_pyerr;
 use crate::rules::hooks::IptablesEngine;
 use crate::rules::walker::Engine;
-
-const SOURCE: &str = "statewall.capture.source";
-static ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static TRUNCATED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-fn capture_error(py: Python<'_>, err: &CaptureError) -> PyErr {
-    let class = if err.is_truncated() {
-        TRUNCATED.import(py, SOURCE, "CaptureTruncated")
-    } else {
-        ERROR.import(py, SOURCE, "CaptureError")
-    };
-    match class {
-        Ok(class) => PyErr::from_type(class.clone(), err.message().to_string()),
-        Err(import_failed) => import_failed,
-    }
-}
 
 /// A fault inside the core (a panic, which would be a bug) as one Python
 /// error naming the packet; the panic hook installed by the module keeps
@@ -452,7 +436,7 @@ impl PyFirewall {
         };
         let reader = py
             .detach(|| capture::open(&path))
-            .map_err(|err| capture_error(py, &err))?;
+            .map_err(|err| to_pyerr(py, &err))?;
         Ok(ReplayRun {
             firewall: slf.unbind(),
             reader: Some(reader),
@@ -472,7 +456,7 @@ impl ReplayRun {
     /// that is not finished yet), None at the end.
     fn next_chunk(&mut self, py: Python<'_>) -> PyResult<Option<Vec<u8>>> {
         if let Some(err) = self.error.take() {
-            return Err(capture_error(py, &err));
+            return Err(to_pyerr(py, &err));
         }
         let Some(reader) = self.reader.as_mut() else {
             return Ok(None);
@@ -511,7 +495,7 @@ impl ReplayRun {
         }
         if out.is_empty() && self.columns.index.is_empty() && self.reader.is_none() {
             if let Some(err) = self.error.take() {
-                return Err(capture_error(py, &err));
+                return Err(to_pyerr(py, &err));
             }
             return Ok(None);
         }
