@@ -756,3 +756,110 @@ impl std::fmt::Display for ErrorText<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::decode_datagram;
+    use crate::output::record::write_jsonl;
+    use crate::rules::testpkt::udp4;
+    use crate::rules::walker::Engine;
+
+    /// FORWARD DROP; ESTABLISHED,RELATED accepted; new UDP to port 53 accepted.
+    const RULES: &str = r#"{"family":4,"source":"t.rules","tables":[{"name":"filter",
+      "chains":[{"name":"INPUT","policy":"ACCEPT","line":2,"rules":[]},
+      {"name":"FORWARD","policy":"DROP","line":3,"rules":[
+        {"matches":[{"kind":"state","mask":6,"neg":false}],
+         "target":{"kind":"verdict","verdict":"ACCEPT"},"number":1,"line":5,
+         "text":"-A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT"},
+        {"header":{"proto":17},"matches":[{"kind":"udp","sport":{"low":0,"high":65535},
+         "dport":{"low":53,"high":53}}],"target":{"kind":"verdict","verdict":"ACCEPT"},
+         "number":2,"line":6,"text":"-A FORWARD -p udp -m udp --dport 53 -j ACCEPT"}]},
+      {"name":"OUTPUT","policy":"ACCEPT","line":4,"rules":[]}]}]}"#;
+
+    const C: [u8; 4] = [192, 0, 2, 10];
+    const S: [u8; 4] = [198, 51, 100, 20];
+
+    fn firewall() -> Firewall {
+        let mut setup = FirewallSetup::default();
+        setup.rules.v4 = Some(Engine::from_json(RULES).unwrap());
+        Firewall::new(setup)
+    }
+
+    fn run(fw: &mut Firewall, data: &[u8], index: u64) -> PacketRecord {
+        let pkt = decode_datagram(data, index, 100.0 + index as f64, false);
+        let mut rec = PacketRecord::default();
+        fw.process(&pkt, &mut rec);
+        rec
+    }
+
+    #[test]
+    fn a_query_its_answer_and_a_refused_flow() {
+        let mut fw = firewall();
+        let query = run(&mut fw, &udp4(C, S, 5000, 53), 0);
+        assert_eq!(query.verdict, Verdict::Accept);
+        assert_eq!(query.ctinfo, Some(crate::conntrack::conn::CT_NEW));
+        assert_eq!(query.rule.map(|r| r.number), Some(2));
+        assert_eq!(query.conn, Some(1));
+        let answer = run(&mut fw, &udp4(S, C, 53, 5000), 1);
+        assert_eq!(answer.ctdir, Some(1));
+        assert_eq!(answer.rule.map(|r| r.number), Some(1));
+        let refused = run(&mut fw, &udp4(C, S, 5001, 99), 2);
+        assert_eq!(refused.verdict, Verdict::Drop);
+        assert_eq!(
+            (refused.rule.map(|r| r.number), refused.conn),
+            (Some(0), None)
+        );
+        assert_eq!(
+            fw.reason(&refused),
+            "UDP: no reply seen yet (nf_conntrack_udp_timeout); policy DROP of filter FORWARD"
+        );
+        // Only the accepted flow is in the table: the dropped one died unconfirmed.
+        assert_eq!(fw.table().count(), 1);
+    }
+
+    #[test]
+    fn the_jsonl_line_names_every_field() {
+        let mut fw = firewall();
+        let data = udp4(C, S, 5000, 53);
+        let pkt = decode_datagram(&data, 0, 100.5, false);
+        let mut rec = PacketRecord::default();
+        fw.process(&pkt, &mut rec);
+        let mut out = String::new();
+        write_jsonl(&mut out, &fw, &rec, &pkt);
+        assert_eq!(
+            out,
+            "{\"index\":0,\"ts\":100.5,\"verdict\":\"ACCEPT\",\"ctstate\":\"NEW\",\
+             \"ctdir\":\"ORIGINAL\",\"status\":[\"CONFIRMED\"],\"rule\":{\"table\":\"filter\",\
+             \"chain\":\"FORWARD\",\"number\":2},\"reason\":\"UDP: no reply seen yet \
+             (nf_conntrack_udp_timeout); rule 2 of filter FORWARD: -A FORWARD -p udp -m udp \
+             --dport 53 -j ACCEPT\",\"summary\":\"192.0.2.10:5000 > 198.51.100.20:53 UDP len=0\",\
+             \"proto\":17,\"tcp_state\":null,\"conn\":1,\"notes\":[]}\n"
+        );
+    }
+
+    #[test]
+    fn a_source_routed_datagram_dies_after_prerouting() {
+        let mut fw = firewall();
+        let mut data = udp4(C, S, 5000, 53);
+        // Rebuild the header with a loose source route option (NOP, LSRR 7 4 hop).
+        let options = [1u8, 0x83, 7, 4, 198, 51, 100, 20];
+        let mut header = data[..20].to_vec();
+        header[0] = 0x47;
+        let total = (data.len() + options.len()) as u16;
+        header[2..4].copy_from_slice(&total.to_be_bytes());
+        header.extend_from_slice(&options);
+        header[10..12].copy_from_slice(&[0, 0]);
+        let sum = crate::checksum::internet_checksum(&header, 0);
+        header[10..12].copy_from_slice(&sum.to_be_bytes());
+        header.extend_from_slice(&data[20..]);
+        data = header;
+        let rec = run(&mut fw, &data, 0);
+        assert_eq!(rec.verdict, Verdict::Drop);
+        assert_eq!(rec.ctinfo, Some(crate::conntrack::conn::CT_NEW));
+        assert!(fw
+            .reason(&rec)
+            .contains("loose source route (LSRR) refused"));
+        assert_eq!((rec.conn, fw.table().count()), (None, 0));
+    }
+}
