@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from statewall.packet import CWR, ECE
@@ -55,6 +54,7 @@ from statewall.rules.model import Match, Rule, Ruleset
 from statewall.rules.model import Option as ModelOption
 from statewall.rules.targets import xt_CT, xt_mangle, xt_mark, xt_queue
 from statewall.rules.targets.xt_REJECT import V4, V6
+from statewall.values import value, value_fields
 from statewall.verdict import RuleRef
 
 FULL = 0xFFFFFFFF
@@ -70,7 +70,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Variant:
     """One typed variant; `kind` is the tag the core's serde enums read."""
 
@@ -78,8 +78,8 @@ class Variant:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for f in fields(self):
-            out[f.name] = _plain(getattr(self, f.name))
+        for name in value_fields(self):
+            out[name] = _plain(getattr(self, name))
         return out
 
 
@@ -90,7 +90,7 @@ def _wide(value: int) -> str:
 # ---- header ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Header:
     src: tuple[int, int] | None = None
     src_neg: bool = False
@@ -106,11 +106,11 @@ class Header:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("src", "dst"):
-                value = None if value is None else {"addr": _wide(value[0]), "mask": _wide(value[1])}
-            out[f.name] = value
+        for name in value_fields(self):
+            item = getattr(self, name)
+            if name in ("src", "dst"):
+                item = None if item is None else {"addr": _wide(item[0]), "mask": _wide(item[1])}
+            out[name] = item
         return out
 
 
@@ -126,7 +126,7 @@ def _header(rule: Rule) -> Header:
 # ---- matches -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PortRange(Variant):
     low: int = 0
     high: int = 65535
@@ -136,7 +136,7 @@ class PortRange(Variant):
         return {"low": self.low, "high": self.high, "neg": self.neg}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TcpMatch(Variant):
     kind: ClassVar[str] = "tcp"
     sport: PortRange
@@ -148,14 +148,14 @@ class TcpMatch(Variant):
     option_neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UdpMatch(Variant):
     kind: ClassVar[str] = "udp"
     sport: PortRange
     dport: PortRange
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class IcmpMatch(Variant):
     kind: ClassVar[str] = "icmp"
     icmp_type: int
@@ -165,7 +165,7 @@ class IcmpMatch(Variant):
     match_all: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MultiportMatch(Variant):
     kind: ClassVar[str] = "multiport"
     ranges: tuple[tuple[int, int], ...]
@@ -174,14 +174,14 @@ class MultiportMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StateMatch(Variant):
     kind: ClassVar[str] = "state"
     mask: int
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CtCheck(Variant):
     """One xt_conntrack test: kind is addr, port, proto, status, expire or dir."""
 
@@ -208,14 +208,14 @@ class CtCheck(Variant):
         return {"kind": "dir", "reply": self.neg}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConntrackMatch(Variant):
     kind: ClassVar[str] = "conntrack"
     state: tuple[int, bool] | None
     checks: tuple[CtCheck, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MarkMatch(Variant):
     kind: ClassVar[str] = "mark"
     value: int
@@ -223,7 +223,7 @@ class MarkMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConnmarkMatch(Variant):
     kind: ClassVar[str] = "connmark"
     value: int
@@ -231,19 +231,19 @@ class ConnmarkMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CommentMatch(Variant):
     kind: ClassVar[str] = "comment"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MacMatch(Variant):
     kind: ClassVar[str] = "mac"
     mac: tuple[int, ...]
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class IprangeMatch(Variant):
     kind: ClassVar[str] = "iprange"
     src_low: int
@@ -260,7 +260,7 @@ class IprangeMatch(Variant):
                 "dst_neg": self.dst_neg}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LengthMatch(Variant):
     kind: ClassVar[str] = "length"
     low: int
@@ -268,7 +268,7 @@ class LengthMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HlMatch(Variant):
     kind: ClassVar[str] = "hl"
     op: str
@@ -276,14 +276,14 @@ class HlMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PkttypeMatch(Variant):
     kind: ClassVar[str] = "pkttype"
     want: str
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LimitMatch(Variant):
     kind: ClassVar[str] = "limit"
     cost: int
@@ -292,14 +292,14 @@ class LimitMatch(Variant):
     hz: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HelperMatch(Variant):
     kind: ClassVar[str] = "helper"
     name: str
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConstMatch(Variant):
     """A match with the same answer for every packet statewall sees (nfacct, physdev, policy)."""
 
@@ -308,7 +308,7 @@ class ConstMatch(Variant):
     note: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AddrtypeMatch(Variant):
     kind: ClassVar[str] = "addrtype"
     src_mask: int
@@ -319,14 +319,14 @@ class AddrtypeMatch(Variant):
     limit_out: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StatisticRandomMatch(Variant):
     kind: ClassVar[str] = "statistic_random"
     threshold: int
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StatisticNthMatch(Variant):
     kind: ClassVar[str] = "statistic_nth"
     every: int
@@ -334,7 +334,7 @@ class StatisticNthMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RecentMatch(Variant):
     kind: ClassVar[str] = "recent"
     table: int
@@ -348,7 +348,7 @@ class RecentMatch(Variant):
     hz: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HashlimitMatch(Variant):
     kind: ClassVar[str] = "hashlimit"
     table: int
@@ -358,7 +358,7 @@ class HashlimitMatch(Variant):
     hz: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StringMatch(Variant):
     kind: ClassVar[str] = "string"
     pattern: tuple[int, ...]
@@ -372,7 +372,7 @@ class StringMatch(Variant):
                 "to": self.to, "icase": self.icase, "neg": self.neg}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RtMatch(Variant):
     kind: ClassVar[str] = "rt"
     rt_type: tuple[int, bool] | None
@@ -388,7 +388,7 @@ class RtMatch(Variant):
                 "addrs": [_wide(a) for a in self.addrs], "strict": self.strict}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SctpMatch(Variant):
     kind: ClassVar[str] = "sctp"
     sport: PortRange
@@ -396,14 +396,14 @@ class SctpMatch(Variant):
     chunks: tuple[str, tuple[int, ...], tuple[tuple[int, int, int], ...], bool] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DscpMatch(Variant):
     kind: ClassVar[str] = "dscp"
     code: int
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TosMatch(Variant):
     kind: ClassVar[str] = "tos"
     value: int
@@ -411,14 +411,14 @@ class TosMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EcnMatch(Variant):
     kind: ClassVar[str] = "ecn"
     ect: tuple[int, bool] | None
     tcp: tuple[tuple[int, bool], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TcpmssMatch(Variant):
     kind: ClassVar[str] = "tcpmss"
     low: int
@@ -426,7 +426,7 @@ class TcpmssMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RpfilterMatch(Variant):
     kind: ClassVar[str] = "rpfilter"
     loose: bool
@@ -434,7 +434,7 @@ class RpfilterMatch(Variant):
     invert: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConnbytesMatch(Variant):
     kind: ClassVar[str] = "connbytes"
     dirs: int
@@ -444,7 +444,7 @@ class ConnbytesMatch(Variant):
     neg: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConnlimitMatch(Variant):
     kind: ClassVar[str] = "connlimit"
     limit: int
@@ -457,7 +457,7 @@ class ConnlimitMatch(Variant):
                 "by_dst": self.by_dst, "mask": _wide(self.mask)}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SetMatch(Variant):
     kind: ClassVar[str] = "set"
     set: int
@@ -469,7 +469,7 @@ class SetMatch(Variant):
     bytes: tuple[int, int, bool] | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NotPortedMatch(Variant):
     kind: ClassVar[str] = "not_ported"
     name: str
@@ -839,36 +839,36 @@ _MATCH_LOWER: dict[str, Any] = {
 # ---- targets -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NoTarget(Variant):
     kind: ClassVar[str] = "none"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class VerdictTarget(Variant):
     kind: ClassVar[str] = "verdict"
     verdict: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class JumpTarget(Variant):
     kind: ClassVar[str] = "jump"
     chain: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class GotoTarget(Variant):
     kind: ClassVar[str] = "goto"
     chain: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UnknownTarget(Variant):
     kind: ClassVar[str] = "unknown"
     why: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LogTarget(Variant):
     kind: ClassVar[str] = "log"
     prefix: str
@@ -877,7 +877,7 @@ class LogTarget(Variant):
     ip_options: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RejectTarget(Variant):
     kind: ClassVar[str] = "reject"
     with_: str
@@ -886,14 +886,14 @@ class RejectTarget(Variant):
         return {"kind": self.kind, "with": self.with_}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MarkTarget(Variant):
     kind: ClassVar[str] = "mark"
     mask: int
     xor: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConnmarkCopyTarget(Variant):
     kind: ClassVar[str] = "connmark_copy"
     save: bool
@@ -901,46 +901,46 @@ class ConnmarkCopyTarget(Variant):
     ctmask: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConnmarkSetTarget(Variant):
     kind: ClassVar[str] = "connmark_set"
     mask: int
     xor: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CtTarget(Variant):
     kind: ClassVar[str] = "ct"
     effects: tuple[tuple[str, Any], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TraceTarget(Variant):
     kind: ClassVar[str] = "trace"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NatTarget(Variant):
     kind: ClassVar[str] = "nat"
     note: str
     spec: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NfqueueTarget(Variant):
     kind: ClassVar[str] = "nfqueue"
     num: int
     bypass: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EffectTarget(Variant):
     kind: ClassVar[str] = "effect"
     effect: str
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SetTarget(Variant):
     kind: ClassVar[str] = "set"
     changes: tuple[tuple[bool, int, tuple[bool, ...]], ...]
@@ -948,7 +948,7 @@ class SetTarget(Variant):
     exist: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NotPortedTarget(Variant):
     kind: ClassVar[str] = "not_ported"
     name: str
@@ -1034,7 +1034,7 @@ _TARGET_LOWER: dict[str, Any] = {
 # ---- rules, chains, tables ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoweredRule:
     header: Header
     matches: tuple[Variant, ...]
@@ -1049,7 +1049,7 @@ class LoweredRule:
                 "line": self.ref.line, "text": self.text, "unknown": self.unknown}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoweredChain:
     name: str
     policy: str | None
@@ -1061,7 +1061,7 @@ class LoweredChain:
                 "rules": [r.to_dict() for r in self.rules]}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoweredTable:
     name: str
     chains: tuple[LoweredChain, ...]
@@ -1070,7 +1070,7 @@ class LoweredTable:
         return {"name": self.name, "chains": [c.to_dict() for c in self.chains]}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Net:
     family: int
     addr: int
@@ -1080,7 +1080,7 @@ class Net:
         return {"family": self.family, "addr": _wide(self.addr), "mask": _wide(self.mask)}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RecentSpec:
     """An xt_recent list as the rules configured it (mask of its first rule)."""
 
@@ -1092,7 +1092,7 @@ class RecentSpec:
         return {"name": self.name, "mask": _wide(self.mask), "stamp_mask": self.stamp_mask}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HashlimitSpec:
     """A hashlimit table's settings, from the first rule naming it."""
 
@@ -1110,10 +1110,10 @@ class HashlimitSpec:
     interval: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in value_fields(self)}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LoweredRuleset:
     family: int
     source: str
