@@ -4,15 +4,14 @@
 //! captured frame is decoded again in the core, so the core never trusts
 //! Python-side fields) and returns the packet's record as a tuple, for the
 //! library and the kernel oracle. `replay` streams a capture file through
-//! the core and yields the per-packet output in chunks of bytes, with the
-//! interpreter released while the core works, so output never falls back
-//! to Python per packet.
-
-use std::path::PathBuf;
-
-use std::panic::AssertUnwindSafe;
+//! the core and yields the per-packet output in chunks of bytes (or writes
+//! them to standard output itself, or hands over columnar batches), with
+//! the interpreter released while the core works, so output never falls
+//! back to Python per packet.
 
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 
 use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
