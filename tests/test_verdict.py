@@ -14,15 +14,16 @@ import pytest
 
 from statewall import builder as b
 from statewall.decode import decode_datagram, decode_frame
+from statewall.engine import Firewall
 from statewall.packet import Packet
-from statewall.verdict import PacketVerdict, RuleRef, describe, tcp_flag_letters
+from statewall.verdict import PacketVerdict, RuleRef
 
 
 def packet(datagram: bytes) -> Packet:
     return decode_datagram(datagram, index=4, ts=12.5)
 
 
-def verdict(summary: str | Packet) -> PacketVerdict:
+def verdict(summary: str) -> PacketVerdict:
     return PacketVerdict(4, 12.5, "ACCEPT", "NEW", "ORIGINAL", ("CONFIRMED",),
                          RuleRef("filter", "FORWARD", 2), "SYN in NONE: NONE → SYN_SENT", summary,
                          proto=6, tcp_state="SYN_SENT", conn_id=1, notes=("note",))
@@ -31,65 +32,49 @@ def verdict(summary: str | Packet) -> PacketVerdict:
 SYN = b.tcp("192.0.2.1", "198.51.100.7", 40000, 80, "S", seq=1000, window=64240)
 
 
-# -- the summary line ---------------------------------------------------------------
+# -- the summary line (written by the core) --------------------------------------------
+
+def summary(pkt: Packet) -> str:
+    return Firewall().process(pkt).summary
+
 
 def test_tcp_summary_names_endpoints_flags_and_numbers() -> None:
     data = b.tcp("192.0.2.1", "198.51.100.7", 40000, 80, "PA", seq=7, ack=9, window=502,
                  payload=b"hello")
-    assert describe(packet(data)) == \
+    assert summary(packet(data)) == \
         "192.0.2.1:40000 > 198.51.100.7:80 TCP [PA] seq=7 ack=9 win=502 len=5"
 
 
 def test_ipv6_udp_and_icmp_summaries() -> None:
     udp = b.udp("2001:db8::1", "2001:db8::2", 5353, 53, payload=b"abc")
-    assert describe(packet(udp)) == "[2001:db8::1]:5353 > [2001:db8::2]:53 UDP len=3"
+    assert summary(packet(udp)) == "[2001:db8::1]:5353 > [2001:db8::2]:53 UDP len=3"
     echo = b.icmp_echo("192.0.2.1", "198.51.100.7", ident=77, seq=1)
-    assert describe(packet(echo)) == "192.0.2.1 > 198.51.100.7 ICMP type=8 code=0 id=77"
+    assert summary(packet(echo)) == "192.0.2.1 > 198.51.100.7 ICMP type=8 code=0 id=77"
 
 
 def test_fragments_and_frames_that_are_not_ip() -> None:
     pieces = b.fragment(b.udp("192.0.2.1", "198.51.100.7", 1, 2, payload=bytes(40), ident=0x42),
                         24)
-    assert describe(packet(pieces[0])).endswith(" UDP len=16 frag id=0x42 off=0+")
-    assert describe(packet(pieces[1])) == "192.0.2.1 > 198.51.100.7 UDP frag id=0x42 off=24"
+    assert summary(packet(pieces[0])).endswith(" UDP len=16 frag id=0x42 off=0+")
+    assert summary(packet(pieces[1])) == "192.0.2.1 > 198.51.100.7 UDP frag id=0x42 off=24"
     arp = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + bytes(28)
-    assert describe(decode_frame(0, 0.0, arp, 1)) == "non-IP frame"
+    assert summary(decode_frame(0, 0.0, arp, 1)) == "non-IP frame"
 
 
 def test_flag_letters_in_tcpdump_order() -> None:
-    assert tcp_flag_letters(0x12) == "SA"
-    assert tcp_flag_letters(0x11) == "FA"
-    assert tcp_flag_letters(0xFF) == "SFRPAUEC"
-    assert tcp_flag_letters(0) == "-"
+    for flags, letters in (("SA", "SA"), ("FA", "FA"), ("SFRPAUEC", "SFRPAUEC")):
+        data = b.tcp("192.0.2.1", "198.51.100.7", 1, 2, flags, seq=1)
+        assert f" [{letters}] " in summary(packet(data))
 
 
-# -- the summary described on demand --------------------------------------------
-
-def test_lazy_summary_reads_as_the_described_text() -> None:
-    lazy, eager = verdict(packet(SYN)), verdict(describe(packet(SYN)))
-    assert lazy.summary == eager.summary == "192.0.2.1:40000 > 198.51.100.7:80 TCP [S] " \
-        "seq=1000 ack=0 win=64240"
-
-
-def test_lazy_and_eager_verdicts_are_indistinguishable() -> None:
-    eager = verdict(describe(packet(SYN)))
-    assert verdict(packet(SYN)) == eager
-    assert hash(verdict(packet(SYN))) == hash(eager)
-    assert repr(verdict(packet(SYN))) == repr(eager)
-    assert verdict(packet(SYN)).as_json() == eager.as_json()
-    assert pickle.loads(pickle.dumps(verdict(packet(SYN)))) == eager
-    assert dataclasses.replace(verdict(packet(SYN)), reason="x").summary == eager.summary
-    assert dataclasses.astuple(verdict(packet(SYN)))[:13] == dataclasses.astuple(eager)[:13]
-
-
-def test_lazy_verdict_is_frozen_and_lets_the_packet_go() -> None:
-    lazy = verdict(packet(SYN))
+def test_a_verdict_is_a_frozen_value() -> None:
+    one = verdict("192.0.2.1:40000 > 198.51.100.7:80 TCP [S] seq=1000 ack=0 win=64240")
+    assert pickle.loads(pickle.dumps(one)) == one
     with pytest.raises(dataclasses.FrozenInstanceError):
-        lazy.summary = "changed"  # type: ignore[misc]
-    assert lazy.summary.startswith("192.0.2.1:40000")
-    assert lazy._packet is None
+        one.summary = "changed"  # type: ignore[misc]
+    assert one.as_json()["conn"] == 1 and one.as_json()["summary"].endswith("win=64240")
 
 
 def test_unknown_attributes_still_raise() -> None:
-    with pytest.raises(AttributeError, match="no attribute 'sumary'"):
-        verdict(packet(SYN)).sumary  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(AttributeError, match="sumary"):
+        verdict("x").sumary  # type: ignore[attr-defined]  # noqa: B018

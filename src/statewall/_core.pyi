@@ -7,6 +7,8 @@ from statewall.capture.source import Frame
 from statewall.packet import Packet, TcpOptions
 
 def sysctl_names() -> list[str]: ...
+def format_address(family: int, address: int) -> str:
+    """A dotted quad, or IPv6 as inet_ntop writes it."""
 
 # --- capture (core/src/python/capture.rs) ---
 

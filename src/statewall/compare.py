@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from statewall._core import format_address
 from statewall.engine import Firewall
 from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
 from statewall.packet import PROTO_ICMP, PROTO_ICMPV6, Packet
-from statewall.verdict import PacketVerdict, format_address
+from statewall.verdict import PacketVerdict
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6",
                 132: "sctp", 136: "udplite"}

@@ -15,12 +15,20 @@ fn sysctl_names() -> Vec<&'static str> {
     Sysctls::NAMES.to_vec()
 }
 
+/// An address as summaries and tables print it: a dotted quad, or IPv6 as
+/// inet_ntop writes it.
+#[pyfunction]
+fn format_address(family: u8, address: u128) -> String {
+    crate::output::addr::format_address(family, address)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // A fault in the core reaches Python as one error naming the packet
     // (python/firewall.rs); Rust's own panic report stays off the terminal.
     std::panic::set_hook(Box::new(|_| {}));
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
+    m.add_function(wrap_pyfunction!(format_address, m)?)?;
     capture::register(m)?;
     decode::register(m)?;
     firewall::register(m)?;
