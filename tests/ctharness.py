@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rulewalk import TupleFields
+
 from statewall.config import HelperParams, Sysctls
 from statewall.decode import decode_datagram
 from statewall.engine import Connection, Firewall
@@ -63,7 +65,7 @@ def ctinfo_of(verdict: PacketVerdict) -> int | None:
     return _CTINFO[(verdict.ctstate, verdict.ctdir or "")]
 
 
-class LiveConn:
+class LiveConn(TupleFields):
     """One entry of a machine's table, as the table holds it now."""
 
     def __init__(self, machine: Machine, conn_id: int) -> None:
@@ -124,30 +126,6 @@ class LiveConn:
     def reply(self) -> tuple[int, int, int, int]:
         c = self._live()
         return c.reply_src, c.reply_dst, c.reply_sport, c.reply_dport
-
-    @property
-    def orig_src(self) -> int:
-        return self.orig[0]
-
-    @property
-    def orig_dport(self) -> int:
-        return self.orig[3]
-
-    @property
-    def reply_src(self) -> int:
-        return self.reply[0]
-
-    @property
-    def reply_dst(self) -> int:
-        return self.reply[1]
-
-    @property
-    def reply_sport(self) -> int:
-        return self.reply[2]
-
-    @property
-    def reply_dport(self) -> int:
-        return self.reply[3]
 
     def remaining(self, now: float) -> int:
         """Whole seconds left, as /proc and conntrack -L print them (truncated)."""

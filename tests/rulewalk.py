@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statewall._core import RuleEngine
 from statewall.packet import Packet
@@ -41,23 +41,17 @@ IPS_DST_NAT = 1 << 5
 IPS_DYING = 1 << 9
 
 
-@dataclass
-class Entry:
-    """A conntrack entry as the rules see it."""
+class TupleFields:
+    """`orig_src` ... `reply_dport` read from the `orig` and `reply` tuples
+    (src, dst, sport, dport), as the core's binding reads an entry."""
 
-    family: int
-    proto: int
-    zone: int
-    orig: tuple[int, int, int, int]  # src, dst, sport, dport
-    reply: tuple[int, int, int, int]
-    created: float = 0.0
-    status: int = 0
-    expires: float = 0.0
-    mark: int = 0
-    proto_state: int = 0
-    helper: str | None = None
-    master: Entry | None = None
-    counters: list[int] | None = None  # orig packets, orig bytes, reply packets, reply bytes
+    if TYPE_CHECKING:  # provided by the class that mixes this in
+
+        @property
+        def orig(self) -> tuple[int, int, int, int]: ...
+
+        @property
+        def reply(self) -> tuple[int, int, int, int]: ...
 
     @property
     def orig_src(self) -> int:
@@ -90,6 +84,26 @@ class Entry:
     @property
     def reply_dport(self) -> int:
         return self.reply[3]
+
+
+@dataclass
+class Entry(TupleFields):
+    """A conntrack entry as the rules see it."""
+
+    family: int
+    proto: int
+    zone: int
+    orig: tuple[int, int, int, int]  # src, dst, sport, dport
+    reply: tuple[int, int, int, int]
+    created: float = 0.0
+    status: int = 0
+    expires: float = 0.0
+    mark: int = 0
+    proto_state: int = 0
+    helper: str | None = None
+    master: Entry | None = None
+    counters: list[int] | None = None  # orig packets, orig bytes, reply packets, reply bytes
+
 
 
 @dataclass(frozen=True, slots=True)
