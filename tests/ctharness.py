@@ -17,7 +17,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rulewalk import TupleFields
+from rulewalk import (
+    CT_ESTABLISHED,
+    CT_ESTABLISHED_REPLY,
+    CT_INVALID,
+    CT_NEW,
+    CT_RELATED,
+    CT_RELATED_REPLY,
+    CT_UNTRACKED,
+    IPS_ASSURED,
+    IPS_CONFIRMED,
+    IPS_DYING,
+    IPS_EXPECTED,
+    IPS_FIXED_TIMEOUT,
+    IPS_HELPER,
+    IPS_SEEN_REPLY,
+    TupleFields,
+)
 
 from statewall.config import HelperParams, Sysctls
 from statewall.decode import decode_datagram
@@ -26,24 +42,6 @@ from statewall.events import ConntrackEvent
 from statewall.packet import Packet
 from statewall.topology import Topology, parse_networks
 from statewall.verdict import PacketVerdict
-
-# enum ip_conntrack_info
-CT_ESTABLISHED = 0
-CT_RELATED = 1
-CT_NEW = 2
-CT_ESTABLISHED_REPLY = 3
-CT_RELATED_REPLY = 4
-CT_INVALID = 5
-CT_UNTRACKED = 7
-
-# enum ip_conntrack_status
-IPS_EXPECTED = 1 << 0
-IPS_SEEN_REPLY = 1 << 1
-IPS_ASSURED = 1 << 2
-IPS_CONFIRMED = 1 << 3
-IPS_DYING = 1 << 9
-IPS_FIXED_TIMEOUT = 1 << 10
-IPS_HELPER = 1 << 13
 
 _CTINFO = {
     ("NEW", "ORIGINAL"): CT_NEW,
@@ -194,3 +192,25 @@ class Machine:
 
     def expectation_lines(self, at: float | None = None, fmt: str = "proc") -> list[str]:
         return self.firewall.expectation_lines(self.now if at is None else at, fmt)
+
+# The harness, and the kernel's ctinfo and status values the tests compare with.
+__all__ = [
+    "CT_ESTABLISHED",
+    "CT_ESTABLISHED_REPLY",
+    "CT_INVALID",
+    "CT_NEW",
+    "CT_RELATED",
+    "CT_RELATED_REPLY",
+    "CT_UNTRACKED",
+    "IPS_ASSURED",
+    "IPS_CONFIRMED",
+    "IPS_DYING",
+    "IPS_EXPECTED",
+    "IPS_FIXED_TIMEOUT",
+    "IPS_HELPER",
+    "IPS_SEEN_REPLY",
+    "LiveConn",
+    "Step",
+    "ctinfo_of",
+    "Machine",
+]

@@ -39,6 +39,8 @@ IPS_CONFIRMED = 1 << 3
 IPS_SRC_NAT = 1 << 4
 IPS_DST_NAT = 1 << 5
 IPS_DYING = 1 << 9
+IPS_FIXED_TIMEOUT = 1 << 10
+IPS_HELPER = 1 << 13
 
 
 class TupleFields:
