@@ -574,8 +574,31 @@ impl Columns {
     }
 }
 
-fn bytes_of<T: Copy>(values: &[T], to_bytes: fn(T) -> Vec<u8>) -> Vec<u8> {
-    values.iter().flat_map(|&v| to_bytes(v)).collect()
+/// A number a column holds, as its bytes in native order.
+trait ColumnValue: Copy {
+    fn put(self, out: &mut Vec<u8>);
+}
+
+macro_rules! column_value {
+    ($($t:ty),*) => {$(
+        impl ColumnValue for $t {
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_ne_bytes());
+            }
+        }
+    )*};
+}
+
+column_value!(u8, i8, u32, i32, u64, f64);
+
+/// A column's bytes (for `array.array.frombytes`); the column is left empty
+/// for the next batch, its buffer kept.
+fn take_column<'py, T: ColumnValue>(py: Python<'py>, values: &mut Vec<T>) -> Bound<'py, PyBytes> {
+    let mut out = Vec::with_capacity(values.len() * std::mem::size_of::<T>());
+    for value in values.drain(..) {
+        value.put(&mut out);
+    }
+    PyBytes::new(py, &out)
 }
 
 /// Output bytes per chunk handed to Python.
@@ -704,33 +727,22 @@ impl ReplayRun {
         }
         let c = &mut self.columns;
         let numbers = (
-            PyBytes::new(py, &bytes_of(&c.index, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &bytes_of(&c.ts, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &c.verdict),
-            PyBytes::new(py, &bytes_of(&c.ctinfo, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &bytes_of(&c.ctdir, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &bytes_of(&c.status, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &bytes_of(&c.rule, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &bytes_of(&c.conn, |v| v.to_ne_bytes().to_vec())),
-            PyBytes::new(py, &c.proto),
-            PyBytes::new(py, &bytes_of(&c.tcp_state, |v| v.to_ne_bytes().to_vec())),
+            take_column(py, &mut c.index),
+            take_column(py, &mut c.ts),
+            take_column(py, &mut c.verdict),
+            take_column(py, &mut c.ctinfo),
+            take_column(py, &mut c.ctdir),
+            take_column(py, &mut c.status),
+            take_column(py, &mut c.rule),
+            take_column(py, &mut c.conn),
+            take_column(py, &mut c.proto),
+            take_column(py, &mut c.tcp_state),
         );
         let texts = (
             std::mem::take(&mut c.reason),
             std::mem::take(&mut c.summary),
             std::mem::take(&mut c.new_rules),
         );
-        for column in [&mut c.verdict, &mut c.proto] {
-            column.clear();
-        }
-        c.index.clear();
-        c.ts.clear();
-        c.ctinfo.clear();
-        c.ctdir.clear();
-        c.status.clear();
-        c.rule.clear();
-        c.conn.clear();
-        c.tcp_state.clear();
         Ok(Some(
             (numbers, texts).into_pyobject(py)?.into_any().unbind(),
         ))
