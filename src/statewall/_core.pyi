@@ -7,6 +7,11 @@ from statewall.capture.source import Frame
 from statewall.packet import Packet, TcpOptions
 
 def sysctl_names() -> list[str]: ...
+VERDICT_NAMES: list[str]  # by the code a batch's verdict column holds
+CTSTATE_NAMES: list[tuple[int, str]]  # (ctinfo, ctstate name)
+TCP_STATE_NAMES: list[str]  # by TCP conntrack state number
+STATUS_NAMES: list[tuple[str, int]]  # (name, IPS_* bit), in the order results list them
+
 def format_address(family: int, address: int) -> str:
     """A dotted quad, or IPv6 as inet_ntop writes it."""
 

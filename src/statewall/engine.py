@@ -60,13 +60,11 @@ class Connection:
     master: int | None  # the conn_id of the connection that expected this one
 
 
-VERDICTS = ("ACCEPT", "DROP", "REJECT", "STOLEN", "QUEUE", "UNKNOWN")
-CTSTATES = {0: "ESTABLISHED", 1: "RELATED", 2: "NEW", 3: "ESTABLISHED", 4: "RELATED",
-            5: "INVALID", 7: "UNTRACKED"}
-TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-              "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2")
-STATUS_BITS = (("EXPECTED", 1), ("SEEN_REPLY", 2), ("ASSURED", 4), ("CONFIRMED", 8),
-               ("SRC_NAT", 16), ("DST_NAT", 32))
+# What a batch's codes stand for, from the core's own tables.
+VERDICTS: tuple[str, ...] = tuple(_core.VERDICT_NAMES)
+CTSTATES: dict[int, str] = dict(_core.CTSTATE_NAMES)
+TCP_STATES: tuple[str, ...] = tuple(_core.TCP_STATE_NAMES)
+STATUS_BITS: tuple[tuple[str, int], ...] = tuple(_core.STATUS_NAMES)
 
 
 @dataclass(frozen=True, slots=True)

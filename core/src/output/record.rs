@@ -23,7 +23,8 @@ use crate::output::Sink;
 use crate::packet::Packet;
 use crate::verdict::Verdict;
 
-fn direction_name(dir: u8) -> &'static str {
+/// ORIGINAL (0) or REPLY.
+pub fn direction_name(dir: u8) -> &'static str {
     if dir == 0 {
         "ORIGINAL"
     } else {
@@ -31,7 +32,8 @@ fn direction_name(dir: u8) -> &'static str {
     }
 }
 
-fn tcp_state_name(state: u8) -> &'static str {
+/// The TCP conntrack state's name.
+pub fn tcp_state_name(state: u8) -> &'static str {
     TCP_STATE_NAMES
         .get(usize::from(state))
         .copied()
@@ -189,13 +191,15 @@ const STATE_KEYS: [&str; 9] = [
     "-",
 ];
 
+const STATE_INVALID: usize = 4;
+
 fn state_key(ctinfo: u8) -> usize {
     match ctinfo {
         CT_ESTABLISHED | CT_ESTABLISHED_REPLY => 0,
         CT_RELATED | CT_RELATED_REPLY => 1,
         CT_NEW => 2,
         CT_UNTRACKED => 3,
-        _ => 4,
+        _ => STATE_INVALID,
     }
 }
 
@@ -312,7 +316,7 @@ impl Totals {
         if let Some(id) = rec.conn {
             self.connections.insert(id);
         }
-        if rec.ctinfo.map(ctstate_name) == Some("INVALID") {
+        if rec.ctinfo.map(state_key) == Some(STATE_INVALID) {
             let reason = fw.reason(rec);
             let head = reason.split("; ").next().unwrap_or("");
             self.invalid_reasons.add(head);

@@ -22,12 +22,11 @@ use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
 use crate::conntrack::display::{conntrack_line, proc_line, state_name};
 use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
-use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
-use crate::output::record::{write_jsonl, write_text, Totals};
+use crate::output::record::{direction_name, tcp_state_name, write_jsonl, write_text, Totals};
 use crate::output::summary::summary;
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
@@ -97,7 +96,7 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTup
         rec.ts,
         rec.verdict.name(),
         rec.ctinfo.map(ctstate_name),
-        rec.ctdir.map(|d| if d == 0 { "ORIGINAL" } else { "REPLY" }),
+        rec.ctdir.map(direction_name),
         STATUS_NAMES
             .iter()
             .filter(|(bit, _)| rec.status & bit != 0)
@@ -109,8 +108,7 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTup
         fw.reason(rec),
         summary,
         rec.proto,
-        rec.tcp_state
-            .and_then(|s| TCP_STATE_NAMES.get(usize::from(s)).copied()),
+        rec.tcp_state.map(tcp_state_name),
         rec.conn,
         rec.notes.clone(),
     );

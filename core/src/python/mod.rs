@@ -29,6 +29,26 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     std::panic::set_hook(Box::new(|_| {}));
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     m.add_function(wrap_pyfunction!(format_address, m)?)?;
+    // The names a columnar batch's codes stand for, from the core's own tables.
+    let verdicts: Vec<&str> = crate::verdict::Verdict::ALL
+        .iter()
+        .map(|v| v.name())
+        .collect();
+    m.add("VERDICT_NAMES", verdicts)?;
+    let ctstates: Vec<(u8, &str)> = [0u8, 1, 2, 3, 4, 5, 7]
+        .into_iter()
+        .map(|ctinfo| (ctinfo, crate::conntrack::conn::ctstate_name(ctinfo)))
+        .collect();
+    m.add("CTSTATE_NAMES", ctstates)?;
+    m.add(
+        "TCP_STATE_NAMES",
+        crate::conntrack::proto_tcp::STATE_NAMES.to_vec(),
+    )?;
+    let status: Vec<(&str, u32)> = crate::conntrack::conn::STATUS_NAMES
+        .iter()
+        .map(|&(bit, name)| (name, bit))
+        .collect();
+    m.add("STATUS_NAMES", status)?;
     capture::register(m)?;
     decode::register(m)?;
     firewall::register(m)?;
