@@ -145,7 +145,7 @@ class Firewall:
         self._core = _core.Firewall(
             rules_v4=lowered[0],
             rules_v6=lowered[1],
-            sysctls=[(name, value) for name, value in self.cfg.bare_items()],
+            sysctls=self.cfg.bare_items(),
             local=_nets(self.topology.local),
             interfaces=[(name, _nets(nets)) for name, nets in self.topology.interfaces],
             auto_helpers=auto_helpers,
