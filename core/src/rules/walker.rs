@@ -236,12 +236,17 @@ impl Engine {
     }
 }
 
-fn iface_matches(name: Option<&str>, pattern: &str) -> bool {
+/// `-i`/`-o`: a rule without the option matches every interface.
+fn iface_matches(name: Option<&str>, pattern: Option<&str>, negated: bool) -> bool {
+    let Some(pattern) = pattern else {
+        return true;
+    };
     let actual = name.unwrap_or("");
-    match pattern.strip_suffix('+') {
-        Some(prefix) => actual.starts_with(prefix),
-        None => actual == pattern,
-    }
+    negated
+        != match pattern.strip_suffix('+') {
+            Some(prefix) => actual.starts_with(prefix),
+            None => actual == pattern,
+        }
 }
 
 /// The rule header (ip_tables.c: ip_packet_match).
@@ -253,10 +258,9 @@ pub fn header_matches(rule: &Rule, ctx: &RuleCtx<'_>) -> bool {
     if ((pkt.src & smask) == saddr) == h.src_neg || ((pkt.dst & dmask) == daddr) == h.dst_neg {
         return false;
     }
-    if iface_matches(ctx.iface_in, h.iface_in.as_deref().unwrap_or("+")) == h.iface_in_neg {
-        return false;
-    }
-    if iface_matches(ctx.iface_out, h.iface_out.as_deref().unwrap_or("+")) == h.iface_out_neg {
+    if !iface_matches(ctx.iface_in, h.iface_in.as_deref(), h.iface_in_neg)
+        || !iface_matches(ctx.iface_out, h.iface_out.as_deref(), h.iface_out_neg)
+    {
         return false;
     }
     if h.proto != 0 && (pkt.proto == h.proto) == h.proto_neg {
