@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,93 @@ def test_broken_shared_ruleset_reports_its_errors() -> None:
         f"{path}:12: unknown option --something-else for match multiport",
         f"{path}:40: match `icmp6' is not available for IPv4",
     ]
+
+
+# --- one pass ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def passes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How often the file is parsed and how often each table is compiled."""
+    from statewall.rules import compile as compile_mod
+    from statewall.rules import parser as parser_mod
+
+    calls = {"parse": 0, "table": 0}
+    run, table = parser_mod._FileParser.run, compile_mod._Compiler.table
+
+    def counted_run(self: Any, text: str) -> Any:
+        calls["parse"] += 1
+        return run(self, text)
+
+    def counted_table(self: Any, t: Any) -> Any:
+        calls["table"] += 1
+        return table(self, t)
+
+    monkeypatch.setattr(parser_mod._FileParser, "run", counted_run)
+    monkeypatch.setattr(compile_mod._Compiler, "table", counted_table)
+    return calls
+
+
+def test_many_errors_are_reported_once_each_in_line_order(tmp_path: Path,
+                                                         passes: dict[str, int]) -> None:
+    # Three kinds of error, each caught at a different stage: the parser (an
+    # unknown option), the walk over the jumps (a missing chain) and the
+    # match's own check (a bad MAC address), between good rules.
+    bad = ["-A INPUT -p tcp --frob {n} -j ACCEPT",
+           "-A FORWARD -p udp --sport {n} -j NOWHERE{n}",
+           "-A INPUT -m mac --mac-source zz:{n} -j DROP"]
+    messages = ["unknown option --frob for match tcp", "Chain 'NOWHERE{n}' does not exist",
+                "mac match: Invalid MAC address specified"]
+    lines, expected = ["*filter"], []
+    for n in range(300):
+        lines.append(f"-A INPUT -p udp --dport {n + 1} -j ACCEPT")
+        lines.append(bad[n % 3].format(n=n))
+        expected.append(f"F:{len(lines)}: {messages[n % 3].format(n=n)}")
+    lines.append("COMMIT")
+    path = write(tmp_path, "many.v4", "\n".join(lines) + "\n")
+    code, out = check_command(path, None, lint=False, allow_unknown=False)
+    assert code == 1
+    assert [line.replace(path, "F") for line in out] == expected
+    assert passes == {"parse": 1, "table": 1}
+
+
+def test_a_chain_reached_only_through_a_bad_jump_is_checked_without_it(
+        tmp_path: Path, passes: dict[str, int]) -> None:
+    # The OUTPUT rule is dropped, so X is reached from INPUT alone, where
+    # -m mac is allowed: line 5 passes, line 6 still fails on its own.
+    text = ("*filter\n:X - [0:0]\n-A INPUT -j X\n-A OUTPUT -m mark --mark zz -j X\n"
+            "-A X -m mac --mac-source 00:11:22:33:44:55 -j ACCEPT\n"
+            "-A X -m mac --mac-source zz -j DROP\nCOMMIT\n")
+    path = write(tmp_path, "jump.v4", text)
+    code, out = check_command(path, None, lint=False, allow_unknown=False)
+    assert [line.replace(path, "F") for line in out] == [
+        'F:4: mark match: invalid mark "zz"',
+        "F:6: mac match: Invalid MAC address specified",
+    ]
+    assert code == 1 and passes == {"parse": 1, "table": 1}
+    # With a good OUTPUT rule, X is reached from OUTPUT and both mac rules fail there.
+    path = write(tmp_path, "jump2.v4", text.replace("-m mark --mark zz ", ""))
+    code, out = check_command(path, None, lint=False, allow_unknown=False)
+    place = "mac match: used from hooks OUTPUT, but only usable from PREROUTING/INPUT/FORWARD"
+    assert [line.replace(path, "F") for line in out] == [f"F:5: {place}", f"F:6: {place}"]
+
+
+def test_a_missing_final_commit_is_reported_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "open.v4", "*filter\n-A INPUT --frob -j ACCEPT\n-A INPUT -j DROP")
+    code, out = check_command(path, None, lint=False, allow_unknown=False)
+    assert [line.replace(path, "F") for line in out] == [
+        "F:2: unknown option --frob", "F:3: COMMIT expected at end of file"]
+    assert code == 1
+
+
+@shared
+def test_a_large_shared_ruleset_is_checked_in_one_pass(passes: dict[str, int]) -> None:
+    # Its MAC addresses were anonymised to XX:XX:..., which the mac match refuses.
+    path = RULESETS / "netnet-tum-chair-2016-06.v4"
+    anonymised = [n for n, line in enumerate(path.read_text().split("\n"), start=1)
+                  if "--mac-source XX:" in line]
+    code, out = check_command(str(path), None, lint=False, allow_unknown=False)
+    assert code == 1
+    assert out == [f"{path}:{n}: mac match: Invalid MAC address specified" for n in anonymised]
+    assert len(anonymised) > 1000
+    assert passes == {"parse": 1, "table": 3}  # its raw, nat and filter tables

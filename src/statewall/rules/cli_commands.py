@@ -1,10 +1,11 @@
 """The `statewall check` command: load and check rulesets, report every error.
 
-iptables-restore stops at the first error; `check` reports them all. After an
-error it blanks the offending line and tries again, so one bad rule does not
-hide the next (a rule that only fails because an earlier line was dropped
-may add a follow-on error, as a compiler's would). With `--lint`, a ruleset
-that loads is also checked for the mistakes statewall.rules.lint knows.
+iptables-restore stops at the first error; `check` reports them all, in one
+pass: the parser and then the load-time checks read on after an error as if
+its line were blank, so one bad rule does not hide the next (a rule that
+only fails because an earlier line was dropped may add a follow-on error, as
+a compiler's would). With `--lint`, a ruleset that loads is also checked for
+the mistakes statewall.rules.lint knows.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from statewall.rules.compile import compile_ruleset
-from statewall.rules.errors import RulesetError
+from statewall.rules.compile import compile_errors
 from statewall.rules.ext import RuleState
 from statewall.rules.ipset import load_ipset_file
 from statewall.rules.lint import lint as run_lint
 from statewall.rules.model import Ruleset
-from statewall.rules.parser import parse_ruleset
-
-MAX_ERRORS = 100
+from statewall.rules.parser import parse_ruleset_errors
 
 
 def load_sets(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
@@ -36,25 +34,12 @@ def load_sets(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
 
 def check_text(text: str, source: str, family: int, allow_unknown: bool,
                sets: dict[str, Any] | None = None) -> tuple[list[str], Ruleset | None]:
-    """(every error as `file:line: message`, the ruleset when it loaded cleanly)."""
-    lines = text.split("\n")
-    errors: list[str] = []
-    blanked: set[int] = set()
-    while len(errors) < MAX_ERRORS:
-        try:
-            ruleset = parse_ruleset("\n".join(lines), source, family, allow_unknown)
-            compile_ruleset(ruleset, RuleState(sets=dict(sets or {})), allow_unknown)
-        except RulesetError as err:
-            errors.append(str(err))
-            if err.line in blanked or not 1 <= err.line <= len(lines) \
-                    or lines[err.line - 1].strip() in ("", "COMMIT") \
-                    or lines[err.line - 1].lstrip().startswith("*"):
-                break
-            blanked.add(err.line)
-            lines[err.line - 1] = ""
-            continue
-        return errors, (ruleset if not errors else None)
-    return errors, None
+    """(every error as `file:line: message`, in line order; the ruleset when it loaded cleanly)."""
+    ruleset, errors = parse_ruleset_errors(text, source, family, allow_unknown)
+    if ruleset is not None:
+        errors += compile_errors(ruleset, RuleState(sets=dict(sets or {})), allow_unknown)
+    errors.sort(key=lambda err: err.line)
+    return [str(err) for err in errors], (ruleset if not errors else None)
 
 
 def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,

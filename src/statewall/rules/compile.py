@@ -74,20 +74,39 @@ class CompiledRuleset:
 
 
 class _Compiler:
-    def __init__(self, ruleset: Ruleset, state: RuleState, allow_unknown: bool) -> None:
+    def __init__(self, ruleset: Ruleset, state: RuleState, allow_unknown: bool,
+                 errors: list[RulesetError] | None = None) -> None:
         self.ruleset = ruleset
         self.state = state
         self.allow_unknown = allow_unknown
         self.unknown: list[RuleRef] = []
+        # None: raise at the first error. A list: collect every error and
+        # leave out the rules of each bad line, as if the line were blank.
+        self.errors = errors
+        self.dropped: set[int] = set()
 
     def error(self, rule_line: int, message: str) -> RulesetError:
         return RulesetError(self.ruleset.source, rule_line, message)
 
+    def fail(self, error: RulesetError) -> None:
+        """Raise `error`, or record it and drop the rules of its line."""
+        if self.errors is None:
+            raise error
+        self.errors.append(error)
+        self.dropped.add(error.line)
+
     def table(self, table: Table) -> CompiledTable:
         index = {chain.name: i for i, chain in enumerate(table.chains)}
         hooks = self.reach(table, index)
-        chains = [self.chain(table, chain, index, hooks[i]) for i, chain in
-                  enumerate(table.chains)]
+        chains = []
+        for i, chain in enumerate(table.chains):
+            compiled, jump_dropped = self.chain(table, chain, index, hooks[i])
+            chains.append(compiled)
+            if jump_dropped:
+                # Without that jump a chain may be reached from fewer hooks.
+                # A rule that passed with more hooks passes with fewer, so the
+                # chains already done stand; the rest are checked as reached now.
+                hooks = self.reach(table, index)
         return CompiledTable(table.name, chains)
 
     def reach(self, table: Table, index: dict[str, int]) -> list[set[str]]:
@@ -104,28 +123,41 @@ class _Compiler:
             return
         hooks[i].add(hook)
         for rule in table.chains[i].rules:
-            target = rule.target
-            if target is None or target.name in _VERDICTS or \
-                    (target.name in TARGETS and not target.goto):
+            j = _jump(rule, index)
+            if j is None or rule.line in self.dropped:
                 continue
-            j = index.get(target.name)
-            if j is None:
-                if self.allow_unknown:
-                    continue
-                raise self.error(rule.line, f"Chain '{target.name}' does not exist")
+            if j < 0:
+                if not self.allow_unknown:
+                    self.fail(self.error(rule.line,
+                                         f"Chain '{_target_name(rule)}' does not exist"))
+                continue
             if table.chains[j].builtin:
-                raise self.error(rule.line, f"cannot jump to built-in chain {target.name}")
+                self.fail(self.error(rule.line,
+                                     f"cannot jump to built-in chain {_target_name(rule)}"))
+                continue
             if j in path or j == i:
                 cycle = [*path[path.index(j):], i, j] if j in path else [i, j]
                 names = " -> ".join(table.chains[k].name for k in cycle)
-                raise self.error(rule.line, f"loop detected in chains: {names}")
+                self.fail(self.error(rule.line, f"loop detected in chains: {names}"))
+                continue
             self.visit(table, index, j, hook, hooks, [*path, i])
 
     def chain(self, table: Table, chain: Chain, index: dict[str, int],
-              hooks: set[str]) -> CompiledChain:
-        rules = [self.rule(table, chain, n, rule, index, hooks)
-                 for n, rule in enumerate(chain.rules, start=1)]
-        return CompiledChain(chain.name, rules, RuleRef(table.name, chain.name, 0, chain.line))
+              hooks: set[str]) -> tuple[CompiledChain, bool]:
+        """The compiled chain, and whether a jump to a user chain was dropped."""
+        rules: list[CompiledRule] = []
+        jump_dropped = False
+        for rule in chain.rules:
+            if rule.line in self.dropped:
+                continue
+            try:
+                rules.append(self.rule(table, chain, len(rules) + 1, rule, index, hooks))
+            except RulesetError as err:
+                self.fail(err)
+                target = _jump(rule, index)
+                jump_dropped = jump_dropped or (target is not None and target >= 0)
+        ref = RuleRef(table.name, chain.name, 0, chain.line)
+        return CompiledChain(chain.name, rules, ref), jump_dropped
 
     def rule(self, table: Table, chain: Chain, number: int, rule: Rule,
              index: dict[str, int], hooks: set[str]) -> CompiledRule:
@@ -203,6 +235,20 @@ class _Compiler:
         return K_TARGET, None, -1, None
 
 
+def _target_name(rule: Rule) -> str:
+    return rule.target.name if rule.target is not None else ""
+
+
+def _jump(rule: Rule, index: dict[str, int]) -> int | None:
+    """The chain a rule jumps or goes to (-1: a chain that does not exist), None
+    when its target is a verdict, an extension or absent."""
+    target = rule.target
+    if target is None or target.name in _VERDICTS or \
+            (target.name in TARGETS and not target.goto):
+        return None
+    return index.get(target.name, -1)
+
+
 def _check_place(prefix: str, tables: tuple[str, ...] | None, allowed: tuple[str, ...],
                  table: str, hooks: set[str]) -> None:
     if tables is not None and table not in tables:
@@ -224,3 +270,17 @@ def compile_ruleset(ruleset: Ruleset, state: RuleState | None = None,
     tables = {t.name: compiler.table(t) for t in ruleset.tables}
     return CompiledRuleset(ruleset, tables, compiler.state, compiler.unknown)
 
+
+def compile_errors(ruleset: Ruleset, state: RuleState | None = None,
+                   allow_unknown: bool = False) -> list[RulesetError]:
+    """Every error of the checks, in one pass.
+
+    The rules of a bad line are left out, as if the line were blank, and the
+    checks go on; hence an error that only came from that line (a chain
+    reached through a bad jump) is not reported.
+    """
+    errors: list[RulesetError] = []
+    compiler = _Compiler(ruleset, state or RuleState(), allow_unknown, errors)
+    for table in ruleset.tables:
+        compiler.table(table)
+    return errors

@@ -302,11 +302,19 @@ class _LineParser:
         return result
 
 
+class _Stop(Exception):
+    """An error after which no later line can be read sensibly."""
+
+
 class _FileParser:
-    def __init__(self, source: str, family: int, allow_unknown: bool) -> None:
+    def __init__(self, source: str, family: int, allow_unknown: bool,
+                 errors: list[RulesetError] | None = None) -> None:
         self.source = source
         self.family = family
         self.allow_unknown = allow_unknown
+        # None: raise at the first error. A list: collect every error, each
+        # bad line read as if it were blank.
+        self.errors = errors
         self.tables: dict[str, Table] = {}
         self.table: str | None = None
         self.table_line = 0
@@ -324,10 +332,24 @@ class _FileParser:
             try:
                 self.line(line)
             except OptionError as err:
-                raise self.error(err.message) from None
+                self.fail(self.error(err.message), line)
         if self.table is not None:
-            raise RulesetError(self.source, self.lineno, "COMMIT expected at end of file")
+            self.fail(RulesetError(self.source, self.lineno, "COMMIT expected at end of file"))
         return Ruleset(self.family, tuple(self.tables.values()), self.source)
+
+    def fail(self, error: RulesetError, line: str | None = None) -> None:
+        """Raise `error`, or record it and go on with the next line.
+
+        A line fails before it changes anything, so going on reads the file
+        as if the line were blank. A bad table header or COMMIT line (or a
+        missing final COMMIT) leaves the lines that follow without their
+        table: reading stops there.
+        """
+        if self.errors is None:
+            raise error
+        self.errors.append(error)
+        if line is None or line == "COMMIT" or line.startswith("*"):
+            raise _Stop
 
     def line(self, line: str) -> None:
         if line.startswith("*"):
@@ -470,3 +492,20 @@ def parse_ruleset(
     heuristically) so the compiler can evaluate them as undetermined.
     """
     return _FileParser(source, family, allow_unknown).run(text)
+
+
+def parse_ruleset_errors(
+    text: str, source: str = "<rules>", family: int = 4, allow_unknown: bool = False
+) -> tuple[Ruleset | None, list[RulesetError]]:
+    """Parse in one pass, reading on after each error as if its line were blank.
+
+    Returns the ruleset without the bad lines (None when an error left the
+    rest of the file unreadable: a bad `*table` or COMMIT line, a missing
+    final COMMIT) and every error in line order.
+    """
+    errors: list[RulesetError] = []
+    try:
+        ruleset: Ruleset | None = _FileParser(source, family, allow_unknown, errors).run(text)
+    except _Stop:
+        ruleset = None
+    return ruleset, errors
