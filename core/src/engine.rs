@@ -33,6 +33,7 @@ use crate::helpers::{assign_helper, helper_name_of, run_helper};
 use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
 use crate::output::addr::push_u64;
+use crate::output::escape::push_escaped;
 use crate::output::json::push_str_body;
 use crate::output::Sink;
 use crate::packet::{IfaceName, Ipv4Options, Packet, PROTO_TCP};
@@ -652,17 +653,18 @@ impl Firewall {
 
     /// Append the reason of `rec`: conntrack's word, then what the rules
     /// made of the packet, then the reassembly note; `json`: escaped for a
-    /// JSON string.
+    /// JSON string, otherwise with control characters escaped for a terminal
+    /// (a ruleset's comments and chain names are anyone's text).
     pub fn write_reason<S: Sink + ?Sized>(&self, out: &mut S, rec: &PacketRecord, json: bool) {
-        let escape: fn(&mut S, &str) = if json { push_str_body } else { S::text };
+        let escape: fn(&mut S, &str) = if json { push_str_body } else { push_escaped };
         let why = &rec.why;
         escape(out, &why.head);
-        // A rule's own text comes escaped already, built once at load.
+        // A rule's own text comes JSON-escaped already, built once at load.
         let (rule_text, escaped) = match (&why.walk, rec.rule) {
             (WalkReason::OfRule, Some(rule)) => (
                 self.rules
                     .rule_reason(rule.family, rule.table, rule.chain, rule.number, json),
-                true,
+                json,
             ),
             (WalkReason::Text(text), _) => (text.as_ref(), false),
             _ => ("", false),
@@ -673,9 +675,7 @@ impl Firewall {
             if rule_text.is_empty() {
                 out.text(rec.verdict.name());
                 out.text(" by ");
-                let mut text = String::new();
-                self.write_rule(&mut text, rule);
-                escape(out, &text);
+                self.push_rule(out, rule, escape);
             } else {
                 escape_rule(out, rule_text);
             }
@@ -697,12 +697,18 @@ impl Firewall {
         out
     }
 
-    /// `filter FORWARD rule 3` or `filter FORWARD policy`.
+    /// `filter FORWARD rule 3` or `filter FORWARD policy`, control characters
+    /// of the names escaped.
     pub fn write_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef) {
+        self.push_rule(out, rule, push_escaped);
+    }
+
+    /// `write_rule` with the names written by `name`.
+    fn push_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef, name: fn(&mut S, &str)) {
         let (table, chain) = self.rules.names(rule.family, rule.table, rule.chain);
-        out.text(table);
+        name(out, table);
         out.ch(' ');
-        out.text(chain);
+        name(out, chain);
         if rule.number == 0 {
             out.text(" policy");
         } else {

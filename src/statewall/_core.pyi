@@ -15,6 +15,9 @@ STATUS_NAMES: list[tuple[str, int]]  # (name, IPS_* bit), in the order results l
 def format_address(family: int, address: int) -> str:
     """A dotted quad, or IPv6 as inet_ntop writes it."""
 
+def escape_controls(text: str) -> str:
+    """`text` with control characters (C0, DEL, C1) shown as `\\t`, `\\n`, `\\r` or `\\xHH`."""
+
 # --- capture (core/src/python/capture.rs) ---
 
 CAPTURE_CHUNK: int

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from statewall import __version__
-from statewall._core import ReplayRun
+from statewall._core import ReplayRun, escape_controls
 from statewall.capture import LINKTYPE_RAW, CaptureError
 from statewall.config import SysctlError, Sysctls
 from statewall.engine import EventSink, Firewall
@@ -58,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         code, message = classify_error(error)
-        print(f"statewall: {message}", file=sys.stderr)
+        # Messages quote file names and ruleset text: control characters in
+        # them are shown, never obeyed, and the message stays one line.
+        print(f"statewall: {escape_controls(message)}", file=sys.stderr)
         return code
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from statewall._core import format_address
+from statewall._core import escape_controls, format_address
 from statewall.engine import Firewall
 from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
 from statewall.packet import PROTO_ICMP, PROTO_ICMPV6, Packet
@@ -114,7 +114,8 @@ def _side(verdict: PacketVerdict) -> str:
     state = verdict.ctstate or "-"
     if verdict.ctdir:
         state += f"/{verdict.ctdir}"
-    decided = f" by {verdict.rule}" if verdict.rule else ""
+    # The reason comes escaped from the core; the rule's chain name is the ruleset's own text.
+    decided = f" by {escape_controls(str(verdict.rule))}" if verdict.rule else ""
     return f"{state} {verdict.verdict}{decided} | {verdict.reason}"
 
 

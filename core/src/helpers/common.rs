@@ -12,6 +12,7 @@ use crate::conntrack::conn::{Conn, ConnId, ORIGINAL};
 use crate::conntrack::expect::{
     full_mask, write_address, write_endpoint, ExpectPolicy, Expectation, ExpectationTable,
 };
+use crate::output::escape::push_control;
 use crate::packet::{Packet, PROTO_TCP, PROTO_UDP};
 use crate::reason::Reason;
 
@@ -152,17 +153,13 @@ pub fn py_bytes_repr(data: &[u8]) -> String {
     for &byte in data {
         match byte {
             b'\\' => out.push_str("\\\\"),
-            b'\t' => out.push_str("\\t"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
             _ if byte == quote => {
                 out.push('\\');
                 out.push(char::from(byte));
             }
             0x20..=0x7E => out.push(char::from(byte)),
-            _ => {
-                let _ = write!(out, "\\x{byte:02x}");
-            }
+            // Controls as all text output shows them; other bytes the same way.
+            _ => push_control(&mut out, byte),
         }
     }
     out.push(char::from(quote));

@@ -22,6 +22,13 @@ fn format_address(family: u8, address: u128) -> String {
     crate::output::addr::format_address(family, address)
 }
 
+/// `text` with its control characters escaped, as every text output shows
+/// them (`\t`, `\n`, `\r`, otherwise `\xHH`); one rule for the core and Python.
+#[pyfunction]
+fn escape_controls(text: &str) -> String {
+    crate::output::escape::escape(text).into_owned()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // A fault in the core reaches Python as one error naming the packet
@@ -29,6 +36,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     std::panic::set_hook(Box::new(|_| {}));
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     m.add_function(wrap_pyfunction!(format_address, m)?)?;
+    m.add_function(wrap_pyfunction!(escape_controls, m)?)?;
     // The names a columnar batch's codes stand for, from the core's own tables.
     let verdicts: Vec<&str> = crate::verdict::Verdict::ALL
         .iter()

@@ -8,6 +8,7 @@
 //! lets the packet pass as ACCEPT.
 
 use crate::netfilter::hooks::TableKind;
+use crate::output::escape::escape;
 use crate::rules::context::{Decision, Effects, RuleCtx};
 use crate::rules::model::{Hook, Target};
 use crate::rules::walker::Engine;
@@ -98,7 +99,8 @@ impl IptablesEngine {
         }
     }
 
-    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`.
+    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`
+    /// (text for people: control characters in names escaped).
     pub fn unknown_rules(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (label, engine) in [("IPv4", &self.v4), ("IPv6", &self.v6)] {
@@ -109,7 +111,10 @@ impl IptablesEngine {
                         if matches!(rule.target, Target::Unknown { .. }) {
                             out.push(format!(
                                 "{label} {} {} rule {} (line {})",
-                                table.name, chain.name, rule.number, rule.line
+                                escape(&table.name),
+                                escape(&chain.name),
+                                rule.number,
+                                rule.line
                             ));
                         }
                     }

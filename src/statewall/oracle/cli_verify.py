@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from statewall._core import escape_controls
 from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
 
@@ -55,7 +56,8 @@ def _read_text(path: str | None) -> str | None:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"statewall: {message}", file=sys.stderr)
+    # The message may quote the ruleset or iptables-restore's complaint about it.
+    print(f"statewall: {escape_controls(message)}", file=sys.stderr)
     return code
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from statewall._core import escape_controls
 from statewall.rules.compile import compile_errors
 from statewall.rules.ext import RuleState
 from statewall.rules.ipset import load_ipset_file
@@ -57,7 +58,8 @@ def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
         failed = failed or bool(errors)
         if lint and ruleset is not None:
             out.extend(run_lint(ruleset))
-    return (1 if failed else 0), out
+    # Lines quote the ruleset's own text: its control characters are shown, not obeyed.
+    return (1 if failed else 0), [escape_controls(line) for line in out]
 
 
 def _handle_check(args: argparse.Namespace) -> int:

@@ -8,10 +8,16 @@ print_rule_details/print_ifaces/print_ipv4_addresses): fixed columns, `-n`
 numbers (protocols as numbers too), K/M/G/T abbreviations unless `exact`
 (`-x`). Built-in chains come first, then user chains sorted by
 name, as libiptc and the nf_tables backend both list them.
+
+Both print the ruleset's own text (comments, LOG prefixes, chain names) for
+a terminal: each line's control characters are escaped before the lines are
+joined, so a newline in a comment cannot start a line of its own. Ordinary
+text prints exactly as iptables does.
 """
 
 from __future__ import annotations
 
+from statewall._core import escape_controls
 from statewall.rules.addr import format_ip
 from statewall.rules.compile import CompiledChain, CompiledRuleset, CompiledTable
 from statewall.rules.listing import TARGET_LABELS, match_text, target_text
@@ -62,7 +68,7 @@ def format_counters_save(compiled: CompiledRuleset) -> str:
                 lines.append(f"[{crule.packets}:{crule.octets}] "
                              f"{rule_text(chain.name, rule, family)}")
         lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    return "".join(escape_controls(line) + "\n" for line in lines)
 
 
 def number(value: int, exact: bool, table: bool = True) -> str:
@@ -150,5 +156,5 @@ def format_counters_list(compiled: CompiledRuleset, table: str, exact: bool = Fa
         lines = [head, _header(exact)]
         lines.extend(_rule_line(rule, crule.packets, crule.octets, family, exact)
                      for rule, crule in zip(chain.rules, cc.rules, strict=True))
-        blocks.append("\n".join(lines) + "\n")
+        blocks.append("".join(escape_controls(line) + "\n" for line in lines))
     return "\n".join(blocks)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from statewall._core import escape_controls
 from statewall.rules.compile import CompiledRuleset, compile_ruleset
 from statewall.rules.ext import RuleState
 from statewall.rules.parser import parse_ruleset
@@ -41,11 +42,13 @@ class IptablesEngine:
 
     @property
     def unknown_rules(self) -> list[str]:
-        """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text."""
+        """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text
+        (control characters in names escaped, as in every text output)."""
         out: list[str] = []
         for label, compiled in (("IPv4", self.v4), ("IPv6", self.v6)):
             if compiled is not None:
-                out.extend(f"{label} {ref.table} {ref.chain} rule {ref.number} (line {ref.line})"
+                out.extend(escape_controls(f"{label} {ref.table} {ref.chain} rule {ref.number} "
+                                           f"(line {ref.line})")
                            for ref in compiled.unknown_rules)
         return out
 
