@@ -3,13 +3,17 @@
 Exit codes follow cli.py: 0 everything compared agrees, 1 some packet or
 the final table differs, 3 an unreadable capture or a ruleset statewall or
 the kernel refuses, 4 the machine cannot run the kernel oracle (not root,
-a tool missing; the message says what to install).
+a tool missing; the message says what to install), 130 interrupted (after
+the namespaces are removed). `verify --cleanup` only removes the namespaces
+of earlier runs that were killed (oracle.cleanup): 0 done, 4 not possible.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -33,9 +37,9 @@ def add_verify_command(subparsers: Any) -> None:
     """Register `verify` on the CLI's subparsers (the object `add_subparsers` returned)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "verify", help="run a capture through statewall and the live kernel; show disagreements")
-    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
-    parser.add_argument("--rules", required=True, metavar="FILE",
-                        help="iptables-save file loaded into both (IPv4)")
+    parser.add_argument("capture", nargs="?", help="pcap or pcapng file (gzip accepted)")
+    parser.add_argument("--rules", metavar="FILE",
+                        help="iptables-save file loaded into both (IPv4); required")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob in both, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
@@ -44,8 +48,18 @@ def add_verify_command(subparsers: Any) -> None:
                         help="leave the kernel's network namespaces for inspection")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text")
     parser.add_argument("--limit", type=int, metavar="N", help="compare only the first N packets")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="only remove the namespaces earlier runs left when they were "
+                             "killed (every run does this first)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.set_defaults(handler=cmd_verify)
+
+    def handler(args: argparse.Namespace) -> int:
+        if not args.cleanup and (args.capture is None or args.rules is None):
+            parser.error("the following arguments are required: capture, --rules "
+                         "(or --cleanup alone)")
+        return cmd_verify(args)
+
+    parser.set_defaults(handler=handler)
 
 
 def _read_text(path: str | None) -> str | None:
@@ -85,6 +99,31 @@ def check_prerequisites() -> None:
     check()
 
 
+def remove_leftovers() -> list[str]:
+    """Remove what killed runs left (oracle.cleanup); one line per run cleaned up after."""
+    from statewall.oracle.cleanup import remove_leftovers as remove
+
+    return [f"removed the namespaces of verify pid {found.owner.pid}, which no longer runs: "
+            f"{' '.join(found.namespaces)}" for found in remove()]
+
+
+def cmd_cleanup() -> int:
+    """`verify --cleanup`: only remove the namespaces killed runs left behind."""
+    from statewall.oracle.netns import OracleError
+
+    if os.geteuid() != 0:
+        return _fail(EXIT_ENVIRONMENT, "cleaning up needs root (network namespaces)")
+    if shutil.which("ip") is None:
+        return _fail(EXIT_ENVIRONMENT, "missing ip: apt-get install iproute2")
+    try:
+        lines = remove_leftovers()
+    except OracleError as error:
+        return _fail(EXIT_ENVIRONMENT, f"cannot clean up: {error}")
+    for line in lines or ["no namespaces left by earlier runs"]:
+        print(line)
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from statewall.oracle.netns import OracleError
     from statewall.oracle.verify import (
@@ -94,6 +133,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verify_datagrams,
     )
 
+    if args.cleanup:
+        return cmd_cleanup()
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
     datagrams, skipped = read_capture(args.capture, args.limit)
@@ -106,6 +147,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         if datagrams:
             check_prerequisites()
+            for line in remove_leftovers():
+                print(f"statewall: {line}", file=sys.stderr)
         with _terminate_as_interrupt():
             result = verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
                                       keep_namespaces=args.keep_namespaces, rule_engine=engine)

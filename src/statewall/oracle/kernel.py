@@ -43,7 +43,7 @@ from typing import IO
 
 from statewall.checksum import internet_checksum
 from statewall.config import Sysctls
-from statewall.oracle import netns
+from statewall.oracle import cleanup, netns
 from statewall.oracle.netns import OracleError, Topology
 from statewall.oracle.nflog import NflogListener
 from statewall.oracle.normalise import is_fragment
@@ -292,22 +292,32 @@ class KernelFirewall:
         return self._expect_events.lines(settle)
 
     def close(self) -> None:
-        """Stop everything started and remove the namespaces (unless kept)."""
-        if self._affinity is not None:
-            os.sched_setaffinity(0, self._affinity)
-            self._affinity = None
-        for listener in (self._events, self._expect_events):
-            if listener is not None:
-                listener.close()
-        self._events = self._expect_events = None
-        for sock in self._sockets:
-            sock.close()
-        self._sockets.clear()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self.topology is not None and not self.keep_namespaces:
-            netns.destroy_topology(self.topology)
+        """Stop everything started and remove the namespaces (unless kept).
+
+        SIGINT and SIGTERM arriving meanwhile are delivered once it is done:
+        an interrupted run still leaves nothing behind. Kept namespaces lose
+        their claim, so no later cleanup takes them from whoever inspects them.
+        """
+        with cleanup.signals_deferred():
+            if self._affinity is not None:
+                os.sched_setaffinity(0, self._affinity)
+                self._affinity = None
+            for listener in (self._events, self._expect_events):
+                if listener is not None:
+                    listener.close()
+            self._events = self._expect_events = None
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            if self.topology is None:
+                return
+            if not self.keep_namespaces:
+                netns.destroy_topology(self.topology)
+            elif self.topology.claim is not None:
+                cleanup.release(self.topology.claim)
 
 
 class EventListener:

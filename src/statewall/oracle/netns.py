@@ -31,6 +31,10 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from statewall.oracle.cleanup import Claim
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
@@ -49,12 +53,14 @@ class OracleError(RuntimeError):
 
 @dataclass(frozen=True)
 class Topology:
-    """Names of the three namespaces and of the firewall's two interfaces."""
+    """Names of the three namespaces and of the firewall's two interfaces, and
+    the claim (oracle.cleanup) naming the process that made them."""
 
     left: str
     firewall: str
     right: str
     firewall_ifs: tuple[str, str]
+    claim: Claim | None = None
 
     @property
     def namespaces(self) -> tuple[str, str, str]:
@@ -192,9 +198,15 @@ def _routing_commands(topo: Topology, family: int) -> list[str]:
 
 def create_topology(firewall_ifs: tuple[str, str] = ("swl", "swr"),
                     prefix: str = "sw-") -> Topology:
-    """Build the three namespaces; on any failure remove what was built and raise."""
+    """Build the three namespaces; on any failure remove what was built and raise.
+
+    They are claimed first, so a run killed at any point leaves namespaces
+    that `cleanup.remove_leftovers` can tell are its own.
+    """
+    from statewall.oracle import cleanup  # it builds on this module
+
     left, firewall, right = new_names(prefix)
-    topo = Topology(left, firewall, right, firewall_ifs)
+    topo = Topology(left, firewall, right, firewall_ifs, cleanup.claim((left, firewall, right)))
     try:
         for name in topo.namespaces:
             run(["ip", "netns", "add", name])
@@ -217,10 +229,16 @@ def create_topology(firewall_ifs: tuple[str, str] = ("swl", "swr"),
 
 
 def destroy_topology(topo: Topology) -> None:
-    """Delete the namespaces (their veths go with them); missing ones are ignored."""
-    for name in topo.namespaces:
-        if os.path.exists(f"{NETNS_RUN_DIR}/{name}"):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    """Delete the namespaces (their veths go with them), then their claim; missing
+    ones are ignored. SIGINT and SIGTERM wait until it is done."""
+    from statewall.oracle import cleanup  # it builds on this module
+
+    with cleanup.signals_deferred():
+        for name in topo.namespaces:
+            if os.path.exists(f"{NETNS_RUN_DIR}/{name}"):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        if topo.claim is not None:
+            cleanup.release(topo.claim)
 
 
 def list_namespaces() -> list[str]:
