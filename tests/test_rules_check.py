@@ -116,8 +116,7 @@ shared = pytest.mark.skipif(not RULESETS.is_dir(),
 FILES = sorted(p.name for p in RULESETS.glob("*") if p.name != "SOURCES.md") \
     if RULESETS.is_dir() else []
 BROKEN = "iptables_semantics-parser-test.v4"
-NEEDS_UNKNOWN = {"netnet-eduroam-laptop-tor.v4", "netnet-home-user.v4",
-                 "netnet-medium-company.v4"}  # owner (no socket), rpfilter (no routes)
+NEEDS_UNKNOWN = {"netnet-medium-company.v4"}  # rpfilter (no routes)
 
 
 @shared

@@ -29,12 +29,10 @@ UFW_STUBS = {
 }
 BROKEN = "iptables_semantics-parser-test.v4"
 # Matches statewall cannot evaluate with the file alone, with the first line using one:
-# owner (no socket in a capture), set (no `ipset save` given), rpfilter (no routes given).
+# set (no `ipset save` given), rpfilter (no routes given).
 NOT_EVALUATED = {
     "moby-docker-usernet-portmap.v4": (25, "match set is not evaluated"),
     "netnet-serverfault-759927-ipset.v4": (20, "match set is not evaluated"),
-    "netnet-eduroam-laptop-tor.v4": (19, "match owner is not supported"),
-    "netnet-home-user.v4": (82, "match owner is not supported"),
     "netnet-medium-company.v4": (12, "match rpfilter is not evaluated"),
 }
 # The sets those files use, as `ipset save` would print them (for `check --ipset`).

@@ -199,8 +199,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         unknown = firewall.unknown_rules()
         if unknown and fmt != "jsonl" and not args.no_summary:
-            sys.stdout.write("rules evaluated as unknown (--allow-unknown): packets reaching them "
-                             "have an undetermined fate\n")
+            sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
             sys.stdout.writelines(f"  {line}\n" for line in unknown)
         if args.counters:
             sys.stdout.write(counters_text(firewall, args.counters))
