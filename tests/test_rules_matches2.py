@@ -18,6 +18,7 @@ from statewall.rules.errors import RulesetError
 from statewall.rules.ext import RuleState
 from statewall.rules.ipset import parse_ipset_save
 from statewall.rules.lower import lower
+from statewall.rules.matches.xt_rpfilter import NO_ROUTES
 
 # `ipset save` output of the live kernel (ipset v7.17) after creating these sets.
 IPSET_SAVE = ("create a hash:ip family inet hashsize 1024 maxelem 65536 timeout 0 counters "
@@ -335,7 +336,7 @@ def test_owner_without_a_socket_matches_only_fully_negated_rules() -> None:
     assert own.verdict == "UNKNOWN" and "which local socket" in own.reason
 
 
-def test_rpfilter_strict_loose_and_unknown() -> None:
+def test_rpfilter_strict_loose_and_no_route() -> None:
     nets = {"eth0": ((4, 0x0A000000, 0xFF000000),), "eth1": ((4, 0xC0A80000, 0xFFFF0000),)}
     st = state(iface_nets=nets)
     rs = load(":PREROUTING ACCEPT [0:0]",
@@ -343,11 +344,26 @@ def test_rpfilter_strict_loose_and_unknown() -> None:
     assert run(rs, udp("10.1.2.3"), hook="PREROUTING", table="raw").verdict == "ACCEPT"
     spoofed = run(rs, udp("192.168.1.1"), hook="PREROUTING", table="raw")
     assert spoofed.verdict == "DROP"
-    unknown = run(rs, udp("8.8.8.8"), hook="PREROUTING", table="raw")
-    assert unknown.verdict == "UNKNOWN" and "no --iface route" in unknown.reason
+    no_route = run(rs, udp("8.8.8.8"), hook="PREROUTING", table="raw")
+    assert no_route.verdict == "DROP"
     loose = load(":PREROUTING ACCEPT [0:0]",
                  "-A PREROUTING -m rpfilter --loose --invert -j DROP", table="raw", st=st)
     assert run(loose, udp("192.168.1.1"), hook="PREROUTING", table="raw").verdict == "ACCEPT"
+    assert run(loose, udp("8.8.8.8"), hook="PREROUTING", table="raw").verdict == "DROP"
+
+
+def test_rpfilter_without_routes_takes_every_interface_as_the_way_back() -> None:
+    rs = load(":PREROUTING ACCEPT [0:0]",
+              "-A PREROUTING -m rpfilter --invert -j DROP", table="raw")
+    assert rs.compiled.notes == [f"t.rules:3: note: {NO_ROUTES}"]
+    for iface in ("eth0", "eth1"):
+        decision = run(rs, udp("8.8.8.8"), hook="PREROUTING", table="raw", iface_in=iface)
+        assert decision.verdict == "ACCEPT"
+    own = state(local_nets=((4, 0x0A000001, 0xFFFFFFFF),))
+    local = load(":PREROUTING ACCEPT [0:0]",
+                 "-A PREROUTING -m rpfilter --invert -j DROP", table="raw", st=own)
+    assert local.compiled.notes
+    assert run(local, udp("10.0.0.1"), hook="PREROUTING", table="raw").verdict == "DROP"
 
 
 def test_policy_never_sees_ipsec() -> None:

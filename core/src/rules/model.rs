@@ -341,6 +341,10 @@ pub enum Match {
     },
     Rpfilter {
         loose: bool,
+        /// The packet's mark takes part in the lookup; it only changes the
+        /// answer under policy routing by mark, which statewall's routes lack.
+        #[serde(default)]
+        validmark: bool,
         accept_local: bool,
         invert: bool,
     },

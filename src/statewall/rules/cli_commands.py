@@ -3,8 +3,11 @@
 iptables-restore stops at the first error; `check` reports them all. After an
 error it blanks the offending line and tries again, so one bad rule does not
 hide the next (a rule that only fails because an earlier line was dropped
-may add a follow-on error, as a compiler's would). With `--lint`, a ruleset
-that loads is also checked for the mistakes statewall.rules.lint knows.
+may add a follow-on error, as a compiler's would). A ruleset that loads may
+come with notes (`FILE:LINE: note: ...`) on how statewall will evaluate it
+with what it was given (`check` takes no routes, so rpfilter rules get one).
+With `--lint`, a ruleset that loads is also checked for the mistakes
+statewall.rules.lint knows.
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ def load_sets(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
 
 
 def check_text(text: str, source: str, family: int, allow_unknown: bool,
-               sets: dict[str, Any] | None = None) -> tuple[list[str], Ruleset | None]:
-    """(every error as `file:line: message`, the ruleset when it loaded cleanly)."""
+               sets: dict[str, Any] | None = None
+               ) -> tuple[list[str], Ruleset | None, list[str]]:
+    """(every error as `file:line: message`, the ruleset when it loaded cleanly,
+    the notes on how its rules will be evaluated)."""
     lines = text.split("\n")
     errors: list[str] = []
     blanked: set[int] = set()
     while len(errors) < MAX_ERRORS:
         try:
             ruleset = parse_ruleset("\n".join(lines), source, family, allow_unknown)
-            compile_ruleset(ruleset, RuleState(sets=dict(sets or {})), allow_unknown)
+            compiled = compile_ruleset(ruleset, RuleState(sets=dict(sets or {})), allow_unknown)
         except RulesetError as err:
             errors.append(str(err))
             if err.line in blanked or not 1 <= err.line <= len(lines) \
@@ -53,13 +58,16 @@ def check_text(text: str, source: str, family: int, allow_unknown: bool,
             blanked.add(err.line)
             lines[err.line - 1] = ""
             continue
-        return errors, (ruleset if not errors else None)
-    return errors, None
+        if errors:
+            return errors, None, []
+        return errors, ruleset, compiled.notes
+    return errors, None, []
 
 
 def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
                   allow_unknown: bool, ipsets: Sequence[str] = ()) -> tuple[int, list[str]]:
-    """Exit code 0 (loads; lint warnings do not fail) or 1 (errors), and the lines to print."""
+    """Exit code 0 (loads; notes and lint warnings do not fail) or 1 (errors), and the
+    lines to print."""
     sets = load_sets(ipsets)
     out: list[str] = []
     failed = False
@@ -67,8 +75,9 @@ def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
         if path is None:
             continue
         text = Path(path).read_text(encoding="utf-8", errors="replace")
-        errors, ruleset = check_text(text, str(path), family, allow_unknown, sets)
+        errors, ruleset, notes = check_text(text, str(path), family, allow_unknown, sets)
         out.extend(errors)
+        out.extend(notes)
         failed = failed or bool(errors)
         if lint and ruleset is not None:
             out.extend(run_lint(ruleset))

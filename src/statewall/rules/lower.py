@@ -431,6 +431,7 @@ class TcpmssMatch(Variant):
 class RpfilterMatch(Variant):
     kind: ClassVar[str] = "rpfilter"
     loose: bool
+    validmark: bool
     accept_local: bool
     invert: bool
 
@@ -843,8 +844,8 @@ _MATCH_LOWER: dict[str, Any] = {
                               a.negated("--tos")),
     "ecn": _ecn,
     "tcpmss": _tcpmss,
-    "rpfilter": lambda a: RpfilterMatch(a.has("--loose"), a.has("--accept-local"),
-                                        a.has("--invert")),
+    "rpfilter": lambda a: RpfilterMatch(a.has("--loose"), a.has("--validmark"),
+                                        a.has("--accept-local"), a.has("--invert")),
     "owner": _owner,
     "connbytes": _connbytes,
     "connlimit": _connlimit,

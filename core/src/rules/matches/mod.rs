@@ -285,6 +285,7 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleStat
             loose,
             accept_local,
             invert,
+            ..
         } => rpfilter::rpfilter(ctx, &state.topology, *loose, *accept_local, *invert),
         Match::Owner {
             socket_exists,
