@@ -168,9 +168,12 @@ def _tupled(value: Any) -> Any:
 
 def walk(engine: RuleEngine, table: str, hook: str, pkt: Packet, ctinfo: int = CT_NEW,
          conn: Entry | None = None, now: float = 0.0, iface_in: str | None = None,
-         iface_out: str | None = None, mark: int = 0, trace: bool = False) -> Decision | None:
-    """Walk `table` at `hook`; None when the table has no chain for the hook."""
-    out = engine.walk(table, hook, pkt, ctinfo, conn, now, iface_in, iface_out, mark, trace)
+         iface_out: str | None = None, mark: int = 0, trace: bool = False,
+         local_out: bool | None = None) -> Decision | None:
+    """Walk `table` at `hook`; None when the table has no chain for the hook.
+    `local_out`: the machine sent the packet itself (default: at OUTPUT)."""
+    out = engine.walk(table, hook, pkt, ctinfo, conn, now, iface_in, iface_out, mark, trace,
+                      local_out)
     if out is None:
         return None
     (verdict, (rtable, rchain, number, line), reason, new_mark, reject_with, queue_num, logs,

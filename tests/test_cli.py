@@ -118,6 +118,46 @@ def test_replay_jsonl_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "SEEN_REPLY" not in records[0]["status"]  # type: ignore[operator]
 
 
+OWNER_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -p udp -m owner --uid-owner 0 -j ACCEPT
+COMMIT
+*mangle
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -p udp -m owner ! --socket-exists -j DROP
+COMMIT
+*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -m rpfilter --invert -j DROP
+COMMIT
+"""
+
+
+def test_replay_owner_and_rpfilter_without_allow_unknown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capture = pcap(tmp_path, dns_exchange())
+    rules = tmp_path / "rules.v4"
+    rules.write_text(OWNER_RULES)
+    note = f"{rules}:13: note: rpfilter: no --iface routes given"
+    # A router: both packets are forwarded, have no socket, and `! --socket-exists` holds.
+    code, out, _ = run(capsys, "replay", capture, "--rules", rules, "--summary-only")
+    assert code == EXIT_OK and "verdicts: DROP 2" in out
+    assert "fate undetermined" not in out and out.splitlines()[-1].startswith(note)
+    # A host sending the query itself: which socket sent it, the capture does not say.
+    code, out, _ = run(capsys, "replay", capture, "--rules", rules, "--local", CLIENT)
+    lines = out.splitlines()
+    assert "UNKNOWN" in packet_lines(out)[0] and "which local socket" in packet_lines(out)[0]
+    at = lines.index("rules that can leave a packet's fate undetermined (UNKNOWN):")
+    assert lines[at + 1:at + 3] == [
+        f"  IPv4 filter OUTPUT rule 1 (line 5): {OWNED}",
+        f"  IPv4 mangle POSTROUTING rule 1 (line 9): {OWNED}"]
+
+
+OWNED = "for packets the machine sends itself (owner)"
+
+
 def test_replay_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capture = pcap(tmp_path, three_flows())
     code, out, _ = run(capsys, "replay", capture, "--format", "jsonl", "--limit", "2")

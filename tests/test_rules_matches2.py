@@ -4,6 +4,7 @@ throwaway namespace where noted)."""
 
 from __future__ import annotations
 
+import re
 import struct
 
 import pytest
@@ -16,6 +17,8 @@ from statewall.packet import Packet
 from statewall.rules.errors import RulesetError
 from statewall.rules.ext import RuleState
 from statewall.rules.ipset import parse_ipset_save
+from statewall.rules.lower import lower
+from statewall.rules.matches.xt_rpfilter import NO_ROUTES
 
 # `ipset save` output of the live kernel (ipset v7.17) after creating these sets.
 IPSET_SAVE = ("create a hash:ip family inet hashsize 1024 maxelem 65536 timeout 0 counters "
@@ -64,9 +67,10 @@ def load(*lines: str, table: str = "filter", family: int = 4, st: RuleState | No
 
 def run(rs: Rules, pkt: Packet, hook: str = "INPUT", table: str = "filter",
         now: float = 0.0, conn: Entry | None = None, iface_in: str | None = "eth0",
-        iface_out: str | None = None, trace: bool = False) -> Decision:
+        iface_out: str | None = None, trace: bool = False,
+        local_out: bool | None = None) -> Decision:
     decision = walk(rs.engine, table, hook, pkt, CT_NEW, conn, now, iface_in, iface_out,
-                    trace=trace)
+                    trace=trace, local_out=local_out)
     assert decision is not None
     return decision
 
@@ -273,16 +277,66 @@ def test_physdev_out_in_output_is_refused_like_the_kernel() -> None:
     load("-A FORWARD -m physdev --physdev-out eth0 -j ACCEPT")  # the kernel accepts it
 
 
-def test_owner_only_in_output_and_never_evaluated() -> None:
-    with pytest.raises(RulesetError, match="owner match: used from hooks INPUT"):
-        load("-A INPUT -m owner --uid-owner 0 -j ACCEPT", allow_unknown=True)
-    with pytest.raises(RulesetError, match="no socket owner"):
-        load("-A OUTPUT -m owner --uid-owner 0 -j ACCEPT")
-    rs = load("-A OUTPUT -m owner --uid-owner 0 -j ACCEPT", allow_unknown=True)
-    assert run(rs, udp(), hook="OUTPUT", iface_in=None).verdict == "UNKNOWN"
+def test_owner_only_where_a_local_socket_can_exist() -> None:
+    for where in ("-A INPUT", "-A FORWARD", "-t nat -A PREROUTING"):
+        chain = where.split()[-1]
+        with pytest.raises(RulesetError, match=f"owner match: used from hooks {chain}, but only "
+                                               "usable from OUTPUT/POSTROUTING"):
+            load(f"-A {chain} -m owner --uid-owner 0 -j ACCEPT",
+                 table="nat" if "nat" in where else "filter")
+    load("-A OUTPUT -m owner --uid-owner 0 -j ACCEPT")
+    load("-A POSTROUTING -m owner ! --socket-exists -j ACCEPT", table="mangle")
 
 
-def test_rpfilter_strict_loose_and_unknown() -> None:
+@pytest.mark.parametrize(("options", "error"), [
+    ("", "At least one of --uid-owner, --gid-owner or --socket-exists is required"),
+    ("--uid-owner nosuch-user!", 'Bad value for "--uid-owner" option: "nosuch-user!"'),
+    ("--uid-owner 4294967295", 'Bad value for "--uid-owner" option: "4294967295"'),
+    ("--uid-owner 5-", 'Bad value for "--uid-owner" option: "5-"'),
+    ("--uid-owner -5", 'Bad value for "--uid-owner" option: "-5"'),
+    ("--gid-owner 5-3", "--gid-owner 5-3: the range is empty"),
+    ("--suppl-groups --gid-owner 5", "you need to use --gid-owner first"),
+    ("--uid-owner 5 --suppl-groups", "you need to use --gid-owner first"),
+    ("--gid-owner 5 ! --suppl-groups", "unexpected ! flag before --suppl-groups"),
+    ("--uid-owner 1 --uid-owner 2", "Only one `--uid-owner' allowed"),
+])
+def test_owner_options_refused_like_iptables_restore(options: str, error: str) -> None:
+    # Each refused by iptables-restore 1.8.9 on Linux 6.18 (the empty range by the kernel).
+    with pytest.raises(RulesetError, match=re.escape(error)):
+        load(f"-A OUTPUT -m owner {options} -j ACCEPT")
+
+
+def test_owner_accepts_what_iptables_restore_accepts() -> None:
+    # Names are resolved by the firewall's own user database; numbers in C notation.
+    rs = load("-A OUTPUT -m owner --uid-owner root ! --gid-owner 010-0x10 --suppl-groups "
+              "-j ACCEPT", "-A OUTPUT -m owner --uid-owner +5:4294967294 ! --socket-exists "
+              "-j ACCEPT")
+    output = next(c for c in lower(rs.compiled).tables[0].chains if c.name == "OUTPUT")
+    rules = output.rules
+    assert [r.matches[0].to_dict() for r in rules] == [
+        {"kind": "owner", "socket_exists": None, "uid": {"ids": None, "neg": False},
+         "gid": {"ids": [8, 16], "neg": True}, "suppl_groups": True},
+        {"kind": "owner", "socket_exists": True, "uid": {"ids": [5, 4294967294], "neg": False},
+         "gid": None, "suppl_groups": False},
+    ]
+
+
+def test_owner_without_a_socket_matches_only_fully_negated_rules() -> None:
+    rs = load(":POSTROUTING ACCEPT [0:0]",
+              "-A POSTROUTING -p udp --dport 1 -m owner --uid-owner 0 -j DROP",
+              "-A POSTROUTING -p udp --dport 2 -m owner ! --uid-owner 0 -j DROP",
+              "-A POSTROUTING -p udp --dport 3 -m owner ! --gid-owner 0 --suppl-groups -j DROP",
+              "-A POSTROUTING -p udp --dport 4 -m owner ! --socket-exists ! --uid-owner 1 "
+              "! --gid-owner 2 -j DROP",
+              table="mangle")
+    forwarded = [run(rs, udp(dport=port), hook="POSTROUTING", table="mangle").verdict
+                 for port in (1, 2, 3, 4)]
+    assert forwarded == ["ACCEPT", "DROP", "ACCEPT", "DROP"]
+    own = run(rs, udp(dport=2), hook="POSTROUTING", table="mangle", local_out=True)
+    assert own.verdict == "UNKNOWN" and "which local socket" in own.reason
+
+
+def test_rpfilter_strict_loose_and_no_route() -> None:
     nets = {"eth0": ((4, 0x0A000000, 0xFF000000),), "eth1": ((4, 0xC0A80000, 0xFFFF0000),)}
     st = state(iface_nets=nets)
     rs = load(":PREROUTING ACCEPT [0:0]",
@@ -290,11 +344,26 @@ def test_rpfilter_strict_loose_and_unknown() -> None:
     assert run(rs, udp("10.1.2.3"), hook="PREROUTING", table="raw").verdict == "ACCEPT"
     spoofed = run(rs, udp("192.168.1.1"), hook="PREROUTING", table="raw")
     assert spoofed.verdict == "DROP"
-    unknown = run(rs, udp("8.8.8.8"), hook="PREROUTING", table="raw")
-    assert unknown.verdict == "UNKNOWN" and "no --iface route" in unknown.reason
+    no_route = run(rs, udp("8.8.8.8"), hook="PREROUTING", table="raw")
+    assert no_route.verdict == "DROP"
     loose = load(":PREROUTING ACCEPT [0:0]",
                  "-A PREROUTING -m rpfilter --loose --invert -j DROP", table="raw", st=st)
     assert run(loose, udp("192.168.1.1"), hook="PREROUTING", table="raw").verdict == "ACCEPT"
+    assert run(loose, udp("8.8.8.8"), hook="PREROUTING", table="raw").verdict == "DROP"
+
+
+def test_rpfilter_without_routes_takes_every_interface_as_the_way_back() -> None:
+    rs = load(":PREROUTING ACCEPT [0:0]",
+              "-A PREROUTING -m rpfilter --invert -j DROP", table="raw")
+    assert rs.compiled.notes == [f"t.rules:3: note: {NO_ROUTES}"]
+    for iface in ("eth0", "eth1"):
+        decision = run(rs, udp("8.8.8.8"), hook="PREROUTING", table="raw", iface_in=iface)
+        assert decision.verdict == "ACCEPT"
+    own = state(local_nets=((4, 0x0A000001, 0xFFFFFFFF),))
+    local = load(":PREROUTING ACCEPT [0:0]",
+                 "-A PREROUTING -m rpfilter --invert -j DROP", table="raw", st=own)
+    assert local.compiled.notes
+    assert run(local, udp("10.0.0.1"), hook="PREROUTING", table="raw").verdict == "DROP"
 
 
 def test_policy_never_sees_ipsec() -> None:

@@ -28,14 +28,12 @@ UFW_STUBS = {
     "ufw-before6.rules": ("ufw6-logging-deny",),
 }
 BROKEN = "iptables_semantics-parser-test.v4"
-# Matches statewall cannot evaluate with the file alone, with the first line using one:
-# owner (no socket in a capture), set (no `ipset save` given), rpfilter (no routes given).
+# Files using sets they do not hold, with the first line using one: iptables-restore
+# refuses them too until the sets exist (xt_set's checkentry), so statewall wants
+# their `ipset save`.
 NOT_EVALUATED = {
     "moby-docker-usernet-portmap.v4": (25, "match set is not evaluated"),
     "netnet-serverfault-759927-ipset.v4": (20, "match set is not evaluated"),
-    "netnet-eduroam-laptop-tor.v4": (19, "match owner is not supported"),
-    "netnet-home-user.v4": (82, "match owner is not supported"),
-    "netnet-medium-company.v4": (12, "match rpfilter is not evaluated"),
 }
 # The sets those files use, as `ipset save` would print them (for `check --ipset`).
 IPSETS = {

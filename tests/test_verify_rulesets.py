@@ -18,8 +18,10 @@ for both sides:
   `--dst-type LOCAL` becomes `-d SERVER`;
 * the nat table is removed: statewall does not translate addresses yet, and
   the kernel's MASQUERADE on an address-less interface would drop instead;
-* rpfilter is left out (medium-company's raw table): the oracle routes by
-  input interface only, so the kernel finds no way back to any source;
+* medium-company's raw table (rpfilter) needs routes the firewall itself can
+  look up: the oracle forwards by input interface and has none, so the case
+  gives the kernel its LAN address and a default route (`Setup.routes`) and
+  statewall the same as `--iface` networks;
 * a file that today's iptables-restore rejects gets the one documented fix
   (CRLF line ends, `--log-level DEBUG`), after checking statewall refuses the
   original just as loudly;
@@ -58,6 +60,7 @@ from statewall.oracle.rewrite import (
 from statewall.oracle.verify import Datagram, VerifyResult, read_capture, verify_datagrams
 from statewall.rules.errors import RulesetError
 from statewall.rules.hooks import compile_text
+from statewall.topology import Topology, parse_networks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -80,6 +83,8 @@ class Setup:
     host: str | None = None  # the protected host's address: apply host_to_router
     fixes: tuple[tuple[str, str], ...] = ()  # literal replacements the real tools need
     drop_tables: tuple[str, ...] = ("nat",)
+    routes: tuple[str, ...] = ()  # `ip` lines for the kernel's own lookups (rpfilter)
+    iface_nets: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the same for statewall
 
     @property
     def family(self) -> int:
@@ -109,7 +114,11 @@ class Case:
 def run(setup: Setup, shared: Path, datagrams: list[Datagram]) -> VerifyResult:
     text = setup.text(shared)
     v4, v6 = (text, None) if setup.family == 4 else (None, text)
-    return verify_datagrams(datagrams, v4, v6)
+    topology = None
+    if setup.iface_nets:
+        topology = Topology((), tuple((name, parse_networks(nets))
+                                      for name, nets in setup.iface_nets))
+    return verify_datagrams(datagrams, v4, v6, routes=setup.routes, topology=topology)
 
 
 def assert_agrees(name: str, result: VerifyResult) -> None:
@@ -240,11 +249,16 @@ def ferm_dmz_case() -> Case:
 
 # --- a medium company's main firewall (eth0 the LAN, ppp0 the uplink) ---------------------
 
-# raw holds only `-m rpfilter --invert -j DROP`. rpfilter asks the routing table for the
-# way back to the source; the oracle routes by input interface alone (netns.py) and has
-# no such route, so its kernel fails every packet. Left out on both sides.
+# raw holds only `-m rpfilter --invert -j DROP`: the way back to each source must be the
+# interface it came in on. The firewall gets its LAN address on eth0 (swl) and the
+# default route through the uplink (swr), so every packet here passes.
 COMPANY = Setup("netnet-medium-company.v4", {"eth0": "swl", "ppp0": "swr"},
-                drop_tables=("nat", "raw"))
+                routes=("addr add 172.16.2.1/24 dev swl", "route add default dev swr"),
+                iface_nets=(("swl", ("172.16.2.0/24",)), ("swr", ("0.0.0.0/0",))))
+# The capture's LAN speaks from addresses outside 172.16.2.0/24 as well: rpfilter would
+# drop them all, so the capture case leaves the raw table out.
+COMPANY_WITHOUT_RAW = Setup("netnet-medium-company.v4", {"eth0": "swl", "ppp0": "swr"},
+                            drop_tables=("nat", "raw"))
 NET2 = "198.51.100.70"
 
 
@@ -259,6 +273,9 @@ def medium_company_case() -> Case:
         (syn(NET2, "172.16.2.35", 45005, 22), NEW_D),
         (b.icmp_echo("172.16.2.100", NET2, 4, 1), NEW_F),
         (b.icmp_echo(NET2, "172.16.2.100", 4, 1, reply=True), EST_R),
+        # From the LAN side with an address the way back to which is the uplink:
+        # raw's rpfilter drops it before conntrack sees it.
+        (syn("10.99.0.1", NET2, 45006, 80), "- dropped"),
     ))
 
 
@@ -438,7 +455,7 @@ CAPTURE_CASES = [
                 {"forwarded": 2}),
     CaptureCase("tutorial dns+icmp-errors", TUTORIAL, "icmp-port-unreachable-dns-mixed.pcap",
                 (HOME, NET3), {"dropped": 10, "forwarded": 150}),
-    CaptureCase("medium-company lan", COMPANY, "large-mixed-lan-1kxun.pcap",
+    CaptureCase("medium-company lan", COMPANY_WITHOUT_RAW, "large-mixed-lan-1kxun.pcap",
                 ("172.16.2.5", NET2), {"forwarded": 1330, "dropped": 349, "local": 44}),
     CaptureCase("ipv6-mailserver mixed", MAILSERVER, "ipv6-mixed-dns-icmp6-errors-tcp.pcap",
                 (MAIL_CLIENT, MAIL), {"dropped": 61, "forwarded": 98, "local": 2}),

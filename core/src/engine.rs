@@ -144,6 +144,8 @@ struct Skb<'p, 'a> {
     ct: Option<CtResult>,
     iface_in: Option<IfaceName>,
     iface_out: Option<IfaceName>,
+    /// Sent by the machine itself: its path starts at OUTPUT.
+    local_out: bool,
     notrack: bool,
     zone: u16,
     helper: Option<String>,
@@ -316,19 +318,20 @@ impl Firewall {
             .clone()
             .or_else(|| self.topology.interface_for(family, datagram.src).cloned());
         let iface_out = self.topology.interface_for(family, datagram.dst).cloned();
+        let (path, routing_drop) = choose_path(&self.topology, family, datagram.src, datagram.dst);
         let mut skb = Skb {
             pkt: datagram,
             now,
             ct: None,
             iface_in,
             iface_out,
+            local_out: path.first() == Some(&Hook::Output),
             notrack: false,
             zone: 0,
             helper: None,
             mark: 0,
             nf_trace: false,
         };
-        let (path, routing_drop) = choose_path(&self.topology, family, datagram.src, datagram.dst);
         let mut outcome = HookOutcome {
             verdict: Verdict::Accept,
             rule: None,
@@ -494,6 +497,7 @@ impl Firewall {
             hook,
             iface_in: skb.iface_in.as_deref(),
             iface_out: skb.iface_out.as_deref(),
+            local_out: skb.local_out,
             mark: skb.mark,
             nf_trace: skb.nf_trace,
             conn_counters: None,

@@ -92,9 +92,11 @@ class RuleEngine:
         iface_out: str | None = None,
         mark: int = 0,
         trace: bool = False,
+        local_out: bool | None = None,
     ) -> WalkResult | None:
         """Walk `table` at `hook` for a decoded statewall.packet.Packet; None when the
-        table has no chain for the hook.
+        table has no chain for the hook. `local_out`: the machine sent the packet
+        itself (default: when `hook` is OUTPUT).
 
         `conn` is the conntrack entry the packet belongs to (None: no entry), any
         object with the attributes `family`, `proto`, `zone`, `orig_src`, `orig_dst`,

@@ -200,10 +200,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
         unknown = firewall.unknown_rules()
-        if unknown and fmt != "jsonl" and not args.no_summary:
-            sys.stdout.write("rules evaluated as unknown (--allow-unknown): packets reaching them "
-                             "have an undetermined fate\n")
-            sys.stdout.writelines(f"  {line}\n" for line in unknown)
+        if fmt != "jsonl" and not args.no_summary:
+            if unknown:
+                sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
+                sys.stdout.writelines(f"  {line}\n" for line in unknown)
+            if firewall.rules is not None:
+                sys.stdout.writelines(f"{note}\n" for note in firewall.rules.notes)
         if args.counters:
             sys.stdout.write(counters_text(firewall, args.counters))
         sys.stdout.flush()

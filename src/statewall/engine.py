@@ -250,7 +250,9 @@ class Firewall:
         return self._core.count()
 
     def unknown_rules(self) -> list[str]:
-        """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text."""
+        """Rules that can leave a packet's fate undetermined, as `IPv4 filter INPUT rule 3
+        (line 12)`: those evaluated as unknown (--allow-unknown), and owner rules when the
+        machine has addresses of its own (followed by what they cannot decide)."""
         return self._core.unknown_rules()
 
     def sync_counters(self) -> None:

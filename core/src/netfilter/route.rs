@@ -59,12 +59,19 @@ impl Topology {
         self.local.iter().any(|net| net.contains(family, address))
     }
 
-    /// The interface that leads to `address`, if the topology names one.
+    /// The interface that leads to `address`, if the topology names one: the
+    /// one with the longest prefix holding it, as a route lookup picks (the
+    /// first given among equals).
     pub fn interface_for(&self, family: u8, address: u128) -> Option<&IfaceName> {
-        self.interfaces
-            .iter()
-            .find(|(_, nets)| nets.iter().any(|net| net.contains(family, address)))
-            .map(|(name, _)| name)
+        let mut best: Option<(u128, &IfaceName)> = None;
+        for (name, nets) in &self.interfaces {
+            for net in nets.iter().filter(|net| net.contains(family, address)) {
+                if best.is_none_or(|(mask, _)| net.mask > mask) {
+                    best = Some((net.mask, name));
+                }
+            }
+        }
+        best.map(|(_, name)| name)
     }
 }
 
@@ -231,6 +238,15 @@ mod tests {
             PATH_INPUT
         );
         assert_eq!(Net::new(4, 0xC000_02FF, 24).address, 0xC000_0200);
+        let routes = Topology {
+            local: Vec::new(),
+            interfaces: vec![
+                ("up".into(), vec![Net::new(4, 0, 0)]),
+                ("lan".into(), vec![Net::new(4, 0xC000_0200, 24)]),
+            ],
+        };
+        let lan = routes.interface_for(4, 0xC000_0207).map(|n| n.to_string());
+        assert_eq!(lan.as_deref(), Some("lan"));
         assert_eq!(Net::new(6, u128::MAX, 0).mask, 0);
     }
 }

@@ -218,7 +218,8 @@ impl PyRuleEngine {
     }
 
     /// Walk `table` at `hook`; None when the table has no chain for the hook.
-    #[pyo3(signature = (table, hook, pkt, ctinfo, conn, now, iface_in=None, iface_out=None, mark=0, trace=false))]
+    /// `local_out`: the machine sent the packet itself (default: when `hook` is OUTPUT).
+    #[pyo3(signature = (table, hook, pkt, ctinfo, conn, now, iface_in=None, iface_out=None, mark=0, trace=false, local_out=None))]
     #[allow(clippy::too_many_arguments)]
     fn walk(
         &mut self,
@@ -232,6 +233,7 @@ impl PyRuleEngine {
         iface_out: Option<String>,
         mark: u32,
         trace: bool,
+        local_out: Option<bool>,
     ) -> PyResult<Option<WalkResult>> {
         let hook = Hook::from_name(hook)
             .ok_or_else(|| PyValueError::new_err(format!("unknown hook {hook:?}")))?;
@@ -268,6 +270,7 @@ impl PyRuleEngine {
             hook,
             iface_in: iface_in.as_deref(),
             iface_out: iface_out.as_deref(),
+            local_out: local_out.unwrap_or(hook == Hook::Output),
             mark,
             nf_trace: trace,
             conn_counters,

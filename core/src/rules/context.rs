@@ -20,6 +20,9 @@ pub struct RuleCtx<'a> {
     pub hook: Hook,
     pub iface_in: Option<&'a str>,
     pub iface_out: Option<&'a str>,
+    /// The machine sent the packet itself (its path began at OUTPUT): only
+    /// such a packet can belong to a local socket (what owner asks about).
+    pub local_out: bool,
     /// The packet's mark on entry.
     pub mark: u32,
     /// The packet's nf_trace bit on entry.

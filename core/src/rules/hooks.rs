@@ -10,7 +10,7 @@
 use crate::netfilter::hooks::TableKind;
 use crate::output::escape::escape;
 use crate::rules::context::{Decision, Effects, RuleCtx};
-use crate::rules::model::{Hook, Target};
+use crate::rules::model::{Hook, Match, Target};
 use crate::rules::walker::Engine;
 
 /// The loaded IPv4 and IPv6 rulesets of one simulated machine.
@@ -99,24 +99,39 @@ impl IptablesEngine {
         }
     }
 
-    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`
+    /// Rules whose outcome may be undetermined, as `IPv4 filter INPUT rule 3
+    /// (line 12)`: those evaluated as unknown (--allow-unknown), and, when the
+    /// machine has addresses of its own, those asking which local socket sent
+    /// a packet (`-m owner`), followed by the packets they cannot decide
     /// (text for people: control characters in names escaped).
     pub fn unknown_rules(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (label, engine) in [("IPv4", &self.v4), ("IPv6", &self.v6)] {
             let Some(engine) = engine else { continue };
+            let sends_own = !engine.state.topology.local.is_empty();
             for table in &engine.ruleset.tables {
                 for chain in &table.chains {
                     for rule in &chain.rules {
-                        if matches!(rule.target, Target::Unknown { .. }) {
-                            out.push(format!(
-                                "{label} {} {} rule {} (line {})",
-                                escape(&table.name),
-                                escape(&chain.name),
-                                rule.number,
-                                rule.line
-                            ));
+                        let unknown = matches!(rule.target, Target::Unknown { .. });
+                        let owner = sends_own
+                            && rule
+                                .matches
+                                .iter()
+                                .any(|m| matches!(m, Match::Owner { .. }));
+                        if !unknown && !owner {
+                            continue;
                         }
+                        let mut line = format!(
+                            "{label} {} {} rule {} (line {})",
+                            escape(&table.name),
+                            escape(&chain.name),
+                            rule.number,
+                            rule.line
+                        );
+                        if !unknown {
+                            line.push_str(": for packets the machine sends itself (owner)");
+                        }
+                        out.push(line);
                     }
                 }
             }
@@ -155,5 +170,30 @@ mod tests {
         let (_, fx) = e.evaluate(TableKind::Nat, &ctx, true).unwrap();
         assert_eq!(fx.notes, ["NAT not applied: DNAT x"]);
         assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT rule 1 (line 7)"]);
+    }
+
+    #[test]
+    fn owner_rules_are_listed_only_when_the_machine_sends_packets() {
+        let rules = r#"{"family": 4, "source": "t", "tables": [
+            {"name": "mangle", "chains": [{"name": "POSTROUTING", "policy": "ACCEPT",
+             "rules": [{"matches": [{"kind": "owner", "socket_exists": true, "uid": null,
+                                     "gid": null, "suppl_groups": false}],
+                        "target": {"kind": "verdict", "verdict": "DROP"},
+                        "number": 1, "line": 4, "text": "-A POSTROUTING -m owner ! --socket-exists -j DROP"}]}]}]"#;
+        let router = IptablesEngine {
+            v4: Some(Engine::from_json(&format!("{rules}}}")).unwrap()),
+            v6: None,
+        };
+        assert!(router.unknown_rules().is_empty());
+        let local =
+            r#", "local_nets": [{"family": 4, "addr": "167772161", "mask": "4294967295"}]}"#;
+        let host = IptablesEngine {
+            v4: Some(Engine::from_json(&format!("{rules}{local}")).unwrap()),
+            v6: None,
+        };
+        assert_eq!(
+            host.unknown_rules(),
+            ["IPv4 mangle POSTROUTING rule 1 (line 4): for packets the machine sends itself (owner)"]
+        );
     }
 }

@@ -142,6 +142,14 @@ pub enum CtCheck {
     },
 }
 
+/// An owner match's uid or gid test: the inclusive range, None for a user
+/// or group name (resolved by the firewall itself), and its `!`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct OwnerIds {
+    pub ids: Option<(u32, u32)>,
+    pub neg: bool,
+}
+
 /// sctp --chunk-types: ("all"|"any"|"only", chunk types, (chunk, mask, value) flags, negated).
 pub type SctpChunks = (String, Vec<u8>, Vec<(u8, u8, u8)>, bool);
 
@@ -333,8 +341,20 @@ pub enum Match {
     },
     Rpfilter {
         loose: bool,
+        /// The packet's mark takes part in the lookup; it only changes the
+        /// answer under policy routing by mark, which statewall's routes lack.
+        #[serde(default)]
+        validmark: bool,
         accept_local: bool,
         invert: bool,
+    },
+    /// owner (xt_owner): `socket_exists` is None when not tested, else
+    /// whether it is negated; `uid`/`gid` likewise, with their range.
+    Owner {
+        socket_exists: Option<bool>,
+        uid: Option<OwnerIds>,
+        gid: Option<OwnerIds>,
+        suppl_groups: bool,
     },
     Connbytes {
         /// 0 original, 1 reply, 2 both

@@ -123,6 +123,7 @@ pub fn ctx<'a>(pkt: &'a Packet<'a>) -> RuleCtx<'a> {
         hook: Hook::Input,
         iface_in: None,
         iface_out: None,
+        local_out: false,
         mark: 0,
         nf_trace: false,
         conn_counters: None,

@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO
@@ -146,13 +146,20 @@ class KernelFirewall:
     entered it (that thread is pinned to one CPU while inside, see the module
     docstring). Namespaces and background processes are removed on exit,
     also on exceptions and KeyboardInterrupt, unless `keep_namespaces`.
+
+    `routes` are `ip` command lines (`route add 10.1.0.0/16 dev swl`, `addr
+    add ...`) run in the firewall once it is built: what a route lookup made
+    by the firewall itself finds, as rpfilter's is. Forwarding goes by input
+    interface (netns.py) and never consults them; without any, such a lookup
+    finds no route at all.
     """
 
     def __init__(self, rules_v4: str | None, rules_v6: str | None = None,
                  sysctls: Mapping[str, int] | None = None, *, keep_namespaces: bool = False,
                  watch_events: bool = False, watch_expect_events: bool = False,
                  clock: Callable[[], float] = time.time,
-                 firewall_ifs: tuple[str, str] = ("swl", "swr")) -> None:
+                 firewall_ifs: tuple[str, str] = ("swl", "swr"),
+                 routes: Sequence[str] = ()) -> None:
         self.rules_v4 = rules_v4
         self.rules_v6 = rules_v6
         self.sysctls = dict(sysctls or {})
@@ -161,6 +168,7 @@ class KernelFirewall:
         self.watch_expect_events = watch_expect_events
         self.clock = clock
         self.firewall_ifs = firewall_ifs
+        self.routes = tuple(routes)
         self.topology: Topology | None = None
         self._log: NflogListener | None = None
         self._sockets: list[socket.socket] = []
@@ -175,6 +183,8 @@ class KernelFirewall:
         check_prerequisites()
         try:
             self.topology = netns.create_topology(self.firewall_ifs)
+            if self.routes:
+                netns.ip_batch(self.topology.firewall, self.routes)
             self._load_rules(self.topology.firewall)
             for name, value in self.sysctls.items():
                 netns.write_sysctl(self.topology.firewall, sysctl_name(name), value)

@@ -446,6 +446,36 @@ def seed_restrictive_policy() -> Scenario:
         (NEW_F, EST_R, EST_O, NEW_D), rules, None)
 
 
+# --- owner on forwarded packets -----------------------------------------------------------
+
+# xt_owner asks for the sending socket; a forwarded packet has none. The kernel
+# refuses the match outside OUTPUT and POSTROUTING, so forwarded packets meet it in
+# POSTROUTING: each port's rule drops what its owner match accepts.
+_OWNER_TESTS = ("--uid-owner 0", "! --uid-owner 0", "--socket-exists", "! --socket-exists",
+                "! --uid-owner 0-1000 ! --gid-owner 0", "! --uid-owner 0 --gid-owner 0",
+                "! --gid-owner 0 --suppl-groups",
+                "! --socket-exists ! --uid-owner 5 ! --gid-owner root")
+_OWNER_RULES = (
+    "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+    ":OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:owned - [0:0]\n"
+    "-A OUTPUT -m owner --uid-owner 0 -j ACCEPT\n-A POSTROUTING -p udp -j owned\n"
+    + "".join(f"-A owned -p udp --dport {port} -m owner {test} -j DROP\n"
+              for port, test in enumerate(_OWNER_TESTS, 1))
+    + "COMMIT\n" + STATEFUL)
+
+
+def owner_forwarded() -> Scenario:
+    ports = range(1, len(_OWNER_TESTS) + 1)
+    datagrams = (*(b.udp(C4, S4, 43000 + port, port, b"o") for port in ports),
+                 *(b.udp(C6, S6, 43000 + port, port, b"o") for port in ports))
+    # Only rules whose every test is negated match a packet without a socket.
+    answers = (NEW_F, NEW_D, NEW_F, NEW_D, NEW_D, NEW_F, NEW_F, NEW_D)
+    return Scenario(
+        "owner-forwarded", "owner in POSTROUTING: a forwarded packet has no socket, so "
+        "only fully negated tests match it (xt_owner.c: owner_mt)",
+        datagrams, answers * 2, _OWNER_RULES, _OWNER_RULES)
+
+
 def all_scenarios() -> list[Scenario]:
     """Every scenario, in a stable order."""
     return [
@@ -457,6 +487,7 @@ def all_scenarios() -> list[Scenario]:
         seed_stray_ack(), seed_handshake_assured(), seed_timeouts(), seed_icmp(),
         seed_ftp_active(), seed_ftp_passive(),
         seed_notrack(), seed_invalid(), seed_ssh_rate_limit(), seed_restrictive_policy(),
+        owner_forwarded(),
     ]
 
 

@@ -418,6 +418,8 @@ def verify_datagrams(
     waits: Mapping[int, float] | None = None,
     expect_after: Iterable[int] = (),
     auto_helpers: bool = False,
+    routes: Sequence[str] = (),
+    topology: Topology | None = None,
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
@@ -427,8 +429,11 @@ def verify_datagrams(
     after which both expectation tables are compared (they always are at
     the end). `auto_helpers` gives statewall the legacy by-port helper
     assignment; the kernel has none, so its rules must attach the same
-    helpers in raw. The kernel is only started when there is something to
-    inject.
+    helpers in raw. `routes` (`ip` command lines, see KernelFirewall) give
+    the kernel's firewall routes of its own, which rpfilter looks up, and
+    `topology` is statewall's view of them (`--iface`, `--local`) instead of
+    the addresses seen on each side. The kernel is only started when there
+    is something to inject.
     """
     values = dict(sysctls or {})
     pauses = dict(waits or {})
@@ -439,13 +444,14 @@ def verify_datagrams(
         return result
     fixed = normalise([d.data for d in datagrams])
     sides = assign_sides(fixed)
-    topology = side_topology(fixed)
+    if topology is None:
+        topology = side_topology(fixed)
     engine = rule_engine
     if engine is None:
         engine = load_rule_engine(rules_v4, rules_v6, topology=topology)
     firewall = Firewall(cfg=cfg, rules=engine, topology=topology, auto_helpers=auto_helpers)
     with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
-                        clock=clock, firewall_ifs=FIREWALL_IFS) as kernel, \
+                        clock=clock, firewall_ifs=FIREWALL_IFS, routes=routes) as kernel, \
             EgressWatch(_topology(kernel)) as egress:
         for item, data, side in zip(datagrams, fixed, sides, strict=True):
             if item.number in pauses:

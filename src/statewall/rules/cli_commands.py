@@ -4,8 +4,10 @@ iptables-restore stops at the first error; `check` reports them all, in one
 pass: the parser and then the load-time checks read on after an error as if
 its line were blank, so one bad rule does not hide the next (a rule that
 only fails because an earlier line was dropped may add a follow-on error, as
-a compiler's would). With `--lint`, a ruleset that loads is also checked for
-the mistakes statewall.rules.lint knows.
+a compiler's would). A ruleset that loads may come with notes
+(`FILE:LINE: note: ...`) on how statewall will evaluate it with what it was
+given (`check` takes no routes, so rpfilter rules get one). With `--lint`, a
+ruleset that loads is also checked for the mistakes statewall.rules.lint knows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from statewall._core import escape_controls
-from statewall.rules.compile import compile_errors
+from statewall.rules.compile import compile_errors, compile_ruleset
 from statewall.rules.ext import RuleState
 from statewall.rules.ipset import load_ipset_file
 from statewall.rules.lint import lint as run_lint
@@ -34,18 +36,24 @@ def load_sets(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
 
 
 def check_text(text: str, source: str, family: int, allow_unknown: bool,
-               sets: dict[str, Any] | None = None) -> tuple[list[str], Ruleset | None]:
-    """(every error as `file:line: message`, in line order; the ruleset when it loaded cleanly)."""
+               sets: dict[str, Any] | None = None
+               ) -> tuple[list[str], Ruleset | None, list[str]]:
+    """(every error as `file:line: message`, in line order; the ruleset when it
+    loaded cleanly; the notes on how its rules will be evaluated)."""
     ruleset, errors = parse_ruleset_errors(text, source, family, allow_unknown)
+    state = RuleState(sets=dict(sets or {}))
     if ruleset is not None:
-        errors += compile_errors(ruleset, RuleState(sets=dict(sets or {})), allow_unknown)
-    errors.sort(key=lambda err: err.line)
-    return [str(err) for err in errors], (ruleset if not errors else None)
+        errors += compile_errors(ruleset, state, allow_unknown)
+    if ruleset is None or errors:
+        errors.sort(key=lambda err: err.line)
+        return [str(err) for err in errors], None, []
+    return [], ruleset, compile_ruleset(ruleset, state, allow_unknown).notes
 
 
 def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
                   allow_unknown: bool, ipsets: Sequence[str] = ()) -> tuple[int, list[str]]:
-    """Exit code 0 (loads; lint warnings do not fail) or 1 (errors), and the lines to print."""
+    """Exit code 0 (loads; notes and lint warnings do not fail) or 1 (errors), and the
+    lines to print."""
     sets = load_sets(ipsets)
     out: list[str] = []
     failed = False
@@ -53,8 +61,9 @@ def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
         if path is None:
             continue
         text = Path(path).read_text(encoding="utf-8", errors="replace")
-        errors, ruleset = check_text(text, str(path), family, allow_unknown, sets)
+        errors, ruleset, notes = check_text(text, str(path), family, allow_unknown, sets)
         out.extend(errors)
+        out.extend(notes)
         failed = failed or bool(errors)
         if lint and ruleset is not None:
             out.extend(run_lint(ruleset))

@@ -71,6 +71,8 @@ class CompiledRuleset:
     tables: dict[str, CompiledTable]
     state: RuleState
     unknown_rules: list[RuleRef] = field(default_factory=list)
+    # Remarks on how rules will be evaluated, `FILE:LINE: note: ...`, each once.
+    notes: list[str] = field(default_factory=list)
 
 
 class _Compiler:
@@ -84,6 +86,7 @@ class _Compiler:
         # leave out the rules of each bad line, as if the line were blank.
         self.errors = errors
         self.dropped: set[int] = set()
+        self.notes: dict[str, str] = {}  # by remark: the first rule's line with it
 
     def error(self, rule_line: int, message: str) -> RulesetError:
         return RulesetError(self.ruleset.source, rule_line, message)
@@ -201,6 +204,9 @@ class _Compiler:
                 continue
             except OptionError as err:
                 raise OptionError(prefix + err.message) from None
+            remark = ext.note(args) if ext.note is not None else None
+            if remark is not None and remark not in self.notes:
+                self.notes[remark] = f"{self.ruleset.source}:{rule.line}: note: {remark}"
             evaluated.append(match)
         return tuple(evaluated), unknown
 
@@ -268,7 +274,8 @@ def compile_ruleset(ruleset: Ruleset, state: RuleState | None = None,
     """
     compiler = _Compiler(ruleset, state or RuleState(), allow_unknown)
     tables = {t.name: compiler.table(t) for t in ruleset.tables}
-    return CompiledRuleset(ruleset, tables, compiler.state, compiler.unknown)
+    return CompiledRuleset(ruleset, tables, compiler.state, compiler.unknown,
+                           list(compiler.notes.values()))
 
 
 def compile_errors(ruleset: Ruleset, state: RuleState | None = None,

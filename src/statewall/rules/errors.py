@@ -32,5 +32,5 @@ class OptionError(Exception):
 
 class NotEvaluated(OptionError):
     """A well-formed option statewall cannot evaluate with what it was given
-    (a set that was not loaded, rpfilter without routes): refused like an
-    unsupported match unless unknown rules are allowed."""
+    (a set that was not loaded): refused like an unsupported match unless
+    unknown rules are allowed."""

@@ -20,6 +20,9 @@ from statewall.rules.model import Option, Rule
 
 # An extension's checkentry; what it returns (the options it parsed, if any) is not used.
 Check = Callable[["BuildArgs"], object]
+# A remark on how a rule will be evaluated with what statewall was given
+# (the routes rpfilter uses, say), or None.
+Note = Callable[["BuildArgs"], "str | None"]
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 
@@ -105,6 +108,7 @@ class MatchExt:
     # Why statewall cannot evaluate this match (then it is refused unless
     # unknown rules are allowed); None when it is implemented.
     unsupported: str | None = None
+    note: Note | None = None
 
 
 @dataclass(frozen=True, slots=True)

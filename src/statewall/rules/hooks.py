@@ -41,6 +41,12 @@ class IptablesEngine:
                      for c in (self.v4, self.v6))
 
     @property
+    def notes(self) -> list[str]:
+        """Remarks on how rules will be evaluated, `FILE:LINE: note: ...` (both families)."""
+        return [note for compiled in (self.v4, self.v6) if compiled is not None
+                for note in compiled.notes]
+
+    @property
     def unknown_rules(self) -> list[str]:
         """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text
         (control characters in names escaped, as in every text output)."""

@@ -37,6 +37,7 @@ from statewall.rules.matches import (
     xt_hashlimit,
     xt_iprange,
     xt_limit,
+    xt_owner,
     xt_physdev,
     xt_pkttype,
     xt_policy,
@@ -430,8 +431,30 @@ class TcpmssMatch(Variant):
 class RpfilterMatch(Variant):
     kind: ClassVar[str] = "rpfilter"
     loose: bool
+    validmark: bool
     accept_local: bool
     invert: bool
+
+
+@value
+class OwnerIds(Variant):
+    """An owner match's uid or gid test: the range (None: a name the firewall
+    resolves itself) and its `!`."""
+
+    ids: tuple[int, int] | None
+    neg: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ids": None if self.ids is None else list(self.ids), "neg": self.neg}
+
+
+@value
+class OwnerMatch(Variant):
+    kind: ClassVar[str] = "owner"
+    socket_exists: bool | None  # None: not tested; else negated
+    uid: OwnerIds | None
+    gid: OwnerIds | None
+    suppl_groups: bool
 
 
 @value
@@ -606,6 +629,20 @@ def _policy(args: BuildArgs) -> Variant:
     if args.value("--pol") == "none":
         return ConstMatch(True)
     return ConstMatch(False, xt_policy.NOTE)
+
+
+def _owner_ids(args: BuildArgs, name: str) -> OwnerIds | None:
+    option = args.get(name)
+    if option is None:
+        return None
+    return OwnerIds(xt_owner.parse_ids(option.values[0], name), option.negated)
+
+
+def _owner(args: BuildArgs) -> Variant:
+    socket = args.get("--socket-exists")
+    return OwnerMatch(None if socket is None else socket.negated,
+                      _owner_ids(args, "--uid-owner"), _owner_ids(args, "--gid-owner"),
+                      args.has("--suppl-groups"))
 
 
 def _addrtype(args: BuildArgs) -> Variant:
@@ -807,8 +844,9 @@ _MATCH_LOWER: dict[str, Any] = {
                               a.negated("--tos")),
     "ecn": _ecn,
     "tcpmss": _tcpmss,
-    "rpfilter": lambda a: RpfilterMatch(a.has("--loose"), a.has("--accept-local"),
-                                        a.has("--invert")),
+    "rpfilter": lambda a: RpfilterMatch(a.has("--loose"), a.has("--validmark"),
+                                        a.has("--accept-local"), a.has("--invert")),
+    "owner": _owner,
     "connbytes": _connbytes,
     "connlimit": _connlimit,
     "string": _string,

@@ -16,6 +16,7 @@ pub mod limit;
 pub mod mac;
 pub mod mark;
 pub mod multiport;
+pub mod owner;
 pub mod pkttype;
 pub mod recent;
 pub mod rpfilter;
@@ -284,7 +285,20 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleStat
             loose,
             accept_local,
             invert,
+            ..
         } => rpfilter::rpfilter(ctx, &state.topology, *loose, *accept_local, *invert),
+        Match::Owner {
+            socket_exists,
+            uid,
+            gid,
+            suppl_groups,
+        } => owner::owner(
+            ctx,
+            *socket_exists,
+            uid.as_ref(),
+            gid.as_ref(),
+            *suppl_groups,
+        ),
         Match::Connbytes {
             dirs,
             mode,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from statewall.rules.ext import MatchExt
 from statewall.rules.matches import (
     icmp,
-    unsupported,
     xt_addrtype,
     xt_comment,
     xt_connbytes,
@@ -24,6 +23,7 @@ from statewall.rules.matches import (
     xt_mark,
     xt_multiport,
     xt_nfacct,
+    xt_owner,
     xt_physdev,
     xt_pkttype,
     xt_policy,
@@ -47,5 +47,5 @@ MATCHES: dict[str, MatchExt] = {ext.name: ext for ext in (
     xt_mac.MAC, xt_dscp.DSCP, xt_dscp.TOS, xt_ecn.ECN, xt_tcpmss.TCPMSS, xt_helper.HELPER,
     xt_statistic.STATISTIC, xt_string.STRING, xt_policy.POLICY, xt_nfacct.NFACCT,
     xt_connbytes.CONNBYTES, xt_sctp.SCTP, xt_hashlimit.HASHLIMIT, xt_connlimit.CONNLIMIT,
-    unsupported.OWNER, xt_set.SET, xt_rpfilter.RPFILTER, xt_physdev.PHYSDEV, xt_rt.RT,
+    xt_owner.OWNER, xt_set.SET, xt_rpfilter.RPFILTER, xt_physdev.PHYSDEV, xt_rt.RT,
 )}

@@ -1,26 +1,31 @@
 """rpfilter match (ipt_rpfilter.c / ip6t_rpfilter.c): reverse-path check.
 
 The kernel looks the packet's source up in the routing table as if replying
-and passes the packet when that route leaves through the interface the
-packet came in on (`--loose`: when any route exists). statewall's routing
-table is the `--iface NAME=CIDR` topology: the longest prefix holding the
-source names the reply interface (a `0.0.0.0/0` or `::/0` entry is the
-default route). A source no interface covers cannot be decided: the rule is
-then UNKNOWN for that packet. A source that is one of the host's own
-addresses (`--local`) is a local route: it passes only with `--accept-local`.
-Packets from loopback always pass, as do DHCP-style packets from 0.0.0.0 to
-broadcast or link-local multicast (IPv4).
+and passes the packet when that route is a unicast route through the
+interface the packet came in on (`--loose`: through any interface). The
+core evaluates it against statewall's routes, the topology: each
+`--iface NAME=CIDR` is a route through NAME (longest prefix wins;
+`0.0.0.0/0` or `::/0` is a default route), `--local` addresses are local
+routes, which pass only with `--accept-local`. Without any `--iface` the
+routes are a default route through every interface, so every source that
+is not local passes: the check output says so in a note.
+(core/src/rules/matches/rpfilter.rs has the details.)
 """
 
 from __future__ import annotations
 
-from statewall.rules.errors import NotEvaluated
 from statewall.rules.ext import BuildArgs, MatchExt, OptSpec
+
+NO_ROUTES = ("rpfilter: no --iface routes given, so every address is taken as reachable "
+             "through every interface: only local sources can fail the check")
 
 
 def check_rpfilter(args: BuildArgs) -> None:
-    if not args.state.iface_nets:
-        raise NotEvaluated("rpfilter needs the routes: give --iface NAME=CIDR")
+    """Every option combination is valid; the table and hook are checked by the compiler."""
+
+
+def note_rpfilter(args: BuildArgs) -> str | None:
+    return None if args.state.iface_nets else NO_ROUTES
 
 
 RPFILTER = MatchExt(
@@ -30,4 +35,5 @@ RPFILTER = MatchExt(
     check_rpfilter,
     hooks=("PREROUTING",),
     tables=("raw", "mangle"),
+    note=note_rpfilter,
 )
