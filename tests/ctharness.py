@@ -73,7 +73,7 @@ class LiveConn(TupleFields):
     def entry(self) -> Connection | None:
         """The entry, or None once it has left the table."""
         for conn in self.machine.firewall.connections(self.machine.now):
-            if conn.conn_id == self.conn_id:
+            if conn.conn == self.conn_id:
                 return conn
         return None
 
@@ -179,7 +179,7 @@ class Machine:
         self.now = max(self.now, now)
         verdict = self.firewall.process(decode_datagram(data, index=self.index, ts=now))
         self.index += 1
-        conn = None if verdict.conn_id is None else self.view(verdict.conn_id)
+        conn = None if verdict.conn is None else self.view(verdict.conn)
         return Step(verdict, ctinfo_of(verdict), conn)
 
     def advance(self, now: float) -> None:

@@ -11,8 +11,8 @@ import pytest
 from statewall import builder as b
 from statewall.capture import CaptureError
 from statewall.capture.writer import write_pcap
+from statewall.decode.stream import read_packets
 from statewall.engine import VERDICTS, Firewall
-from statewall.replay import read_packets
 from statewall.rules.hooks import IptablesEngine, compile_text
 
 C, S = "192.0.2.10", "198.51.100.20"
@@ -53,7 +53,7 @@ def test_batch_rows_equal_the_per_packet_results(tmp_path: Path) -> None:
     assert [r.verdict for r in rows] == ["ACCEPT", "ACCEPT", "ACCEPT", "DROP", "DROP", "DROP"]
     assert rows == [
         type(v)(v.index, v.ts, v.verdict, v.ctstate, v.ctdir, v.status, v.rule, v.reason,
-                v.summary, v.proto, v.tcp_state, v.conn_id) for v in expected]
+                v.summary, v.proto, v.tcp_state, v.conn) for v in expected]
     batch = batches[0]
     assert [VERDICTS[v] for v in batch.verdict] == [r.verdict for r in rows]
     assert batch.ctinfo.tolist() == [2, 3, 0, 2, 5, 2]  # NEW, reply, ESTABLISHED ... INVALID

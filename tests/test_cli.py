@@ -104,9 +104,11 @@ def test_replay_jsonl_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     records = jsonl(out)  # every line is one JSON object: no totals in this format
     assert len(records) == 2
     for index, record in enumerate(records):
-        assert {"index", "ts", "verdict", "ctstate", "ctdir", "status", "rule",
-                "reason"} <= record.keys()
-        assert record["index"] == index
+        assert list(record) == ["v", "index", "frame", "ts", "verdict", "ctstate", "ctdir",
+                                "status", "rule", "reason", "summary", "proto", "src", "dst",
+                                "sport", "dport", "tcp_state", "conn", "notes"]
+        assert (record["v"], record["index"], record["frame"]) == (2, index, index + 1)
+        assert record["proto"] == 17
         assert record["verdict"] == "ACCEPT" and record["rule"] is None
         assert isinstance(record["reason"], str) and record["reason"]
         assert isinstance(record["status"], list)
@@ -116,6 +118,8 @@ def test_replay_jsonl_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert (records[1]["ctstate"], records[1]["ctdir"]) == ("ESTABLISHED", "REPLY")
     assert "SEEN_REPLY" in records[1]["status"]  # type: ignore[operator]
     assert "SEEN_REPLY" not in records[0]["status"]  # type: ignore[operator]
+    assert [(r["src"], r["sport"], r["dst"], r["dport"]) for r in records] == [
+        (CLIENT, 40000, SERVER, 53), (SERVER, 53, CLIENT, 40000)]
 
 
 OWNER_RULES = """*filter

@@ -18,10 +18,10 @@ from statewall.cli import main
 from statewall.compare import CompareResult, compare, flow_label
 from statewall.config import Sysctls
 from statewall.decode import decode_datagram
+from statewall.decode.stream import read_packets
 from statewall.engine import Firewall
 from statewall.events import ConntrackEvent
 from statewall.packet import Packet
-from statewall.replay import read_packets
 from statewall.rules.hooks import IptablesEngine, compile_text
 
 C, S = "10.0.0.1", "10.0.1.1"

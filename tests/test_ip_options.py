@@ -54,7 +54,7 @@ def test_source_routes_and_bad_options_die_after_prerouting() -> None:
     assert "loose source route (LSRR) refused" in verdicts[1].reason
     assert "strict source route (SSRR) refused" in verdicts[2].reason
     assert "bad IP options" in verdicts[3].reason
-    assert all(v.conn_id is None for v in verdicts[1:4])  # never confirmed
+    assert all(v.conn is None for v in verdicts[1:4])  # never confirmed
     sports = sorted(c.orig_sport for c in firewall.connections())
     assert sports == [4000, 4004]
 

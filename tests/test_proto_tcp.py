@@ -114,7 +114,7 @@ class Flow:
         """The flow's entry now, if the table holds one."""
         machine = self.machine()
         live = machine.firewall.connections(self.now)
-        return machine.view(live[0].conn_id) if live else None
+        return machine.view(live[0].conn) if live else None
 
     def _seen(self, ctstate: str, reason: str) -> Seen:
         conn = self.conn

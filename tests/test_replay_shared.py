@@ -28,6 +28,7 @@ from statewall import builder as b
 from statewall.capture import open_capture
 from statewall.checksum import l4_checksum_ok
 from statewall.decode import STACK_DROP_LAYERS, decode_datagram
+from statewall.decode.stream import read_packets
 from statewall.engine import Firewall
 from statewall.packet import (
     ACK,
@@ -40,7 +41,6 @@ from statewall.packet import (
     SYN,
     Packet,
 )
-from statewall.replay import read_packets
 from statewall.verdict import PacketVerdict
 
 CLIENT, SERVER, ROUTER = "192.0.2.1", "198.51.100.7", "203.0.113.1"

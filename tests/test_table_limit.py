@@ -83,7 +83,7 @@ def test_full_table_of_assured_entries_drops_the_new_connection() -> None:
     last = verdicts[-1]
     assert last.verdict == "DROP"
     assert "conntrack table full, no entry could be evicted (nf_conntrack_max=2)" in last.reason
-    assert last.conn_id is None
+    assert last.conn is None
     assert len(firewall.connections()) == 2
     assert firewall.stats()["drop"] == 1 and firewall.stats()["early_drop"] == 0
     assert not [e for e in events if e.ts == T0 + 5]  # no entry, so no event

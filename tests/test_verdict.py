@@ -26,7 +26,7 @@ def packet(datagram: bytes) -> Packet:
 def verdict(summary: str) -> PacketVerdict:
     return PacketVerdict(4, 12.5, "ACCEPT", "NEW", "ORIGINAL", ("CONFIRMED",),
                          RuleRef("filter", "FORWARD", 2), "SYN in NONE: NONE → SYN_SENT", summary,
-                         proto=6, tcp_state="SYN_SENT", conn_id=1, notes=("note",))
+                         proto=6, tcp_state="SYN_SENT", conn=1, notes=("note",))
 
 
 SYN = b.tcp("192.0.2.1", "198.51.100.7", 40000, 80, "S", seq=1000, window=64240)

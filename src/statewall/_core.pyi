@@ -110,11 +110,13 @@ class RuleEngine:
         """(table, chain, rule number or 0 for a built-in chain's policy, packets, bytes)."""
 
 # (index, ts, verdict, ctstate, ctdir, status), then
-# (rule (table, chain, number, line) or None, reason, summary, proto, tcp_state, conn, notes).
+# (rule (table, chain, number, line) or None, reason, summary, proto, tcp_state, conn, notes),
+# then (src, dst, sport, dport).
 RecordHead = tuple[int, float, str, str | None, str | None, list[str]]
 RecordRest = tuple[tuple[str, str, int, int] | None, str, str, int, str | None, int | None,
                    list[str]]
-Record = tuple[RecordHead, RecordRest]
+RecordAddresses = tuple[str | None, str | None, int | None, int | None]
+Record = tuple[RecordHead, RecordRest, RecordAddresses]
 
 class Firewall:
     """One simulated machine: defragmentation, conntrack, expectations, helpers and
@@ -170,6 +172,11 @@ class ReplayRun:
         tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes],
         tuple[list[str], list[str], list[tuple[str, str, int, int]]]] | None:
         """The next batch of a "columns" run (see python/firewall.rs), None at the end."""
+    def totals(self) -> tuple[int, int, list[tuple[str, int]], list[tuple[str, int]],
+                              list[tuple[str, int]]]:
+        """(packets, connections seen, by ctstate, by verdict, INVALID reasons)."""
+    def next_records(self) -> list[Record] | None:
+        """The next records of a "records" run, None at the end."""
     def totals_lines(self) -> list[str]: ...
     def write_to_stdout(self) -> None:
         """Write the rest of the output to file descriptor 1 from the core."""

@@ -17,15 +17,16 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from dataclasses import replace
+from typing import Any, TextIO
 
 from statewall import __version__
 from statewall._core import ReplayRun, escape_controls
+from statewall.api import MachineOptions, build_firewall
 from statewall.capture import LINKTYPE_RAW, CaptureError
-from statewall.config import SysctlError, Sysctls
+from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
-from statewall.topology import Topology, parse_networks
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -149,45 +150,44 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def options_from(args: argparse.Namespace, **changes: Any) -> MachineOptions:
+    """The machine the common options describe (`changes` override fields, as
+    `compare` does per side)."""
+    ifaces = []
+    for text in args.iface:
+        name, sep, nets = text.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--iface {text!r}: expected NAME=CIDR[,CIDR]")
+        ifaces.append((name, tuple(nets.split(","))))
+    options = MachineOptions(
+        rules=args.rules, rules6=args.rules6, ipsets=tuple(args.ipset), local=tuple(args.local),
+        ifaces=tuple(ifaces), sysctls=tuple(parse_assignment(a) for a in args.sysctl),
+        sysctl_files=tuple(args.sysctl_file), profile=args.profile, memory=args.memory,
+        auto_helpers=args.auto_helpers, allow_unknown=args.allow_unknown, seed=args.seed)
+    return replace(options, **changes)
+
+
 def config_from(args: argparse.Namespace) -> Sysctls:
-    """Profile < --sysctl-file < --sysctl (profiles.py)."""
+    """Profile < --memory < --sysctl-file < --sysctl (profiles.py)."""
     return Sysctls().with_values(values_from_args(args))
 
 
-def topology_from(args: argparse.Namespace) -> Topology:
-    try:
-        local = parse_networks(args.local)
-        interfaces = []
-        for text in args.iface:
-            name, sep, nets = text.partition("=")
-            if not sep or not name:
-                raise UsageError(f"--iface {text!r}: expected NAME=CIDR[,CIDR]")
-            interfaces.append((name, parse_networks(nets.split(","))))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    return Topology(local, tuple(interfaces))
-
-
-def firewall_from(args: argparse.Namespace, cfg: Sysctls | None = None,
-                  event_sink: EventSink | None = None) -> Firewall:
+def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
+                  **changes: Any) -> Firewall:
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
-    topology = topology_from(args)
-    rules = None
-    if args.rules or args.rules6:
-        from statewall.rules.errors import RulesetError
-        from statewall.rules.hooks import load_engine
+    options = options_from(args, **changes)
+    try:
+        topology = options.topology()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    del topology  # checked here so that a bad address is a usage error
+    from statewall.rules.errors import RulesetError
 
-        try:
-            from statewall.rules.cli_commands import load_sets
-
-            rules = load_engine(args.rules, args.rules6, topology=topology,
-                                allow_unknown=args.allow_unknown, seed=args.seed,
-                                sets=load_sets(args.ipset))
-        except RulesetError as error:
-            raise InputError(str(error)) from None
-    return Firewall(cfg=config_from(args) if cfg is None else cfg, rules=rules,
-                    topology=topology, auto_helpers=args.auto_helpers, event_sink=event_sink)
+    try:
+        return build_firewall(options, event_sink)
+    except RulesetError as error:
+        raise InputError(str(error)) from None
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from statewall.compare import compare, report_lines
-from statewall.config import Sysctls
+from statewall.config import parse_assignment
+from statewall.decode.stream import read_packets
 from statewall.engine import Firewall
 from statewall.events import ConntrackEvent
 from statewall.packet import Packet
-from statewall.profiles import PROFILES, effective_values, parse_memory
-from statewall.replay import read_packets
+from statewall.profiles import PROFILES
 
 EXIT_OK, EXIT_DIFFER = 0, 1
 
@@ -84,12 +84,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def side_config(args: argparse.Namespace, side: str) -> Sysctls:
-    """Profile < files < --sysctl < --sysctl-a/b, per side."""
-    memory = parse_memory(args.memory) if args.memory else None
+def side_changes(args: argparse.Namespace, side: str) -> dict[str, Any]:
+    """What side `side` changes: its profile, and its --sysctl-a/b after --sysctl."""
+    from statewall.cli import options_from
+
     profile = getattr(args, f"profile_{side}") or args.profile
-    assignments = [*args.sysctl, *getattr(args, f"sysctl_{side}")]
-    return Sysctls().with_values(effective_values(profile, args.sysctl_file, assignments, memory))
+    extra = tuple(parse_assignment(text) for text in getattr(args, f"sysctl_{side}"))
+    return {"profile": profile, "sysctls": options_from(args).sysctls + extra}
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -98,12 +99,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not (args.sysctl_a or args.sysctl_b or args.profile_a or args.profile_b):
         raise UsageError("compare needs something to differ: --sysctl-a/--sysctl-b "
                          "or --profile-a/--profile-b")
-    cfg_a, cfg_b = side_config(args, "a"), side_config(args, "b")
+    changes_a, changes_b = side_changes(args, "a"), side_changes(args, "b")
 
-    def make(cfg: Sysctls) -> Callable[[Callable[[ConntrackEvent], None]], Firewall]:
-        return lambda sink: firewall_from(args, cfg=cfg, event_sink=sink)
+    def make(changes: dict[str, Any]) -> Callable[[Callable[[ConntrackEvent], None]], Firewall]:
+        return lambda sink: firewall_from(args, event_sink=sink, **changes)
 
-    result = compare(_pairs(args.capture, args.limit), make(cfg_a), make(cfg_b))
+    result = compare(_pairs(args.capture, args.limit), make(changes_a), make(changes_b))
     for line in report_lines(result):
         sys.stdout.write(line + "\n")
     sys.stdout.flush()

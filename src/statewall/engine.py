@@ -40,7 +40,7 @@ EventSink = Callable[[ConntrackEvent], None]
 class Connection:
     """One conntrack entry as a listing would show it (addresses as integers)."""
 
-    conn_id: int
+    conn: int
     family: int
     proto: int
     zone: int
@@ -57,7 +57,7 @@ class Connection:
     reply_dport: int
     expires: float
     helper: str | None
-    master: int | None  # the conn_id of the connection that expected this one
+    master: int | None  # the `conn` of the connection that expected this one
 
 
 # What a batch's codes stand for, from the core's own tables.
@@ -120,7 +120,7 @@ class ExpectedConnection:
     sport: int  # 0 with a wildcard source port
     dport: int
     helper: str
-    master: int  # the conn_id of the connection that announced it
+    master: int  # the `conn` of the connection that announced it
     expires: float
     timeout: int  # seconds left at the listing's time, as the listing prints
 
@@ -199,8 +199,8 @@ class Firewall:
         """Hand the events recorded so far to the sink, in time order."""
         sink = self.event_sink
         assert sink is not None
-        for ts, kind, conn_id, body, cause, expectation in self._core.take_events():
-            sink(ConntrackEvent(ts, kind, conn_id, body, cause, expectation))
+        for ts, kind, conn, body, cause, expectation in self._core.take_events():
+            sink(ConntrackEvent(ts, kind, conn, body, cause, expectation))
 
     def advance(self, at: float) -> None:
         """Bring the tables to `at`: what expired by then goes (with its events)."""
@@ -272,12 +272,10 @@ def _column(code: str, data: bytes) -> array[Any]:
     return column
 
 
-def _verdict(record: tuple[tuple[int, float, str, str | None, str | None, list[str]],
-                           tuple[tuple[str, str, int, int] | None, str, str, int, str | None,
-                                 int | None, list[str]]]) -> PacketVerdict:
-    (index, ts, verdict, ctstate, ctdir, status), rest = record
+def _verdict(record: _core.Record) -> PacketVerdict:
+    (index, ts, verdict, ctstate, ctdir, status), rest, (src, dst, sport, dport) = record
     rule, reason, summary, proto, tcp_state, conn, notes = rest
     ref = RuleRef(*rule) if rule is not None else None
     return PacketVerdict(index, ts, verdict, ctstate, ctdir, tuple(status), ref, reason,
-                         summary, proto, tcp_state, conn, tuple(notes))
+                         summary, proto, tcp_state, conn, tuple(notes), src, dst, sport, dport)
 

@@ -28,7 +28,7 @@ class ConntrackEvent:
 
     ts: float
     kind: str  # NEW, UPDATE, DESTROY
-    conn_id: int
+    conn: int
     body: str
     cause: str = ""  # for DESTROY: timeout, reset, reopened, early drop ...
     expectation: bool = False  # an expectation's event (conntrack -E expect)

@@ -38,11 +38,14 @@ class RuleRef:
         return {"table": self.table, "chain": self.chain, "number": self.number}
 
 
+JSONL_VERSION = 2  # the `v` of every jsonl record (README: "The jsonl record")
+
+
 @dataclass(frozen=True, slots=True)
 class PacketVerdict:
-    """What happened to one captured packet."""
+    """What happened to one captured packet; the fields are the jsonl record's."""
 
-    index: int
+    index: int  # 0-based position in the capture
     ts: float
     verdict: str
     ctstate: str | None
@@ -53,13 +56,24 @@ class PacketVerdict:
     summary: str
     proto: int = 0
     tcp_state: str | None = None
-    conn_id: int | None = None
+    conn: int | None = None
     notes: tuple[str, ...] = field(default=())
+    src: str | None = None  # the packet's own addresses (None: not an IP packet)
+    dst: str | None = None
+    sport: int | None = None  # None: no ports (ICMP, a later fragment, ...)
+    dport: int | None = None
+
+    @property
+    def frame(self) -> int:
+        """The 1-based packet number, as Wireshark and tcpdump count."""
+        return self.index + 1
 
     def as_json(self) -> dict[str, Any]:
         """The jsonl record (schema documented in the README)."""
         return {
+            "v": JSONL_VERSION,
             "index": self.index,
+            "frame": self.frame,
             "ts": self.ts,
             "verdict": self.verdict,
             "ctstate": self.ctstate,
@@ -69,7 +83,11 @@ class PacketVerdict:
             "reason": self.reason,
             "summary": self.summary,
             "proto": self.proto,
+            "src": self.src,
+            "dst": self.dst,
+            "sport": self.sport,
+            "dport": self.dport,
             "tcp_state": self.tcp_state,
-            "conn": self.conn_id,
+            "conn": self.conn,
             "notes": list(self.notes),
         }

@@ -16,12 +16,16 @@ use crate::conntrack::conn::{
 };
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
 use crate::engine::{Firewall, PacketRecord};
-use crate::output::addr::push_u64;
+use crate::output::addr::{push_address, push_u64};
 use crate::output::json::{push_f64, push_str};
-use crate::output::summary::push_summary;
+use crate::output::summary::{packet_ports, push_summary};
 use crate::output::Sink;
 use crate::packet::Packet;
 use crate::verdict::Verdict;
+
+/// The jsonl schema's version, the `v` field of every record (README: "The
+/// jsonl record"). Raised whenever a field changes meaning or goes.
+pub const JSONL_VERSION: u64 = 2;
 
 /// ORIGINAL (0) or REPLY.
 pub fn direction_name(dir: u8) -> &'static str {
@@ -48,8 +52,12 @@ pub fn write_jsonl<S: Sink + ?Sized>(
     rec: &PacketRecord,
     pkt: &Packet<'_>,
 ) {
-    out.text("{\"index\":");
+    out.text("{\"v\":");
+    push_u64(out, JSONL_VERSION);
+    out.text(",\"index\":");
     push_u64(out, rec.index);
+    out.text(",\"frame\":");
+    push_u64(out, rec.index + 1);
     out.text(",\"ts\":");
     push_f64(out, rec.ts);
     out.text(",\"verdict\":\"");
@@ -107,6 +115,24 @@ pub fn write_jsonl<S: Sink + ?Sized>(
     push_summary(out, pkt);
     out.text("\",\"proto\":");
     push_u64(out, u64::from(rec.proto));
+    if pkt.family == 0 {
+        out.text(",\"src\":null,\"dst\":null");
+    } else {
+        out.text(",\"src\":\"");
+        push_address(out, pkt.family, pkt.src);
+        out.text("\",\"dst\":\"");
+        push_address(out, pkt.family, pkt.dst);
+        out.ch('"');
+    }
+    match packet_ports(pkt) {
+        Some((sport, dport)) => {
+            out.text(",\"sport\":");
+            push_u64(out, u64::from(sport));
+            out.text(",\"dport\":");
+            push_u64(out, u64::from(dport));
+        }
+        None => out.text(",\"sport\":null,\"dport\":null"),
+    }
     out.text(",\"tcp_state\":");
     match rec.tcp_state {
         Some(state) => {
@@ -324,6 +350,24 @@ impl Totals {
     }
 
     /// The lines, each without its newline.
+    /// Packets by ctstate and by verdict, most common first (ties in
+    /// first-seen order); "-" counts packets without a state.
+    pub fn by_state(&self) -> Vec<(&'static str, u64)> {
+        self.states
+            .most_common()
+            .into_iter()
+            .map(|(k, n)| (STATE_KEYS[k], n))
+            .collect()
+    }
+
+    pub fn by_verdict(&self) -> Vec<(&'static str, u64)> {
+        self.verdicts
+            .most_common()
+            .into_iter()
+            .map(|(k, n)| (Verdict::ALL[k].name(), n))
+            .collect()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         fn counts(pairs: Vec<(&str, u64)>) -> String {
             let mut text = String::new();
@@ -335,18 +379,8 @@ impl Totals {
             }
             text
         }
-        let states = self
-            .states
-            .most_common()
-            .into_iter()
-            .map(|(k, n)| (STATE_KEYS[k], n))
-            .collect();
-        let verdicts = self
-            .verdicts
-            .most_common()
-            .into_iter()
-            .map(|(k, n)| (Verdict::ALL[k].name(), n))
-            .collect();
+        let states = self.by_state();
+        let verdicts = self.by_verdict();
         let mut out = vec![
             format!(
                 "{} packets; {} connections seen",

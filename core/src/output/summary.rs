@@ -58,6 +58,13 @@ fn has_ports(proto: u8) -> bool {
     matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_SCTP)
 }
 
+/// The packet's own source and destination ports, when its protocol has
+/// ports and it carries the layer-4 header (not a later fragment).
+pub fn packet_ports(pkt: &Packet) -> Option<(u16, u16)> {
+    (pkt.family != 0 && has_ports(pkt.proto) && !pkt.is_later_fragment())
+        .then_some((pkt.sport, pkt.dport))
+}
+
 /// Append the summary of `pkt` to `out`.
 pub fn push_summary<S: Sink + ?Sized>(out: &mut S, pkt: &Packet) {
     let family = pkt.family;
@@ -67,10 +74,10 @@ pub fn push_summary<S: Sink + ?Sized>(out: &mut S, pkt: &Packet) {
     }
     let proto = pkt.proto;
     let later_fragment = pkt.is_later_fragment();
-    if has_ports(proto) && !later_fragment {
-        push_endpoint(out, family, pkt.src, pkt.sport);
+    if let Some((sport, dport)) = packet_ports(pkt) {
+        push_endpoint(out, family, pkt.src, sport);
         out.text(" > ");
-        push_endpoint(out, family, pkt.dst, pkt.dport);
+        push_endpoint(out, family, pkt.dst, dport);
     } else {
         push_address(out, family, pkt.src);
         out.text(" > ");

@@ -26,8 +26,9 @@ use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
+use crate::output::addr::push_address;
 use crate::output::record::{direction_name, tcp_state_name, write_jsonl, write_text, Totals};
-use crate::output::summary::summary;
+use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
 use crate::rules::hooks::IptablesEngine;
@@ -62,8 +63,8 @@ fn engine(json: Option<&str>) -> PyResult<Option<Engine>> {
 }
 
 /// The record as the fields of `statewall.verdict.PacketVerdict`: (index, ts, verdict,
-/// ctstate, ctdir, status, rule, reason, summary, proto, tcp_state, conn, notes).
-/// Nested in two (PyO3 converts tuples of up to 12 items).
+/// ctstate, ctdir, status), (rule, reason, summary, proto, tcp_state, conn, notes),
+/// (src, dst, sport, dport). Nested (PyO3 converts tuples of up to 12 items).
 type RecordTuple = (
     (
         u64,
@@ -74,7 +75,10 @@ type RecordTuple = (
         Vec<&'static str>,
     ),
     RecordRest,
+    RecordAddresses,
 );
+
+type RecordAddresses = (Option<String>, Option<String>, Option<u16>, Option<u16>);
 
 type RecordRest = (
     Option<(String, String, u32, u32)>,
@@ -86,7 +90,7 @@ type RecordRest = (
     Vec<String>,
 );
 
-fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTuple {
+fn record_tuple(fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) -> RecordTuple {
     let rule = rec.rule.map(|r| {
         let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
         (table.to_string(), chain.to_string(), r.number, r.line)
@@ -106,13 +110,27 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, summary: String) -> RecordTup
     let rest = (
         rule,
         fw.reason(rec),
-        summary,
+        summary(pkt),
         rec.proto,
         rec.tcp_state.map(tcp_state_name),
         rec.conn,
         rec.notes.clone(),
     );
-    (head, rest)
+    let address = |addr: u128| {
+        (pkt.family != 0).then(|| {
+            let mut text = String::new();
+            push_address(&mut text, pkt.family, addr);
+            text
+        })
+    };
+    let ports = packet_ports(pkt);
+    let addresses = (
+        address(pkt.src),
+        address(pkt.dst),
+        ports.map(|p| p.0),
+        ports.map(|p| p.1),
+    );
+    (head, rest, addresses)
 }
 
 type ConnTuple = (
@@ -429,6 +447,7 @@ impl PyFirewall {
             "text" => Format::Text,
             "summary" => Format::Summary,
             "columns" => Format::Columns,
+            "records" => Format::Records,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let reader = py
@@ -443,6 +462,7 @@ impl PyFirewall {
             first_ts: None,
             totals: Totals::default(),
             columns: Columns::default(),
+            records: Vec::new(),
             error: None,
         })
     }
@@ -466,6 +486,7 @@ impl ReplayRun {
             first_ts: &mut self.first_ts,
             totals: &mut self.totals,
             columns: &mut self.columns,
+            records: &mut self.records,
         };
         let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
@@ -490,7 +511,11 @@ impl ReplayRun {
                 self.error = Some(err);
             }
         }
-        if out.is_empty() && self.columns.index.is_empty() && self.reader.is_none() {
+        if out.is_empty()
+            && self.columns.index.is_empty()
+            && self.records.is_empty()
+            && self.reader.is_none()
+        {
             if let Some(err) = self.error.take() {
                 return Err(to_pyerr(py, &err));
             }
@@ -505,7 +530,7 @@ impl PyFirewall {
         let number = pkt.index + 1;
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.fw.process(pkt, &mut self.rec);
-            record_tuple(&self.fw, &self.rec, summary(pkt))
+            record_tuple(&self.fw, &self.rec, pkt)
         }))
         .map_err(|payload| fault(number, payload.as_ref()))
     }
@@ -518,6 +543,8 @@ enum Format {
     Summary,
     /// Columnar batches (`ReplayRun::next_batch`).
     Columns,
+    /// Per-packet record tuples (`ReplayRun::next_records`), as `process` gives.
+    Records,
 }
 
 /// One batch of records, column by column: numbers in typed vectors (handed
@@ -605,6 +632,9 @@ const CHUNK_BYTES: usize = 1 << 18;
 /// still returns to Python (events, progress, Ctrl-C) regularly.
 const CHUNK_PACKETS: u32 = 1 << 16;
 
+/// Records per chunk of a "records" run: each holds its texts, so fewer.
+const CHUNK_RECORDS: usize = 4096;
+
 /// A capture being replayed: iterating yields the output in chunks of
 /// bytes, then raises the capture's error if it has one.
 #[pyclass(module = "statewall._core")]
@@ -617,6 +647,7 @@ pub struct ReplayRun {
     first_ts: Option<f64>,
     totals: Totals,
     columns: Columns,
+    records: Vec<RecordTuple>,
     error: Option<CaptureError>,
 }
 
@@ -634,7 +665,7 @@ fn fill(
     out: &mut Vec<u8>,
 ) -> Stop {
     let mut packets = 0;
-    while out.len() < CHUNK_BYTES && packets < CHUNK_PACKETS {
+    while out.len() < CHUNK_BYTES && packets < CHUNK_PACKETS && run.records.len() < CHUNK_RECORDS {
         packets += 1;
         let frame = match reader.next_frame() {
             None => return Stop::Done,
@@ -660,6 +691,7 @@ fn fill(
             Format::Text => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first),
             Format::Summary => {}
             Format::Columns => run.columns.push(&fw.fw, &fw.rec, &pkt),
+            Format::Records => run.records.push(record_tuple(&fw.fw, &fw.rec, &pkt)),
         }
     }
     Stop::Full
@@ -672,6 +704,7 @@ struct RunState<'r> {
     first_ts: &'r mut Option<f64>,
     totals: &'r mut Totals,
     columns: &'r mut Columns,
+    records: &'r mut Vec<RecordTuple>,
 }
 
 #[pymethods]
@@ -746,6 +779,21 @@ impl ReplayRun {
         ))
     }
 
+    /// The next records of a "records" run (None at the end), as `process` returns them.
+    fn next_records(&mut self, py: Python<'_>) -> PyResult<Option<Vec<RecordTuple>>> {
+        if self.format != Format::Records {
+            return Err(PyValueError::new_err(
+                "next_records needs a \"records\" run",
+            ));
+        }
+        while self.records.is_empty() {
+            if self.next_chunk(py)?.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(std::mem::take(&mut self.records)))
+    }
+
     /// Packets processed so far.
     #[getter]
     fn packets(&self) -> u64 {
@@ -756,6 +804,32 @@ impl ReplayRun {
     #[getter]
     fn first_ts(&self) -> Option<f64> {
         self.first_ts
+    }
+
+    /// The totals as values: (packets, connections seen, packets by ctstate,
+    /// packets by verdict, INVALID reasons), most common first.
+    #[allow(clippy::type_complexity)]
+    fn totals(
+        &self,
+    ) -> (
+        u64,
+        usize,
+        Vec<(&'static str, u64)>,
+        Vec<(&'static str, u64)>,
+        Vec<(String, u64)>,
+    ) {
+        let t = &self.totals;
+        (
+            t.packets,
+            t.connections.len(),
+            t.by_state(),
+            t.by_verdict(),
+            t.invalid_reasons
+                .most_common()
+                .into_iter()
+                .map(|(reason, n)| (reason.to_string(), n))
+                .collect(),
+        )
     }
 
     /// The totals lines printed after a replay.

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from statewall._core import decode_frame
 from statewall.capture import open_capture
-from statewall.decode import decode_frame
 from statewall.packet import Packet
 
 
