@@ -117,8 +117,8 @@ def test_a_ruleset_error_is_one_escaped_line(files: dict[str, Path]) -> None:
         f"statewall: {files['bad']}:2: Bad argument `x\\x1b]0;PWNED\\x07'\n")
 
 
-def test_compare_escapes_rule_names_and_reasons(files: dict[str, Path]) -> None:
-    done = statewall_run("compare", files["capture"], "--rules", files["evil"],
+def test_diff_escapes_rule_names_and_reasons(files: dict[str, Path]) -> None:
+    done = statewall_run("diff", files["capture"], "--rules", files["evil"],
                          "--sysctl-b", "nf_conntrack_udp_timeout=60")
     assert done.returncode == 1, done.stderr
     assert unsafe(done.stdout + done.stderr) == []

@@ -152,7 +152,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace, **changes: Any) -> MachineOptions:
     """The machine the common options describe (`changes` override fields, as
-    `compare` does per side)."""
+    `diff` does per side)."""
     ifaces = []
     for text in args.iface:
         name, sep, nets = text.partition("=")

@@ -1,8 +1,8 @@
-"""`statewall events`, `stats` and `compare`: the table under load and over time.
+"""`statewall events`, `stats` and `diff`: the table under load and over time, and what-if.
 
 Thin commands over the library: `Firewall(event_sink=...)` for the
 `conntrack -E` stream, `ConntrackTable.stats` for `conntrack -S`, and
-`compare.compare` for what-if replays. Option parsing is shared with
+`statewall.diff.diff` for what-if replays. Option parsing is shared with
 `replay` (capture, rules, topology, knobs); errors reach cli.main, which
 maps them to exit codes.
 """
@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from statewall.compare import compare, report_lines
 from statewall.config import parse_assignment
-from statewall.decode.stream import read_packets
-from statewall.engine import Firewall
 from statewall.events import ConntrackEvent
-from statewall.packet import Packet
 from statewall.profiles import PROFILES
 
 EXIT_OK, EXIT_DIFFER = 0, 1
 
 
 def add_load_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register events, stats and compare on the CLI's subparsers."""
+    """Register events, stats and diff on the CLI's subparsers."""
     events = sub.add_parser("events", help="the `conntrack -E` stream the capture would produce")
     add_common(events)
     events.add_argument("--expectations", action="store_true",
@@ -41,14 +37,22 @@ def add_load_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], 
                        help="`conntrack -S` (default) or /proc/net/stat/nf_conntrack")
     stats.set_defaults(handler=cmd_stats)
 
-    what_if = sub.add_parser("compare", help="replay under two settings; show what changes")
+    what_if = sub.add_parser(
+        "diff", help="what changes with another ruleset or settings: replay under A and B")
     add_common(what_if)
+    what_if.add_argument("--rules-b", metavar="FILE",
+                         help="side B's iptables-save file (default: --rules)")
+    what_if.add_argument("--rules6-b", metavar="FILE",
+                         help="side B's ip6tables-save file (default: --rules6)")
+    what_if.add_argument("--ipset-b", action="append", default=[], metavar="FILE",
+                         help="side B's ipsets instead of --ipset (repeatable)")
     for side in ("a", "b"):
         what_if.add_argument(f"--sysctl-{side}", action="append", default=[],
                              metavar="NAME=VALUE", help=f"a knob for side {side.upper()} only")
         what_if.add_argument(f"--profile-{side}", choices=sorted(PROFILES),
                              help=f"the profile of side {side.upper()} (default --profile)")
-    what_if.set_defaults(handler=cmd_compare)
+    what_if.add_argument("--format", choices=("text", "jsonl"), default="text")
+    what_if.set_defaults(handler=cmd_diff)
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -85,32 +89,49 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def side_changes(args: argparse.Namespace, side: str) -> dict[str, Any]:
-    """What side `side` changes: its profile, and its --sysctl-a/b after --sysctl."""
+    """What side `side` changes: its profile, its --sysctl-a/b after --sysctl and, for
+    B, its rulesets and ipsets."""
     from statewall.cli import options_from
 
     profile = getattr(args, f"profile_{side}") or args.profile
     extra = tuple(parse_assignment(text) for text in getattr(args, f"sysctl_{side}"))
-    return {"profile": profile, "sysctls": options_from(args).sysctls + extra}
+    changes: dict[str, Any] = {"profile": profile, "sysctls": options_from(args).sysctls + extra}
+    if side == "b":
+        if args.rules_b:
+            changes["rules"] = args.rules_b
+        if args.rules6_b:
+            changes["rules6"] = args.rules6_b
+        if args.ipset_b:
+            changes["ipsets"] = tuple(args.ipset_b)
+    return changes
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from statewall.cli import UsageError, firewall_from
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
 
-    if not (args.sysctl_a or args.sysctl_b or args.profile_a or args.profile_b):
-        raise UsageError("compare needs something to differ: --sysctl-a/--sysctl-b "
-                         "or --profile-a/--profile-b")
-    changes_a, changes_b = side_changes(args, "a"), side_changes(args, "b")
+    from statewall.cli import InputError, UsageError, options_from
+    from statewall.diff import diff, jsonl_records, report_lines
+    from statewall.rules.errors import RulesetError
 
-    def make(changes: dict[str, Any]) -> Callable[[Callable[[ConntrackEvent], None]], Firewall]:
-        return lambda sink: firewall_from(args, event_sink=sink, **changes)
-
-    result = compare(_pairs(args.capture, args.limit), make(changes_a), make(changes_b))
-    for line in report_lines(result):
-        sys.stdout.write(line + "\n")
+    if not (args.rules_b or args.rules6_b or args.ipset_b or args.sysctl_a or args.sysctl_b
+            or args.profile_a or args.profile_b):
+        raise UsageError("diff needs something to differ: --rules-b, --rules6-b, --ipset-b, "
+                         "--sysctl-a/--sysctl-b or --profile-a/--profile-b")
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
+    a = options_from(args, **side_changes(args, "a"))
+    b = options_from(args, **side_changes(args, "b"))
+    try:
+        result = diff(args.capture, a, b, limit=args.limit)
+    except RulesetError as error:
+        raise InputError(str(error)) from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.format == "jsonl":
+        for record in jsonl_records(result):
+            sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    else:
+        for line in report_lines(result):
+            sys.stdout.write(line + "\n")
     sys.stdout.flush()
     return EXIT_DIFFER if result.differences else EXIT_OK
-
-
-def _pairs(path: str, limit: int | None) -> Iterator[tuple[Packet, Packet]]:
-    """The capture decoded twice, in lockstep: one copy per side."""
-    return zip(read_packets(path, limit), read_packets(path, limit), strict=True)
