@@ -10,6 +10,7 @@ def sysctl_names() -> list[str]: ...
 VERDICT_NAMES: list[str]  # by the code a batch's verdict column holds
 CTSTATE_NAMES: list[tuple[int, str]]  # (ctinfo, ctstate name)
 TCP_STATE_NAMES: list[str]  # by TCP conntrack state number
+SCTP_STATE_NAMES: list[str]  # by SCTP conntrack state number
 STATUS_NAMES: list[tuple[str, int]]  # (name, IPS_* bit), in the order results list them
 
 def format_address(family: int, address: int) -> str:
@@ -17,6 +18,9 @@ def format_address(family: int, address: int) -> str:
 
 def escape_controls(text: str) -> str:
     """`text` with control characters (C0, DEL, C1) shown as `\\t`, `\\n`, `\\r` or `\\xHH`."""
+
+def check_filter(json: str) -> None:
+    """Compile a display filter (statewall.select's JSON); ValueError if it cannot be."""
 
 # --- capture (core/src/python/capture.rs) ---
 
@@ -138,11 +142,12 @@ class Firewall:
     def process_frame(self, index: int, ts: float, frame: bytes, linktype: int,
                       iface: str | None = None) -> Record: ...
     def advance_to(self, at: float) -> None: ...
-    def table_lines(self, at: float, fmt: str, live_at: float | None = None) -> list[str]: ...
+    def table_lines(self, at: float, fmt: str, live_at: float | None = None,
+                    filter: str | None = None) -> list[str]: ...
     def expectation_lines(self, at: float, fmt: str,
                           live_at: float | None = None) -> list[str]: ...
     def count(self) -> int: ...
-    def connections(self, at: float) -> list[tuple[
+    def connections(self, at: float, filter: str | None = None) -> list[tuple[
         tuple[int, int, int, int, int, int],
         tuple[str, tuple[int, int, int, int], tuple[int, int, int, int], float, str | None,
               int | None]]]: ...
@@ -154,7 +159,8 @@ class Firewall:
     def counters(self, family: int) -> list[tuple[str, str, int, int, int]]: ...
     def unknown_rules(self) -> list[str]: ...
     def replay(self, path: str, fmt: str, limit: int | None = None,
-               until: float | None = None) -> ReplayRun: ...
+               until: float | None = None, filter: str | None = None, conn: int | None = None,
+               write: str | None = None) -> ReplayRun: ...
 
 class ReplayRun:
     """A capture streaming through a Firewall: yields output chunks, then raises
