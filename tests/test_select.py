@@ -364,3 +364,77 @@ def test_table_filter_and_json_describe_the_same_entries(
     assert [e["id"] for e in json.loads(out)] == [4, 5]
     code, out, _ = run(capsys, "table", capture, "--format", "conntrack", "-f", "ipv6")
     assert out.count("\n") == 1 and "src=2001:db8::1 " in out
+
+
+# -- events and stats ------------------------------------------------------------
+
+def first_field(line: str, name: str) -> str | None:
+    match = re.search(rf" {name}=(\S+)", line)
+    return match.group(1) if match else None
+
+
+EVENT_SELECTIONS: list[tuple[str, Callable[[str], bool]]] = [
+    ("event == UPDATE", lambda line: line.startswith(" [UPDATE]")),
+    ("event in {NEW, UPDATE} and dport == 21008",
+     lambda line: not line.startswith("[DESTROY]") and first_field(line, "dport") == "21008"),
+    ("status ~ ASSURED", lambda line: "[ASSURED]" in line),
+    ("src == 172.23.0.3 and not sport == 41790",
+     lambda line: first_field(line, "src") == "172.23.0.3" and first_field(line, "sport") != "41790"),
+]
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("expr", "wanted"), EVENT_SELECTIONS, ids=[e for e, _ in EVENT_SELECTIONS])
+def test_events_filter_keeps_exactly_the_events_it_names(
+        shared: Path, capsys: pytest.CaptureFixture[str], expr: str,
+        wanted: Callable[[str], bool]) -> None:
+    trace = shared / "traces" / "ftp-passive-pasv-download-ipv4.pcap"
+    code, out, _ = run(capsys, "events", trace, "--auto-helpers")
+    everything = out.splitlines()
+    expected = [line for line in everything if wanted(line)]
+    assert code == EXIT_OK and 0 < len(expected) < len(everything)
+    code, out, err = run(capsys, "events", trace, "--auto-helpers", "--filter", expr)
+    assert (code, err) == (EXIT_OK, "")
+    assert out.splitlines() == expected
+
+
+@pytest.mark.shared
+def test_events_json_carries_the_text_lines(
+        shared: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = shared / "traces" / "ftp-passive-pasv-download-ipv4.pcap"
+    _, text, _ = run(capsys, "events", trace, "--auto-helpers", "--expectations", "--timestamps")
+    code, out, err = run(capsys, "events", trace, "--auto-helpers", "--expectations",
+                         "--format", "json")
+    assert (code, err) == (EXIT_OK, "")
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == len(text.splitlines()) > 0
+    for obj, line in zip(objects, text.splitlines(), strict=True):
+        stamp, tag_and_body = line.split("\t", 1)
+        assert stamp == f"[{obj['ts']:.6f}]"
+        assert tag_and_body == f"[{obj['event']}] {obj['text']}".rjust(len(tag_and_body))
+        assert obj["expectation"] == ("proto=" in obj["text"])
+    # Expectation events carry only their type and their master's number.
+    code, out, _ = run(capsys, "events", trace, "--auto-helpers", "--expectations",
+                       "--format", "json", "--filter", "conn == 1 and not proto")
+    assert {json.loads(line)["expectation"] for line in out.splitlines()} == {True}
+
+
+def test_events_filter_errors_name_the_option(
+        demo: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "events", demo[0], "--filter", "verdict == DROP")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err.startswith("statewall: --filter: at column 1: unknown field 'verdict'")
+
+
+def test_stats_json_holds_the_counters_conntrack_s_prints(
+        demo: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    capture, rules = demo
+    _, text, _ = run(capsys, "stats", capture, "--rules", rules)
+    code, out, err = run(capsys, "stats", capture, "--rules", rules, "--format", "json")
+    assert (code, err) == (EXIT_OK, "")
+    counters = json.loads(out)
+    printed = dict(pair.split("=") for pair in text.split() if "=" in pair)
+    shared_names = set(printed) & set(counters)
+    assert {"found", "invalid", "insert", "drop", "error"} <= shared_names
+    assert all(counters[name] == int(printed[name]) for name in shared_names)
+    assert counters["invalid"] > 0 and counters["entries"] > 0

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from statewall.select import (
     ENTRY_FIELDS,
+    EVENT_FIELDS,
     FilterError,
     Node,
     Selection,
@@ -33,6 +34,7 @@ from statewall.select import (
 
 if TYPE_CHECKING:
     from statewall.engine import Connection, ExpectedConnection, Firewall
+    from statewall.events import ConntrackEvent
 
 # conntrack-tools' --status names: the bit, and whether it must be set.
 CONNTRACK_STATUS: dict[str, tuple[int, bool]] = {
@@ -280,6 +282,38 @@ def _mark_number(option_text: str, text: str) -> int:
     if not 0 <= value <= 0xFFFFFFFF:
         raise _usage(f"--mark {option_text!r}: a mark is 32 bits")
     return value
+
+
+# -- events and stats ------------------------------------------------------------
+
+def add_events_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--filter", metavar="EXPR",
+                        help="only the events EXPR selects (fields: "
+                             + ", ".join(sorted(EVENT_FIELDS)) + ")")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="`conntrack -E` lines (default) or one JSON object per event")
+
+
+def events_filter(args: argparse.Namespace) -> str | None:
+    if args.filter is None:
+        return None
+    return json.dumps(parse_option_filter("--filter", args.filter, EVENT_FIELDS))
+
+
+def event_text(event: ConntrackEvent, args: argparse.Namespace) -> str:
+    """One event as `events` prints it: the `conntrack -E` line, or JSON."""
+    if args.format != "json":
+        return event.line(args.timestamps)
+    return json.dumps({"ts": event.ts, "event": event.kind, "conn": event.conn_id,
+                       "expectation": event.expectation, "cause": event.cause or None,
+                       "text": event.body})
+
+
+def stats_text(firewall: Firewall, fmt: str) -> str:
+    """`stats` in its `--format`: conntrack -S, /proc/net/stat/nf_conntrack or JSON."""
+    if fmt == "json":
+        return json.dumps(firewall.stats(), indent=1) + "\n"
+    return "\n".join(firewall.stat_lines(fmt)) + "\n"
 
 
 # -- json ------------------------------------------------------------------------

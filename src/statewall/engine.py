@@ -200,6 +200,11 @@ class Firewall:
             if self.event_sink is not None:
                 self.deliver_events()
 
+    def select_events(self, filter: str | None) -> None:
+        """From now on hand the sink only the events `filter` (statewall.select's
+        JSON, over EVENT_FIELDS) selects; None: every event."""
+        self._core.select_events(filter)
+
     def deliver_events(self) -> None:
         """Hand the events recorded so far to the sink, in time order."""
         sink = self.event_sink

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::conntrack::conn::{ctstate_name, Conn};
 use crate::conntrack::display::state_name;
+use crate::conntrack::events::ConntrackEvent;
 use crate::engine::{Firewall, PacketRecord};
 use crate::output::record::{direction_name, tcp_state_name};
 use crate::output::summary::push_summary;
@@ -494,6 +495,63 @@ impl Subject for EntrySubject<'_> {
 
     fn status(&mut self) -> Option<u32> {
         Some(self.conn.status)
+    }
+
+    fn text(&mut self, _field: TextField) -> Option<&str> {
+        None
+    }
+
+    fn rule(&mut self) -> Option<(&str, &str, u32)> {
+        None
+    }
+}
+
+/// A `conntrack -E` event: its type and connection number, and for a
+/// connection's event the entry as it was then (an expectation's event
+/// has only the type and its master's number).
+pub struct EventSubject<'a> {
+    pub event: &'a ConntrackEvent,
+}
+
+impl Subject for EventSubject<'_> {
+    fn number(&mut self, field: NumField) -> Option<u64> {
+        let event = self.event;
+        if field == NumField::Conn {
+            return Some(u64::from(event.conn_id));
+        }
+        let entry = event.entry.as_ref()?;
+        let orig = entry.orig;
+        match field {
+            NumField::Proto => Some(u64::from(entry.proto)),
+            NumField::Sport => has_ports(entry.proto).then_some(u64::from(orig.sport)),
+            NumField::Dport => has_ports(entry.proto).then_some(u64::from(orig.dport)),
+            NumField::Mark => Some(u64::from(entry.mark)),
+            NumField::Zone => Some(u64::from(entry.zone)),
+            _ => None,
+        }
+    }
+
+    fn name(&mut self, field: NameField) -> Option<&'static str> {
+        let entry = self.event.entry.as_ref();
+        match field {
+            NameField::Event => Some(self.event.kind.name()),
+            NameField::State => entry.map(|e| e.state).filter(|s| !s.is_empty()),
+            NameField::TcpState => entry.filter(|e| e.proto == PROTO_TCP).map(|e| e.state),
+            _ => None,
+        }
+    }
+
+    fn address(&mut self, field: AddrField) -> Option<(u8, u128)> {
+        let entry = self.event.entry.as_ref()?;
+        let orig = entry.orig;
+        Some(match field {
+            AddrField::Src => (entry.family, orig.src),
+            AddrField::Dst => (entry.family, orig.dst),
+        })
+    }
+
+    fn status(&mut self) -> Option<u32> {
+        self.event.entry.as_ref().map(|e| e.status)
     }
 
     fn text(&mut self, _field: TextField) -> Option<&str> {

@@ -26,7 +26,7 @@ use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
-use crate::output::filter::{EntrySubject, Filter, Follow, Selection};
+use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
 use crate::output::record::{direction_name, tcp_state_name, write_jsonl, write_text, Totals};
 use crate::output::summary::summary;
 use crate::packet::{IfaceName, Packet};
@@ -136,6 +136,8 @@ type ExpectTuple = (u8, u8, u128, u128, u16, u16, &'static str, u32, f64, i64);
 pub struct PyFirewall {
     fw: Firewall,
     rec: PacketRecord,
+    /// The events `take_events` hands over (`select_events`).
+    event_filter: Option<Filter>,
 }
 
 #[pymethods]
@@ -192,6 +194,7 @@ impl PyFirewall {
         Ok(PyFirewall {
             fw: Firewall::new(setup),
             rec: PacketRecord::default(),
+            event_filter: None,
         })
     }
 
@@ -389,12 +392,22 @@ impl PyFirewall {
         }
     }
 
+    /// Keep only the events `filter` (JSON from `statewall.select`)
+    /// selects from now on; None: every event.
+    #[pyo3(signature = (filter=None))]
+    fn select_events(&mut self, filter: Option<&str>) -> PyResult<()> {
+        self.event_filter = filter.map(compile_filter).transpose()?;
+        Ok(())
+    }
+
     /// The events since the last call, in time order: (ts, kind, conn_id,
     /// body, cause, expectation).
     fn take_events(&mut self) -> Vec<(f64, &'static str, u32, String, &'static str, bool)> {
+        let filter = self.event_filter.as_ref();
         self.fw
             .take_events()
             .into_iter()
+            .filter(|event| filter.is_none_or(|f| f.matches(&mut EventSubject { event })))
             .map(|e| {
                 (
                     e.ts,
