@@ -438,3 +438,9 @@ def test_stats_json_holds_the_counters_conntrack_s_prints(
     assert {"found", "invalid", "insert", "drop", "error"} <= shared_names
     assert all(counters[name] == int(printed[name]) for name in shared_names)
     assert counters["invalid"] > 0 and counters["entries"] > 0
+
+
+def test_compare_refuses_standard_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "compare", "-", "--sysctl-b", "nf_conntrack_tcp_loose=0")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err == "statewall: compare reads the capture twice: give a file, not - (standard input)\n"

@@ -102,6 +102,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not (args.sysctl_a or args.sysctl_b or args.profile_a or args.profile_b):
         raise UsageError("compare needs something to differ: --sysctl-a/--sysctl-b "
                          "or --profile-a/--profile-b")
+    if args.capture == "-":
+        # Each side decodes the capture on its own, so it is read twice.
+        raise UsageError("compare reads the capture twice: give a file, not - (standard input)")
     cfg_a, cfg_b = side_config(args, "a"), side_config(args, "b")
 
     def make(cfg: Sysctls) -> Callable[[Callable[[ConntrackEvent], None]], Firewall]:
