@@ -74,6 +74,8 @@ pub struct PacketRecord {
     pub tcp_state: Option<u8>,
     /// The entry's confirmation number (None: none, or never confirmed).
     pub conn: Option<u32>,
+    /// The confirmation number of the connection that expected this one.
+    pub master: Option<u32>,
     pub notes: Vec<String>,
 }
 
@@ -103,6 +105,7 @@ impl PacketRecord {
         self.proto = pkt.proto;
         self.tcp_state = None;
         self.conn = None;
+        self.master = None;
         self.notes.clear();
     }
 
@@ -648,6 +651,11 @@ impl Firewall {
             if conn.id != 0 {
                 rec.conn = Some(conn.id);
             }
+            rec.master = conn
+                .master
+                .and_then(|m| self.table.conn(m))
+                .map(|m| m.id)
+                .filter(|&id| id != 0);
             if ct.ctinfo != CT_INVALID && ct.ctinfo != CT_UNTRACKED {
                 rec.ctdir = ct.direction();
                 rec.status = conn.status & VISIBLE_STATUS;

@@ -24,6 +24,13 @@ from statewall import __version__
 from statewall._core import ReplayRun, escape_controls
 from statewall.api import MachineOptions, build_firewall
 from statewall.capture import LINKTYPE_RAW, CaptureError
+from statewall.cli_select import (
+    add_replay_options,
+    add_table_options,
+    selection_from,
+    table_filter,
+    table_output,
+)
 from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
@@ -91,17 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after the replay, print the ruleset with per-rule counters: as "
                              "`iptables-save -c` (save, the default), `iptables -L -v -n` (list) "
                              "or with -x (exact)")
+    add_replay_options(replay)
     replay.set_defaults(handler=cmd_replay)
 
     table = sub.add_parser("table", help="the conntrack table after the capture (or at --at)")
     _add_common(table)
     table.add_argument("--at", metavar="TIME",
                        help="seconds since the first packet (e.g. 12.5) or an absolute epoch time")
-    table.add_argument("--format", choices=("proc", "conntrack"), default="proc",
-                       help="/proc/net/nf_conntrack (default) or `conntrack -L` lines")
+    table.add_argument("--format", choices=("proc", "conntrack", "json"), default="proc",
+                       help="/proc/net/nf_conntrack (default), `conntrack -L` lines or JSON")
     table.add_argument("--expectations", action="store_true",
                        help="the expectation table instead (/proc/net/nf_conntrack_expect or "
                             "`conntrack -L expect`)")
+    add_table_options(table)
     table.set_defaults(handler=cmd_table)
 
     demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
@@ -127,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted)")
+    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted); - reads standard input")
     parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
     parser.add_argument("--ipset", action="append", default=[], metavar="FILE",
@@ -191,12 +200,13 @@ def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    select = selection_from(args)
     firewall = firewall_from(args)
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
     fmt = "summary" if args.summary_only else args.format
     try:
-        run = firewall.replay_file(args.capture, fmt, args.limit)
+        run = firewall.replay_file(args.capture, fmt, args.limit, select=select)
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
         unknown = firewall.unknown_rules()
@@ -302,6 +312,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     A capture that breaks off still gets the table of what was read, then
     its error (exit 3), as `replay` does with its packets.
     """
+    entries = table_filter(args)
     firewall = firewall_from(args)
     at_value = parse_at(args.at)
     run = firewall.replay_file(args.capture, "summary", args.limit, until=at_value)
@@ -313,16 +324,9 @@ def cmd_table(args: argparse.Namespace) -> int:
         when = firewall.now
         if at_value is not None and first_ts is not None:
             when = resolve_time(at_value, first_ts)
-        sys.stdout.writelines(table_lines(firewall, when, args.format, args.expectations))
+        sys.stdout.writelines(table_output(firewall, when, args, entries))
         sys.stdout.flush()
     return EXIT_OK
-
-
-def table_lines(firewall: Firewall, when: float, fmt: str, expectations: bool) -> list[str]:
-    """The connection (or expectation) table at `when`, one newline-ended line each."""
-    if expectations:
-        return firewall.expectation_lines(when, fmt)
-    return firewall.table_lines(when, fmt)
 
 
 def parse_at(text: str | None) -> float | None:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from statewall.cli_select import add_events_options, event_text, events_filter, stats_text
 from statewall.config import parse_assignment
 from statewall.events import ConntrackEvent
 from statewall.profiles import PROFILES
@@ -29,12 +30,13 @@ def add_load_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], 
                         help="also print expectation events (`conntrack -E expect` lines)")
     events.add_argument("--timestamps", action="store_true",
                         help="prefix `[seconds.microseconds]\\t` as `conntrack -E -o timestamp`")
+    add_events_options(events)
     events.set_defaults(handler=cmd_events)
 
     stats = sub.add_parser("stats", help="the `conntrack -S` counters after the capture")
     add_common(stats)
-    stats.add_argument("--format", choices=("conntrack", "proc"), default="conntrack",
-                       help="`conntrack -S` (default) or /proc/net/stat/nf_conntrack")
+    stats.add_argument("--format", choices=("conntrack", "proc", "json"), default="conntrack",
+                       help="`conntrack -S` (default), /proc/net/stat/nf_conntrack or JSON")
     stats.set_defaults(handler=cmd_stats)
 
     what_if = sub.add_parser(
@@ -59,12 +61,14 @@ def cmd_events(args: argparse.Namespace) -> int:
     from statewall.cli import firewall_from
 
     out = sys.stdout
+    selected = events_filter(args)
 
     def show(event: ConntrackEvent) -> None:
         if args.expectations or not event.expectation:
-            out.write(event.line(args.timestamps) + "\n")
+            out.write(event_text(event, args) + "\n")
 
     firewall = firewall_from(args, event_sink=show)
+    firewall.select_events(selected)
     try:
         for _ in firewall.replay_file(args.capture, "summary", args.limit):
             firewall.deliver_events()
@@ -83,7 +87,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         for _ in firewall.replay_file(args.capture, "summary", args.limit):
             pass
     finally:
-        sys.stdout.write("\n".join(firewall.stat_lines(args.format)) + "\n")
+        sys.stdout.write(stats_text(firewall, args.format))
         sys.stdout.flush()
     return EXIT_OK
 
@@ -112,6 +116,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from statewall.cli import InputError, UsageError, options_from
     from statewall.diff import diff, jsonl_records, report_lines
     from statewall.rules.errors import RulesetError
+
+    if args.capture == "-":
+        # Each side reads the capture on its own, so it is read twice.
+        raise UsageError("diff reads the capture twice: give a file, not - (standard input)")
 
     if not (args.rules_b or args.rules6_b or args.ipset_b or args.sysctl_a or args.sysctl_b
             or args.profile_a or args.profile_b):

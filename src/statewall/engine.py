@@ -32,6 +32,7 @@ from statewall.verdict import PacketVerdict, RuleRef
 
 if TYPE_CHECKING:  # the ruleset modules load only when a ruleset is given
     from statewall.rules.hooks import IptablesEngine
+    from statewall.select import Selection
 
 EventSink = Callable[[ConntrackEvent], None]
 
@@ -171,12 +172,16 @@ class Firewall:
             yield self.process(pkt)
 
     def replay_file(self, path: str, fmt: str, limit: int | None = None,
-                    until: float | None = None) -> _core.ReplayRun:
+                    until: float | None = None, select: Selection | None = None) -> _core.ReplayRun:
         """Stream a capture through the core: an iterator of output chunks
         (bytes; none for fmt "summary"), then the capture's error if any.
         `until`: stop before the first packet after that time (below 1e9: seconds
-        from the first packet)."""
-        return self._core.replay(str(path), fmt, limit, until)
+        from the first packet). `select` (statewall.select): which packets the
+        output shows and the pcapng file they are also written to."""
+        if select is None:
+            return self._core.replay(str(path), fmt, limit, until)
+        return self._core.replay(str(path), fmt, limit, until, select.filter, select.conn,
+                                 select.write)
 
     def replay_batches(self, path: str, limit: int | None = None) -> Iterator[Batch]:
         """Stream a capture through the core and yield its results as columnar
@@ -195,6 +200,11 @@ class Firewall:
             if self.event_sink is not None:
                 self.deliver_events()
 
+    def select_events(self, filter: str | None) -> None:
+        """From now on hand the sink only the events `filter` (statewall.select's
+        JSON, over EVENT_FIELDS) selects; None: every event."""
+        self._core.select_events(filter)
+
     def deliver_events(self) -> None:
         """Hand the events recorded so far to the sink, in time order."""
         sink = self.event_sink
@@ -209,12 +219,13 @@ class Firewall:
             self.deliver_events()
 
     def table_lines(self, at: float | None = None, fmt: str = "proc",
-                    live_at: float | None = None) -> list[str]:
+                    live_at: float | None = None, filter: str | None = None) -> list[str]:
         """The conntrack table at `at` (default: now) as `/proc/net/nf_conntrack`
         ("proc") or `conntrack -L` ("conntrack") prints it, one newline-ended
-        line each; `live_at` (default `at`) decides which entries are still live."""
+        line each; `live_at` (default `at`) decides which entries are still live,
+        `filter` (statewall.select's JSON) which are shown."""
         when = self.now if at is None else at
-        return self._core.table_lines(when, fmt, when if live_at is None else live_at)
+        return self._core.table_lines(when, fmt, when if live_at is None else live_at, filter)
 
     def expectation_lines(self, at: float | None = None, fmt: str = "proc",
                           live_at: float | None = None) -> list[str]:
@@ -223,11 +234,11 @@ class Firewall:
         when = self.now if at is None else at
         return self._core.expectation_lines(when, fmt, when if live_at is None else live_at)
 
-    def connections(self, at: float | None = None) -> list[Connection]:
-        """The entries live at `at` (default: now), in table order."""
+    def connections(self, at: float | None = None, filter: str | None = None) -> list[Connection]:
+        """The entries live at `at` (default: now) that pass `filter`, in table order."""
         out = []
         for head, (state, orig, reply, expires, helper, master) in self._core.connections(
-                self.now if at is None else at):
+                self.now if at is None else at, filter):
             out.append(Connection(*head, state, *orig, *reply, expires, helper, master))
         return out
 

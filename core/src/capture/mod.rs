@@ -9,6 +9,9 @@
 //! byte offset and the 1-based packet number; `ErrorKind::Truncated` marks a
 //! file that simply stops.
 //!
+//! The path `-` is standard input, read the same way: the readers only ever
+//! read forward, so a pipe serves as well as a file.
+//!
 //! Plain files are read in `CHUNK`-sized pieces into one reused buffer rather
 //! than memory-mapped. On a 100 MB pcap in the page cache both walk the
 //! records in the same time (13-14 ms either way, measured), and reads need no
@@ -19,6 +22,7 @@ mod pcap;
 mod pcapng;
 mod source;
 mod tsdiv;
+pub mod writer;
 
 use std::fmt;
 use std::fs::File;
@@ -26,7 +30,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use source::{Break, Input};
+use source::{Break, Input, Source};
 
 /// Bytes asked of the file (or of the decompressor) per read.
 pub const CHUNK: usize = 1 << 20;
@@ -46,6 +50,26 @@ pub struct Frame<'a> {
     /// The interface name (pcapng `if_name`), when the file gives one.
     pub iface: Option<Arc<str>>,
     pub orig_len: u32,
+    /// The interface the frame was captured on: an index into the reader's
+    /// interfaces over the whole file (pcapng numbers them per section).
+    pub iface_id: u32,
+    /// The timestamp as recorded, in its interface's units (`tsresol`),
+    /// before any offset: what a writer copies to keep it exact.
+    pub ticks: u64,
+}
+
+/// What a capture says about an interface, as a pcapng Interface
+/// Description Block holds it (a pcap file has one, from its header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceInfo {
+    pub linktype: u32,
+    pub name: Option<Arc<str>>,
+    /// 0: no limit.
+    pub snaplen: u32,
+    /// The `if_tsresol` byte: a power of 10, or of 2 with the top bit set.
+    pub tsresol: u8,
+    /// Seconds added to every timestamp (`if_tsoffset`).
+    pub tsoffset: i64,
 }
 
 /// Whether an error is damage or a file that stops early (in Python
@@ -221,6 +245,8 @@ pub(crate) struct Meta {
     linktype: u32,
     iface: Option<Arc<str>>,
     orig_len: u32,
+    iface_id: u32,
+    ticks: u64,
 }
 
 enum State {
@@ -237,9 +263,17 @@ pub struct Reader {
     done: bool,
 }
 
-/// Open a pcap or pcapng file, gzip-compressed or not, judged by its magic bytes.
+/// The name of standard input in messages, and the path that means it.
+pub const STDIN_NAME: &str = "standard input";
+pub const STDIN_PATH: &str = "-";
+
+/// Open a pcap or pcapng file, gzip-compressed or not, judged by its magic
+/// bytes; `-` reads standard input.
 pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
     let path = path.as_ref();
+    if path.as_os_str() == STDIN_PATH {
+        return open_source(Arc::from(STDIN_NAME), Box::new(io::stdin()));
+    }
     let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
     let cannot_open =
         |err: &io::Error| CaptureError::corrupt(format!("{name}: cannot open: {}", strerror(err)));
@@ -249,9 +283,18 @@ pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         return Err(cannot_open(&io::Error::from_raw_os_error(21)));
     }
+    open_source(name, Box::new(file))
+}
+
+/// Read a capture from any byte stream; `name` stands for it in messages.
+pub fn open_source(
+    name: Arc<str>,
+    input: Box<dyn io::Read + Send + Sync>,
+) -> Result<Reader, CaptureError> {
+    let input: Source = input;
     let mut stream = Stream {
         name,
-        input: Input::Plain(file),
+        input: Input::Plain(input),
         buf: vec![0; CHUNK],
         start: 0,
         end: 0,
@@ -312,6 +355,15 @@ impl Reader {
     /// The next frame, or the error that ends the capture (after which, and
     /// after the clean end, it returns `None`).
     pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureError>> {
+        self.next_described()
+            .map(|step| step.map(|(frame, _)| frame))
+    }
+
+    /// The next frame with its interface's description (what a writer
+    /// needs beside the frame), as `next_frame`.
+    pub fn next_described(
+        &mut self,
+    ) -> Option<Result<(Frame<'_>, Option<&IfaceInfo>), CaptureError>> {
         if self.done {
             return None;
         }
@@ -324,14 +376,21 @@ impl Reader {
             Ok(Some(meta)) => {
                 let index = self.index;
                 self.index += 1;
-                Some(Ok(Frame {
+                let iface = match &self.state {
+                    State::Pcap(p) => p.interface(),
+                    State::Pcapng(p) => p.interface(meta.iface_id),
+                };
+                let frame = Frame {
                     index,
                     ts: meta.ts,
                     data: self.stream.buf.get(meta.from..meta.to).unwrap_or(&[]),
                     linktype: meta.linktype,
                     iface: meta.iface,
                     orig_len: meta.orig_len,
-                }))
+                    iface_id: meta.iface_id,
+                    ticks: meta.ticks,
+                };
+                Some(Ok((frame, iface)))
             }
             Ok(None) => {
                 self.done = true;
@@ -346,6 +405,14 @@ impl Reader {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// An interface a frame named by `Frame::iface_id`.
+    pub fn interface(&self, id: u32) -> Option<&IfaceInfo> {
+        match &self.state {
+            State::Pcap(p) => p.interface(),
+            State::Pcapng(p) => p.interface(id),
+        }
     }
 
     /// Whether the file was gzip-compressed.

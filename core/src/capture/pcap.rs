@@ -6,7 +6,7 @@
 //! both the byte order and the timestamp resolution: a1b2c3d4 for
 //! microseconds, a1b23c4d for nanoseconds.
 
-use super::{u16_at, u32_at, CaptureError, Meta, Stream};
+use super::{u16_at, u32_at, CaptureError, IfaceInfo, Meta, Stream};
 
 pub const MAGIC_USEC: u32 = 0xA1B2_C3D4;
 pub const MAGIC_NSEC: u32 = 0xA1B2_3C4D;
@@ -25,6 +25,10 @@ const LINKTYPE_MASK: u32 = 0x03FF_FFFF;
 pub(crate) struct Pcap {
     big: bool,
     scale: f64,
+    /// 6 (microseconds) or 9 (nanoseconds): the `if_tsresol` of the same units.
+    resol: u8,
+    /// The file's one interface, once the file header is read.
+    iface: Option<IfaceInfo>,
     /// Link type and record-length limit, once the file header is read.
     header: Option<(u32, u32)>,
 }
@@ -43,6 +47,8 @@ impl Pcap {
         Some(Pcap {
             big,
             scale: if nsec { 1e-9 } else { 1e-6 },
+            resol: if nsec { 9 } else { 6 },
+            iface: None,
             header: None,
         })
     }
@@ -62,7 +68,18 @@ impl Pcap {
         let snaplen = u32_at(h, 16, self.big);
         let linktype = u32_at(h, 20, self.big) & LINKTYPE_MASK;
         s.start += FILE_HEADER_LEN;
+        self.iface = Some(IfaceInfo {
+            linktype,
+            name: None,
+            snaplen,
+            tsresol: self.resol,
+            tsoffset: 0,
+        });
         Ok((linktype, snaplen.clamp(MAX_RECORD, MAX_SNAPLEN)))
+    }
+
+    pub(crate) fn interface(&self) -> Option<&IfaceInfo> {
+        self.iface.as_ref()
     }
 
     pub(crate) fn next(
@@ -124,6 +141,8 @@ impl Pcap {
             linktype,
             iface: None,
             orig_len,
+            iface_id: 0,
+            ticks: u64::from(sec) * 10u64.pow(u32::from(self.resol)) + u64::from(frac),
         }))
     }
 }

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::tsdiv::{ticks_to_seconds, Units};
-use super::{u16_at, u32_at, CaptureError, Meta, Stream};
+use super::{u16_at, u32_at, CaptureError, IfaceInfo, Meta, Stream};
 
 pub const SHB_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
@@ -44,12 +44,18 @@ struct Interface {
     snaplen: u32, // 0 means no limit
     units: Units,
     offset: i64, // seconds added to every timestamp (if_tsoffset)
+    /// Its number among all the file's interfaces (`Frame::iface_id`).
+    global: u32,
 }
 
 pub(crate) struct Pcapng {
     big: bool,
+    /// The current section's interfaces.
     ifaces: Vec<Interface>,
+    /// Every section's, in file order.
+    all: Vec<IfaceInfo>,
     last_ts: f64,
+    last_ticks: u64,
 }
 
 impl Pcapng {
@@ -57,8 +63,14 @@ impl Pcapng {
         Pcapng {
             big: false,
             ifaces: Vec::new(),
+            all: Vec::new(),
             last_ts: 0.0,
+            last_ticks: 0,
         }
+    }
+
+    pub(crate) fn interface(&self, id: u32) -> Option<&IfaceInfo> {
+        self.all.get(id as usize)
     }
 
     pub(crate) fn next(
@@ -138,6 +150,7 @@ impl Pcapng {
                     let ticks = (u64::from(ts_high) << 32) | u64::from(ts_low);
                     // ticks / units exactly, rounded once, then + offset in doubles.
                     self.last_ts = ticks_to_seconds(ticks, iface.units) + iface.offset as f64;
+                    self.last_ticks = ticks;
                     s.start += len;
                     return Ok(Some(Meta {
                         from: block_start + 28,
@@ -146,6 +159,8 @@ impl Pcapng {
                         linktype: iface.linktype,
                         iface: iface.name.clone(),
                         orig_len,
+                        iface_id: iface.global,
+                        ticks,
                     }));
                 }
                 _ if blen < min_len(btype) => return Err(bad_length(s, at, packet, blen)),
@@ -168,11 +183,17 @@ impl Pcapng {
                         linktype: iface.linktype,
                         iface: iface.name.clone(),
                         orig_len,
+                        iface_id: iface.global,
+                        // The previous packet's time, as `ts` (in that
+                        // packet's units: equal whenever the units are).
+                        ticks: self.last_ticks,
                     }));
                 }
                 BT_IDB => {
-                    let iface = interface(s, b, at, big)?;
+                    let global = self.all.len() as u32;
+                    let (iface, info) = interface(s, b, at, big, global)?;
                     self.ifaces.push(iface);
+                    self.all.push(info);
                 }
                 BT_SHB => {
                     let (major, minor) = (u16_at(b, 12, big), u16_at(b, 14, big));
@@ -202,14 +223,22 @@ fn min_len(btype: u32) -> u32 {
 
 /// Read an IDB (`b` is the whole block at stream offset `at`): link type,
 /// snap length and the options statewall uses.
-fn interface(s: &Stream, b: &[u8], at: u64, big: bool) -> Result<Interface, CaptureError> {
+fn interface(
+    s: &Stream,
+    b: &[u8],
+    at: u64,
+    big: bool,
+    global: u32,
+) -> Result<(Interface, IfaceInfo), CaptureError> {
     let mut iface = Interface {
         linktype: u32::from(u16_at(b, 8, big)),
         name: None,
         snaplen: u32_at(b, 12, big),
         units: Units::Pow10(6),
         offset: 0,
+        global,
     };
+    let mut tsresol = 6;
     let end = b.len() - 4;
     let mut pos = 16;
     while pos + 4 <= end {
@@ -233,6 +262,7 @@ fn interface(s: &Stream, b: &[u8], at: u64, big: bool) -> Result<Interface, Capt
             }
             IF_TSRESOL => {
                 if let Some(&first) = value.first() {
+                    tsresol = first;
                     let exponent = first & 0x7f;
                     iface.units = if first & 0x80 != 0 {
                         Units::Pow2(exponent)
@@ -254,7 +284,14 @@ fn interface(s: &Stream, b: &[u8], at: u64, big: bool) -> Result<Interface, Capt
         }
         pos = value_end + (length.wrapping_neg() & 3);
     }
-    Ok(iface)
+    let info = IfaceInfo {
+        linktype: iface.linktype,
+        name: iface.name.clone(),
+        snaplen: iface.snaplen,
+        tsresol,
+        tsoffset: iface.offset,
+    };
+    Ok((iface, info))
 }
 
 trait StripNuls {

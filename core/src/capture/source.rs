@@ -11,7 +11,6 @@
 //! mismatch does not stop the members after it, and the first mismatch is
 //! reported at the end.
 
-use std::fs::File;
 use std::io::{self, Read};
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
@@ -32,8 +31,12 @@ pub(crate) enum Break {
     Corrupt { at: u64, what: String },
 }
 
+/// Where the bytes come from: a file, or standard input (which cannot seek,
+/// and need not: every reader here only reads forward).
+pub(crate) type Source = Box<dyn Read + Send + Sync>;
+
 pub(crate) enum Input {
-    Plain(File),
+    Plain(Source),
     Gzip(Box<Gunzip>),
 }
 
@@ -78,7 +81,7 @@ enum GzState {
 }
 
 pub(crate) struct Gunzip {
-    file: File,
+    file: Source,
     /// Compressed bytes `inbuf[in_start..in_end]`; `in_base` is the file
     /// offset of `inbuf[0]`.
     inbuf: Vec<u8>,
@@ -103,7 +106,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Gunzip {
-    fn new(file: File, head: Vec<u8>) -> Self {
+    fn new(file: Source, head: Vec<u8>) -> Self {
         let in_end = head.len();
         Gunzip {
             file,

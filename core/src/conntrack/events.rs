@@ -15,8 +15,8 @@
 
 use std::fmt::Write;
 
-use crate::conntrack::conn::Conn;
-use crate::conntrack::display::write_event_body;
+use crate::conntrack::conn::{Conn, Tuple};
+use crate::conntrack::display::{state_name, write_event_body};
 
 pub const IPCT_NEW: u16 = 1 << 0;
 pub const IPCT_RELATED: u16 = 1 << 1;
@@ -66,6 +66,37 @@ pub struct ConntrackEvent {
     pub cause: &'static str,
     /// An expectation's event (`conntrack -E expect`).
     pub expectation: bool,
+    /// The entry as it was (None for an expectation's event): what
+    /// `events --filter` tests.
+    pub entry: Option<EventEntry>,
+}
+
+/// The fields of an entry a display filter reads, taken when the event
+/// happened (the entry may change or go afterwards).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EventEntry {
+    pub family: u8,
+    pub proto: u8,
+    pub zone: u16,
+    pub mark: u32,
+    pub status: u32,
+    /// The protocol's state name (TCP, SCTP), "" for the others.
+    pub state: &'static str,
+    pub orig: Tuple,
+}
+
+impl EventEntry {
+    pub fn of(conn: &Conn) -> Self {
+        EventEntry {
+            family: conn.family,
+            proto: conn.proto,
+            zone: conn.zone,
+            mark: conn.mark,
+            status: conn.status,
+            state: state_name(conn),
+            orig: conn.orig,
+        }
+    }
 }
 
 impl ConntrackEvent {
@@ -88,6 +119,7 @@ impl ConntrackEvent {
             body,
             cause: "",
             expectation: false,
+            entry: Some(EventEntry::of(conn)),
         }
     }
 
@@ -108,6 +140,7 @@ impl ConntrackEvent {
             body,
             cause,
             expectation: false,
+            entry: Some(EventEntry::of(conn)),
         }
     }
 
@@ -122,6 +155,7 @@ impl ConntrackEvent {
             body,
             cause: "",
             expectation: true,
+            entry: None,
         }
     }
 

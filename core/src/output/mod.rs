@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod escape;
+pub mod filter;
 pub mod json;
 pub mod record;
 pub mod summary;

@@ -54,7 +54,8 @@ pub fn push_tcp_flags<S: Sink + ?Sized>(out: &mut S, flags: u8) {
     }
 }
 
-fn has_ports(proto: u8) -> bool {
+/// Whether a protocol has ports in its header (and so in its tuple).
+pub fn has_ports(proto: u8) -> bool {
     matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_UDPLITE | PROTO_SCTP)
 }
 

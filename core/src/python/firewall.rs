@@ -27,10 +27,12 @@ use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
 use crate::output::addr::push_address;
+use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
 use crate::output::record::{direction_name, tcp_state_name, write_jsonl, write_text, Totals};
 use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
+use crate::python::select::{compile_filter, open_output, Output};
 use crate::rules::hooks::IptablesEngine;
 use crate::rules::walker::Engine;
 
@@ -152,6 +154,8 @@ type ExpectTuple = (u8, u8, u128, u128, u16, u16, &'static str, u32, f64, i64);
 pub struct PyFirewall {
     fw: Firewall,
     rec: PacketRecord,
+    /// The events `take_events` hands over (`select_events`).
+    event_filter: Option<Filter>,
 }
 
 #[pymethods]
@@ -208,6 +212,7 @@ impl PyFirewall {
         Ok(PyFirewall {
             fw: Firewall::new(setup),
             rec: PacketRecord::default(),
+            event_filter: None,
         })
     }
 
@@ -264,14 +269,20 @@ impl PyFirewall {
 
     /// `/proc/net/nf_conntrack` ("proc") or `conntrack -L` ("conntrack")
     /// lines of the table at `at`, each ending in a newline.
-    /// `live_at` decides which entries are listed (default: `at`).
-    #[pyo3(signature = (at, fmt, live_at=None))]
-    fn table_lines(&self, at: f64, fmt: &str, live_at: Option<f64>) -> Vec<String> {
+    /// `live_at` decides which entries are listed (default: `at`);
+    /// `filter` (JSON from `statewall.select`) which of them are shown.
+    #[pyo3(signature = (at, fmt, live_at=None, filter=None))]
+    fn table_lines(
+        &self,
+        at: f64,
+        fmt: &str,
+        live_at: Option<f64>,
+        filter: Option<&str>,
+    ) -> PyResult<Vec<String>> {
         let proc = fmt == "proc";
-        self.fw
-            .connections(live_at.unwrap_or(at))
-            .into_iter()
-            .filter_map(|id| self.fw.conn(id))
+        let filter = filter.map(compile_filter).transpose()?;
+        Ok(self
+            .entries(live_at.unwrap_or(at), filter.as_ref())
             .map(|conn| {
                 let mut line = if proc {
                     proc_line(conn, at)
@@ -281,7 +292,7 @@ impl PyFirewall {
                 line.push('\n');
                 line
             })
-            .collect()
+            .collect())
     }
 
     /// The expectation table at `at`: `/proc/net/nf_conntrack_expect`
@@ -307,12 +318,13 @@ impl PyFirewall {
 
     /// The entries live at `at`, in table order: (conn_id, family, proto,
     /// zone, mark, status bits, protocol state name, (orig src, dst, sport,
-    /// dport), (reply ...), expires, helper name, master's conn_id).
-    fn connections(&self, at: f64) -> Vec<ConnTuple> {
-        self.fw
-            .connections(at)
-            .into_iter()
-            .filter_map(|id| self.fw.conn(id))
+    /// dport), (reply ...), expires, helper name, master's conn_id);
+    /// `filter` as for `table_lines`.
+    #[pyo3(signature = (at, filter=None))]
+    fn connections(&self, at: f64, filter: Option<&str>) -> PyResult<Vec<ConnTuple>> {
+        let filter = filter.map(compile_filter).transpose()?;
+        Ok(self
+            .entries(at, filter.as_ref())
             .map(|c| {
                 let (o, r) = (c.orig, c.reply);
                 let master = c.master.and_then(|m| self.fw.conn(m)).map(|m| m.id);
@@ -328,7 +340,7 @@ impl PyFirewall {
                     ),
                 )
             })
-            .collect()
+            .collect())
     }
 
     /// The expectations live at `at`: (family, proto, src, dst, sport,
@@ -398,12 +410,22 @@ impl PyFirewall {
         }
     }
 
+    /// Keep only the events `filter` (JSON from `statewall.select`)
+    /// selects from now on; None: every event.
+    #[pyo3(signature = (filter=None))]
+    fn select_events(&mut self, filter: Option<&str>) -> PyResult<()> {
+        self.event_filter = filter.map(compile_filter).transpose()?;
+        Ok(())
+    }
+
     /// The events since the last call, in time order: (ts, kind, conn_id,
     /// body, cause, expectation).
     fn take_events(&mut self) -> Vec<(f64, &'static str, u32, String, &'static str, bool)> {
+        let filter = self.event_filter.as_ref();
         self.fw
             .take_events()
             .into_iter()
+            .filter(|event| filter.is_none_or(|f| f.matches(&mut EventSubject { event })))
             .map(|e| {
                 (
                     e.ts,
@@ -432,14 +454,21 @@ impl PyFirewall {
     /// Stream a capture through the machine. `fmt`: "jsonl", "text" or
     /// "summary" (no per-packet output); `limit`: packets to read; `until`:
     /// stop before the first packet later than this time (None: no stop;
-    /// below 1e9 it counts from the first packet).
-    #[pyo3(signature = (path, fmt, limit=None, until=None))]
+    /// below 1e9 it counts from the first packet). `filter` (JSON from
+    /// `statewall.select`) and `conn` (a connection followed with its
+    /// expected children) choose the packets written out, as lines and to
+    /// the pcapng file `write`; the totals count every packet.
+    #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None))]
+    #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
         path: PathBuf,
         fmt: &str,
         limit: Option<u64>,
         until: Option<f64>,
+        filter: Option<&str>,
+        conn: Option<u32>,
+        write: Option<PathBuf>,
     ) -> PyResult<ReplayRun> {
         let py = slf.py();
         let format = match fmt {
@@ -450,10 +479,15 @@ impl PyFirewall {
             "records" => Format::Records,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
+        let filter = filter.map(compile_filter).transpose()?;
+        let select = Selection::new(filter, conn.map(Follow::new));
         let reader = py
             .detach(|| capture::open(&path))
             .map_err(|err| to_pyerr(py, &err))?;
+        let output = write.map(|path| open_output(py, &path)).transpose()?;
         Ok(ReplayRun {
+            select,
+            output,
             firewall: slf.unbind(),
             reader: Some(reader),
             format,
@@ -480,6 +514,8 @@ impl ReplayRun {
         };
         let mut fw = self.firewall.borrow_mut(py);
         let mut run = RunState {
+            select: &mut self.select,
+            output: &mut self.output,
             format: self.format,
             limit: self.limit,
             until: self.until,
@@ -510,6 +546,15 @@ impl ReplayRun {
                 self.reader = None;
                 self.error = Some(err);
             }
+            Stop::WriteFailed(err) => {
+                self.reader = None;
+                return Err(err);
+            }
+        }
+        if self.reader.is_none() {
+            if let Some(output) = self.output.take() {
+                py.detach(|| output.finish())?;
+            }
         }
         if out.is_empty()
             && self.columns.index.is_empty()
@@ -526,6 +571,24 @@ impl ReplayRun {
 }
 
 impl PyFirewall {
+    /// The entries live at `at` that pass `filter`, in table order.
+    fn entries<'a>(
+        &'a self,
+        at: f64,
+        filter: Option<&'a Filter>,
+    ) -> impl Iterator<Item = &'a crate::conntrack::conn::Conn> + 'a {
+        let fw = &self.fw;
+        fw.connections(at)
+            .into_iter()
+            .filter_map(|id| fw.conn(id))
+            .filter(move |conn| {
+                filter.is_none_or(|f| {
+                    let master = conn.master.and_then(|m| fw.conn(m)).map(|m| m.id);
+                    f.matches(&mut EntrySubject { conn, master })
+                })
+            })
+    }
+
     fn run(&mut self, pkt: &Packet<'_>) -> PyResult<RecordTuple> {
         let number = pkt.index + 1;
         std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -640,6 +703,9 @@ const CHUNK_RECORDS: usize = 4096;
 #[pyclass(module = "statewall._core")]
 pub struct ReplayRun {
     firewall: Py<PyFirewall>,
+    select: Selection,
+    /// The pcapng file the selected packets go to (`-w`).
+    output: Option<Output>,
     reader: Option<Reader>,
     format: Format,
     limit: Option<u64>,
@@ -656,6 +722,8 @@ enum Stop {
     Full,
     Done,
     Failed(CaptureError),
+    /// The output file could not be written.
+    WriteFailed(PyErr),
 }
 
 fn fill(
@@ -667,10 +735,10 @@ fn fill(
     let mut packets = 0;
     while out.len() < CHUNK_BYTES && packets < CHUNK_PACKETS && run.records.len() < CHUNK_RECORDS {
         packets += 1;
-        let frame = match reader.next_frame() {
+        let (frame, iface_info) = match reader.next_described() {
             None => return Stop::Done,
             Some(Err(err)) => return Stop::Failed(err),
-            Some(Ok(frame)) => frame,
+            Some(Ok(described)) => described,
         };
         if run.limit.is_some_and(|limit| frame.index >= limit) {
             return Stop::Done;
@@ -686,6 +754,14 @@ fn fill(
         }
         fw.fw.process(&pkt, &mut fw.rec);
         run.totals.add(&fw.rec, &fw.fw);
+        if !run.select.is_everything() && !run.select.admits(&fw.fw, &fw.rec, &pkt) {
+            continue;
+        }
+        if let (Some(output), Some(info)) = (run.output.as_mut(), iface_info) {
+            if let Err(err) = output.write(&frame, info) {
+                return Stop::WriteFailed(err);
+            }
+        }
         match run.format {
             Format::Jsonl => write_jsonl(out, &fw.fw, &fw.rec, &pkt),
             Format::Text => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first),
@@ -698,6 +774,8 @@ fn fill(
 }
 
 struct RunState<'r> {
+    select: &'r mut Selection,
+    output: &'r mut Option<Output>,
     format: Format,
     limit: Option<u64>,
     until: Option<f64>,

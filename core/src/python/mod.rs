@@ -8,6 +8,7 @@ mod capture;
 mod decode;
 mod firewall;
 mod rules;
+mod select;
 
 /// The knobs the core reads, in declaration order (Python checks its own list against it).
 #[pyfunction]
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sysctl_names, m)?)?;
     m.add_function(wrap_pyfunction!(format_address, m)?)?;
     m.add_function(wrap_pyfunction!(escape_controls, m)?)?;
+    m.add_function(wrap_pyfunction!(select::check_filter, m)?)?;
     // The names a columnar batch's codes stand for, from the core's own tables.
     let verdicts: Vec<&str> = crate::verdict::Verdict::ALL
         .iter()
@@ -51,6 +53,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add(
         "TCP_STATE_NAMES",
         crate::conntrack::proto_tcp::STATE_NAMES.to_vec(),
+    )?;
+    m.add(
+        "SCTP_STATE_NAMES",
+        crate::conntrack::proto_sctp::STATE_NAMES.to_vec(),
     )?;
     let status: Vec<(&str, u32)> = crate::conntrack::conn::STATUS_NAMES
         .iter()
