@@ -99,7 +99,10 @@ def test_results_after_the_capture(capture: Path, host_rules: Path,
     assert summary.packets == len(mixed_frames())
     assert main(["replay", str(capture), "--rules", str(host_rules), "--local", HOST,
                  "--summary-only"]) == 0
-    assert "\n".join(summary.lines) + "\n" == capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed == "\n".join(summary.lines) + "\n" + (
+        "hint: 1 IPv6 packet met no IPv6 ruleset and passed unfiltered: give the "
+        "ip6tables-save file with --rules6\n")
     assert sum(summary.verdicts.values()) == summary.packets
     assert main(["table", str(capture), "--rules", str(host_rules), "--local", HOST]) == 0
     assert run.table() == capsys.readouterr().out.splitlines(keepends=True)

@@ -398,3 +398,21 @@ def test_installed_entry_point(tmp_path: Path) -> None:
                           text=True, timeout=60, env=env)
     assert quiet.returncode == EXIT_INPUT and "Traceback" not in quiet.stderr
     assert loud.returncode != EXIT_OK and "Traceback" in loud.stderr
+
+
+def test_host_ruleset_without_local_gets_a_hint(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --local every packet is forwarded, as through a router: a ruleset whose
+    filtering is all in INPUT then decides nothing, and the summary says so."""
+    rules = tmp_path / "host.v4"
+    rules.write_text("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                     "-A INPUT -p udp -m udp --dport 53 -j ACCEPT\nCOMMIT\n")
+    capture = pcap(tmp_path, dns_exchange())
+    code, out, _ = run(capsys, "replay", capture, "--rules", str(rules), "--summary-only")
+    assert code == EXIT_OK
+    assert out.splitlines()[-1] == ("hint: every packet went through FORWARD (no --local "
+                                    "address), but the ruleset's filtering is in INPUT: is "
+                                    "this a host? use --local ADDR")
+    code, out, _ = run(capsys, "replay", capture, "--rules", str(rules), "--local", SERVER,
+                       "--summary-only")
+    assert "hint:" not in out

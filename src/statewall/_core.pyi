@@ -182,6 +182,8 @@ class ReplayRun:
     def totals(self) -> tuple[int, int, list[tuple[str, int]], list[tuple[str, int]],
                               list[tuple[str, int]]]:
         """(packets, connections seen, by ctstate, by verdict, INVALID reasons)."""
+    @property
+    def ipv6_packets(self) -> int: ...
     def next_records(self) -> list[Record] | None:
         """The next records of a "records" run, None at the end."""
     def totals_lines(self) -> list[str]: ...

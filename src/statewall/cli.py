@@ -205,12 +205,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
     fmt = "summary" if args.summary_only else args.format
+    run: ReplayRun | None = None
     try:
         run = firewall.replay_file(args.capture, fmt, args.limit, select=select)
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
         unknown = firewall.unknown_rules()
         if fmt != "jsonl" and not args.no_summary:
+            if run is not None:
+                sys.stdout.writelines(f"hint: {hint}\n"
+                                      for hint in hints(firewall, run.ipv6_packets))
             if unknown:
                 sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
                 sys.stdout.writelines(f"  {line}\n" for line in unknown)
@@ -219,6 +223,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.counters:
             sys.stdout.write(counters_text(firewall, args.counters))
         sys.stdout.flush()
+
+
+def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
+    """Likely mistakes in how the machine was described, seen after a replay."""
+    out = []
+    rules = firewall.rules
+    if rules is not None and rules.v6 is None and ipv6_packets:
+        out.append(f"{ipv6_packets} IPv6 packet{'s' if ipv6_packets != 1 else ''} met no IPv6 "
+                   "ruleset and passed unfiltered: give the ip6tables-save file with --rules6")
+    if rules is not None and rules.v4 is not None and not firewall.topology.local:
+        table = rules.v4.source.table("filter")
+        inbound = table.chain("INPUT") if table else None
+        forward = table.chain("FORWARD") if table else None
+        if inbound is not None and inbound.rules and (forward is None or not forward.rules):
+            out.append("every packet went through FORWARD (no --local address), but the "
+                       "ruleset's filtering is in INPUT: is this a host? use --local ADDR")
+    return out
 
 
 def counters_text(firewall: Firewall, style: str) -> str:

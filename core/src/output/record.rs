@@ -263,6 +263,8 @@ impl Tally {
 #[derive(Clone, Debug, Default)]
 pub struct Totals {
     pub packets: u64,
+    /// IPv6 packets among them (a hint when no IPv6 ruleset is loaded).
+    pub ipv6: u64,
     /// Packets by ctinfo (index 8: no state), in first-seen order.
     states: Firsts<9>,
     verdicts: Firsts<6>,

@@ -754,6 +754,7 @@ fn fill(
         }
         fw.fw.process(&pkt, &mut fw.rec);
         run.totals.add(&fw.rec, &fw.fw);
+        run.totals.ipv6 += u64::from(pkt.family == 6);
         if !run.select.is_everything() && !run.select.admits(&fw.fw, &fw.rec, &pkt) {
             continue;
         }
@@ -908,6 +909,12 @@ impl ReplayRun {
                 .map(|(reason, n)| (reason.to_string(), n))
                 .collect(),
         )
+    }
+
+    /// IPv6 packets read so far.
+    #[getter]
+    fn ipv6_packets(&self) -> u64 {
+        self.totals.ipv6
     }
 
     /// The totals lines printed after a replay.
