@@ -20,7 +20,7 @@ use pyo3::types::PyBytes;
 use crate::capture::{self, CaptureError, Reader};
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
-use crate::conntrack::display::{conntrack_line, proc_line, state_name};
+use crate::conntrack::display::{conntrack_line_acct, proc_line_acct, state_name};
 use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
@@ -250,15 +250,16 @@ impl PyFirewall {
     #[pyo3(signature = (at, fmt, live_at=None))]
     fn table_lines(&self, at: f64, fmt: &str, live_at: Option<f64>) -> Vec<String> {
         let proc = fmt == "proc";
+        let table = self.fw.table();
         self.fw
             .connections(live_at.unwrap_or(at))
             .into_iter()
-            .filter_map(|id| self.fw.conn(id))
-            .map(|conn| {
+            .filter_map(|id| Some((self.fw.conn(id)?, table.listed_counters(id))))
+            .map(|(conn, counters)| {
                 let mut line = if proc {
-                    proc_line(conn, at)
+                    proc_line_acct(conn, at, counters.as_ref())
                 } else {
-                    conntrack_line(conn, at)
+                    conntrack_line_acct(conn, at, counters.as_ref())
                 };
                 line.push('\n');
                 line
