@@ -25,6 +25,8 @@ use crate::verdict::Verdict;
 pub struct StateTrail {
     packed: u64,
     len: u8,
+    /// The latest state, kept also when the trail is full.
+    current: Option<u8>,
     /// More changes happened than the trail holds.
     pub overflowed: bool,
 }
@@ -32,19 +34,16 @@ pub struct StateTrail {
 impl StateTrail {
     pub const CAPACITY: usize = 16;
 
-    fn last(&self) -> Option<u8> {
-        (self.len > 0).then(|| self.get(usize::from(self.len) - 1))
-    }
-
     fn get(&self, at: usize) -> u8 {
         ((self.packed >> (4 * at)) & 0xF) as u8
     }
 
     /// Note the state after a packet; only a change is kept.
     pub fn push(&mut self, state: u8) {
-        if self.last() == Some(state) {
+        if self.current == Some(state) {
             return;
         }
+        self.current = Some(state);
         if usize::from(self.len) == Self::CAPACITY {
             self.overflowed = true;
             return;
@@ -59,6 +58,11 @@ impl StateTrail {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The latest state (None before any).
+    pub fn current(&self) -> Option<u8> {
+        self.current
     }
 }
 
@@ -96,7 +100,8 @@ pub struct ConnRecord {
     /// packet's that belonged to the connection.
     pub first_ts: f64,
     pub last_ts: f64,
-    /// The entry's status bits after its latest packet (IPS_*).
+    /// The entry's status bits (IPS_*) after its latest packet, or as it
+    /// was when destroyed.
     pub status: u32,
     pub states: StateTrail,
     /// Packets per verdict, indexed as `Verdict::ALL`.
@@ -177,6 +182,7 @@ impl ConnLog {
     pub fn destroyed(&mut self, conn: &Conn, counters: Counters, now: f64, cause: &'static str) {
         if let Some(record) = self.record_mut(conn.id) {
             record.counters = counters;
+            record.status = conn.status & !IPS_DYING;
             record.end = Some(End { ts: now, cause });
         }
     }
@@ -191,8 +197,12 @@ impl ConnLog {
         }
         let count = &mut record.verdicts[verdict as usize];
         *count = count.saturating_add(1);
-        // A reset entry is marked dying; the log keeps the bits users see.
-        record.status = conn.status & !IPS_DYING;
+        // An entry's status is final when it is destroyed (as its DESTROY
+        // event shows it): a reply that kills an unreplied entry does not
+        // make it replied.
+        if record.end.is_none() {
+            record.status = conn.status;
+        }
         record.helper = conn.helper;
         if record.has_states() {
             record.states.push(conn.proto_state);
@@ -231,6 +241,11 @@ mod tests {
         }
         assert_eq!(trail.states().count(), StateTrail::CAPACITY);
         assert!(trail.overflowed);
+        assert_eq!(
+            trail.current(),
+            Some(1),
+            "the latest state, beyond the trail"
+        );
     }
 
     #[test]

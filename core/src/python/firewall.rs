@@ -132,7 +132,7 @@ type ExpectTuple = (u8, u8, u128, u128, u16, u16, &'static str, u32, f64, i64);
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
 pub struct PyFirewall {
-    fw: Firewall,
+    pub(super) fw: Firewall,
     rec: PacketRecord,
 }
 
@@ -141,11 +141,12 @@ impl PyFirewall {
     /// `rules_v4`/`rules_v6`: lowered rulesets as JSON (statewall.rules.lower);
     /// `sysctls`: (bare name, value) pairs; `local` and `interfaces`: the
     /// topology as (family, address, prefix) networks; `helper_params`:
-    /// (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout).
+    /// (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout);
+    /// `conn_log`: keep the connection log (`statewall._core.conn_log`).
     #[new]
     #[pyo3(signature = (rules_v4=None, rules_v6=None, sysctls=Vec::new(), local=Vec::new(),
                         interfaces=Vec::new(), auto_helpers=false,
-                        helper_params=(false, 8, 300, 300), events=false))]
+                        helper_params=(false, 8, 300, 300), events=false, conn_log=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         rules_v4: Option<&str>,
@@ -156,6 +157,7 @@ impl PyFirewall {
         auto_helpers: bool,
         helper_params: (bool, u32, u32, u32),
         events: bool,
+        conn_log: bool,
     ) -> PyResult<Self> {
         let mut cfg = Sysctls::default();
         for (name, value) in sysctls {
@@ -186,6 +188,7 @@ impl PyFirewall {
                 amanda_master_timeout,
             },
             events,
+            conn_log,
         };
         Ok(PyFirewall {
             fw: Firewall::new(setup),
