@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify_command(sub)
     add_load_commands(sub, _add_common)
 
+    from statewall.conns import add_conns_command
+
+    add_conns_command(sub, _add_common)
+
     from statewall.rules.cli_commands import add_check_parser
 
     add_check_parser(sub)
@@ -169,7 +173,7 @@ def topology_from(args: argparse.Namespace) -> Topology:
 
 
 def firewall_from(args: argparse.Namespace, cfg: Sysctls | None = None,
-                  event_sink: EventSink | None = None) -> Firewall:
+                  event_sink: EventSink | None = None, conn_log: bool = False) -> Firewall:
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
     topology = topology_from(args)
@@ -187,7 +191,8 @@ def firewall_from(args: argparse.Namespace, cfg: Sysctls | None = None,
         except RulesetError as error:
             raise InputError(str(error)) from None
     return Firewall(cfg=config_from(args) if cfg is None else cfg, rules=rules,
-                    topology=topology, auto_helpers=args.auto_helpers, event_sink=event_sink)
+                    topology=topology, auto_helpers=args.auto_helpers, event_sink=event_sink,
+                    conn_log=conn_log)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

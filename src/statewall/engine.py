@@ -134,7 +134,8 @@ class Firewall:
 
     def __init__(self, cfg: Sysctls | None = None, rules: IptablesEngine | None = None,
                  topology: Topology | None = None, event_sink: EventSink | None = None,
-                 auto_helpers: bool = False, helper_params: HelperParams | None = None) -> None:
+                 auto_helpers: bool = False, helper_params: HelperParams | None = None,
+                 conn_log: bool = False) -> None:
         self.cfg = cfg or Sysctls()
         self.rules = rules
         self.topology = topology or Topology()
@@ -152,6 +153,7 @@ class Firewall:
             helper_params=(params.ftp_loose, params.irc_max_dcc_channels,
                            params.irc_dcc_timeout, params.amanda_master_timeout),
             events=event_sink is not None,
+            conn_log=conn_log,
         )
 
     @property
@@ -194,6 +196,14 @@ class Firewall:
                         _column("b", tcp), reason, summary, rules)
             if self.event_sink is not None:
                 self.deliver_events()
+
+    def conn_log(self, fmt: str, origin: float = 0.0) -> Iterator[bytes]:
+        """The connection log (`statewall.conns`; needs `Firewall(conn_log=True)`), one
+        line per connection in `fmt` ("text", "jsonl", "tsv"), in chunks of bytes."""
+        start: int | None = 0
+        while start is not None:
+            chunk, start = _core.conn_log(self._core, fmt, origin, start)
+            yield chunk
 
     def deliver_events(self) -> None:
         """Hand the events recorded so far to the sink, in time order."""
