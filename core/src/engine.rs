@@ -126,6 +126,8 @@ pub struct FirewallSetup {
     pub helper_params: HelperParams,
     /// Record `conntrack -E` events for the caller to take.
     pub events: bool,
+    /// Keep the connection log (`statewall conns`, conntrack/history.rs).
+    pub conn_log: bool,
 }
 
 /// Why the walk ended as it did.
@@ -176,6 +178,8 @@ pub struct Firewall {
     auto_helpers: bool,
     now: f64,
     events: Vec<ConntrackEvent>,
+    /// The entry the current packet belonged to, for the connection log.
+    touched: Option<ConnId>,
 }
 
 impl Firewall {
@@ -183,6 +187,9 @@ impl Firewall {
         let hooks = HookList::build(&chains_of(&setup.rules, 4), &chains_of(&setup.rules, 6));
         let mut table = ConntrackTable::new(setup.cfg.clone());
         table.set_events(setup.events);
+        if setup.conn_log {
+            table.enable_history();
+        }
         let mut expectations = ExpectationTable::new(setup.helper_params);
         expectations.set_events(setup.events);
         Firewall {
@@ -196,6 +203,7 @@ impl Firewall {
             auto_helpers: setup.auto_helpers,
             now: 0.0,
             events: Vec::new(),
+            touched: None,
         }
     }
 
@@ -243,7 +251,11 @@ impl Firewall {
         let now = self.now;
         self.expire(now);
         rec.reset(pkt);
+        self.touched = None;
         self.route_and_filter(pkt, now, rec);
+        if let Some(id) = self.touched.take() {
+            crate::output::conns::log_packet(self, id, rec);
+        }
         self.collect_events();
     }
 
@@ -367,6 +379,13 @@ impl Firewall {
         rec.verdict = outcome.verdict;
         rec.rule = outcome.rule;
         self.label(&skb, rec);
+        if self.table.history().is_some() {
+            self.touched = match &skb.ct {
+                Some(ct) if ct.conn.is_some() => ct.conn,
+                Some(ct) if ct.ctinfo == CT_INVALID => self.table.invalid_match(),
+                _ => None,
+            };
+        }
         rec.why.head = match skb.ct.take() {
             Some(ct) => ct.reason,
             None => Cow::Borrowed("not tracked"),
@@ -736,6 +755,11 @@ impl Firewall {
 
     pub fn conn(&self, id: ConnId) -> Option<&Conn> {
         self.table.conn(id)
+    }
+
+    /// The table, for the connection log's bookkeeping.
+    pub(crate) fn table_mut(&mut self) -> &mut ConntrackTable {
+        &mut self.table
     }
 }
 

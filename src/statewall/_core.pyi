@@ -16,6 +16,11 @@ STATUS_NAMES: list[tuple[str, int]]  # (name, IPS_* bit), in the order results l
 def format_address(family: int, address: int) -> str:
     """A dotted quad, or IPv6 as inet_ntop writes it."""
 
+def conn_log(firewall: Firewall, fmt: str, origin: float = 0.0,
+             start: int = 0) -> tuple[bytes, int | None]:
+    """The connection log from record `start` on, as one chunk in `fmt` (text, jsonl,
+    tsv) and where the next chunk starts (None: done); the firewall needs conn_log=True."""
+
 def escape_controls(text: str) -> str:
     """`text` with control characters (C0, DEL, C1) shown as `\\t`, `\\n`, `\\r` or `\\xHH`."""
 
@@ -136,6 +141,7 @@ class Firewall:
         auto_helpers: bool = False,
         helper_params: tuple[bool, int, int, int] = ...,
         events: bool = False,
+        conn_log: bool = False,
     ) -> None: ...
     @property
     def now(self) -> float: ...

@@ -91,8 +91,10 @@ def machine_options(
         allow_unknown=allow_unknown, seed=seed)
 
 
-def build_firewall(options: MachineOptions, event_sink: EventSink | None = None) -> Firewall:
-    """The machine `options` describe. Errors: RulesetError (file:line), SysctlError,
+def build_firewall(options: MachineOptions, event_sink: EventSink | None = None, *,
+                   conn_log: bool = False) -> Firewall:
+    """The machine `options` describe (`conn_log`: keep the per-connection log that
+    `statewall.conns` reads). Errors: RulesetError (file:line), SysctlError,
     ValueError (an address), OSError (a file that cannot be read)."""
     topology = options.topology()
     config = options.config()
@@ -107,7 +109,8 @@ def build_firewall(options: MachineOptions, event_sink: EventSink | None = None)
         rules = load_engine(options.rules, options.rules6, topology=topology,
                             allow_unknown=options.allow_unknown, seed=options.seed, sets=sets)
     return Firewall(cfg=config, rules=rules, topology=topology,
-                    auto_helpers=options.auto_helpers, event_sink=event_sink)
+                    auto_helpers=options.auto_helpers, event_sink=event_sink,
+                    conn_log=conn_log)
 
 
 def load_firewall(

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify_command(sub)
     add_load_commands(sub, _add_common)
 
+    from statewall.conns import add_conns_command
+
+    add_conns_command(sub, _add_common)
+
     from statewall.rules.cli_commands import add_check_parser
 
     add_check_parser(sub)
@@ -182,7 +186,7 @@ def config_from(args: argparse.Namespace) -> Sysctls:
 
 
 def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
-                  **changes: Any) -> Firewall:
+                  conn_log: bool = False, **changes: Any) -> Firewall:
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
     options = options_from(args, **changes)
@@ -194,7 +198,7 @@ def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
     from statewall.rules.errors import RulesetError
 
     try:
-        return build_firewall(options, event_sink)
+        return build_firewall(options, event_sink, conn_log=conn_log)
     except RulesetError as error:
         raise InputError(str(error)) from None
 

@@ -135,7 +135,8 @@ class Firewall:
 
     def __init__(self, cfg: Sysctls | None = None, rules: IptablesEngine | None = None,
                  topology: Topology | None = None, event_sink: EventSink | None = None,
-                 auto_helpers: bool = False, helper_params: HelperParams | None = None) -> None:
+                 auto_helpers: bool = False, helper_params: HelperParams | None = None,
+                 conn_log: bool = False) -> None:
         self.cfg = cfg or Sysctls()
         self.rules = rules
         self.topology = topology or Topology()
@@ -153,6 +154,7 @@ class Firewall:
             helper_params=(params.ftp_loose, params.irc_max_dcc_channels,
                            params.irc_dcc_timeout, params.amanda_master_timeout),
             events=event_sink is not None,
+            conn_log=conn_log,
         )
 
     @property
@@ -204,6 +206,14 @@ class Firewall:
         """From now on hand the sink only the events `filter` (statewall.select's
         JSON, over EVENT_FIELDS) selects; None: every event."""
         self._core.select_events(filter)
+
+    def conn_log(self, fmt: str, origin: float = 0.0) -> Iterator[bytes]:
+        """The connection log (`statewall.conns`; needs `Firewall(conn_log=True)`), one
+        line per connection in `fmt` ("text", "jsonl", "tsv"), in chunks of bytes."""
+        start: int | None = 0
+        while start is not None:
+            chunk, start = _core.conn_log(self._core, fmt, origin, start)
+            yield chunk
 
     def deliver_events(self) -> None:
         """Hand the events recorded so far to the sink, in time order."""

@@ -61,6 +61,11 @@ pub const IPS_FIXED_TIMEOUT: u32 = 1 << 10;
 pub const IPS_TEMPLATE: u32 = 1 << 11;
 pub const IPS_UNTRACKED: u32 = 1 << 12;
 pub const IPS_HELPER: u32 = 1 << 13;
+/// Not a kernel bit: the tracker counted the packet it is handling
+/// (`Conn::refresh_acct`). The table moves the packet into the accounting
+/// and clears the bit before anything else reads the status; it lives in
+/// the status word because a field of its own would grow every entry.
+pub const IPS_ACCT_PENDING: u32 = 1 << 31;
 
 /// The status bits users see, in the order listings and results name them.
 pub const STATUS_NAMES: [(u32, &str); 6] = [
@@ -212,6 +217,15 @@ impl Conn {
         if self.status & IPS_FIXED_TIMEOUT == 0 {
             self.expires = now + seconds;
         }
+    }
+
+    /// What a tracker calls for a packet it accepts (nf_ct_refresh_acct):
+    /// re-arm the timeout, and count the packet in the accounting. Packets
+    /// a tracker lets through without this (ignored TCP segments, a
+    /// retransmitted SYN) are in no counter, as in the kernel.
+    pub fn refresh_acct(&mut self, now: f64, seconds: f64) {
+        self.set_timeout(now, seconds);
+        self.status |= IPS_ACCT_PENDING;
     }
 
     /// Whole seconds left, as /proc and conntrack -L print them (truncated).

@@ -54,10 +54,11 @@ use std::sync::LazyLock;
 use hashbrown::HashTable;
 
 use crate::config::Sysctls;
+use crate::conntrack::acct::{AcctTable, Counters};
 use crate::conntrack::conn::{
     Conn, ConnId, Tuple, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_NEW, CT_RELATED,
-    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED, IPS_DYING, IPS_EXPECTED,
-    IPS_SEEN_REPLY, ORIGINAL, REPLY,
+    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ACCT_PENDING, IPS_ASSURED, IPS_CONFIRMED, IPS_DYING,
+    IPS_EXPECTED, IPS_SEEN_REPLY, ORIGINAL, REPLY,
 };
 use crate::conntrack::early_drop::{
     bucket_of, gc_evictable, gc_threshold, BucketIndex, CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP,
@@ -66,6 +67,7 @@ use crate::conntrack::early_drop::{
 use crate::conntrack::events::{
     ConntrackEvent, EventLog, IPCT_ASSURED, IPCT_NEW, IPCT_PROTOINFO, IPCT_RELATED, IPCT_REPLY,
 };
+use crate::conntrack::history::{ConnLog, ConnRecord};
 use crate::conntrack::l4proto::{Action, ConnLookup, ConnView, ExpectHooks, Outcome};
 use crate::conntrack::proto_icmp::IcmpErrorOutcome;
 use crate::conntrack::stats::ConntrackStats;
@@ -76,6 +78,7 @@ use crate::packet::{
 };
 use crate::reason::Reason;
 use crate::rules::matches::connlimit::{ConnAlive, ConnKey};
+use crate::verdict::Verdict;
 
 /// Why an entry went, besides the causes early_drop.rs names.
 pub const CAUSE_RESET: &str = "reset";
@@ -328,6 +331,12 @@ pub struct ConntrackTable {
     gc_early_drop_at: Option<f64>,
     events: EventLog,
     scratch: Vec<u32>,
+    /// Packet and byte counters per slot (acct.rs), when asked for.
+    acct: Option<AcctTable>,
+    /// The connection log (history.rs), when asked for.
+    history: Option<Box<ConnLog>>,
+    /// The confirmed entry whose tracker judged the current packet INVALID.
+    invalid_of: Option<ConnId>,
 }
 
 /// Most entries reserved up front (see `ConntrackTable::new`).
@@ -348,6 +357,7 @@ impl ConntrackTable {
             }))
             .unwrap_or(usize::MAX)
             .min(RESERVE_LIMIT);
+        let cfg_acct = cfg.nf_conntrack_acct;
         ConntrackTable {
             cfg,
             stats: ConntrackStats::default(),
@@ -366,6 +376,9 @@ impl ConntrackTable {
             gc_early_drop_at: None,
             events: EventLog::new(false),
             scratch: Vec::new(),
+            acct: (cfg_acct != 0).then(|| AcctTable::new(true)),
+            history: None,
+            invalid_of: None,
         }
     }
 
@@ -468,6 +481,56 @@ impl ConntrackTable {
         self.events.drain()
     }
 
+    // -- accounting and the connection log ---------------------------------------
+
+    /// Keep the connection log (and count packets for it, whatever
+    /// nf_conntrack_acct says about the listings). Entries confirmed before
+    /// the call are not in it.
+    pub fn enable_history(&mut self) {
+        if self.history.is_none() {
+            self.history = Some(Box::default());
+        }
+        if self.acct.is_none() {
+            self.acct = Some(AcctTable::new(false));
+        }
+    }
+
+    pub fn history(&self) -> Option<&ConnLog> {
+        self.history.as_deref()
+    }
+
+    pub fn history_mut(&mut self) -> Option<&mut ConnLog> {
+        self.history.as_deref_mut()
+    }
+
+    /// A packet at `ts` that got `verdict` belonged to the entry in `id`:
+    /// its record in the connection log (None without a log, or for an
+    /// entry never confirmed).
+    pub fn log_packet(&mut self, id: ConnId, ts: f64, verdict: Verdict) -> Option<&mut ConnRecord> {
+        let conn = self.conns.get(id.0 as usize).and_then(Option::as_ref)?;
+        self.history.as_deref_mut()?.packet(conn, ts, verdict)
+    }
+
+    /// The entry's counters, when anything counts.
+    pub fn counters(&self, id: ConnId) -> Option<Counters> {
+        self.acct.as_ref().map(|acct| acct.get(id))
+    }
+
+    /// The counters the listings print (nf_conntrack_acct=1), else None.
+    pub fn listed_counters(&self, id: ConnId) -> Option<Counters> {
+        self.acct
+            .as_ref()
+            .filter(|acct| acct.listed())
+            .map(|acct| acct.get(id))
+    }
+
+    /// The confirmed entry the current packet matched when its tracker
+    /// found the packet INVALID (the kernel then detaches the packet from
+    /// the entry; the connection log still counts it as the connection's).
+    pub fn invalid_match(&self) -> Option<ConnId> {
+        self.invalid_of
+    }
+
     // -- memory --------------------------------------------------------------
 
     /// Entries in the timer heap (one per confirmed entry).
@@ -500,6 +563,7 @@ impl ConntrackTable {
             + self.index.allocation_size()
             + self.timers.capacity() * size_of::<Timer>()
             + self.buckets.as_ref().map_or(0, BucketIndex::heap_bytes)
+            + self.acct.as_ref().map_or(0, AcctTable::heap_bytes)
     }
 
     /// The early-drop chains, once the table has been full.
@@ -791,6 +855,7 @@ impl ConntrackTable {
         hooks: &mut dyn ExpectHooks,
     ) -> CtResult {
         self.release_pending();
+        self.invalid_of = None;
         if self.gc_due(now) {
             self.gc(now, hooks);
         }
@@ -932,7 +997,13 @@ impl ConntrackTable {
         let ctinfo = ctinfo_of(conn, direction);
         let (old_state, old_status, old_expires) = (conn.proto_state, conn.status, conn.expires);
         let (action, reason) = l4_packet(conn, pkt, direction, ctinfo, now, &self.cfg);
+        let counted = conn.status & IPS_ACCT_PENDING != 0;
+        conn.status &= !IPS_ACCT_PENDING;
         let (status, expires) = (conn.status, conn.expires);
+        if let (Action::Accept, true, Some(acct)) = (action, counted, self.acct.as_mut()) {
+            // skb->len at the conntrack hook: the whole (reassembled) datagram.
+            acct.add(id, direction, pkt.data.len() as u64);
+        }
         match action {
             Action::Repeat => {
                 if unconfirmed {
@@ -946,6 +1017,8 @@ impl ConntrackTable {
                 self.stats.invalid += 1;
                 if unconfirmed {
                     self.throw_away(slot, now, hooks);
+                } else {
+                    self.invalid_of = Some(id);
                 }
                 return Some(invalid(reason));
             }
@@ -1011,6 +1084,9 @@ impl ConntrackTable {
             .alloc_slot(conn)
             .ok_or(Cow::Borrowed("conntrack table has no free slot"))?;
         let id = ConnId(slot);
+        if let Some(acct) = &mut self.acct {
+            acct.start(id);
+        }
         // The kernel consumes a matching expectation when it builds the
         // entry, before the tracker judges the packet: a rejected first
         // packet uses it up.
@@ -1286,6 +1362,13 @@ impl ConntrackTable {
             index.add(slot, ORIGINAL, hashes[0]);
             index.add(slot, REPLY, hashes[1]);
         }
+        if let Some(log) = self.history.as_deref_mut() {
+            let conns = &self.conns;
+            let get = |at: u32| conns.get(at as usize).and_then(Option::as_ref);
+            if let Some(conn) = get(slot) {
+                log.confirmed(ConnId(slot), conn, conn.master.and_then(|m| get(m.0)));
+            }
+        }
     }
 
     /// The packet was dropped: an unconfirmed entry dies with it (its slot
@@ -1330,10 +1413,22 @@ impl ConntrackTable {
             index.remove(slot, hashes);
         }
         hooks.master_destroyed(id, now, &mut self.events);
+        if let (Some(log), Some(conn)) = (
+            self.history.as_deref_mut(),
+            self.conns.get(slot as usize).and_then(Option::as_ref),
+        ) {
+            let counters = self.acct.as_ref().map(|a| a.get(id)).unwrap_or_default();
+            log.destroyed(conn, counters, now, cause);
+        }
         if self.events.enabled() {
+            let counters = self.listed_counters(id);
             if let Some(conn) = self.conns.get(slot as usize).and_then(Option::as_ref) {
-                self.events
-                    .push(ConntrackEvent::destroyed(conn, now, cause));
+                self.events.push(ConntrackEvent::destroyed(
+                    conn,
+                    now,
+                    cause,
+                    counters.as_ref(),
+                ));
             }
         }
         self.defer_release(slot);

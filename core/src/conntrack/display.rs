@@ -15,11 +15,17 @@
 //!   (ctnetlink adds the protocol info to NEW/UPDATE messages only for
 //!   IPCT_PROTOINFO; DESTROY messages always carry it).
 //!
+//! With `nf_conntrack_acct=1` all three print each direction's counters,
+//! `packets=N bytes=N `, right after that direction's tuple (before
+//! `[UNREPLIED]` and `[ASSURED]`); events only in DESTROY messages. The
+//! `*_acct` forms take them.
+//!
 //! Each printer has a `write_*` form appending to a caller's buffer, so a
 //! listing of many entries reuses one allocation.
 
 use std::fmt::Write;
 
+use crate::conntrack::acct::{Counter, Counters};
 use crate::conntrack::conn::{Conn, IPS_ASSURED, IPS_SEEN_REPLY};
 use crate::conntrack::{proto_gre, proto_sctp, proto_tcp};
 use crate::packet::{
@@ -93,12 +99,26 @@ fn write_state(out: &mut String, conn: &Conn) {
     }
 }
 
-fn write_flow(out: &mut String, conn: &Conn, expanded: bool, userspace: bool) {
+fn write_counter(out: &mut String, counter: Option<&Counter>) {
+    if let Some(c) = counter {
+        let _ = write!(out, "packets={} bytes={} ", c.packets, c.bytes);
+    }
+}
+
+fn write_flow(
+    out: &mut String,
+    conn: &Conn,
+    expanded: bool,
+    userspace: bool,
+    counters: Option<&Counters>,
+) {
     write_tuple(out, conn, false, expanded, userspace);
+    write_counter(out, counters.map(|c| &c[0]));
     if conn.status & IPS_SEEN_REPLY == 0 {
         out.push_str("[UNREPLIED] ");
     }
     write_tuple(out, conn, true, expanded, userspace);
+    write_counter(out, counters.map(|c| &c[1]));
     if conn.status & IPS_ASSURED != 0 {
         out.push_str("[ASSURED] ");
     }
@@ -106,6 +126,11 @@ fn write_flow(out: &mut String, conn: &Conn, expanded: bool, userspace: bool) {
 
 /// One line of /proc/net/nf_conntrack, appended to `out`.
 pub fn write_proc_line(out: &mut String, conn: &Conn, now: f64) {
+    write_proc_line_acct(out, conn, now, None);
+}
+
+/// `write_proc_line` with the entry's counters (nf_conntrack_acct=1).
+pub fn write_proc_line_acct(out: &mut String, conn: &Conn, now: f64, counters: Option<&Counters>) {
     let (l3, l3num) = if conn.family == 4 {
         ("ipv4", 2)
     } else {
@@ -124,13 +149,17 @@ pub fn write_proc_line(out: &mut String, conn: &Conn, now: f64) {
     } else {
         write_state(out, conn);
     }
-    write_flow(out, conn, true, false);
+    write_flow(out, conn, true, false, counters);
     let _ = write!(out, "mark={} zone={} use=2", conn.mark, conn.zone);
 }
 
 pub fn proc_line(conn: &Conn, now: f64) -> String {
+    proc_line_acct(conn, now, None)
+}
+
+pub fn proc_line_acct(conn: &Conn, now: f64, counters: Option<&Counters>) -> String {
     let mut out = String::with_capacity(200);
-    write_proc_line(&mut out, conn, now);
+    write_proc_line_acct(&mut out, conn, now, counters);
     out
 }
 
@@ -140,10 +169,20 @@ fn write_userspace_head(out: &mut String, conn: &Conn) {
 
 /// One line of `conntrack -L`, appended to `out`.
 pub fn write_conntrack_line(out: &mut String, conn: &Conn, now: f64) {
+    write_conntrack_line_acct(out, conn, now, None);
+}
+
+/// `write_conntrack_line` with the entry's counters (nf_conntrack_acct=1).
+pub fn write_conntrack_line_acct(
+    out: &mut String,
+    conn: &Conn,
+    now: f64,
+    counters: Option<&Counters>,
+) {
     write_userspace_head(out, conn);
     let _ = write!(out, "{} ", conn.remaining(now));
     write_state(out, conn);
-    write_flow(out, conn, false, true);
+    write_flow(out, conn, false, true, counters);
     let _ = write!(out, "mark={} ", conn.mark);
     if conn.zone != 0 {
         let _ = write!(out, "zone={} ", conn.zone);
@@ -155,8 +194,12 @@ pub fn write_conntrack_line(out: &mut String, conn: &Conn, now: f64) {
 }
 
 pub fn conntrack_line(conn: &Conn, now: f64) -> String {
+    conntrack_line_acct(conn, now, None)
+}
+
+pub fn conntrack_line_acct(conn: &Conn, now: f64, counters: Option<&Counters>) -> String {
     let mut out = String::with_capacity(200);
-    write_conntrack_line(&mut out, conn, now);
+    write_conntrack_line_acct(&mut out, conn, now, counters);
     out
 }
 
@@ -171,6 +214,18 @@ pub fn write_event_body(
     protoinfo: bool,
     helper: bool,
 ) {
+    write_event_body_acct(out, conn, timeout, protoinfo, helper, None);
+}
+
+/// `write_event_body` with counters (a DESTROY message under nf_conntrack_acct=1).
+pub fn write_event_body_acct(
+    out: &mut String,
+    conn: &Conn,
+    timeout: Option<i64>,
+    protoinfo: bool,
+    helper: bool,
+    counters: Option<&Counters>,
+) {
     let start = out.len();
     write_userspace_head(out, conn);
     if let Some(timeout) = timeout {
@@ -179,7 +234,7 @@ pub fn write_event_body(
     if protoinfo {
         write_state(out, conn);
     }
-    write_flow(out, conn, false, true);
+    write_flow(out, conn, false, true, counters);
     if conn.mark != 0 {
         let _ = write!(out, "mark={} ", conn.mark);
     }

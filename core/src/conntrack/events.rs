@@ -15,8 +15,9 @@
 
 use std::fmt::Write;
 
+use crate::conntrack::acct::Counters;
 use crate::conntrack::conn::{Conn, Tuple};
-use crate::conntrack::display::{state_name, write_event_body};
+use crate::conntrack::display::{state_name, write_event_body, write_event_body_acct};
 
 pub const IPCT_NEW: u16 = 1 << 0;
 pub const IPCT_RELATED: u16 = 1 << 1;
@@ -123,8 +124,14 @@ impl ConntrackEvent {
         }
     }
 
-    /// The DESTROY message of an entry deleted at `now` for `cause`.
-    pub fn destroyed(conn: &Conn, now: f64, cause: &'static str) -> Self {
+    /// The DESTROY message of an entry deleted at `now` for `cause`, with
+    /// its counters when the listings show them (nf_conntrack_acct=1).
+    pub fn destroyed(
+        conn: &Conn,
+        now: f64,
+        cause: &'static str,
+        counters: Option<&Counters>,
+    ) -> Self {
         let remaining = conn.remaining(now);
         let timeout = if remaining != 0 {
             Some(remaining)
@@ -132,7 +139,7 @@ impl ConntrackEvent {
             None
         };
         let mut body = String::with_capacity(160);
-        write_event_body(&mut body, conn, timeout, true, false);
+        write_event_body_acct(&mut body, conn, timeout, true, false, counters);
         ConntrackEvent {
             ts: now,
             kind: EventKind::Destroy,

@@ -10,7 +10,7 @@
 //!    `Err(reason)` means INVALID (the fresh entry is discarded).
 //! 3. `packet(conn, pkt, direction, ctinfo, now, cfg)`: the state machine.
 //!    It returns an action and a reason, and re-arms the timeout with
-//!    `conn.set_timeout` when it accepts.
+//!    `conn.refresh_acct` when it accepts (which also counts the packet).
 //!
 //! Each tracker module provides these as plain functions; the core
 //! dispatches on the protocol number with a `match` (no trait objects on

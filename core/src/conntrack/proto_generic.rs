@@ -38,6 +38,6 @@ pub fn packet(
     now: f64,
     cfg: &Sysctls,
 ) -> Outcome {
-    conn.set_timeout(now, cfg.nf_conntrack_generic_timeout as f64);
+    conn.refresh_acct(now, cfg.nf_conntrack_generic_timeout as f64);
     (Action::Accept, Cow::Borrowed(REASON))
 }

@@ -114,10 +114,10 @@ pub fn packet(
     };
     let status = conn.status;
     if status & IPS_SEEN_REPLY == 0 {
-        conn.set_timeout(now, f64::from(timeout));
+        conn.refresh_acct(now, f64::from(timeout));
         return (Action::Accept, Cow::Borrowed(UNREPLIED));
     }
-    conn.set_timeout(now, f64::from(stream_timeout));
+    conn.refresh_acct(now, f64::from(stream_timeout));
     conn.status = status | IPS_ASSURED;
     (Action::Accept, Cow::Borrowed(STREAM))
 }

@@ -202,13 +202,13 @@ pub fn packet(
     cfg: &Sysctls,
 ) -> Outcome {
     if conn.proto == PROTO_ICMP {
-        conn.set_timeout(now, cfg.nf_conntrack_icmp_timeout as f64);
+        conn.refresh_acct(now, cfg.nf_conntrack_icmp_timeout as f64);
         (
             Action::Accept,
             Cow::Borrowed("ICMP query or reply (nf_conntrack_icmp_timeout)"),
         )
     } else {
-        conn.set_timeout(now, cfg.nf_conntrack_icmpv6_timeout as f64);
+        conn.refresh_acct(now, cfg.nf_conntrack_icmpv6_timeout as f64);
         (
             Action::Accept,
             Cow::Borrowed("ICMPv6 query or reply (nf_conntrack_icmpv6_timeout)"),

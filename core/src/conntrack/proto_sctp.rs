@@ -541,7 +541,7 @@ fn walk(
             Cow::Borrowed("SCTP: accepted without refreshing the timeout"),
         );
     }
-    conn.set_timeout(now, timeout(cfg, new_state) as f64);
+    conn.refresh_acct(now, timeout(cfg, new_state) as f64);
     let reason = STATE_REASONS
         .get(usize::from(new_state))
         .copied()

@@ -32,7 +32,8 @@ use std::sync::LazyLock;
 use crate::checksum;
 use crate::config::Sysctls;
 use crate::conntrack::conn::{
-    Conn, ProtoData, IPS_ASSURED, IPS_DYING, IPS_FIXED_TIMEOUT, IPS_SEEN_REPLY, ORIGINAL, REPLY,
+    Conn, ProtoData, IPS_ACCT_PENDING, IPS_ASSURED, IPS_DYING, IPS_FIXED_TIMEOUT, IPS_SEEN_REPLY,
+    ORIGINAL, REPLY,
 };
 use crate::conntrack::l4proto::{Action, Outcome};
 use crate::conntrack::tcp_window::{
@@ -756,7 +757,8 @@ fn commit(
     let status = conn.status;
     if status & IPS_SEEN_REPLY == 0 {
         if index == RST_SET {
-            conn.status = status | IPS_DYING;
+            // Deleted at once, but the RST itself is counted (nf_ct_kill_acct).
+            conn.status = status | IPS_DYING | IPS_ACCT_PENDING;
             let at = usize::from(old) * 10 + usize::from(new);
             return (Action::Accept, table_text(&REASONS.dying, at));
         }
@@ -778,7 +780,7 @@ fn commit(
         let at = usize::from(index) * 10 + usize::from(old);
         reason = table_text(&REASONS.assured, at);
     }
-    conn.set_timeout(now, timeout as f64);
+    conn.refresh_acct(now, timeout as f64);
     if note.is_empty() {
         (Action::Accept, reason)
     } else {

@@ -160,7 +160,7 @@ pub fn udp_packet(
 ) -> Outcome {
     let status = conn.status;
     if status & IPS_SEEN_REPLY == 0 {
-        conn.set_timeout(now, cfg.nf_conntrack_udp_timeout as f64);
+        conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout as f64);
         let reason = if direction == REPLY {
             FIRST_REPLY
         } else {
@@ -169,10 +169,10 @@ pub fn udp_packet(
         return (Action::Accept, Cow::Borrowed(reason));
     }
     if now <= conn.created + UDP_STREAM_AGE {
-        conn.set_timeout(now, cfg.nf_conntrack_udp_timeout as f64);
+        conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout as f64);
         return (Action::Accept, Cow::Borrowed(YOUNG));
     }
-    conn.set_timeout(now, cfg.nf_conntrack_udp_timeout_stream as f64);
+    conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout_stream as f64);
     conn.status = status | IPS_ASSURED;
     (Action::Accept, Cow::Borrowed(STREAM))
 }
@@ -187,7 +187,7 @@ pub fn udplite_packet(
 ) -> Outcome {
     let status = conn.status;
     if status & IPS_SEEN_REPLY == 0 {
-        conn.set_timeout(now, cfg.nf_conntrack_udp_timeout as f64);
+        conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout as f64);
         let reason = if direction == REPLY {
             LITE_FIRST_REPLY
         } else {
@@ -195,7 +195,7 @@ pub fn udplite_packet(
         };
         return (Action::Accept, Cow::Borrowed(reason));
     }
-    conn.set_timeout(now, cfg.nf_conntrack_udp_timeout_stream as f64);
+    conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout_stream as f64);
     conn.status = status | IPS_ASSURED;
     (Action::Accept, Cow::Borrowed(LITE_STREAM))
 }

@@ -3,6 +3,7 @@
 //! unchanged.
 
 pub mod addr;
+pub mod conns;
 pub mod escape;
 pub mod filter;
 pub mod json;

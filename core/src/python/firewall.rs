@@ -19,8 +19,9 @@ use pyo3::types::PyBytes;
 
 use crate::capture::{self, CaptureError, Reader};
 use crate::config::{HelperParams, Sysctls};
+use crate::conntrack::conn::ConnId;
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
-use crate::conntrack::display::{conntrack_line, proc_line, state_name};
+use crate::conntrack::display::{conntrack_line_acct, proc_line_acct, state_name};
 use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
@@ -152,7 +153,7 @@ type ExpectTuple = (u8, u8, u128, u128, u16, u16, &'static str, u32, f64, i64);
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
 pub struct PyFirewall {
-    fw: Firewall,
+    pub(super) fw: Firewall,
     rec: PacketRecord,
     /// The events `take_events` hands over (`select_events`).
     event_filter: Option<Filter>,
@@ -163,11 +164,12 @@ impl PyFirewall {
     /// `rules_v4`/`rules_v6`: lowered rulesets as JSON (statewall.rules.lower);
     /// `sysctls`: (bare name, value) pairs; `local` and `interfaces`: the
     /// topology as (family, address, prefix) networks; `helper_params`:
-    /// (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout).
+    /// (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout);
+    /// `conn_log`: keep the connection log (`statewall._core.conn_log`).
     #[new]
     #[pyo3(signature = (rules_v4=None, rules_v6=None, sysctls=Vec::new(), local=Vec::new(),
                         interfaces=Vec::new(), auto_helpers=false,
-                        helper_params=(false, 8, 300, 300), events=false))]
+                        helper_params=(false, 8, 300, 300), events=false, conn_log=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         rules_v4: Option<&str>,
@@ -178,6 +180,7 @@ impl PyFirewall {
         auto_helpers: bool,
         helper_params: (bool, u32, u32, u32),
         events: bool,
+        conn_log: bool,
     ) -> PyResult<Self> {
         let mut cfg = Sysctls::default();
         for (name, value) in sysctls {
@@ -208,6 +211,7 @@ impl PyFirewall {
                 amanda_master_timeout,
             },
             events,
+            conn_log,
         };
         Ok(PyFirewall {
             fw: Firewall::new(setup),
@@ -281,13 +285,15 @@ impl PyFirewall {
     ) -> PyResult<Vec<String>> {
         let proc = fmt == "proc";
         let filter = filter.map(compile_filter).transpose()?;
+        let table = self.fw.table();
         Ok(self
             .entries(live_at.unwrap_or(at), filter.as_ref())
-            .map(|conn| {
+            .map(|(id, conn)| (conn, table.listed_counters(id)))
+            .map(|(conn, counters)| {
                 let mut line = if proc {
-                    proc_line(conn, at)
+                    proc_line_acct(conn, at, counters.as_ref())
                 } else {
-                    conntrack_line(conn, at)
+                    conntrack_line_acct(conn, at, counters.as_ref())
                 };
                 line.push('\n');
                 line
@@ -325,7 +331,7 @@ impl PyFirewall {
         let filter = filter.map(compile_filter).transpose()?;
         Ok(self
             .entries(at, filter.as_ref())
-            .map(|c| {
+            .map(|(_, c)| {
                 let (o, r) = (c.orig, c.reply);
                 let master = c.master.and_then(|m| self.fw.conn(m)).map(|m| m.id);
                 (
@@ -576,12 +582,12 @@ impl PyFirewall {
         &'a self,
         at: f64,
         filter: Option<&'a Filter>,
-    ) -> impl Iterator<Item = &'a crate::conntrack::conn::Conn> + 'a {
+    ) -> impl Iterator<Item = (ConnId, &'a crate::conntrack::conn::Conn)> + 'a {
         let fw = &self.fw;
         fw.connections(at)
             .into_iter()
-            .filter_map(|id| fw.conn(id))
-            .filter(move |conn| {
+            .filter_map(|id| Some((id, fw.conn(id)?)))
+            .filter(move |(_, conn)| {
                 filter.is_none_or(|f| {
                     let master = conn.master.and_then(|m| fw.conn(m)).map(|m| m.id);
                     f.matches(&mut EntrySubject { conn, master })

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use crate::config::Sysctls;
 
 mod capture;
+mod conns;
 mod decode;
 mod firewall;
 mod rules;
@@ -64,6 +65,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .collect();
     m.add("STATUS_NAMES", status)?;
     capture::register(m)?;
+    conns::register(m)?;
     decode::register(m)?;
     firewall::register(m)?;
     rules::register(m)?;
