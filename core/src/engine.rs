@@ -871,12 +871,13 @@ mod tests {
         write_jsonl(&mut out, &fw, &rec, &pkt);
         assert_eq!(
             out,
-            "{\"index\":0,\"ts\":100.5,\"verdict\":\"ACCEPT\",\"ctstate\":\"NEW\",\
+            "{\"v\":2,\"index\":0,\"frame\":1,\"ts\":100.5,\"verdict\":\"ACCEPT\",\"ctstate\":\"NEW\",\
              \"ctdir\":\"ORIGINAL\",\"status\":[\"CONFIRMED\"],\"rule\":{\"table\":\"filter\",\
              \"chain\":\"FORWARD\",\"number\":2},\"reason\":\"UDP: no reply seen yet \
              (nf_conntrack_udp_timeout); rule 2 of filter FORWARD: -A FORWARD -p udp -m udp \
              --dport 53 -j ACCEPT\",\"summary\":\"192.0.2.10:5000 > 198.51.100.20:53 UDP len=0\",\
-             \"proto\":17,\"tcp_state\":null,\"conn\":1,\"notes\":[]}\n"
+             \"proto\":17,\"src\":\"192.0.2.10\",\"dst\":\"198.51.100.20\",\"sport\":5000,\
+             \"dport\":53,\"tcp_state\":null,\"conn\":1,\"notes\":[]}\n"
         );
     }
 
