@@ -207,10 +207,12 @@ def test_unknown_option_is_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     assert "--no-such-option" in capsys.readouterr().err
 
 
-def test_negative_limit_is_usage_error(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "replay", pcap(tmp_path, dns_exchange()), "--limit", "-1")
-    assert code == EXIT_USAGE and out == "" and "--limit" in err
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_limit_below_one_is_usage_error(
+        limit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "replay", pcap(tmp_path, dns_exchange()), "--limit", limit)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err == f"statewall: --limit {limit}: expected a number of packets (1 or more)\n"
 
 
 def test_bad_at_is_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

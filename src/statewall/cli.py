@@ -187,8 +187,9 @@ def config_from(args: argparse.Namespace) -> Sysctls:
 
 def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
                   conn_log: bool = False, **changes: Any) -> Firewall:
-    if args.limit is not None and args.limit < 0:
-        raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
+    if args.limit is not None and args.limit < 1:
+        # --limit 0 would read nothing: surely a slip, not a request for an empty run.
+        raise UsageError(f"--limit {args.limit}: expected a number of packets (1 or more)")
     options = options_from(args, **changes)
     try:
         topology = options.topology()

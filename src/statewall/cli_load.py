@@ -125,8 +125,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
             or args.profile_a or args.profile_b):
         raise UsageError("diff needs something to differ: --rules-b, --rules6-b, --ipset-b, "
                          "--sysctl-a/--sysctl-b or --profile-a/--profile-b")
-    if args.limit is not None and args.limit < 0:
-        raise UsageError(f"--limit {args.limit}: expected a number of packets (0 or more)")
+    if args.limit is not None and args.limit < 1:
+        # --limit 0 would read nothing: surely a slip, not a request for an empty run.
+        raise UsageError(f"--limit {args.limit}: expected a number of packets (1 or more)")
     a = options_from(args, **side_changes(args, "a"))
     b = options_from(args, **side_changes(args, "b"))
     try:
