@@ -67,30 +67,6 @@ class MachineOptions:
         return Sysctls().with_values(values)
 
 
-def machine_options(
-    rules: PathLike | None = None,
-    rules6: PathLike | None = None,
-    *,
-    ipsets: Iterable[PathLike] = (),
-    local: Iterable[Address] | Address = (),
-    ifaces: Mapping[str, Iterable[Address] | Address] | None = None,
-    sysctls: Mapping[str, int | str] | None = None,
-    sysctl_files: Iterable[PathLike] = (),
-    profile: str = DEFAULT_PROFILE,
-    memory: str | int | None = None,
-    auto_helpers: bool = False,
-    allow_unknown: bool = False,
-    seed: int = 0,
-) -> MachineOptions:
-    """`load_firewall`'s arguments as a `MachineOptions` value."""
-    return MachineOptions(
-        rules=rules, rules6=rules6, ipsets=tuple(ipsets), local=_addresses(local),
-        ifaces=tuple((name, _addresses(nets)) for name, nets in (ifaces or {}).items()),
-        sysctls=tuple((sysctls or {}).items()), sysctl_files=tuple(sysctl_files),
-        profile=profile, memory=memory, auto_helpers=auto_helpers,
-        allow_unknown=allow_unknown, seed=seed)
-
-
 def build_firewall(options: MachineOptions, event_sink: EventSink | None = None, *,
                    conn_log: bool = False) -> Firewall:
     """The machine `options` describe (`conn_log`: keep the per-connection log that
@@ -142,9 +118,11 @@ def load_firewall(
     `-m statistic --mode random`; `event_sink`: receives every conntrack event.
     Addresses are strings or `ipaddress` objects.
     """
-    options = machine_options(
-        rules, rules6, ipsets=ipsets, local=local, ifaces=ifaces, sysctls=sysctls,
-        sysctl_files=sysctl_files, profile=profile, memory=memory, auto_helpers=auto_helpers,
+    options = MachineOptions(
+        rules=rules, rules6=rules6, ipsets=tuple(ipsets), local=_addresses(local),
+        ifaces=tuple((name, _addresses(nets)) for name, nets in (ifaces or {}).items()),
+        sysctls=tuple((sysctls or {}).items()), sysctl_files=tuple(sysctl_files),
+        profile=profile, memory=memory, auto_helpers=auto_helpers,
         allow_unknown=allow_unknown, seed=seed)
     return build_firewall(options, event_sink)
 

@@ -119,7 +119,7 @@ impl std::error::Error for CaptureError {}
 
 /// The text of an OS error as Python's `strerror` gives it (without Rust's
 /// " (os error N)" suffix), so messages read the same from both languages.
-fn strerror(err: &io::Error) -> String {
+pub(crate) fn strerror(err: &io::Error) -> String {
     let text = err.to_string();
     match err.raw_os_error() {
         Some(code) => text

@@ -21,6 +21,7 @@ use crate::engine::{Firewall, PacketRecord};
 use crate::output::addr::{push_address, push_endpoint, push_u64};
 use crate::output::escape::push_escaped;
 use crate::output::json::{push_f64, push_str};
+use crate::output::record::push_rule_json;
 use crate::output::Sink;
 use crate::packet::{
     PROTO_GRE, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
@@ -361,17 +362,7 @@ pub fn write_jsonl<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, record: &ConnRe
             out.text("{\"index\":");
             push_u64(out, drop.index);
             put!(out, ",\"verdict\":\"{}\",\"rule\":", drop.verdict.name());
-            match drop.rule {
-                Some(rule) => {
-                    let (table, chain) = fw.rules().names(rule.family, rule.table, rule.chain);
-                    out.text("{\"table\":");
-                    push_str(out, table);
-                    out.text(",\"chain\":");
-                    push_str(out, chain);
-                    put!(out, ",\"number\":{}}}", rule.number);
-                }
-                None => out.text("null"),
-            }
+            push_rule_json(out, fw, drop.rule);
             out.text(",\"reason\":");
             push_str(out, &drop.reason);
             out.ch('}');

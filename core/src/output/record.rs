@@ -15,7 +15,7 @@ use crate::conntrack::conn::{
     CT_UNTRACKED, STATUS_NAMES,
 };
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
-use crate::engine::{Firewall, PacketRecord};
+use crate::engine::{Firewall, PacketRecord, RuleRef};
 use crate::output::addr::{push_address, push_u64};
 use crate::output::json::{push_f64, push_str};
 use crate::output::summary::{packet_ports, push_summary};
@@ -94,19 +94,7 @@ pub fn write_jsonl<S: Sink + ?Sized>(
         }
     }
     out.text("],\"rule\":");
-    match rec.rule {
-        Some(rule) => {
-            let (table, chain) = fw.rules().names(rule.family, rule.table, rule.chain);
-            out.text("{\"table\":");
-            push_str(out, table);
-            out.text(",\"chain\":");
-            push_str(out, chain);
-            out.text(",\"number\":");
-            push_u64(out, u64::from(rule.number));
-            out.ch('}');
-        }
-        None => out.text("null"),
-    }
+    push_rule_json(out, fw, rec.rule);
     out.text(",\"reason\":\"");
     fw.write_reason(out, rec, true);
     out.ch('"');
@@ -155,6 +143,23 @@ pub fn write_jsonl<S: Sink + ?Sized>(
         push_str(out, note);
     }
     out.text("]}\n");
+}
+
+/// A deciding rule as jsonl writes it: `{"table","chain","number"}`, or null.
+pub fn push_rule_json<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, rule: Option<RuleRef>) {
+    match rule {
+        Some(rule) => {
+            let (table, chain) = fw.rules().names(rule.family, rule.table, rule.chain);
+            out.text("{\"table\":");
+            push_str(out, table);
+            out.text(",\"chain\":");
+            push_str(out, chain);
+            out.text(",\"number\":");
+            push_u64(out, u64::from(rule.number));
+            out.ch('}');
+        }
+        None => out.text("null"),
+    }
 }
 
 /// `ESTABLISHED/REPLY [SEEN_REPLY,CONFIRMED]`, or `-` without a state.

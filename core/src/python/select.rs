@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::capture::writer::PcapngWriter;
-use crate::capture::{Frame, IfaceInfo};
+use crate::capture::{strerror, Frame, IfaceInfo};
 use crate::output::filter::Filter;
 
 pub(crate) fn compile_filter(json: &str) -> PyResult<Filter> {
@@ -32,18 +32,6 @@ pub(crate) struct Output {
 
 fn write_error(name: &str, err: &std::io::Error) -> PyErr {
     PyOSError::new_err(format!("{name}: cannot write: {}", strerror(err)))
-}
-
-/// The OS's words for an error, without Rust's " (os error N)".
-fn strerror(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    match err.raw_os_error() {
-        Some(code) => text
-            .strip_suffix(&format!(" (os error {code})"))
-            .unwrap_or(&text)
-            .to_string(),
-        None => text,
-    }
 }
 
 pub(crate) fn open_output(py: Python<'_>, path: &Path) -> PyResult<Output> {
