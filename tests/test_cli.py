@@ -81,7 +81,7 @@ def test_replay_text_one_line_per_packet_then_totals(
     assert len(lines) == 2
     assert lines[0].startswith("#1 ") and "| NEW/ORIGINAL" in lines[0]
     assert lines[1].startswith("#2 ") and "| ESTABLISHED/REPLY" in lines[1]
-    assert "2 packets; 1 connections seen" in out
+    assert "2 packets; 1 connection seen" in out
 
 
 def test_replay_summary_only_prints_the_totals_of_every_packet(

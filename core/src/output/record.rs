@@ -145,6 +145,15 @@ pub fn write_jsonl<S: Sink + ?Sized>(
     out.text("]}\n");
 }
 
+/// "1 packet", "2 packets".
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A deciding rule as jsonl writes it: `{"table","chain","number"}`, or null.
 pub fn push_rule_json<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, rule: Option<RuleRef>) {
     match rule {
@@ -390,9 +399,9 @@ impl Totals {
         let verdicts = self.by_verdict();
         let mut out = vec![
             format!(
-                "{} packets; {} connections seen",
-                self.packets,
-                self.connections.len()
+                "{}; {} seen",
+                counted(self.packets, "packet"),
+                counted(self.connections.len() as u64, "connection")
             ),
             format!("states: {}", counts(states)),
             format!("verdicts: {}", counts(verdicts)),
