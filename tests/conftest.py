@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(problem)
     if problems:
         pytest.exit("required under CI but unavailable: " + "; ".join(problems), returncode=1)
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Names of the namespaces the test creates; afterwards none of them may remain."""
+    created: list[str] = []
+    from statewall.oracle import netns
+
+    original = netns.new_names
+
+    def recording(prefix: str = "sw-") -> tuple[str, str, str]:
+        names = original(prefix)
+        created.extend(names)
+        return names
+
+    monkeypatch.setattr(netns, "new_names", recording)
+    yield created
+    assert created, "the test created no namespace"
+    left = set(created) & set(netns.list_namespaces())
+    assert not left, f"namespaces left behind: {sorted(left)}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -28,7 +28,6 @@ from statewall.config import Sysctls
 from statewall.conns import ConnRecord, connection_records
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
-from statewall.oracle import netns
 from statewall.oracle.helper_scenarios import CLIENT, SERVER, Tcp, ftp_active
 from statewall.oracle.kernel import KernelFirewall
 from statewall.oracle.normalise import assign_sides, normalise
@@ -92,24 +91,6 @@ def _same_listing(kernel: Sequence[str], ours: Sequence[str], timeout_at: int) -
     right = sorted(_listing_key(line.rstrip("\n"), timeout_at) for line in ours)
     assert [key for key, _ in left] == [key for key, _ in right]
     assert all(abs(a - b) <= 1 for (_, a), (_, b) in zip(left, right, strict=True))
-
-
-@pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Names of the namespaces the test creates; afterwards none of them may remain."""
-    created: list[str] = []
-    original = netns.new_names
-
-    def recording(prefix: str = "sw-") -> tuple[str, str, str]:
-        names = original(prefix)
-        created.extend(names)
-        return names
-
-    monkeypatch.setattr(netns, "new_names", recording)
-    yield created
-    assert created, "the test created no namespace"
-    left = set(created) & set(netns.list_namespaces())
-    assert not left, f"namespaces left behind: {sorted(left)}"
 
 
 COUNTERS = re.compile(r"src=(\S+) dst=(\S+) (?:sport=(\d+) dport=(\d+)|type=(\d+) code=\d+ id=(\d+)) "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,24 +93,6 @@ def fragments(datagram: bytes, size: int) -> list[bytes]:
 
 
 # --- fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Names of the namespaces the test creates; afterwards none of them may remain."""
-    created: list[str] = []
-    original = netns.new_names
-
-    def recording(prefix: str = "sw-") -> tuple[str, str, str]:
-        names = original(prefix)
-        created.extend(names)
-        return names
-
-    monkeypatch.setattr(netns, "new_names", recording)
-    yield created
-    assert created, "the test created no namespace"
-    left = set(created) & set(netns.list_namespaces())
-    assert not left, f"namespaces left behind: {sorted(left)}"
 
 
 def _fw(made: list[str], rules_v4: str | None = DROP_INVALID, rules_v6: str | None = None,

@@ -192,10 +192,9 @@ def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
         raise UsageError(f"--limit {args.limit}: expected a number of packets (1 or more)")
     options = options_from(args, **changes)
     try:
-        topology = options.topology()
+        options.topology()  # a bad address is a usage error, found before any file is read
     except ValueError as error:
         raise UsageError(str(error)) from None
-    del topology  # checked here so that a bad address is a usage error
     from statewall.rules.errors import RulesetError
 
     try:

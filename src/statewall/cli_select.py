@@ -202,17 +202,15 @@ def _table_parts(args: argparse.Namespace) -> list[Node]:
 def _table_proto(text: str | None) -> int | None:
     if text is None:
         return None
-    from statewall.rules.addr import PROTOCOLS
+    from statewall.rules.addr import parse_protocol
+    from statewall.rules.errors import OptionError
 
-    if text.isdigit():
-        value = int(text)
-        if value > 255:
-            raise _usage(f"-p {text}: a protocol number is 0-255")
-        return value
-    value_or_none = PROTOCOLS.get(text.lower())
-    if value_or_none is None:
-        raise _usage(f"-p {text!r}: unknown protocol (a name such as tcp, or 0-255)")
-    return value_or_none
+    try:
+        return parse_protocol(text)
+    except OptionError:
+        if text.isdigit():
+            raise _usage(f"-p {text}: a protocol number is 0-255") from None
+        raise _usage(f"-p {text!r}: unknown protocol (a name such as tcp, or 0-255)") from None
 
 
 def _table_network(option: str, text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
