@@ -117,12 +117,13 @@ def test_unknown_rules_are_refused_or_undetermined() -> None:
     assert [r.number for r in rs.compiled.unknown_rules] == [2]
 
 
-def test_nat_targets_are_noted_not_applied() -> None:
+def test_nat_targets_end_the_chain_and_hand_their_range_over() -> None:
     rs = load("-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.9.9.9:8080",
               table="nat")
     decision = run(rs, syn(dport=80), hook="PREROUTING", table="nat")
     assert decision.verdict == "ACCEPT"
-    assert decision.notes == ("NAT not applied: DNAT --to-destination 10.9.9.9:8080",)
+    assert ("nat", "DNAT") in decision.effects
+    assert decision.notes == ()
     with pytest.raises(RulesetError, match="DNAT target: only valid in the nat table"):
         load("-A FORWARD -j DNAT --to-destination 1.2.3.4")
 

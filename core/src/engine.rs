@@ -22,7 +22,8 @@ use std::borrow::Cow;
 
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::{
-    Conn, ConnId, CT_INVALID, CT_RELATED, CT_UNTRACKED, IPS_EXPECTED, STATUS_NAMES,
+    direction_of, Conn, ConnId, CT_INVALID, CT_NEW, CT_RELATED, CT_RELATED_REPLY, CT_UNTRACKED,
+    IPS_EXPECTED, STATUS_NAMES,
 };
 use crate::conntrack::core::{untracked, ConntrackTable, CtResult};
 use crate::conntrack::events::{ConntrackEvent, IPCT_MARK};
@@ -30,13 +31,16 @@ use crate::conntrack::expect::ExpectationTable;
 use crate::decode::decode_datagram;
 use crate::defrag::{DefragOutcome, Defragmenter};
 use crate::helpers::{assign_helper, helper_name_of, run_helper};
+use crate::nat::manip::{status_bit, translate, translate_icmp_error};
+use crate::nat::range::MAP_IPS;
+use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
 use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
 use crate::output::addr::push_u64;
 use crate::output::escape::push_escaped;
 use crate::output::json::push_str_body;
 use crate::output::Sink;
-use crate::packet::{IfaceName, Ipv4Options, Packet, PROTO_TCP};
+use crate::packet::{IfaceName, Ipv4Options, Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP};
 use crate::reason::Reason;
 use crate::rules::context::{Outcome, RuleCtx};
 use crate::rules::hooks::IptablesEngine;
@@ -77,6 +81,43 @@ pub struct PacketRecord {
     /// The confirmation number of the connection that expected this one.
     pub master: Option<u32>,
     pub notes: Vec<String>,
+    /// The translations NAT made, in hook order (empty without NAT).
+    pub nat: Vec<NatStep>,
+    /// Addresses and ports as the packet left, when NAT changed them.
+    pub leaves_as: Option<Addressing>,
+}
+
+/// A packet's addresses and ports (ICMP queries: the id as both ports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Addressing {
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl Addressing {
+    pub fn of(pkt: &Packet<'_>) -> Self {
+        Addressing {
+            src: pkt.src,
+            dst: pkt.dst,
+            sport: pkt.sport,
+            dport: pkt.dport,
+        }
+    }
+}
+
+/// One rewrite of the packet by NAT: which target (or, for a connection's
+/// later packets, which binding), the half it changed, from what to what,
+/// and the nat rule that set the binding up (on the first packet).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NatStep {
+    pub label: &'static str,
+    pub family: u8,
+    pub manip: Manip,
+    pub from: Addressing,
+    pub to: Addressing,
+    pub rule: Option<RuleRef>,
 }
 
 /// A packet's reason in the parts it is made of, spelt out only when a
@@ -107,6 +148,8 @@ impl PacketRecord {
         self.conn = None;
         self.master = None;
         self.notes.clear();
+        self.nat.clear();
+        self.leaves_as = None;
     }
 
     fn plain(&mut self, verdict: Verdict, reason: Reason) {
@@ -144,7 +187,8 @@ pub enum WalkReason {
 /// The skb as the hooks see it: the packet, its conntrack attachment and
 /// the fields targets write.
 struct Skb<'p, 'a> {
-    pkt: &'p Packet<'a>,
+    /// The packet as the hooks see it: borrowed until NAT rewrites it.
+    pkt: Cow<'p, Packet<'a>>,
     now: f64,
     ct: Option<CtResult>,
     iface_in: Option<IfaceName>,
@@ -156,6 +200,8 @@ struct Skb<'p, 'a> {
     helper: Option<String>,
     mark: u32,
     nf_trace: bool,
+    /// What a nat rule of the current hook asked for, with the rule.
+    nat_request: Option<(NatKind, NatRange, RuleRef)>,
 }
 
 /// Where the walk ended and who decided.
@@ -174,6 +220,7 @@ pub struct Firewall {
     rules: IptablesEngine,
     table: ConntrackTable,
     expectations: ExpectationTable,
+    nat: NatCore,
     defrag: Defragmenter,
     auto_helpers: bool,
     now: f64,
@@ -192,7 +239,14 @@ impl Firewall {
         }
         let mut expectations = ExpectationTable::new(setup.helper_params);
         expectations.set_events(setup.events);
+        let rules = &setup.rules;
+        let seed = rules
+            .v4
+            .as_ref()
+            .or(rules.v6.as_ref())
+            .map_or(0, |e| e.ruleset.seed);
         Firewall {
+            nat: NatCore::new(seed),
             defrag: Defragmenter::new(&setup.cfg),
             cfg: setup.cfg,
             topology: setup.topology,
@@ -333,9 +387,10 @@ impl Firewall {
             .clone()
             .or_else(|| self.topology.interface_for(family, datagram.src).cloned());
         let iface_out = self.topology.interface_for(family, datagram.dst).cloned();
-        let (path, routing_drop) = choose_path(&self.topology, family, datagram.src, datagram.dst);
+        let (mut path, mut routing_drop) =
+            choose_path(&self.topology, family, datagram.src, datagram.dst);
         let mut skb = Skb {
-            pkt: datagram,
+            pkt: Cow::Borrowed(datagram),
             now,
             ct: None,
             iface_in,
@@ -346,15 +401,27 @@ impl Firewall {
             helper: None,
             mark: 0,
             nf_trace: false,
+            nat_request: None,
         };
         let mut outcome = HookOutcome {
             verdict: Verdict::Accept,
             rule: None,
             reason: WalkReason::Silent,
         };
-        for &hook in path {
-            if !self.run_hook(hook, &mut skb, &mut outcome, &mut rec.notes) {
+        let mut at = 0;
+        while let Some(&hook) = path.get(at) {
+            at += 1;
+            if !self.run_hook(hook, &mut skb, &mut outcome, rec) {
                 break;
+            }
+            // Destination NAT happened in the first hook: the packet is
+            // routed (PREROUTING) or re-routed (OUTPUT) by its new address.
+            if at == 1 && skb.pkt.dst != datagram.dst {
+                skb.iface_out = self.topology.interface_for(family, skb.pkt.dst).cloned();
+                if hook == Hook::PreRouting {
+                    (path, routing_drop) =
+                        choose_path(&self.topology, family, skb.pkt.src, skb.pkt.dst);
+                }
             }
             // ip_rcv_finish: after routing, the options of a received
             // datagram are parsed; one that fails dies there, its entry
@@ -378,6 +445,9 @@ impl Firewall {
         }
         rec.verdict = outcome.verdict;
         rec.rule = outcome.rule;
+        if let Cow::Owned(out) = &skb.pkt {
+            rec.leaves_as = Some(Addressing::of(out));
+        }
         self.label(&skb, rec);
         if self.table.history().is_some() {
             self.touched = match &skb.ct {
@@ -426,7 +496,7 @@ impl Firewall {
         hook: Hook,
         skb: &mut Skb<'_, '_>,
         outcome: &mut HookOutcome,
-        notes: &mut Vec<String>,
+        rec: &mut PacketRecord,
     ) -> bool {
         let family = skb.pkt.family;
         let count = self.hooks.entries(family, hook).len();
@@ -450,12 +520,17 @@ impl Firewall {
                     }
                 }
                 Entry::Confirm => {
-                    if skb.ct.is_some() && !self.confirm(skb, outcome, notes) {
+                    if skb.ct.is_some() && !self.confirm(skb, outcome, &mut rec.notes) {
                         return false;
                     }
                 }
                 Entry::Table(kind) => {
-                    if !self.run_table(kind, hook, skb, outcome, notes) {
+                    if !self.run_table(kind, hook, skb, outcome, &mut rec.notes) {
+                        return false;
+                    }
+                }
+                Entry::Nat => {
+                    if !self.nat_hook(hook, skb, outcome, rec) {
                         return false;
                     }
                 }
@@ -464,13 +539,213 @@ impl Firewall {
         true
     }
 
+    /// The NAT core at one hook (nf_nat_ipv4_fn and nf_nat_inet_fn). An
+    /// ICMP error about a translated connection is translated back. A
+    /// connection's first packet walks the nat table, whose rule binds the
+    /// connection (or, when none does, the null binding keeps its
+    /// addresses); then every packet is rewritten to its connection's
+    /// binding. False when the packet dies here.
+    fn nat_hook(
+        &mut self,
+        hook: Hook,
+        skb: &mut Skb<'_, '_>,
+        outcome: &mut HookOutcome,
+        rec: &mut PacketRecord,
+    ) -> bool {
+        let Some((id, ctinfo)) = skb.ct.as_ref().and_then(|ct| Some((ct.conn?, ct.ctinfo))) else {
+            return true;
+        };
+        if ctinfo == CT_INVALID || ctinfo == CT_UNTRACKED {
+            return true;
+        }
+        let manip = Manip::of_hook(hook);
+        let direction = direction_of(ctinfo);
+        let icmp = if skb.pkt.family == 4 {
+            PROTO_ICMP
+        } else {
+            PROTO_ICMPV6
+        };
+        if matches!(ctinfo, CT_RELATED | CT_RELATED_REPLY) && skb.pkt.proto == icmp {
+            let Some(conn) = self.table.conn(id) else {
+                return true;
+            };
+            if conn.status & status_bit(manip, direction) != 0 {
+                let from = Addressing::of(&skb.pkt);
+                translate_icmp_error(skb.pkt.to_mut(), conn, manip, direction);
+                rec.nat.push(NatStep {
+                    label: "ICMP error translated back",
+                    family: skb.pkt.family,
+                    manip,
+                    from,
+                    to: Addressing::of(&skb.pkt),
+                    rule: None,
+                });
+            }
+            return true;
+        }
+        let initialized = self
+            .table
+            .conn(id)
+            .is_some_and(|conn| conn.status & done_bit(manip) != 0);
+        let mut bound_by = None;
+        if !initialized && matches!(ctinfo, CT_NEW | CT_RELATED) {
+            skb.nat_request = None;
+            if !self.run_table(TableKind::Nat, hook, skb, outcome, &mut rec.notes) {
+                return false;
+            }
+            if let Some((kind, range, rule)) = skb.nat_request.take() {
+                match self.target_range(kind, &range, hook, skb, id) {
+                    Ok(Some(range)) => {
+                        let now = skb.now;
+                        self.nat.setup(
+                            &mut self.table,
+                            &mut self.expectations,
+                            id,
+                            &range,
+                            manip,
+                            now,
+                        );
+                        bound_by = Some((kind, rule));
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        outcome.verdict = Verdict::Drop;
+                        outcome.rule = Some(rule);
+                        outcome.reason = WalkReason::Text(reason);
+                        self.dropped(skb);
+                        return false;
+                    }
+                }
+            }
+            let Some(conn) = self.table.conn(id) else {
+                return true;
+            };
+            if conn.status & done_bit(manip) == 0 {
+                // nf_nat_alloc_null_binding: this address, any free port.
+                let address = match manip {
+                    Manip::Src => conn.reply.dst,
+                    Manip::Dst => conn.reply.src,
+                };
+                let range = NatRange::to_address(address, &NatRange::default());
+                let now = skb.now;
+                self.nat.setup(
+                    &mut self.table,
+                    &mut self.expectations,
+                    id,
+                    &range,
+                    manip,
+                    now,
+                );
+            }
+        }
+        let Some(conn) = self.table.conn(id) else {
+            return true;
+        };
+        if conn.status & status_bit(manip, direction) == 0 {
+            return true;
+        }
+        let from = Addressing::of(&skb.pkt);
+        translate(skb.pkt.to_mut(), conn, manip, direction);
+        let label = match (bound_by, manip, direction) {
+            (Some((kind, _)), _, _) => kind.name(),
+            (None, Manip::Src, 0) => "SNAT",
+            (None, Manip::Dst, 0) => "DNAT",
+            (None, Manip::Src, _) => "reply of DNAT",
+            (None, Manip::Dst, _) => "reply of SNAT",
+        };
+        rec.nat.push(NatStep {
+            label,
+            family: skb.pkt.family,
+            manip,
+            from,
+            to: Addressing::of(&skb.pkt),
+            rule: bound_by.map(|(_, rule)| rule),
+        });
+        true
+    }
+
+    /// The range a nat target binds within, resolved for this packet:
+    /// MASQUERADE and REDIRECT take an interface's address, NETMAP maps the
+    /// address into its network. Ok(None): bind nothing (the null binding
+    /// follows); Err: the kernel drops the packet, for this reason.
+    fn target_range(
+        &self,
+        kind: NatKind,
+        range: &NatRange,
+        hook: Hook,
+        skb: &Skb<'_, '_>,
+        id: ConnId,
+    ) -> Result<Option<NatRange>, Reason> {
+        let family = skb.pkt.family;
+        let family_name = if family == 4 { "IPv4" } else { "IPv6" };
+        match kind {
+            NatKind::Snat | NatKind::Dnat => Ok(Some(*range)),
+            NatKind::Masquerade => {
+                let unspecified = self.table.conn(id).is_some_and(|c| c.orig.src == 0);
+                if family == 4 && unspecified {
+                    return Ok(None);
+                }
+                let Some(iface) = skb.iface_out.as_deref() else {
+                    return Err(Cow::Borrowed(
+                        "MASQUERADE: no outgoing interface \
+                         (give the routes with --iface NAME=ADDRESS/PREFIX)",
+                    ));
+                };
+                match self.topology.address_of(iface, family) {
+                    Some(address) => Ok(Some(NatRange::to_address(address, range))),
+                    None => Err(Cow::Owned(format!(
+                        "MASQUERADE: interface {iface} has no {family_name} address \
+                         (give it one with --iface {iface}=ADDRESS/PREFIX)"
+                    ))),
+                }
+            }
+            NatKind::Redirect => {
+                if hook == Hook::Output {
+                    let loopback = if family == 4 { 0x7F00_0001 } else { 1 };
+                    return Ok(Some(NatRange::to_address(loopback, range)));
+                }
+                let address = skb
+                    .iface_in
+                    .as_deref()
+                    .and_then(|iface| self.topology.address_of(iface, family));
+                match address {
+                    Some(address) => Ok(Some(NatRange::to_address(address, range))),
+                    None => Err(Cow::Owned(format!(
+                        "REDIRECT: the incoming interface {} has no {family_name} address \
+                         (give it one with --iface NAME=ADDRESS/PREFIX)",
+                        skb.iface_in.as_deref().unwrap_or("(unknown)")
+                    ))),
+                }
+            }
+            NatKind::Netmap => {
+                let width = if family == 4 {
+                    u128::from(u32::MAX)
+                } else {
+                    u128::MAX
+                };
+                let netmask = !(range.min_addr ^ range.max_addr) & width;
+                let address = match Manip::of_hook(hook) {
+                    Manip::Dst => skb.pkt.dst,
+                    Manip::Src => skb.pkt.src,
+                };
+                let mapped = (address & !netmask & width) | (range.min_addr & netmask);
+                Ok(Some(NatRange {
+                    flags: range.flags | MAP_IPS,
+                    min_addr: mapped,
+                    max_addr: mapped,
+                    ..*range
+                }))
+            }
+        }
+    }
+
     /// nf_conntrack_in, with the raw table's template (notrack, zone, helper).
     fn conntrack(&mut self, skb: &Skb<'_, '_>, in_prerouting: bool) -> CtResult {
         if skb.notrack {
             return untracked(Cow::Borrowed("UNTRACKED: marked NOTRACK in the raw table"));
         }
         let mut result = self.table.classify(
-            skb.pkt,
+            &skb.pkt,
             skb.now,
             in_prerouting,
             skb.zone,
@@ -511,7 +786,7 @@ impl Firewall {
         let conn = conn_id.and_then(|id| self.table.conn(id));
         let master = conn.and_then(|c| c.master).and_then(|m| self.table.conn(m));
         let ctx = RuleCtx {
-            pkt: skb.pkt,
+            pkt: &skb.pkt,
             ctinfo: ct.map_or(CT_INVALID, |ct| ct.ctinfo),
             conn,
             master_helper: helper_name_of(conn, master),
@@ -543,6 +818,7 @@ impl Firewall {
         }
         notes.append(&mut fx.logs);
         notes.append(&mut fx.notes);
+        let nat_request = fx.nat.take();
         let (connmark, connmark_changed) = (fx.connmark, fx.connmark_changed);
         let at = decision.rule;
         let reason = match decision.reason {
@@ -566,6 +842,9 @@ impl Firewall {
             number: at.number,
             line: at.line,
         };
+        if let Some((kind, range)) = nat_request {
+            skb.nat_request = Some((kind, range, rule));
+        }
         let verdict = match verdict {
             Outcome::Accept => Verdict::Accept,
             Outcome::Drop => Verdict::Drop,
@@ -611,7 +890,7 @@ impl Firewall {
                         conn,
                         id,
                         ct.ctinfo,
-                        skb.pkt,
+                        &skb.pkt,
                         now,
                         &mut self.expectations,
                         &self.cfg,
@@ -714,6 +993,11 @@ impl Firewall {
             out.text("; ");
             escape_rule(out, rule_text);
         }
+        crate::output::nat::write_steps(out, rec, json, &|out, step| {
+            if let Some(rule) = step.rule {
+                self.push_rule(out, rule, escape);
+            }
+        });
         if let Some(number) = why.reassembled_by {
             out.text(" (datagram reassembled from fragments, completed by packet #");
             push_u64(out, number);

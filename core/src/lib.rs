@@ -12,6 +12,7 @@ pub mod decode;
 pub mod defrag;
 pub mod engine;
 pub mod helpers;
+pub mod nat;
 pub mod netfilter;
 pub mod output;
 pub mod packet;

@@ -26,14 +26,14 @@ from statewall.config import Sysctls
 from statewall.engine import Connection, EventSink, ExpectedConnection, Firewall, _verdict
 from statewall.events import ConntrackEvent
 from statewall.profiles import DEFAULT_PROFILE, effective_values, parse_memory
-from statewall.topology import Network, Topology, parse_networks
+from statewall.topology import Interface, Network, Topology
 from statewall.verdict import PacketVerdict
 
 if TYPE_CHECKING:
     from statewall import _core
 
 PathLike = str | os.PathLike[str]
-Address = str | Network | ipaddress.IPv4Address | ipaddress.IPv6Address
+Address = str | Network | Interface | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class MachineOptions:
 
     def topology(self) -> Topology:
         """The machine's own networks and interfaces (ValueError on a bad address)."""
-        return Topology(_networks(self.local),
-                        tuple((name, _networks(nets)) for name, nets in self.ifaces))
+        return Topology.build(_texts(self.local),
+                              ((name, _texts(nets)) for name, nets in self.ifaces))
 
     def config(self) -> Sysctls:
         """Profile < memory < sysctl files in order < sysctls (SysctlError on a bad one)."""
@@ -272,8 +272,8 @@ def _addresses(value: Iterable[Address] | Address) -> tuple[Address, ...]:
     return tuple(value)
 
 
-def _networks(values: Sequence[Address]) -> tuple[Network, ...]:
+def _texts(values: Sequence[Address]) -> list[str]:
     texts = []
     for value in values:
         texts.extend(value.split(",") if isinstance(value, str) else [str(value)])
-    return parse_networks(texts)
+    return texts

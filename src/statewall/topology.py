@@ -3,7 +3,9 @@
 Given on the command line as `--local CIDR` and `--iface NAME=CIDR`; the
 core routes with it (a packet to a local address goes to INPUT, one from a
 local address starts at OUTPUT, the others are forwarded) and the rules use
-it (addrtype, rpfilter).
+it (addrtype, rpfilter). An interface given with an address of its own
+(`--iface wan=203.0.113.1/24`, host bits set) holds that address: it is local,
+and MASQUERADE and REDIRECT take it as the interface's address.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,21 @@ class Topology:
 
     local: tuple[Network, ...] = ()
     interfaces: tuple[tuple[str, tuple[Network, ...]], ...] = ()
+    #: Addresses the interfaces hold (also in `local`), in the order given.
+    addresses: tuple[tuple[str, Interface], ...] = ()
+
+    @classmethod
+    def build(cls, local: Iterable[str],
+              interfaces: Iterable[tuple[str, Iterable[str]]]) -> Topology:
+        """From `--local` and `--iface` texts (ValueError on a bad address)."""
+        routes = []
+        addresses: list[tuple[str, Interface]] = []
+        for name, texts in interfaces:
+            held = tuple(ipaddress.ip_interface(text.strip()) for text in texts)
+            routes.append((name, tuple(i.network for i in held)))
+            addresses.extend((name, i) for i in held if i.ip != i.network.network_address)
+        own = tuple(ipaddress.ip_network(i.ip) for _, i in addresses)
+        return cls(parse_networks(local) + own, tuple(routes), tuple(addresses))
 
 
 def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:

@@ -295,7 +295,7 @@ fn l4_packet(
 
 /// The reply tuple of a packet's tuple, None when it cannot be inverted (an
 /// ICMP type without a reply type).
-fn l4_invert(proto: u8, family: u8, tuple: &Tuple) -> Option<Tuple> {
+pub(crate) fn l4_invert(proto: u8, family: u8, tuple: &Tuple) -> Option<Tuple> {
     match proto {
         PROTO_ICMP | PROTO_ICMPV6 => proto_icmp::invert(family, tuple),
         _ => Some(Tuple::new(tuple.dst, tuple.src, tuple.dport, tuple.sport)),

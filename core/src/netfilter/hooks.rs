@@ -120,6 +120,10 @@ pub enum Entry {
     Conntrack,
     /// An iptables table's built-in chain for this hook.
     Table(TableKind),
+    /// The NAT core (nf_nat_ipv4_fn), registered with the nat table: it
+    /// walks the table's chain for a connection's first packet and rewrites
+    /// every packet to its connection's binding.
+    Nat,
     /// nf_confirm: the entry's helper reads the packet, then the entry is inserted.
     Confirm,
 }
@@ -167,7 +171,11 @@ impl HookList {
                 for &(table, _) in chains.iter().filter(|(_, h)| *h == hook) {
                     entries.push(HookEntry {
                         priority: table.priority(hook),
-                        entry: Entry::Table(table),
+                        entry: if table == TableKind::Nat {
+                            Entry::Nat
+                        } else {
+                            Entry::Table(table)
+                        },
                     });
                 }
                 // Stable: entries of equal priority keep their registration order.
@@ -195,6 +203,7 @@ mod tests {
                 Entry::Conntrack => "conntrack".to_string(),
                 Entry::Confirm => "confirm".to_string(),
                 Entry::Table(t) => t.name().to_string(),
+                Entry::Nat => "nat".to_string(),
             })
             .collect()
     }

@@ -52,6 +52,9 @@ impl Net {
 pub struct Topology {
     pub local: Vec<Net>,
     pub interfaces: Vec<(IfaceName, Vec<Net>)>,
+    /// (interface, family, address): the addresses the interfaces hold
+    /// (also among `local`), for MASQUERADE and REDIRECT.
+    pub addresses: Vec<(IfaceName, u8, u128)>,
 }
 
 impl Topology {
@@ -62,6 +65,15 @@ impl Topology {
     /// The interface that leads to `address`, if the topology names one: the
     /// one with the longest prefix holding it, as a route lookup picks (the
     /// first given among equals).
+    /// The first address of `family` the interface holds (inet_select_addr
+    /// with one address per interface; the kernel prefers the primary one).
+    pub fn address_of(&self, iface: &str, family: u8) -> Option<u128> {
+        self.addresses
+            .iter()
+            .find(|(name, f, _)| &**name == iface && *f == family)
+            .map(|&(_, _, address)| address)
+    }
+
     pub fn interface_for(&self, family: u8, address: u128) -> Option<&IfaceName> {
         let mut best: Option<(u128, &IfaceName)> = None;
         for (name, nets) in &self.interfaces {
@@ -189,6 +201,7 @@ mod tests {
     const ROUTER: Topology = Topology {
         local: Vec::new(),
         interfaces: Vec::new(),
+        addresses: Vec::new(),
     };
 
     #[test]
@@ -228,6 +241,7 @@ mod tests {
         let host = Topology {
             local: vec![Net::new(4, 0xC000_0201, 32)],
             interfaces: Vec::new(),
+            addresses: Vec::new(),
         };
         assert_eq!(
             choose_path(&host, 4, 0xC000_0201, 0xC633_6407).0,
@@ -244,6 +258,7 @@ mod tests {
                 ("up".into(), vec![Net::new(4, 0, 0)]),
                 ("lan".into(), vec![Net::new(4, 0xC000_0200, 24)]),
             ],
+            addresses: Vec::new(),
         };
         let lan = routes.interface_for(4, 0xC000_0207).map(|n| n.to_string());
         assert_eq!(lan.as_deref(), Some("lan"));

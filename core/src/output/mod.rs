@@ -7,6 +7,7 @@ pub mod conns;
 pub mod escape;
 pub mod filter;
 pub mod json;
+pub mod nat;
 pub mod record;
 pub mod summary;
 

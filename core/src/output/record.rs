@@ -142,7 +142,9 @@ pub fn write_jsonl<S: Sink + ?Sized>(
         }
         push_str(out, note);
     }
-    out.text("]}\n");
+    out.ch(']');
+    crate::output::nat::write_json(out, fw, rec);
+    out.text("}\n");
 }
 
 /// "1 packet", "2 packets".

@@ -168,7 +168,7 @@ impl PyFirewall {
     /// `conn_log`: keep the connection log (`statewall._core.conn_log`).
     #[new]
     #[pyo3(signature = (rules_v4=None, rules_v6=None, sysctls=Vec::new(), local=Vec::new(),
-                        interfaces=Vec::new(), auto_helpers=false,
+                        interfaces=Vec::new(), addresses=Vec::new(), auto_helpers=false,
                         helper_params=(false, 8, 300, 300), events=false, conn_log=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -177,6 +177,7 @@ impl PyFirewall {
         sysctls: Vec<(String, u64)>,
         local: Vec<NetSpec>,
         interfaces: Vec<(String, Vec<NetSpec>)>,
+        addresses: Vec<(String, u8, u128)>,
         auto_helpers: bool,
         helper_params: (bool, u32, u32, u32),
         events: bool,
@@ -192,6 +193,10 @@ impl PyFirewall {
             interfaces: interfaces
                 .into_iter()
                 .map(|(name, specs)| (IfaceName::from(name), nets(specs)))
+                .collect(),
+            addresses: addresses
+                .into_iter()
+                .map(|(name, family, address)| (IfaceName::from(name), family, address))
                 .collect(),
         };
         let (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout) =

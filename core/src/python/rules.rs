@@ -280,10 +280,15 @@ impl PyRuleEngine {
             return Ok(None);
         };
         let fx = std::mem::take(fx);
+        // A nat target's request shows as the effect ("nat", its target name).
+        let nat = fx
+            .nat
+            .map(|(kind, _)| ("nat".to_owned(), format!("\"{}\"", kind.name())));
         let effects = fx
             .effects
             .into_iter()
             .map(|(k, v)| (k.into_owned(), v.to_string()))
+            .chain(nat)
             .collect();
         Ok(Some((
             d.verdict.name(),

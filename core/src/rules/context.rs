@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use crate::conntrack::conn::Conn;
+use crate::nat::{NatKind, NatRange};
 use crate::packet::Packet;
 use crate::rules::matches::connlimit::ConnAlive;
 use crate::rules::model::Hook;
@@ -82,6 +83,8 @@ pub struct Effects {
     /// Set by a match that drops the packet on the spot (the kernel's
     /// par->hotdrop); the walk ends in DROP at the next failed rule check.
     pub hotdrop: Option<String>,
+    /// What a nat target asked the NAT core for.
+    pub nat: Option<(NatKind, NatRange)>,
 }
 
 impl Effects {
@@ -99,6 +102,7 @@ impl Effects {
         self.connmark = None;
         self.connmark_changed = false;
         self.hotdrop = None;
+        self.nat = None;
     }
 }
 

@@ -147,8 +147,9 @@ mod tests {
 
     const JSON: &str = r#"{"family": 4, "source": "t", "tables": [
         {"name": "nat", "chains": [{"name": "PREROUTING", "policy": "ACCEPT", "rules": [
-            {"target": {"kind": "nat", "note": "NAT not applied: DNAT x", "spec": "DNAT x"},
-             "number": 1, "line": 3, "text": "-A PREROUTING -j DNAT x"}]}]},
+            {"target": {"kind": "nat", "target": "DNAT", "flags": 1, "min_addr": "10.0.0.9",
+                        "max_addr": "10.0.0.9", "min_port": 0, "max_port": 0, "base_port": 0},
+             "number": 1, "line": 3, "text": "-A PREROUTING -j DNAT --to-destination 10.0.0.9"}]}]},
         {"name": "filter", "chains": [{"name": "INPUT", "policy": "DROP", "rules": [
             {"target": {"kind": "unknown", "why": "match owner is not supported"},
              "number": 1, "line": 7, "text": "-A INPUT -m owner -j DROP"}]}]}]}"#;
@@ -168,7 +169,11 @@ mod tests {
         ctx.hook = Hook::PreRouting;
         assert!(e.evaluate(TableKind::Nat, &ctx, false).is_none());
         let (_, fx) = e.evaluate(TableKind::Nat, &ctx, true).unwrap();
-        assert_eq!(fx.notes, ["NAT not applied: DNAT x"]);
+        let (kind, range) = fx.nat.unwrap();
+        assert_eq!(
+            (kind, range.min_addr),
+            (crate::nat::NatKind::Dnat, 0x0A00_0009)
+        );
         assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT rule 1 (line 7)"]);
     }
 

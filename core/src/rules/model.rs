@@ -436,10 +436,17 @@ pub enum Target {
         effects: Vec<(String, serde_json::Value)>,
     },
     Trace,
-    /// nat targets: noted, not applied; they end the nat chain with ACCEPT.
+    /// nat targets: the range the NAT core binds the connection within
+    /// (addresses absent: the target takes them from the interface or the
+    /// packet); they end the nat chain with ACCEPT.
     Nat {
-        note: String,
-        spec: String,
+        target: crate::nat::NatKind,
+        flags: u32,
+        min_addr: Option<std::net::IpAddr>,
+        max_addr: Option<std::net::IpAddr>,
+        min_port: u16,
+        max_port: u16,
+        base_port: u16,
     },
     Nfqueue {
         num: u16,

@@ -53,6 +53,7 @@ from statewall.rules.matches.xt_mac import parse_mac
 from statewall.rules.matches.xt_state import STATE_NAMES
 from statewall.rules.model import Match, Rule, Ruleset
 from statewall.rules.model import Option as ModelOption
+from statewall.rules.targets import nat as xt_nat
 from statewall.rules.targets import xt_CT, xt_mangle, xt_mark, xt_queue
 from statewall.rules.targets.xt_REJECT import V4, V6
 from statewall.values import value, value_fields
@@ -960,8 +961,13 @@ class TraceTarget(Variant):
 @value
 class NatTarget(Variant):
     kind: ClassVar[str] = "nat"
-    note: str
-    spec: str
+    target: str
+    flags: int
+    min_addr: str | None
+    max_addr: str | None
+    min_port: int
+    max_port: int
+    base_port: int
 
 
 @value
@@ -1021,8 +1027,10 @@ def _connmark(args: BuildArgs) -> Variant:
 
 def _nat(name: str) -> Any:
     def lower(args: BuildArgs) -> Variant:
-        spec = " ".join(" ".join((o.name, *o.values)) for o in args.options)
-        return NatTarget(f"NAT not applied: {name} {spec}".rstrip(), f"{name} {spec}".rstrip())
+        r = xt_nat.parse_range(name, args)
+        return NatTarget(name, r.flags, None if r.min_addr is None else str(r.min_addr),
+                         None if r.max_addr is None else str(r.max_addr),
+                         r.min_port, r.max_port, r.base_port)
     return lower
 
 

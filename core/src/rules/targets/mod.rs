@@ -10,6 +10,7 @@ pub mod set;
 
 use std::borrow::Cow;
 
+use crate::nat::NatRange;
 use crate::rules::context::{Effects, Outcome, RuleCtx};
 use crate::rules::model::Target;
 use crate::rules::state::RuleState;
@@ -55,7 +56,26 @@ pub fn run(target: &Target, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut Rul
             fx.nf_trace = true;
             Step::Continue
         }
-        Target::Nat { note, spec } => nat::nat(note, spec, fx),
+        Target::Nat {
+            target,
+            flags,
+            min_addr,
+            max_addr,
+            min_port,
+            max_port,
+            base_port,
+        } => nat::nat(
+            *target,
+            NatRange {
+                flags: *flags,
+                min_addr: min_addr.map_or(0, nat::address),
+                max_addr: max_addr.map_or(0, nat::address),
+                min_port: *min_port,
+                max_port: *max_port,
+                base_port: *base_port,
+            },
+            fx,
+        ),
         Target::Nfqueue { num, bypass } => queue::nfqueue(*num, *bypass, fx),
         Target::Effect { effect, value } => {
             fx.effects.push((Cow::Owned(effect.clone()), value.clone()));
