@@ -65,7 +65,7 @@ def add_verify_command(subparsers: Any) -> None:
 def _read_text(path: str | None) -> str | None:
     if path is None:
         return None
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
 
 
@@ -135,6 +135,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.cleanup:
         return cmd_cleanup()
+    from statewall.cli import check_numbers
+
+    check_numbers(args)
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
     datagrams, skipped = read_capture(args.capture, args.limit)
