@@ -37,6 +37,7 @@ from statewall.cli_select import (
 from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
+from statewall.wording import count
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -264,8 +265,8 @@ def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
     out = []
     rules = firewall.rules
     if rules is not None and rules.v6 is None and ipv6_packets:
-        out.append(f"{ipv6_packets} IPv6 packet{'s' if ipv6_packets != 1 else ''} met no IPv6 "
-                   "ruleset and passed unfiltered: give the ip6tables-save file with --rules6")
+        out.append(f"{count(ipv6_packets, 'IPv6 packet')} met no IPv6 ruleset and passed "
+                   "unfiltered: give the ip6tables-save file with --rules6")
     if rules is not None and rules.v4 is not None and not firewall.topology.local:
         table = rules.v4.source.table("filter")
         inbound = table.chain("INPUT") if table else None
@@ -345,13 +346,13 @@ class Progress:
         self.shown = False
         self.last = 0.0
 
-    def tick(self, count: int) -> None:
+    def tick(self, packets: int) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if now - self.last >= 0.25:
             self.last = now
-            sys.stderr.write(f"\r{count} packets…")
+            sys.stderr.write(f"\r{count(packets, 'packet')}…")
             sys.stderr.flush()
             self.shown = True
 
