@@ -83,8 +83,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from statewall.cli import firewall_from
 
     firewall = firewall_from(args)
+    # Opened before the try: a capture that cannot be opened has no counters to show.
+    run = firewall.replay_file(args.capture, "summary", args.limit)
     try:
-        for _ in firewall.replay_file(args.capture, "summary", args.limit):
+        for _ in run:
             pass
     finally:
         sys.stdout.write(stats_text(firewall, args.format))
