@@ -20,7 +20,6 @@ from pathlib import Path
 from statewall.rules.addr import PROTOCOLS, SERVICES
 from statewall.rules.errors import OptionError, RulesetError
 from statewall.rules.lexer import split_words
-from statewall.rules.matches.icmp import ICMP6_NAMES, ICMP_NAMES
 
 _PORT_PROTOS = (6, 17, 132, 136)
 _ICMP_PROTOS = (1, 58)
@@ -121,6 +120,10 @@ def _port(text: str) -> int:
 
 
 def _icmp_port(text: str, proto: int) -> int:
+    # Imported here: the matches package imports this module (xt_set), so a
+    # module-level import would make `import statewall.rules.ipset` circular.
+    from statewall.rules.matches.icmp import ICMP6_NAMES, ICMP_NAMES
+
     names = ICMP_NAMES if proto == 1 else ICMP6_NAMES
     if text.lower() in names:
         kind, code, _ = names[text.lower()]
