@@ -75,13 +75,15 @@ def build_firewall(options: MachineOptions, event_sink: EventSink | None = None,
     topology = options.topology()
     config = options.config()
     rules = None
+    from statewall.rules.ipset import load_ipset_file
+
+    # Read even without a ruleset to use them: a file given is a file checked.
+    sets: dict[str, Any] = {}
+    for path in options.ipsets:
+        sets.update(load_ipset_file(path))  # a later file wins a name
     if options.rules is not None or options.rules6 is not None:
         from statewall.rules.hooks import load_engine
-        from statewall.rules.ipset import load_ipset_file
 
-        sets: dict[str, Any] = {}
-        for path in options.ipsets:
-            sets.update(load_ipset_file(path))  # a later file wins a name
         rules = load_engine(options.rules, options.rules6, topology=topology,
                             allow_unknown=options.allow_unknown, seed=options.seed, sets=sets)
     return Firewall(cfg=config, rules=rules, topology=topology,

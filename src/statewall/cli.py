@@ -2,9 +2,12 @@
 
 Exit codes (also in the README):
   0  success
-  1  the answer is "no": verify found disagreements, check found errors
-  2  bad usage (unknown option, bad --sysctl name or value)
-  3  bad input: unreadable or truncated capture, ruleset error (all packets
+  1  the answer is "no": verify found disagreements, check found errors,
+     diff found differences
+  2  bad usage (unknown option or command, bad option value, a sysctl name,
+     value or range error, in --sysctl or a --sysctl-file)
+  3  bad input: a capture, ruleset, ipset or sysctl file that is missing or
+     unreadable, a truncated capture, a ruleset or ipset error (all packets
      that could be read were still processed and reported)
   4  the environment lacks something (verify: not root, tool missing)
   130 interrupted
@@ -18,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from statewall import __version__
 from statewall._core import ReplayRun, escape_controls
@@ -34,6 +37,7 @@ from statewall.cli_select import (
 from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
+from statewall.wording import count
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -51,9 +55,21 @@ class InputError(Exception):
     """A file the user gave cannot be used (capture, ruleset)."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `statewall replay: error: ...` and exit 2,
+    without the usage block (`--help` still prints it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {escape_controls(message)}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Name the command whose options these are not, as its own parser would.
+        commands: dict[str, argparse.ArgumentParser] = parser.commands  # type: ignore[attr-defined]
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -75,13 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def classify_error(error: Exception) -> tuple[int, str]:
     if isinstance(error, (SysctlError, UsageError)):
         return EXIT_USAGE, str(error)
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return EXIT_INPUT, f"{error.filename}: {error.strerror}"  # as `cat` says it
     if isinstance(error, (CaptureError, InputError, OSError)):
         return EXIT_INPUT, str(error)
     return EXIT_INPUT, f"internal error: {type(error).__name__}: {error} (run with --debug)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="statewall",
         description="What a stateful Linux firewall does to a capture, packet by packet, and why.",
     )
@@ -136,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     from statewall.rules.cli_commands import add_check_parser
 
     add_check_parser(sub)
+    parser.commands = sub.choices  # type: ignore[attr-defined]
     return parser
 
 
@@ -185,11 +204,23 @@ def config_from(args: argparse.Namespace) -> Sysctls:
     return Sysctls().with_values(values_from_args(args))
 
 
+SEED_MAX = 2**64 - 1  # the statistic match's generator is seeded with a u64
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numeric options every command shares, checked before any file is read."""
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        # --limit 0 would read nothing: surely a slip, not a request for an empty run.
+        raise UsageError(f"--limit {limit}: expected a number of packets (1 or more)")
+    seed = getattr(args, "seed", 0)
+    if not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"--seed {seed}: expected a number from 0 to {SEED_MAX}")
+
+
 def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
                   conn_log: bool = False, **changes: Any) -> Firewall:
-    if args.limit is not None and args.limit < 1:
-        # --limit 0 would read nothing: surely a slip, not a request for an empty run.
-        raise UsageError(f"--limit {args.limit}: expected a number of packets (1 or more)")
+    check_numbers(args)
     options = options_from(args, **changes)
     try:
         options.topology()  # a bad address is a usage error, found before any file is read
@@ -234,8 +265,8 @@ def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
     out = []
     rules = firewall.rules
     if rules is not None and rules.v6 is None and ipv6_packets:
-        out.append(f"{ipv6_packets} IPv6 packet{'s' if ipv6_packets != 1 else ''} met no IPv6 "
-                   "ruleset and passed unfiltered: give the ip6tables-save file with --rules6")
+        out.append(f"{count(ipv6_packets, 'IPv6 packet')} met no IPv6 ruleset and passed "
+                   "unfiltered: give the ip6tables-save file with --rules6")
     if rules is not None and rules.v4 is not None and not firewall.topology.local:
         table = rules.v4.source.table("filter")
         inbound = table.chain("INPUT") if table else None
@@ -315,13 +346,13 @@ class Progress:
         self.shown = False
         self.last = 0.0
 
-    def tick(self, count: int) -> None:
+    def tick(self, packets: int) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if now - self.last >= 0.25:
             self.last = now
-            sys.stderr.write(f"\r{count} packets…")
+            sys.stderr.write(f"\r{count(packets, 'packet')}…")
             sys.stderr.flush()
             self.shown = True
 
@@ -345,13 +376,29 @@ def cmd_table(args: argparse.Namespace) -> int:
         for _ in run:
             pass
     finally:
-        first_ts = run.first_ts
         when = firewall.now
-        if at_value is not None and first_ts is not None:
-            when = resolve_time(at_value, first_ts)
+        if at_value is not None and run.first_ts is not None:
+            when = at_time(args.at, at_value, run.first_ts)
         sys.stdout.writelines(table_output(firewall, when, args, entries))
         sys.stdout.flush()
     return EXIT_OK
+
+
+def at_time(text: str, value: float, first_ts: float) -> float:
+    """`--at` as an absolute time, refused before the capture's first packet: the
+    table then was not made by this capture."""
+    when = resolve_time(value, first_ts)
+    if when < first_ts:
+        raise UsageError(f"--at {text}: before the capture's first packet, at {first_ts:.6f} "
+                         f"({format_utc(first_ts)}); give seconds from it (0 or more) or a "
+                         "later epoch time")
+    return when
+
+
+def format_utc(ts: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def parse_at(text: str | None) -> float | None:

@@ -83,8 +83,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from statewall.cli import firewall_from
 
     firewall = firewall_from(args)
+    # Opened before the try: a capture that cannot be opened has no counters to show.
+    run = firewall.replay_file(args.capture, "summary", args.limit)
     try:
-        for _ in firewall.replay_file(args.capture, "summary", args.limit):
+        for _ in run:
             pass
     finally:
         sys.stdout.write(stats_text(firewall, args.format))
@@ -113,7 +115,7 @@ def side_changes(args: argparse.Namespace, side: str) -> dict[str, Any]:
 def cmd_diff(args: argparse.Namespace) -> int:
     import json
 
-    from statewall.cli import InputError, UsageError, options_from
+    from statewall.cli import InputError, UsageError, check_numbers, options_from
     from statewall.diff import diff, jsonl_records, report_lines
     from statewall.rules.errors import RulesetError
 
@@ -125,9 +127,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             or args.profile_a or args.profile_b):
         raise UsageError("diff needs something to differ: --rules-b, --rules6-b, --ipset-b, "
                          "--sysctl-a/--sysctl-b or --profile-a/--profile-b")
-    if args.limit is not None and args.limit < 1:
-        # --limit 0 would read nothing: surely a slip, not a request for an empty run.
-        raise UsageError(f"--limit {args.limit}: expected a number of packets (1 or more)")
+    check_numbers(args)
     a = options_from(args, **side_changes(args, "a"))
     b = options_from(args, **side_changes(args, "b"))
     try:

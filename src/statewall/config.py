@@ -8,9 +8,11 @@ second object with `Sysctls.with_values`. Values are integers exactly as
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from statewall.wording import nearest
 
 NETFILTER_PREFIX = "net.netfilter."
 IPV4_PREFIX = "net.ipv4."
@@ -107,7 +109,7 @@ class Sysctls:
         changes: dict[str, int] = {}
         for name, raw in values.items():
             field_name = canonical_name(name)
-            changes[field_name] = parse_value(name, raw)
+            changes[field_name] = parse_value(field_name, raw)
         return replace(self, **changes)
 
 
@@ -135,19 +137,98 @@ def canonical_name(name: str) -> str:
     known = Sysctls.names()
     if bare in known:
         return bare
-    nearest = difflib.get_close_matches(bare, known, n=1, cutoff=0.0)
-    hint = f"; did you mean {Sysctls.full_name(nearest[0])}?" if nearest else ""
+    found = nearest(bare, known, cutoff=0.0)
+    hint = f"; did you mean {Sysctls.full_name(found)}?" if found else ""
     raise SysctlError(f"unknown sysctl {name!r}{hint}")
 
 
-def parse_value(name: str, raw: Any) -> int:
+# --- the values the kernel takes ---------------------------------------------------
+#
+# Writing a value outside these ranges fails with EINVAL in Linux 6.x (the knobs
+# a network namespace may write are checked against the live kernel by
+# tests/test_sysctl_range_kernel.py). The handlers:
+# proc_dou8vec_minmax (a u8 with optional bounds), proc_dointvec_jiffies (seconds
+# up to INT_MAX / HZ, kept as jiffies), proc_dointvec[_minmax] (an int) and
+# proc_doulongvec_minmax (an unsigned long bounded by the other threshold).
+# The kernel also takes negative timeouts and negative proc_dointvec values;
+# statewall keeps knobs unsigned and refuses them (README, "The knobs").
+
+HZ = 250  # the tick rate statewall models (CONFIG_HZ of Debian's and Fedora's kernels)
+INT_MAX = 2**31 - 1
+JIFFIES_MAX = INT_MAX // HZ  # the longest timeout in seconds proc_dointvec_jiffies takes
+ULONG_MAX = 2**64 - 1
+
+_U8_BOOL = (0, 1)
+_RANGES: dict[str, tuple[int, int]] = {
+    "nf_conntrack_tcp_loose": _U8_BOOL,
+    "nf_conntrack_tcp_be_liberal": _U8_BOOL,
+    "nf_conntrack_tcp_ignore_invalid_rst": _U8_BOOL,
+    "nf_conntrack_tcp_max_retrans": (0, 255),
+    "nf_conntrack_checksum": _U8_BOOL,
+    "nf_conntrack_log_invalid": (0, 255),
+    "nf_conntrack_acct": _U8_BOOL,
+    "nf_conntrack_timestamp": _U8_BOOL,
+    "nf_conntrack_events": (0, 2),
+    # Read-only inside a network namespace; from the host, proc_dointvec. A hash
+    # table of 0 buckets cannot be resized to.
+    "nf_conntrack_max": (0, INT_MAX),
+    "nf_conntrack_buckets": (1, INT_MAX),
+    "nf_conntrack_expect_max": (0, INT_MAX),
+    "nf_conntrack_frag6_high_thresh": (0, ULONG_MAX),
+    "nf_conntrack_frag6_low_thresh": (0, ULONG_MAX),
+    "ipfrag_high_thresh": (0, ULONG_MAX),
+    "ipfrag_low_thresh": (0, ULONG_MAX),
+    "ipfrag_max_dist": (0, INT_MAX),
+    "accept_source_route": (0, INT_MAX),
+}
+# proc_dointvec knobs: the kernel stores a negative value too.
+_SIGNED_INTS = frozenset({"accept_source_route", "nf_conntrack_max", "nf_conntrack_expect_max"})
+# Each threshold is bounded by the other one's value at the time of the write:
+# low <= high, so raising both means raising high first.
+THRESHOLD_PAIRS: dict[str, tuple[str, bool]] = {
+    "ipfrag_high_thresh": ("ipfrag_low_thresh", True),
+    "ipfrag_low_thresh": ("ipfrag_high_thresh", False),
+    "nf_conntrack_frag6_high_thresh": ("nf_conntrack_frag6_low_thresh", True),
+    "nf_conntrack_frag6_low_thresh": ("nf_conntrack_frag6_high_thresh", False),
+}
+
+
+def value_range(field_name: str) -> tuple[int, int]:
+    """The values a knob takes; the knobs not listed are the timeouts (in seconds,
+    proc_dointvec_jiffies)."""
+    return _RANGES.get(field_name, (0, JIFFIES_MAX))
+
+
+def parse_value(field_name: str, raw: Any) -> int:
+    """A knob's value from text, refused where the kernel answers EINVAL."""
+    shown = Sysctls.full_name(field_name)
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise SysctlError(f"sysctl {name}: value {raw!r} is not an integer") from None
-    if value < 0:
-        raise SysctlError(f"sysctl {name}: value {value} is negative")
+        raise SysctlError(f"sysctl {shown}: value {raw!r} is not an integer") from None
+    low, high = value_range(field_name)
+    signed = field_name not in _RANGES or field_name in _SIGNED_INTS
+    if value < 0 and signed:
+        raise SysctlError(f"sysctl {shown}={value}: statewall takes {low} to {high} (the "
+                          "kernel also takes a negative value, which statewall does not model)")
+    if not low <= value <= high:
+        accepted = f"at most {high}" if signed else f"{low} to {high}"
+        raise SysctlError(f"sysctl {shown}={value}: out of range, the kernel accepts {accepted}")
     return value
+
+
+def check_threshold(field_name: str, value: int, current: Mapping[str, int]) -> None:
+    """The kernel's bound between a fragment memory threshold and its partner, as the
+    partner is set now (`current`, else the 6.18 default)."""
+    pair = THRESHOLD_PAIRS.get(field_name)
+    if pair is None:
+        return
+    partner, is_high = pair
+    other = current.get(partner, getattr(DEFAULTS, partner))
+    if (value < other) if is_high else (value > other):
+        bound = "at least" if is_high else "at most"
+        raise SysctlError(f"sysctl {Sysctls.full_name(field_name)}={value}: out of range, "
+                          f"the kernel accepts {bound} {Sysctls.full_name(partner)} ({other})")
 
 
 def parse_assignment(text: str) -> tuple[str, int]:
@@ -155,7 +236,8 @@ def parse_assignment(text: str) -> tuple[str, int]:
     name, sep, raw = text.partition("=")
     if not sep:
         raise SysctlError(f"--sysctl {text!r}: expected NAME=VALUE")
-    return canonical_name(name), parse_value(name, raw)
+    field_name = canonical_name(name)
+    return field_name, parse_value(field_name, raw)
 
 
 DEFAULTS = Sysctls()

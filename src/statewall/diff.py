@@ -22,6 +22,7 @@ from statewall._core import escape_controls
 from statewall.api import MachineOptions, Replay, build_firewall
 from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
 from statewall.verdict import PacketVerdict
+from statewall.wording import count, noun
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6",
                 132: "sctp", 136: "udplite"}
@@ -66,8 +67,10 @@ class DiffResult:
         return list(dict.fromkeys(d.flow for d in self.differences))
 
     def summary_line(self) -> str:
-        return (f"{_count(len(self.differences), 'packet')} of {self.packets} differ in verdict, "
-                f"ctstate or deciding rule, in {_count(len(self.flows()), 'connection')}; "
+        changed = len(self.differences)
+        return (f"{count(changed, 'packet')} of {self.packets} "
+                f"{noun(changed, 'differs', 'differ')} in verdict, ctstate or deciding rule, "
+                f"in {count(len(self.flows()), 'connection')}; "
                 f"evicted by early drop: A {len(self.evicted_a)}, B {len(self.evicted_b)}")
 
 
@@ -126,23 +129,19 @@ def _side(verdict: PacketVerdict) -> str:
     return f"{state} {verdict.verdict}{decided} | {verdict.reason}"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def report_lines(result: DiffResult, examples: int = EXAMPLES) -> Iterator[str]:
     """The text report: each change with its packet and connection counts and its first
     packets with both answers, then the evictions, then one summary line."""
     for change, diffs in result.by_change():
         flows = len({d.flow for d in diffs})
-        yield (f"{escape_controls(change)}: {_count(len(diffs), 'packet')}, "
-               f"{_count(flows, 'connection')}")
+        yield (f"{escape_controls(change)}: {count(len(diffs), 'packet')}, "
+               f"{count(flows, 'connection')}")
         for d in diffs[:examples]:
             yield f"  #{d.frame} {d.a.summary}"
             yield f"      A: {_side(d.a)}"
             yield f"      B: {_side(d.b)}"
         if len(diffs) > examples:
-            yield f"  ... {_count(len(diffs) - examples, 'more packet')}"
+            yield f"  ... {count(len(diffs) - examples, 'more packet')}"
     for label, events in (("A", result.evicted_a), ("B", result.evicted_b)):
         for event in events:
             yield f"evicted under {label} at {event.ts:.6f}: {event.body}"

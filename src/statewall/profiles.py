@@ -34,11 +34,19 @@ goes unnoticed.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
-from statewall.config import SysctlError, Sysctls, canonical_name, parse_assignment, parse_value
+from statewall.config import (
+    SysctlError,
+    Sysctls,
+    canonical_name,
+    check_threshold,
+    parse_assignment,
+    parse_value,
+)
 
 DEFAULT_PROFILE = "linux-6"
 
@@ -60,7 +68,8 @@ _NOT_MODELLED_PREFIXES = (
     "nf_conntrack_sctp_timeout_heartbeat_acked", "nf_conntrack_tcp_timeout_listen",
 )
 _ALIASES = {"net.nf_conntrack_max": "nf_conntrack_max"}
-_MODELLED_IPV4 = {f"net.ipv4.{f.name}" for f in fields(Sysctls) if f.name.startswith("ipfrag_")}
+_MODELLED_IPV4 = {Sysctls.full_name(f.name) for f in fields(Sysctls)
+                  if f.name.startswith("ipfrag_") or f.name == "accept_source_route"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +124,24 @@ def parse_memory(text: str) -> int:
     try:
         value = float(number) * units[unit]
     except ValueError:
-        raise SysctlError(f"--memory {text!r}: expected a size such as 512M or 4G") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise SysctlError(f"--memory {text!r}: expected a size such as 512M or 4G")
     return int(value)
 
 
 # --- sysctl files -------------------------------------------------------------------
 
 
-def parse_sysctl_text(text: str, source: str) -> dict[str, int]:
-    """The statewall knobs set by a `sysctl -a` dump or a sysctl.conf, in file order."""
+def parse_sysctl_text(text: str, source: str,
+                      current: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The statewall knobs set by a `sysctl -a` dump or a sysctl.conf, in file order.
+
+    Each value is checked as the kernel checks a write, against the knobs as
+    `current` (else the defaults) and the file's earlier lines leave them.
+    """
     values: dict[str, int] = {}
+    state = dict(current or {})
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
@@ -135,10 +152,17 @@ def parse_sysctl_text(text: str, source: str) -> dict[str, int]:
         field_name = _knob(name.strip().replace("/", "."), source, number)
         if field_name is not None:
             try:
-                values[field_name] = parse_value(name.strip(), value)
+                values[field_name] = state[field_name] = assign(field_name, value, state)
             except SysctlError as error:
                 raise SysctlError(f"{source}:{number}: {error}") from None
     return values
+
+
+def assign(field_name: str, raw: object, current: Mapping[str, int]) -> int:
+    """A knob's value checked as the kernel checks a write of it after `current`."""
+    value = parse_value(field_name, raw)
+    check_threshold(field_name, value, current)
+    return value
 
 
 def _knob(name: str, source: str, number: int) -> str | None:
@@ -146,7 +170,7 @@ def _knob(name: str, source: str, number: int) -> str | None:
     if name in _ALIASES:
         return _ALIASES[name]
     if name in _MODELLED_IPV4:
-        return name.removeprefix("net.ipv4.")
+        return canonical_name(name)
     if not name.startswith("net.netfilter."):
         return None
     bare = name.removeprefix("net.netfilter.")
@@ -158,9 +182,11 @@ def _knob(name: str, source: str, number: int) -> str | None:
         raise SysctlError(f"{source}:{number}: {error}") from None
 
 
-def load_sysctl_file(path: str | os.PathLike[str]) -> dict[str, int]:
-    with open(path, encoding="utf-8") as f:
-        return parse_sysctl_text(f.read(), os.fspath(path))
+def load_sysctl_file(path: str | os.PathLike[str],
+                     current: Mapping[str, int] | None = None) -> dict[str, int]:
+    # Undecodable bytes become U+FFFD: a binary file fails on its first line, named.
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return parse_sysctl_text(f.read(), os.fspath(path), current)
 
 
 # --- putting it together ---------------------------------------------------------------
@@ -174,9 +200,10 @@ def effective_values(profile_name: str = DEFAULT_PROFILE, files: Iterable[str] =
     if memory is not None:
         values.update(table_sizes(chosen.sizing, memory))
     for path in files:
-        values.update(load_sysctl_file(path))
+        values.update(load_sysctl_file(path, values))
     for text in assignments:
         name, value = parse_assignment(text)
+        check_threshold(name, value, values)
         values[name] = value
     return values
 

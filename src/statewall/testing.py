@@ -23,6 +23,7 @@ from typing import Any
 from statewall.api import replay
 from statewall.engine import Firewall
 from statewall.verdict import PacketVerdict
+from statewall.wording import count
 
 Select = Callable[[PacketVerdict], bool]
 SHOWN = 5  # offending packets a failure lists
@@ -46,7 +47,7 @@ def _packets(capture: str | os.PathLike[str], firewall: Firewall | None,
 
 def _fail(what: str, capture: str | os.PathLike[str], bad: list[PacketVerdict],
           checked: int) -> VerdictError:
-    lines = [f"{os.fspath(capture)}: {len(bad)} of {checked} packets {what}:"]
+    lines = [f"{os.fspath(capture)}: {len(bad)} of {count(checked, 'packet')} {what}:"]
     lines += [f"  {describe(p)}" for p in bad[:SHOWN]]
     if len(bad) > SHOWN:
         lines.append(f"  ... and {len(bad) - SHOWN} more")
@@ -98,7 +99,7 @@ def assert_verdicts(capture: str | os.PathLike[str], expected: Mapping[int | str
     if unseen:
         raise VerdictError(f"{os.fspath(capture)}: no packet is "
                            + ", ".join(repr(k) for k in sorted(unseen, key=str))
-                           + f" (the capture has {len(packets)} packets)")
+                           + f" (the capture has {count(len(packets), 'packet')})")
     if bad:
         wanted = [f"#{p.frame} {expected.get(p.frame) or expected[flow_label(p)]}" for p in bad]
         raise _fail("not as expected (" + ", ".join(wanted[:SHOWN]) + ")", capture, bad,

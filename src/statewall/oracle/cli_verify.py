@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from statewall._core import escape_controls
 from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
+from statewall.wording import count
 
 if TYPE_CHECKING:  # the oracle loads only when `verify` runs: other commands start faster
     from statewall.oracle.verify import PacketComparison, Skipped, VerifyResult
@@ -65,7 +66,7 @@ def add_verify_command(subparsers: Any) -> None:
 def _read_text(path: str | None) -> str | None:
     if path is None:
         return None
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
 
 
@@ -135,6 +136,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.cleanup:
         return cmd_cleanup()
+    from statewall.cli import check_numbers
+
+    check_numbers(args)
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
     datagrams, skipped = read_capture(args.capture, args.limit)
@@ -196,7 +200,7 @@ def text_lines(result: VerifyResult) -> Iterator[str]:
     for p in result.disagreements:
         yield disagreement_line(p)
     for reason, numbers in group_skipped(result.skipped):
-        yield f"not compared: {len(numbers)} packets ({ranges(numbers)}): {reason}"
+        yield f"not compared: {count(len(numbers), 'packet')} ({ranges(numbers)}): {reason}"
     for entry in result.table.only_kernel:
         yield f"table: only in the kernel: {entry}"
     for entry in result.table.only_statewall:

@@ -21,6 +21,7 @@ from statewall.rules.model import Chain, Match, Rule, Ruleset, Table
 from statewall.rules.save import rule_text
 from statewall.rules.targets import TARGETS
 from statewall.verdict import RuleRef
+from statewall.wording import did_you_mean
 
 # What a matching rule does.
 K_NONE = 0  # no target: count and continue
@@ -131,8 +132,7 @@ class _Compiler:
                 continue
             if j < 0:
                 if not self.allow_unknown:
-                    self.fail(self.error(rule.line,
-                                         f"Chain '{_target_name(rule)}' does not exist"))
+                    self.fail(self.error(rule.line, _no_chain(_target_name(rule), index)))
                 continue
             if table.chains[j].builtin:
                 self.fail(self.error(rule.line,
@@ -221,7 +221,7 @@ class _Compiler:
         if ext is None:
             j = index.get(target.name, -1)
             if j < 0:
-                return K_UNKNOWN, None, -1, f"Chain '{target.name}' does not exist"
+                return K_UNKNOWN, None, -1, _no_chain(target.name, index)
             return (K_GOTO if target.goto else K_JUMP), None, j, None
         if ext.unsupported is not None:
             return K_UNKNOWN, None, -1, f"target {ext.name}: {ext.unsupported}"
@@ -239,6 +239,13 @@ class _Compiler:
         except OptionError as err:
             raise OptionError(prefix + err.message) from None
         return K_TARGET, None, -1, None
+
+
+def _no_chain(name: str, index: dict[str, int]) -> str:
+    """iptables' refusal of a jump to nowhere, with the chain or target it was likely
+    meant to be."""
+    known = [*index, *_VERDICTS, *TARGETS]
+    return f"Chain '{name}' does not exist{did_you_mean(name, known)}"
 
 
 def _target_name(rule: Rule) -> str:

@@ -20,7 +20,6 @@ from pathlib import Path
 from statewall.rules.addr import PROTOCOLS, SERVICES
 from statewall.rules.errors import OptionError, RulesetError
 from statewall.rules.lexer import split_words
-from statewall.rules.matches.icmp import ICMP6_NAMES, ICMP_NAMES
 
 _PORT_PROTOS = (6, 17, 132, 136)
 _ICMP_PROTOS = (1, 58)
@@ -121,6 +120,10 @@ def _port(text: str) -> int:
 
 
 def _icmp_port(text: str, proto: int) -> int:
+    # Imported here: the matches package imports this module (xt_set), so a
+    # module-level import would make `import statewall.rules.ipset` circular.
+    from statewall.rules.matches.icmp import ICMP6_NAMES, ICMP_NAMES
+
     names = ICMP_NAMES if proto == 1 else ICMP6_NAMES
     if text.lower() in names:
         kind, code, _ = names[text.lower()]
@@ -207,21 +210,31 @@ class _Loader:
         self.sets: dict[str, IpSet] = {}
 
     def run(self, text: str) -> dict[str, IpSet]:
+        # An empty file holds no set, and `ipset restore` takes it so.
         for number, raw in enumerate(text.split("\n"), start=1):
             line = raw.rstrip("\r").strip()
-            if not line or line.startswith("#"):
-                continue
+            if not line or line.startswith("#") or line == "COMMIT":
+                continue  # `ipset restore` also takes the COMMIT of `ipset save -o save`
             try:
+                _not_binary(line)
                 self.line(split_words(line))
             except OptionError as err:
                 raise RulesetError(self.source, number, err.message) from None
         return self.sets
 
     def line(self, words: list[str]) -> None:
-        if len(words) < 3 or words[0] not in ("create", "add", "-N", "-A"):
-            raise OptionError(f"expected `create NAME TYPE ...' or `add NAME ELEMENT ...', "
-                              f"got `{' '.join(words)}'")
-        if words[0] in ("create", "-N"):
+        command = words[0]
+        if command in _OTHER_COMMANDS:
+            raise OptionError(f"`{command}' is an `ipset restore' command that `ipset save' "
+                              f"never writes: {_EXPECTED}")
+        if command not in ("create", "add", "-N", "-A"):
+            hint = " (an iptables-save file: give it with --rules)" \
+                if command.startswith(("*", ":")) else ""
+            raise OptionError(f"{_EXPECTED}, got `{' '.join(words)}'{hint}")
+        if len(words) < 3:
+            what = "NAME TYPE" if command in ("create", "-N") else "NAME ELEMENT"
+            raise OptionError(f"`{' '.join(words)}' is short: expected `{command} {what} ...'")
+        if command in ("create", "-N"):
             self.create(words[1], words[2], words[3:])
         else:
             self.add(words[1], words[2], words[3:])
@@ -266,6 +279,18 @@ class _Loader:
             ipset.elements[key] = Element(
                 int(opts.get("packets") or 0), int(opts.get("bytes") or 0), None,
                 "nomatch" in opts and ipset.nomatch_type)
+
+
+_EXPECTED = "expected `ipset save' output: `create NAME TYPE ...' and `add NAME ELEMENT ...' lines"
+# Commands `ipset restore` runs that a saved file never holds.
+_OTHER_COMMANDS = ("del", "-D", "destroy", "-X", "flush", "-F", "rename", "-E", "swap", "-W",
+                   "test", "-T", "list", "-L", "save", "-S")
+
+
+def _not_binary(line: str) -> None:
+    """A NUL or an undecodable byte (read as U+FFFD): not text at all."""
+    if "\x00" in line or "\ufffd" in line:
+        raise OptionError(f"binary data, not text: {_EXPECTED}")
 
 
 _FLAGS = ("counters", "comment", "skbinfo", "forceadd", "nomatch")

@@ -31,6 +31,7 @@ from statewall.rules.model import (
     Target,
 )
 from statewall.rules.targets import STANDARD_VERDICTS, TARGETS
+from statewall.wording import did_you_mean
 
 # Implicit match loaded by `-p NAME` (libxtables load_proto).
 IMPLICIT = {6: "tcp", 17: "udp", 136: "udplite", 1: "icmp", 58: "icmp6", 132: "sctp"}
@@ -172,7 +173,8 @@ class _LineParser:
         ext = MATCHES.get(name)
         if ext is None:
             if not self.allow_unknown:
-                raise OptionError(f"Couldn't load match `{name}'")
+                known = [n for n, e in MATCHES.items() if self.family in e.families]
+                raise OptionError(f"Couldn't load match `{name}'{did_you_mean(name, known)}")
             self.matches.append(_ExtBuilder(name, (), unknown=True))
             return
         if self.family not in ext.families:
@@ -215,7 +217,9 @@ class _LineParser:
         where = f" for match {last.name}" if last is not None else ""
         if self.target is not None and self.target.specs:
             where = f" for target {self.target.name}"
-        raise OptionError(f"unknown option {spelled}{where}")
+        spellings = [word for owner in owners + ([implicit] if implicit else [])
+                     for spec in owner.specs for word in (spec.name, *spec.aliases)]
+        raise OptionError(f"unknown option {spelled}{where}{did_you_mean(spelled, spellings)}")
 
     def abbreviated(self, owners: list[_ExtBuilder], implicit: _ExtBuilder | None,
                     spelled: str, negate: bool) -> bool:
@@ -227,7 +231,8 @@ class _LineParser:
             found.extend((owner, spec) for spec in owner.specs
                          if any(n.startswith(spelled) for n in (spec.name, *spec.aliases)))
         if len({id(spec) for _, spec in found}) > 1:
-            raise OptionError(f"option \"{spelled}\" is ambiguous")
+            meanings = ", ".join(dict.fromkeys(spec.name for _, spec in found))
+            raise OptionError(f"option \"{spelled}\" is ambiguous ({meanings})")
         if not found:
             return False
         owner, spec = found[0]
