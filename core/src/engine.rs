@@ -130,6 +130,18 @@ pub struct FirewallSetup {
     pub conn_log: bool,
 }
 
+/// Which reason `Firewall::write_reason` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonStyle {
+    /// The record's reason, escaped for a JSON string (jsonl).
+    Json,
+    /// The record's reason, control characters escaped (the library, filters).
+    Full,
+    /// For the text line, which cites the deciding rule itself: without the
+    /// rule's own text.
+    Line,
+}
+
 /// Why the walk ended as it did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum WalkReason {
@@ -683,16 +695,24 @@ impl Firewall {
     }
 
     /// Append the reason of `rec`: conntrack's word, then what the rules
-    /// made of the packet, then the reassembly note; `json`: escaped for a
-    /// JSON string, otherwise with control characters escaped for a terminal
-    /// (a ruleset's comments and chain names are anyone's text).
-    pub fn write_reason<S: Sink + ?Sized>(&self, out: &mut S, rec: &PacketRecord, json: bool) {
+    /// made of the packet, then the reassembly note. `Json` and `Full` give
+    /// the record's reason (jsonl, the library), escaped for a JSON string
+    /// or with control characters escaped for a terminal (a ruleset's
+    /// comments and chain names are anyone's text); `Line` leaves out the
+    /// deciding rule's own text, which the text line cites already.
+    pub fn write_reason<S: Sink + ?Sized>(
+        &self,
+        out: &mut S,
+        rec: &PacketRecord,
+        style: ReasonStyle,
+    ) {
+        let json = style == ReasonStyle::Json;
         let escape: fn(&mut S, &str) = if json { push_str_body } else { push_escaped };
         let why = &rec.why;
         escape(out, &why.head);
         // A rule's own text comes JSON-escaped already, built once at load.
         let (rule_text, escaped) = match (&why.walk, rec.rule) {
-            (WalkReason::OfRule, Some(rule)) => (
+            (WalkReason::OfRule, Some(rule)) if style != ReasonStyle::Line => (
                 self.rules
                     .rule_reason(rule.family, rule.table, rule.chain, rule.number, json),
                 json,
@@ -700,19 +720,15 @@ impl Firewall {
             (WalkReason::Text(text), _) => (text.as_ref(), false),
             _ => ("", false),
         };
-        let escape_rule: fn(&mut S, &str) = if escaped { S::text } else { escape };
-        if let Some(rule) = rec.rule {
+        if !rule_text.is_empty() {
             out.text("; ");
-            if rule_text.is_empty() {
-                out.text(rec.verdict.name());
-                out.text(" by ");
-                self.push_rule(out, rule, escape);
-            } else {
-                escape_rule(out, rule_text);
-            }
-        } else if !rule_text.is_empty() {
-            out.text("; ");
+            let escape_rule: fn(&mut S, &str) = if escaped { S::text } else { escape };
             escape_rule(out, rule_text);
+        } else if let (Some(rule), false) = (rec.rule, style == ReasonStyle::Line) {
+            out.text("; ");
+            out.text(rec.verdict.name());
+            out.text(" by ");
+            self.push_rule(out, rule, escape, " rule ");
         }
         if let Some(number) = why.reassembled_by {
             out.text(" (datagram reassembled from fragments, completed by packet #");
@@ -721,21 +737,42 @@ impl Firewall {
         }
     }
 
-    /// The reason of `rec` as text.
+    /// The reason of `rec` as the library and the filters see it.
     pub fn reason(&self, rec: &PacketRecord) -> String {
+        self.styled_reason(rec, ReasonStyle::Full)
+    }
+
+    /// The reason of `rec` in `style`, as a string.
+    pub fn styled_reason(&self, rec: &PacketRecord, style: ReasonStyle) -> String {
         let mut out = String::with_capacity(128);
-        self.write_reason(&mut out, rec, false);
+        self.write_reason(&mut out, rec, style);
         out
     }
 
-    /// `filter FORWARD rule 3` or `filter FORWARD policy`, control characters
-    /// of the names escaped.
+    /// `filter FORWARD #3` or `filter FORWARD policy`, as every text output
+    /// cites a rule; control characters of the names escaped.
     pub fn write_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef) {
-        self.push_rule(out, rule, push_escaped);
+        self.push_rule(out, rule, push_escaped, " #");
     }
 
-    /// `write_rule` with the names written by `name`.
-    fn push_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef, name: fn(&mut S, &str)) {
+    /// The deciding rule's text (`-P CHAIN VERDICT` for a policy), control
+    /// characters escaped; nothing when the ruleset has none.
+    pub fn write_rule_text<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef) {
+        let text = self
+            .rules
+            .rule_text(rule.family, rule.table, rule.chain, rule.number);
+        push_escaped(out, text);
+    }
+
+    /// `write_rule` with the names written by `name` and the number after
+    /// `number` (the record's reason keeps its own `rule N` spelling).
+    fn push_rule<S: Sink + ?Sized>(
+        &self,
+        out: &mut S,
+        rule: RuleRef,
+        name: fn(&mut S, &str),
+        number: &str,
+    ) {
         let (table, chain) = self.rules.names(rule.family, rule.table, rule.chain);
         name(out, table);
         out.ch(' ');
@@ -743,7 +780,7 @@ impl Firewall {
         if rule.number == 0 {
             out.text(" policy");
         } else {
-            out.text(" rule ");
+            out.text(number);
             push_u64(out, u64::from(rule.number));
         }
     }

@@ -169,7 +169,8 @@ class Firewall:
     def unknown_rules(self) -> list[str]: ...
     def replay(self, path: str, fmt: str, limit: int | None = None,
                until: float | None = None, filter: str | None = None, conn: int | None = None,
-               write: str | None = None) -> ReplayRun: ...
+               write: str | None = None, explain: bool = False,
+               color: bool = False) -> ReplayRun: ...
 
 class ReplayRun:
     """A capture streaming through a Firewall: yields output chunks, then raises

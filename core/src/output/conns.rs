@@ -17,7 +17,7 @@ use crate::conntrack::conn::{ConnId, Tuple, STATUS_NAMES};
 use crate::conntrack::display::userspace_l4_name;
 use crate::conntrack::history::{ConnRecord, FirstDrop};
 use crate::conntrack::{proto_sctp, proto_tcp};
-use crate::engine::{Firewall, PacketRecord};
+use crate::engine::{Firewall, PacketRecord, ReasonStyle};
 use crate::output::addr::{push_address, push_endpoint, push_u64};
 use crate::output::escape::push_escaped;
 use crate::output::json::{push_f64, push_str};
@@ -77,6 +77,7 @@ pub(crate) fn log_packet(fw: &mut Firewall, id: ConnId, rec: &PacketRecord) {
         verdict: rec.verdict,
         rule: rec.rule,
         reason: fw.reason(rec),
+        line_reason: fw.styled_reason(rec, ReasonStyle::Line),
     };
     if let Some(record) = fw
         .table_mut()
@@ -257,7 +258,7 @@ pub fn write_text<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, record: &ConnRec
             fw.write_rule(out, rule);
         }
         out.text(": ");
-        push_escaped(out, &drop.reason);
+        out.text(&drop.line_reason);
     }
     out.ch('\n');
 }
