@@ -181,3 +181,16 @@ def test_auto_colours_a_terminal_unless_no_color_is_set() -> None:
     assert f"{RED}DROP" in cli_output("demo", env={"NO_COLOR": ""}, terminal=True)
     # An explicit request wins over NO_COLOR.
     assert f"{RED}DROP" in cli_output("demo", "--color", "always", env={"NO_COLOR": "1"})
+
+
+def test_the_readme_shows_what_demo_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for command in ("demo", "demo --explain"):
+        block = readme.split(f"```\n$ statewall {command}\n", 1)[1].split("```", 1)[0]
+        printed = run(capsys, *command.split()).splitlines()
+        shown = block.splitlines()
+        assert shown and all(line in printed for line in shown), command
+        # A packet's indented lines come with it, as printed.
+        for at, line in enumerate(shown[:-1]):
+            if shown[at + 1].startswith(" "):
+                assert printed[printed.index(line) + 1] == shown[at + 1]

@@ -919,6 +919,45 @@ mod tests {
     }
 
     #[test]
+    fn the_text_line_cites_the_rule_and_explain_adds_its_text() {
+        use crate::output::record::{write_text, TextOptions};
+        let mut fw = firewall();
+        let data = udp4(C, S, 5000, 53);
+        let pkt = decode_datagram(&data, 0, 100.5, false);
+        let mut rec = PacketRecord::default();
+        fw.process(&pkt, &mut rec);
+        rec.notes.push("a note\x1b".into());
+        let mut out = String::new();
+        let opts = TextOptions {
+            explain: true,
+            color: false,
+        };
+        write_text(&mut out, &fw, &rec, &pkt, 0.0, opts);
+        let pad = " ".repeat(20);
+        assert_eq!(
+            out,
+            format!(
+                "#1        0.000000  192.0.2.10:5000 > 198.51.100.20:53 UDP len=0  | \
+                 NEW/ORIGINAL [CONFIRMED] | ACCEPT by filter FORWARD #2 | UDP: no reply seen \
+                 yet (nf_conntrack_udp_timeout)\n{pad}rule: -A FORWARD -p udp -m udp --dport 53 \
+                 -j ACCEPT\n{pad}note: a note\\x1b\n"
+            )
+        );
+        let refused = run(&mut fw, &udp4(C, S, 5001, 99), 1);
+        let mut out = String::new();
+        let opts = TextOptions {
+            explain: true,
+            color: true,
+        };
+        write_text(&mut out, &fw, &refused, &pkt, 0.0, opts);
+        assert!(out.contains(
+            "| \x1b[1;31mDROP\x1b[0m by filter FORWARD policy | UDP: no reply seen yet \
+             (nf_conntrack_udp_timeout)\n"
+        ));
+        assert!(out.ends_with(&format!("{pad}rule: -P FORWARD DROP\n")));
+    }
+
+    #[test]
     fn a_source_routed_datagram_dies_after_prerouting() {
         let mut fw = firewall();
         let mut data = udp4(C, S, 5000, 53);

@@ -454,7 +454,7 @@ impl PyFirewall {
         engine.as_ref().map_or_else(Vec::new, Engine::counters)
     }
 
-    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`.
+    /// Rules evaluated as unknown, as `IPv4 filter INPUT #3 (line 12)`.
     fn unknown_rules(&self) -> Vec<String> {
         self.fw.rules().unknown_rules()
     }

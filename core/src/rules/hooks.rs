@@ -188,7 +188,7 @@ mod tests {
         assert!(e.evaluate(TableKind::Nat, &ctx, false).is_none());
         let (_, fx) = e.evaluate(TableKind::Nat, &ctx, true).unwrap();
         assert_eq!(fx.notes, ["NAT not applied: DNAT x"]);
-        assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT rule 1 (line 7)"]);
+        assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT #1 (line 7)"]);
     }
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
         };
         assert_eq!(
             host.unknown_rules(),
-            ["IPv4 mangle POSTROUTING rule 1 (line 4): for packets the machine sends itself (owner)"]
+            ["IPv4 mangle POSTROUTING #1 (line 4): for packets the machine sends itself (owner)"]
         );
     }
 }
