@@ -194,3 +194,18 @@ def test_the_readme_shows_what_demo_prints(capsys: pytest.CaptureFixture[str]) -
         for at, line in enumerate(shown[:-1]):
             if shown[at + 1].startswith(" "):
                 assert printed[printed.index(line) + 1] == shown[at + 1]
+
+
+def test_conns_colours_drops_only_when_asked(tmp_path: Path) -> None:
+    from statewall.capture import LINKTYPE_RAW
+    from statewall.capture.writer import write_pcap
+    from statewall.demo import DEMO_RULES, demo_frames
+
+    capture, rules = tmp_path / "demo.pcap", tmp_path / "demo.rules"
+    write_pcap(capture, demo_frames(), linktype=LINKTYPE_RAW)
+    rules.write_text(DEMO_RULES)
+    web = cli_output("conns", str(capture), "--rules", str(rules), "--color", "always")
+    first = web.splitlines()[0]
+    assert f"| ACCEPT 8, {RED}DROP\x1b[0m 1 |" in first
+    assert f"first drop: #6 {RED}DROP\x1b[0m by filter FORWARD #1: SEQ beyond" in first
+    assert "\x1b" not in cli_output("conns", str(capture), "--rules", str(rules))

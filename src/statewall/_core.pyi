@@ -17,9 +17,10 @@ def format_address(family: int, address: int) -> str:
     """A dotted quad, or IPv6 as inet_ntop writes it."""
 
 def conn_log(firewall: Firewall, fmt: str, origin: float = 0.0,
-             start: int = 0) -> tuple[bytes, int | None]:
+             start: int = 0, color: bool = False) -> tuple[bytes, int | None]:
     """The connection log from record `start` on, as one chunk in `fmt` (text, jsonl,
-    tsv) and where the next chunk starts (None: done); the firewall needs conn_log=True."""
+    tsv) and where the next chunk starts (None: done); the firewall needs conn_log=True.
+    `color`: text with DROP and REJECT in terminal red."""
 
 def escape_controls(text: str) -> str:
     """`text` with control characters (C0, DEL, C1) shown as `\\t`, `\\n`, `\\r` or `\\xHH`."""

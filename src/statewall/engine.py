@@ -210,12 +210,13 @@ class Firewall:
         JSON, over EVENT_FIELDS) selects; None: every event."""
         self._core.select_events(filter)
 
-    def conn_log(self, fmt: str, origin: float = 0.0) -> Iterator[bytes]:
+    def conn_log(self, fmt: str, origin: float = 0.0, color: bool = False) -> Iterator[bytes]:
         """The connection log (`statewall.conns`; needs `Firewall(conn_log=True)`), one
-        line per connection in `fmt` ("text", "jsonl", "tsv"), in chunks of bytes."""
+        line per connection in `fmt` ("text", "jsonl", "tsv"), in chunks of bytes;
+        `color`: text with drops in terminal red."""
         start: int | None = 0
         while start is not None:
-            chunk, start = _core.conn_log(self._core, fmt, origin, start)
+            chunk, start = _core.conn_log(self._core, fmt, origin, start, color)
             yield chunk
 
     def deliver_events(self) -> None:

@@ -213,7 +213,7 @@ const INDENT: &str = "                    ";
 
 /// The colour a verdict is shown in, if any: red for what did not get
 /// through, yellow for what statewall could not decide.
-fn verdict_color(verdict: Verdict) -> Option<&'static str> {
+pub fn verdict_color(verdict: Verdict) -> Option<&'static str> {
     match verdict {
         Verdict::Drop | Verdict::Reject => Some(RED),
         Verdict::Unknown => Some(YELLOW),
@@ -222,7 +222,7 @@ fn verdict_color(verdict: Verdict) -> Option<&'static str> {
 }
 
 /// Append `write` wrapped in `color` (when there is one).
-fn colored<S: Sink + ?Sized>(out: &mut S, color: Option<&str>, write: impl FnOnce(&mut S)) {
+pub fn colored<S: Sink + ?Sized>(out: &mut S, color: Option<&str>, write: impl FnOnce(&mut S)) {
     match color {
         Some(color) => {
             out.text(color);
