@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 import statewall
+from statewall.capture import LINKTYPE_RAW
+from statewall.capture.writer import write_pcap
 from statewall.cli import main
+from statewall.demo import DEMO_RULES, demo_frames
 
 FTP_RULES = """*raw
 :PREROUTING ACCEPT [0:0]
@@ -196,16 +199,28 @@ def test_the_readme_shows_what_demo_prints(capsys: pytest.CaptureFixture[str]) -
                 assert printed[printed.index(line) + 1] == shown[at + 1]
 
 
-def test_conns_colours_drops_only_when_asked(tmp_path: Path) -> None:
-    from statewall.capture import LINKTYPE_RAW
-    from statewall.capture.writer import write_pcap
-    from statewall.demo import DEMO_RULES, demo_frames
-
-    capture, rules = tmp_path / "demo.pcap", tmp_path / "demo.rules"
+@pytest.fixture
+def demo_capture(tmp_path: Path) -> Path:
+    """The demo's capture as a file."""
+    capture = tmp_path / "demo.pcap"
     write_pcap(capture, demo_frames(), linktype=LINKTYPE_RAW)
+    return capture
+
+
+def test_conns_colours_drops_only_when_asked(tmp_path: Path, demo_capture: Path) -> None:
+    capture, rules = demo_capture, tmp_path / "demo.rules"
     rules.write_text(DEMO_RULES)
     web = cli_output("conns", str(capture), "--rules", str(rules), "--color", "always")
     first = web.splitlines()[0]
     assert f"| ACCEPT 8, {RED}DROP\x1b[0m 1 |" in first
     assert f"first drop: #6 {RED}DROP\x1b[0m by filter FORWARD #1: SEQ beyond" in first
     assert "\x1b" not in cli_output("conns", str(capture), "--rules", str(rules))
+
+
+def test_explain_with_jsonl_is_a_usage_error(demo_capture: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["replay", str(demo_capture), "--explain", "--format", "jsonl"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == ("statewall: --explain shapes the text lines; jsonl's reason holds the "
+                   "rule's text already\n")

@@ -229,6 +229,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     firewall = firewall_from(args)
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
+    if args.explain and args.format == "jsonl":
+        raise UsageError("--explain shapes the text lines; jsonl's reason holds the rule's "
+                         "text already")
     fmt = "summary" if args.summary_only else args.format
     run: ReplayRun | None = None
     try:
