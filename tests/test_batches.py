@@ -59,8 +59,8 @@ def test_batch_rows_equal_the_per_packet_results(tmp_path: Path) -> None:
     assert batch.ctinfo.tolist() == [2, 3, 0, 2, 5, 2]  # NEW, reply, ESTABLISHED ... INVALID
     assert memoryview(batch.ts).format == "d" and len(memoryview(batch.index)) == 6
     assert [str(rule) for rule in batch.rules] == [
-        "filter FORWARD rule 3", "filter FORWARD rule 2", "filter FORWARD policy",
-        "filter FORWARD rule 1"]
+        "filter FORWARD #3", "filter FORWARD #2", "filter FORWARD policy",
+        "filter FORWARD #1"]
 
 
 def test_a_broken_capture_gives_its_packets_then_its_error(tmp_path: Path) -> None:

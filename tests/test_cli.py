@@ -155,8 +155,8 @@ def test_replay_owner_and_rpfilter_without_allow_unknown(
     assert "UNKNOWN" in packet_lines(out)[0] and "which local socket" in packet_lines(out)[0]
     at = lines.index("rules that can leave a packet's fate undetermined (UNKNOWN):")
     assert lines[at + 1:at + 3] == [
-        f"  IPv4 filter OUTPUT rule 1 (line 5): {OWNED}",
-        f"  IPv4 mangle POSTROUTING rule 1 (line 9): {OWNED}"]
+        f"  IPv4 filter OUTPUT #1 (line 5): {OWNED}",
+        f"  IPv4 mangle POSTROUTING #1 (line 9): {OWNED}"]
 
 
 OWNED = "for packets the machine sends itself (owner)"

@@ -172,7 +172,7 @@ def test_ipv6_and_the_text_lines(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert re.match(r"conn 1 +0\.000000 +0\.008000s  tcp +10\.99\.1\.1:40000 > "
                     r"10\.99\.2\.1:80 +\| reply 10\.99\.2\.1:80 > 10\.99\.1\.1:40000 \| ", lines[0])
     assert "SYN_SENT>SYN_RECV>ESTABLISHED>FIN_WAIT>LAST_ACK>TIME_WAIT" in lines[0]
-    assert "| ACCEPT 8, DROP 1 | live | first drop: #6 DROP by filter FORWARD rule 1: " in lines[0]
+    assert "| ACCEPT 8, DROP 1 | live | first drop: #6 DROP by filter FORWARD #1: " in lines[0]
     assert "udp     [fd99:1::1]:5353 > [fd99:2::1]:53" in lines[1]
     assert re.search(r"icmp    10\.99\.1\.1 > 10\.99\.2\.1 type=8 code=0 id=7 +\| reply "
                      r"10\.99\.2\.1 > 10\.99\.1\.1 type=0 code=0 id=7 \| orig 1 pkts/28 B, "

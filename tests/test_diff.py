@@ -53,7 +53,7 @@ def test_be_liberal_changes_only_the_out_of_window_packet(tmp_path: Path) -> Non
     assert (d.a.ctstate, d.a.verdict) == ("INVALID", "DROP")
     assert (d.b.ctstate, d.b.verdict) == ("ESTABLISHED", "ACCEPT")
     assert d.flow == "tcp 10.0.0.1:1000 <-> 10.0.1.1:80"
-    assert d.change == "filter FORWARD rule 1 -> filter FORWARD policy"
+    assert d.change == "filter FORWARD #1 -> filter FORWARD policy"
     assert result.summary_line().startswith("1 packet of 5 differ")
 
 
@@ -85,8 +85,8 @@ def test_ruleset_against_ruleset_groups_by_change(tmp_path: Path,
     assert out[10] == "  ... 3 more packets"
     assert out[-1].startswith("8 packets of 8 differ in verdict, ctstate or deciding rule, "
                               "in 7 connections")
-    assert "filter FORWARD policy -> filter FORWARD rule 2: 1 packet, 1 connection" in out
-    assert "filter FORWARD policy -> filter FORWARD rule 1: 1 packet, 1 connection" in out
+    assert "filter FORWARD policy -> filter FORWARD #2: 1 packet, 1 connection" in out
+    assert "filter FORWARD policy -> filter FORWARD #1: 1 packet, 1 connection" in out
     code = main(["diff", str(capture), "--rules", str(tmp_path / "old"),
                  "--rules-b", str(tmp_path / "new"), "--format", "jsonl"])
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

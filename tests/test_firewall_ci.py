@@ -96,4 +96,4 @@ def test_the_readme_test_file_runs(tmp_path: Path) -> None:
     done = _pytest(tmp_path)
     assert done.returncode == 1
     assert "3 failed" in done.stdout  # the web is now closed, SSH open, the flow accepted
-    assert "NEW ACCEPT by filter INPUT rule 2" in done.stdout
+    assert "NEW ACCEPT by filter INPUT #2" in done.stdout

@@ -45,15 +45,15 @@ def test_seed_rules_lint_warnings(tmp_path: Path) -> None:
     code, lines = check_command(path, None, lint=True, allow_unknown=False)
     assert code == 0
     assert [line.replace(path, "F") for line in lines] == [
-        "F:6: warning: rule 2 of INPUT accepts ESTABLISHED but no earlier rule drops "
+        "F:6: warning: INPUT #2 accepts ESTABLISHED but no earlier rule drops "
         "INVALID: INVALID packets fall through to the rules below",
-        "F:8: warning: rule 4 of INPUT accepts RELATED but no `-t raw -j CT --helper` "
+        "F:8: warning: INPUT #4 accepts RELATED but no `-t raw -j CT --helper` "
         "attaches a helper (not automatic since Linux 4.7): only ICMP errors will be RELATED",
-        "F:12: warning: rule 1 of OUTPUT accepts ESTABLISHED but no earlier rule drops "
+        "F:12: warning: OUTPUT #1 accepts ESTABLISHED but no earlier rule drops "
         "INVALID: INVALID packets fall through to the rules below",
-        "F:13: warning: rule 2 of OUTPUT accepts TCP NEW without --syn: a stray ACK or FIN "
+        "F:13: warning: OUTPUT #2 accepts TCP NEW without --syn: a stray ACK or FIN "
         "is NEW too (nf_conntrack_tcp_loose=1) and creates an entry",
-        "F:15: warning: rule 4 of OUTPUT accepts RELATED but no `-t raw -j CT --helper` "
+        "F:15: warning: OUTPUT #4 accepts RELATED but no `-t raw -j CT --helper` "
         "attaches a helper (not automatic since Linux 4.7): only ICMP errors will be RELATED",
     ]
     quiet, none = check_command(path, None, lint=False, allow_unknown=False)
@@ -83,9 +83,9 @@ def test_shadowed_rules_and_unreachable_chains(tmp_path: Path) -> None:
     assert [line.replace(path, "F") for line in lines] == [
         "F:2: warning: chain ORPHAN of table filter is never reached (no jump or goto from "
         "a built-in chain leads to it)",
-        "F:4: warning: rule 2 of INPUT is shadowed by rule 1 (line 3), which already "
+        "F:4: warning: INPUT #2 is shadowed by INPUT #1 (line 3), which already "
         "decides every packet it could match",
-        "F:8: warning: rule 6 of INPUT is shadowed by rule 5 (line 7), which already "
+        "F:8: warning: INPUT #6 is shadowed by INPUT #5 (line 7), which already "
         "decides every packet it could match",
     ]
 

@@ -79,7 +79,7 @@ def test_replay_text_escapes_the_rulesets_control_characters(
     assert done.returncode == 0, done.stderr
     assert unsafe(done.stdout + done.stderr) == []
     out = done.stdout.decode()
-    assert "by filter evil\\x1b[2J\\x9b7m rule 2 |" in out  # the per-packet lines
+    assert "by filter evil\\x1b[2J\\x9b7m #2 |" in out  # the per-packet lines
     if extra:
         assert 'x\\x1b]0;PWNED\\x07\\x1b[2J\\tB\\x7f\\x9b31m' in out
         assert '"p\\x1b[31m\\x07: "' in out
@@ -122,7 +122,7 @@ def test_diff_escapes_rule_names_and_reasons(files: dict[str, Path]) -> None:
                          "--sysctl-b", "nf_conntrack_udp_timeout=60")
     assert done.returncode == 1, done.stderr
     assert unsafe(done.stdout + done.stderr) == []
-    assert "by filter evil\\x1b[2J\\x9b7m rule 2 |" in done.stdout.decode()
+    assert "by filter evil\\x1b[2J\\x9b7m #2 |" in done.stdout.decode()
 
 
 def _shown(text: str) -> str:

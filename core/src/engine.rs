@@ -173,6 +173,18 @@ pub struct FirewallSetup {
     pub conn_log: bool,
 }
 
+/// Which reason `Firewall::write_reason` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReasonStyle {
+    /// The record's reason, escaped for a JSON string (jsonl).
+    Json,
+    /// The record's reason, control characters escaped (the library, filters).
+    Full,
+    /// For the text line, which cites the deciding rule itself: without the
+    /// rule's own text.
+    Line,
+}
+
 /// Why the walk ended as it did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum WalkReason {
@@ -962,16 +974,24 @@ impl Firewall {
     }
 
     /// Append the reason of `rec`: conntrack's word, then what the rules
-    /// made of the packet, then the reassembly note; `json`: escaped for a
-    /// JSON string, otherwise with control characters escaped for a terminal
-    /// (a ruleset's comments and chain names are anyone's text).
-    pub fn write_reason<S: Sink + ?Sized>(&self, out: &mut S, rec: &PacketRecord, json: bool) {
+    /// made of the packet, then the reassembly note. `Json` and `Full` give
+    /// the record's reason (jsonl, the library), escaped for a JSON string
+    /// or with control characters escaped for a terminal (a ruleset's
+    /// comments and chain names are anyone's text); `Line` leaves out the
+    /// deciding rule's own text, which the text line cites already.
+    pub fn write_reason<S: Sink + ?Sized>(
+        &self,
+        out: &mut S,
+        rec: &PacketRecord,
+        style: ReasonStyle,
+    ) {
+        let json = style == ReasonStyle::Json;
         let escape: fn(&mut S, &str) = if json { push_str_body } else { push_escaped };
         let why = &rec.why;
         escape(out, &why.head);
         // A rule's own text comes JSON-escaped already, built once at load.
         let (rule_text, escaped) = match (&why.walk, rec.rule) {
-            (WalkReason::OfRule, Some(rule)) => (
+            (WalkReason::OfRule, Some(rule)) if style != ReasonStyle::Line => (
                 self.rules
                     .rule_reason(rule.family, rule.table, rule.chain, rule.number, json),
                 json,
@@ -979,19 +999,15 @@ impl Firewall {
             (WalkReason::Text(text), _) => (text.as_ref(), false),
             _ => ("", false),
         };
-        let escape_rule: fn(&mut S, &str) = if escaped { S::text } else { escape };
-        if let Some(rule) = rec.rule {
+        if !rule_text.is_empty() {
             out.text("; ");
-            if rule_text.is_empty() {
-                out.text(rec.verdict.name());
-                out.text(" by ");
-                self.push_rule(out, rule, escape);
-            } else {
-                escape_rule(out, rule_text);
-            }
-        } else if !rule_text.is_empty() {
-            out.text("; ");
+            let escape_rule: fn(&mut S, &str) = if escaped { S::text } else { escape };
             escape_rule(out, rule_text);
+        } else if let (Some(rule), false) = (rec.rule, style == ReasonStyle::Line) {
+            out.text("; ");
+            out.text(rec.verdict.name());
+            out.text(" by ");
+            self.push_rule(out, rule, escape, " rule ");
         }
         crate::output::nat::write_steps(out, rec, json, &|out, step| {
             if let Some(rule) = step.rule {
@@ -1005,21 +1021,42 @@ impl Firewall {
         }
     }
 
-    /// The reason of `rec` as text.
+    /// The reason of `rec` as the library and the filters see it.
     pub fn reason(&self, rec: &PacketRecord) -> String {
+        self.styled_reason(rec, ReasonStyle::Full)
+    }
+
+    /// The reason of `rec` in `style`, as a string.
+    pub fn styled_reason(&self, rec: &PacketRecord, style: ReasonStyle) -> String {
         let mut out = String::with_capacity(128);
-        self.write_reason(&mut out, rec, false);
+        self.write_reason(&mut out, rec, style);
         out
     }
 
-    /// `filter FORWARD rule 3` or `filter FORWARD policy`, control characters
-    /// of the names escaped.
+    /// `filter FORWARD #3` or `filter FORWARD policy`, as every text output
+    /// cites a rule; control characters of the names escaped.
     pub fn write_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef) {
-        self.push_rule(out, rule, push_escaped);
+        self.push_rule(out, rule, push_escaped, " #");
     }
 
-    /// `write_rule` with the names written by `name`.
-    fn push_rule<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef, name: fn(&mut S, &str)) {
+    /// The deciding rule's text (`-P CHAIN VERDICT` for a policy), control
+    /// characters escaped; nothing when the ruleset has none.
+    pub fn write_rule_text<S: Sink + ?Sized>(&self, out: &mut S, rule: RuleRef) {
+        let text = self
+            .rules
+            .rule_text(rule.family, rule.table, rule.chain, rule.number);
+        push_escaped(out, text);
+    }
+
+    /// `write_rule` with the names written by `name` and the number after
+    /// `number` (the record's reason keeps its own `rule N` spelling).
+    fn push_rule<S: Sink + ?Sized>(
+        &self,
+        out: &mut S,
+        rule: RuleRef,
+        name: fn(&mut S, &str),
+        number: &str,
+    ) {
         let (table, chain) = self.rules.names(rule.family, rule.table, rule.chain);
         name(out, table);
         out.ch(' ');
@@ -1027,7 +1064,7 @@ impl Firewall {
         if rule.number == 0 {
             out.text(" policy");
         } else {
-            out.text(" rule ");
+            out.text(number);
             push_u64(out, u64::from(rule.number));
         }
     }
@@ -1163,6 +1200,45 @@ mod tests {
              \"proto\":17,\"src\":\"192.0.2.10\",\"dst\":\"198.51.100.20\",\"sport\":5000,\
              \"dport\":53,\"tcp_state\":null,\"conn\":1,\"notes\":[]}\n"
         );
+    }
+
+    #[test]
+    fn the_text_line_cites_the_rule_and_explain_adds_its_text() {
+        use crate::output::record::{write_text, TextOptions};
+        let mut fw = firewall();
+        let data = udp4(C, S, 5000, 53);
+        let pkt = decode_datagram(&data, 0, 100.5, false);
+        let mut rec = PacketRecord::default();
+        fw.process(&pkt, &mut rec);
+        rec.notes.push("a note\x1b".into());
+        let mut out = String::new();
+        let opts = TextOptions {
+            explain: true,
+            color: false,
+        };
+        write_text(&mut out, &fw, &rec, &pkt, 0.0, opts);
+        let pad = " ".repeat(20);
+        assert_eq!(
+            out,
+            format!(
+                "#1        0.000000  192.0.2.10:5000 > 198.51.100.20:53 UDP len=0  | \
+                 NEW/ORIGINAL [CONFIRMED] | ACCEPT by filter FORWARD #2 | UDP: no reply seen \
+                 yet (nf_conntrack_udp_timeout)\n{pad}rule: -A FORWARD -p udp -m udp --dport 53 \
+                 -j ACCEPT\n{pad}note: a note\\x1b\n"
+            )
+        );
+        let refused = run(&mut fw, &udp4(C, S, 5001, 99), 1);
+        let mut out = String::new();
+        let opts = TextOptions {
+            explain: true,
+            color: true,
+        };
+        write_text(&mut out, &fw, &refused, &pkt, 0.0, opts);
+        assert!(out.contains(
+            "| \x1b[1;31mDROP\x1b[0m by filter FORWARD policy | UDP: no reply seen yet \
+             (nf_conntrack_udp_timeout)\n"
+        ));
+        assert!(out.ends_with(&format!("{pad}rule: -P FORWARD DROP\n")));
     }
 
     #[test]

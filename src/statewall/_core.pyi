@@ -17,9 +17,10 @@ def format_address(family: int, address: int) -> str:
     """A dotted quad, or IPv6 as inet_ntop writes it."""
 
 def conn_log(firewall: Firewall, fmt: str, origin: float = 0.0,
-             start: int = 0) -> tuple[bytes, int | None]:
+             start: int = 0, color: bool = False) -> tuple[bytes, int | None]:
     """The connection log from record `start` on, as one chunk in `fmt` (text, jsonl,
-    tsv) and where the next chunk starts (None: done); the firewall needs conn_log=True."""
+    tsv) and where the next chunk starts (None: done); the firewall needs conn_log=True.
+    `color`: text with DROP and REJECT in terminal red."""
 
 def escape_controls(text: str) -> str:
     """`text` with control characters (C0, DEL, C1) shown as `\\t`, `\\n`, `\\r` or `\\xHH`."""
@@ -170,7 +171,8 @@ class Firewall:
     def unknown_rules(self) -> list[str]: ...
     def replay(self, path: str, fmt: str, limit: int | None = None,
                until: float | None = None, filter: str | None = None, conn: int | None = None,
-               write: str | None = None) -> ReplayRun: ...
+               write: str | None = None, explain: bool = False,
+               color: bool = False) -> ReplayRun: ...
 
 class ReplayRun:
     """A capture streaming through a Firewall: yields output chunks, then raises

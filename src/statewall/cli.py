@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="one line per packet: ctstate, verdict, reason")
     _add_common(replay)
     replay.add_argument("--format", choices=("text", "jsonl"), default="text")
+    replay.add_argument("--explain", action="store_true",
+                        help="text: print the deciding rule's text under each packet's line")
+    add_color_option(replay)
     replay.add_argument("--no-summary", action="store_true", help="omit the totals at the end")
     replay.add_argument("--summary-only", action="store_true",
                         help="no line per packet: only the totals (and --counters)")
@@ -133,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
     demo.add_argument("--format", choices=("text", "jsonl"), default="text")
+    demo.add_argument("--explain", action="store_true",
+                      help="print the deciding rule's text under each packet's line")
+    add_color_option(demo)
     demo.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
 
@@ -180,6 +187,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="which interface leads to which addresses (repeatable)")
     parser.add_argument("--limit", type=int, metavar="N", help="process only the first N packets")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_color_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour DROP, REJECT, UNKNOWN and INVALID in the text lines: auto "
+                             "(the default) only on a terminal and without NO_COLOR set")
+
+
+def use_color(choice: str, out: TextIO) -> bool:
+    """Whether text lines written to `out` get colours (`--color`); auto: only a
+    terminal, and only while NO_COLOR (any non-empty value, no-color.org) is unset."""
+    if choice != "auto":
+        return choice == "always"
+    return not os.environ.get("NO_COLOR") and out.isatty()
 
 
 def options_from(args: argparse.Namespace, **changes: Any) -> MachineOptions:
@@ -239,10 +260,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     firewall = firewall_from(args)
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
+    if args.explain and args.format == "jsonl":
+        raise UsageError("--explain shapes the text lines; jsonl's reason holds the rule's "
+                         "text already")
     fmt = "summary" if args.summary_only else args.format
     run: ReplayRun | None = None
     try:
-        run = firewall.replay_file(args.capture, fmt, args.limit, select=select)
+        run = firewall.replay_file(args.capture, fmt, args.limit, select=select,
+                                   explain=args.explain, color=use_color(args.color, sys.stdout))
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
         unknown = firewall.unknown_rules()
@@ -432,7 +457,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="statewall-demo-") as folder:
         capture = f"{folder}/demo.pcap"
         write_pcap(capture, demo_frames(), linktype=LINKTYPE_RAW)
-        code = render_run(firewall.replay_file(capture, args.format), args.format, sys.stdout)
+        run = firewall.replay_file(capture, args.format, explain=args.explain,
+                                   color=use_color(args.color, sys.stdout))
+        code = render_run(run, args.format, sys.stdout)
     if args.format == "text":
         sys.stdout.write("\nconntrack table at the end (/proc/net/nf_conntrack):\n")
         sys.stdout.writelines(firewall.table_lines())

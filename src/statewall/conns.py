@@ -107,18 +107,22 @@ def connection_records(firewall: Firewall) -> list[ConnRecord]:
 
 def add_conns_command(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register `conns` on the CLI's subparsers."""
+    from statewall.cli import add_color_option
+
     conns = sub.add_parser("conns", help="one line per connection (as Zeek's conn.log): "
                                          "times, counters, TCP states, verdicts, first drop")
     add_common(conns)
     conns.add_argument("--format", choices=FORMATS, default="text",
                        help="aligned text (default), jsonl, or tsv with a header line")
+    add_color_option(conns)
     conns.set_defaults(handler=cmd_conns)
 
 
 def cmd_conns(args: argparse.Namespace) -> int:
     """The log of what was read, also when the capture breaks off (then exit 3)."""
-    from statewall.cli import firewall_from
+    from statewall.cli import firewall_from, use_color
 
+    color = args.format == "text" and use_color(args.color, sys.stdout)
     firewall = firewall_from(args, conn_log=True)
     run = firewall.replay_file(args.capture, "summary", args.limit)
     try:
@@ -128,7 +132,7 @@ def cmd_conns(args: argparse.Namespace) -> int:
         origin = run.first_ts if run.first_ts is not None else 0.0
         binary = getattr(sys.stdout, "buffer", None)
         sys.stdout.flush()
-        for chunk in firewall.conn_log(args.format, origin):
+        for chunk in firewall.conn_log(args.format, origin, color):
             if binary is not None:
                 binary.write(chunk)
             else:

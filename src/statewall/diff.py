@@ -5,7 +5,7 @@ may differ in anything — the rulesets, ipsets, sysctls, profile, topology.
 Both replay the same capture in the core, in lockstep; a packet is reported
 when its verdict, its ctstate or the rule that decided differs. Differences
 are grouped by change (A's deciding rule -> B's), so a person reads "these 12
-packets were accepted by FORWARD rule 3 and now fall to the policy", and
+packets were accepted by FORWARD #3 and now fall to the policy", and
 counted by flow (both directions of an address/port pair), the connections
 that changed. Entries evicted to make room (early drop) on each side are
 collected too: they answer "with nf_conntrack_max=N, which connections would

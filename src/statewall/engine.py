@@ -175,16 +175,19 @@ class Firewall:
             yield self.process(pkt)
 
     def replay_file(self, path: str, fmt: str, limit: int | None = None,
-                    until: float | None = None, select: Selection | None = None) -> _core.ReplayRun:
+                    until: float | None = None, select: Selection | None = None,
+                    explain: bool = False, color: bool = False) -> _core.ReplayRun:
         """Stream a capture through the core: an iterator of output chunks
         (bytes; none for fmt "summary"), then the capture's error if any.
         `until`: stop before the first packet after that time (below 1e9: seconds
         from the first packet). `select` (statewall.select): which packets the
-        output shows and the pcapng file they are also written to."""
+        output shows and the pcapng file they are also written to. For fmt
+        "text": `explain` adds each deciding rule's text under the packet's
+        line, `color` marks drops and INVALID with terminal colours."""
         if select is None:
-            return self._core.replay(str(path), fmt, limit, until)
+            return self._core.replay(str(path), fmt, limit, until, explain=explain, color=color)
         return self._core.replay(str(path), fmt, limit, until, select.filter, select.conn,
-                                 select.write)
+                                 select.write, explain=explain, color=color)
 
     def replay_batches(self, path: str, limit: int | None = None) -> Iterator[Batch]:
         """Stream a capture through the core and yield its results as columnar
@@ -208,12 +211,13 @@ class Firewall:
         JSON, over EVENT_FIELDS) selects; None: every event."""
         self._core.select_events(filter)
 
-    def conn_log(self, fmt: str, origin: float = 0.0) -> Iterator[bytes]:
+    def conn_log(self, fmt: str, origin: float = 0.0, color: bool = False) -> Iterator[bytes]:
         """The connection log (`statewall.conns`; needs `Firewall(conn_log=True)`), one
-        line per connection in `fmt` ("text", "jsonl", "tsv"), in chunks of bytes."""
+        line per connection in `fmt` ("text", "jsonl", "tsv"), in chunks of bytes;
+        `color`: text with drops in terminal red."""
         start: int | None = 0
         while start is not None:
-            chunk, start = _core.conn_log(self._core, fmt, origin, start)
+            chunk, start = _core.conn_log(self._core, fmt, origin, start, color)
             yield chunk
 
     def deliver_events(self) -> None:

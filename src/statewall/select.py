@@ -352,10 +352,13 @@ def status_value(tok: Token) -> int:
 
 
 def rule_value(tok: Token) -> Node:
-    """`TABLE CHAIN [NUMBER | rule NUMBER | policy]` (0 is the policy too)."""
+    """`TABLE CHAIN [NUMBER | #NUMBER | rule NUMBER | policy]` (0 is the policy too);
+    `#NUMBER` is how the text lines cite a rule."""
     parts = tok.text.split()
     if len(parts) == 4 and parts[2] == "rule":
         parts = [parts[0], parts[1], parts[3]]
+    if len(parts) == 3 and parts[2].startswith("#"):
+        parts[2] = parts[2][1:]
     if len(parts) not in (2, 3):
         raise FilterError(tok.column, 'a rule is "TABLE CHAIN NUMBER" (or "... policy"), '
                                       f"not {tok.text!r}")

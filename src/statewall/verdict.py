@@ -31,7 +31,8 @@ class RuleRef:
     line: int = 0
 
     def __str__(self) -> str:
-        where = f"rule {self.number}" if self.number else "policy"
+        """`filter FORWARD #3` or `filter FORWARD policy`, as the text outputs cite it."""
+        where = f"#{self.number}" if self.number else "policy"
         return f"{self.table} {self.chain} {where}"
 
     def as_json(self) -> dict[str, Any]:

@@ -73,7 +73,10 @@ pub struct FirstDrop {
     pub index: u64,
     pub verdict: Verdict,
     pub rule: Option<RuleRef>,
+    /// The packet's reason as jsonl gives it.
     pub reason: String,
+    /// As the text line gives it, which cites the rule itself.
+    pub line_reason: String,
 }
 
 /// How and when a connection left the table.

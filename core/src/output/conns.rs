@@ -17,11 +17,11 @@ use crate::conntrack::conn::{ConnId, Tuple, STATUS_NAMES};
 use crate::conntrack::display::userspace_l4_name;
 use crate::conntrack::history::{ConnRecord, FirstDrop};
 use crate::conntrack::{proto_sctp, proto_tcp};
-use crate::engine::{Firewall, PacketRecord};
+use crate::engine::{Firewall, PacketRecord, ReasonStyle};
 use crate::output::addr::{push_address, push_endpoint, push_u64};
 use crate::output::escape::push_escaped;
 use crate::output::json::{push_f64, push_str};
-use crate::output::record::push_rule_json;
+use crate::output::record::{colored, push_rule_json, verdict_color};
 use crate::output::Sink;
 use crate::packet::{
     PROTO_GRE, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP, PROTO_UDPLITE,
@@ -37,10 +37,11 @@ macro_rules! put {
     };
 }
 
-/// The three shapes of the log.
+/// The three shapes of the log; text with or without terminal colours
+/// (drops in red, as `replay` shows them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnFormat {
-    Text,
+    Text { color: bool },
     Jsonl,
     Tsv,
 }
@@ -48,7 +49,7 @@ pub enum ConnFormat {
 impl ConnFormat {
     pub fn from_name(name: &str) -> Option<ConnFormat> {
         match name {
-            "text" => Some(ConnFormat::Text),
+            "text" => Some(ConnFormat::Text { color: false }),
             "jsonl" => Some(ConnFormat::Jsonl),
             "tsv" => Some(ConnFormat::Tsv),
             _ => None,
@@ -77,6 +78,7 @@ pub(crate) fn log_packet(fw: &mut Firewall, id: ConnId, rec: &PacketRecord) {
         verdict: rec.verdict,
         rule: rec.rule,
         reason: fw.reason(rec),
+        line_reason: fw.styled_reason(rec, ReasonStyle::Line),
     };
     if let Some(record) = fw
         .table_mut()
@@ -193,7 +195,13 @@ fn push_flow<S: Sink + ?Sized>(out: &mut S, family: u8, proto: u8, tuple: &Tuple
 
 /// Append the text line of `record`; times are seconds since `origin`
 /// (the capture's first packet).
-pub fn write_text<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, record: &ConnRecord, origin: f64) {
+pub fn write_text<S: Sink + ?Sized>(
+    out: &mut S,
+    fw: &Firewall,
+    record: &ConnRecord,
+    origin: f64,
+    color: bool,
+) {
     let [orig, reply] = counters_of(fw, record);
     put!(
         out,
@@ -227,7 +235,8 @@ pub fn write_text<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, record: &ConnRec
         if i > 0 {
             out.text(", ");
         }
-        out.text(verdict.name());
+        let shade = verdict_color(verdict).filter(|_| color);
+        colored(out, shade, |out| out.text(verdict.name()));
         out.ch(' ');
         push_u64(out, u64::from(count));
     }
@@ -246,18 +255,15 @@ pub fn write_text<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, record: &ConnRec
         }
     }
     if let Some(drop) = &record.first_drop {
-        put!(
-            out,
-            " | first drop: #{} {}",
-            drop.index + 1,
-            drop.verdict.name()
-        );
+        put!(out, " | first drop: #{} ", drop.index + 1);
+        let shade = verdict_color(drop.verdict).filter(|_| color);
+        colored(out, shade, |out| out.text(drop.verdict.name()));
         if let Some(rule) = drop.rule {
             out.text(" by ");
             fw.write_rule(out, rule);
         }
         out.text(": ");
-        push_escaped(out, &drop.reason);
+        out.text(&drop.line_reason);
     }
     out.ch('\n');
 }
@@ -525,7 +531,7 @@ pub fn write_record<S: Sink + ?Sized>(
     origin: f64,
 ) {
     match format {
-        ConnFormat::Text => write_text(out, fw, record, origin),
+        ConnFormat::Text { color } => write_text(out, fw, record, origin, color),
         ConnFormat::Jsonl => write_jsonl(out, fw, record),
         ConnFormat::Tsv => write_tsv(out, fw, record),
     }

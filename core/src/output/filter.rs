@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::conntrack::conn::{ctstate_name, Conn};
 use crate::conntrack::display::state_name;
 use crate::conntrack::events::ConntrackEvent;
-use crate::engine::{Firewall, PacketRecord};
+use crate::engine::{Firewall, PacketRecord, ReasonStyle};
 use crate::output::record::{direction_name, tcp_state_name};
 use crate::output::summary::{has_ports, packet_ports, push_summary};
 use crate::packet::{Packet, PROTO_TCP};
@@ -430,7 +430,8 @@ impl Subject for PacketSubject<'_, '_> {
         if self.spelt != Some(field) {
             self.scratch.clear();
             if field == TextField::Reason {
-                self.fw.write_reason(self.scratch, self.rec, false);
+                self.fw
+                    .write_reason(self.scratch, self.rec, ReasonStyle::Full);
             } else {
                 push_summary(self.scratch, self.pkt);
             }

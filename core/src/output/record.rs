@@ -15,8 +15,9 @@ use crate::conntrack::conn::{
     CT_UNTRACKED, STATUS_NAMES,
 };
 use crate::conntrack::proto_tcp::STATE_NAMES as TCP_STATE_NAMES;
-use crate::engine::{Firewall, PacketRecord, RuleRef};
+use crate::engine::{Firewall, PacketRecord, ReasonStyle, RuleRef};
 use crate::output::addr::{push_address, push_u64};
+use crate::output::escape::push_escaped;
 use crate::output::json::{push_f64, push_str};
 use crate::output::summary::{packet_ports, push_summary};
 use crate::output::Sink;
@@ -96,7 +97,7 @@ pub fn write_jsonl<S: Sink + ?Sized>(
     out.text("],\"rule\":");
     push_rule_json(out, fw, rec.rule);
     out.text(",\"reason\":\"");
-    fw.write_reason(out, rec, true);
+    fw.write_reason(out, rec, ReasonStyle::Json);
     out.ch('"');
     // A summary holds addresses, numbers and punctuation only: nothing to escape.
     out.text(",\"summary\":\"");
@@ -196,28 +197,85 @@ pub fn push_state<S: Sink + ?Sized>(out: &mut S, rec: &PacketRecord) {
     }
 }
 
-/// Append the text line of `rec` (newline included); `rel` is the time
-/// since the first packet of the output.
+/// How the text lines are written: `explain` adds the deciding rule's text
+/// on a line of its own; `color` marks drops and INVALID with terminal
+/// colours (the CLI decides: a terminal, `--color`, `NO_COLOR`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    pub explain: bool,
+    pub color: bool,
+}
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+const PLAIN: &str = "\x1b[0m";
+
+/// Where the lines under a packet's line start: below its summary.
+const INDENT: &str = "                    ";
+
+/// The colour a verdict is shown in, if any: red for what did not get
+/// through, yellow for what statewall could not decide.
+pub fn verdict_color(verdict: Verdict) -> Option<&'static str> {
+    match verdict {
+        Verdict::Drop | Verdict::Reject => Some(RED),
+        Verdict::Unknown => Some(YELLOW),
+        _ => None,
+    }
+}
+
+/// Append `write` wrapped in `color` (when there is one).
+pub fn colored<S: Sink + ?Sized>(out: &mut S, color: Option<&str>, write: impl FnOnce(&mut S)) {
+    match color {
+        Some(color) => {
+            out.text(color);
+            write(out);
+            out.text(PLAIN);
+        }
+        None => write(out),
+    }
+}
+
+/// Append the text of `rec` (newline included): the packet's line, then,
+/// indented under it, the deciding rule's text (`opts.explain`) and each
+/// note (helpers' expectations, LOG lines, traces); `rel` is the time since
+/// the first packet of the output.
 pub fn write_text<S: Sink + ?Sized>(
     out: &mut S,
     fw: &Firewall,
     rec: &PacketRecord,
     pkt: &Packet<'_>,
     rel: f64,
+    opts: TextOptions,
 ) {
     crate::sink_write!(out, "#{:<6} {:10.6}  ", rec.index + 1, rel);
     push_summary(out, pkt);
     out.text("  | ");
-    push_state(out, rec);
+    let invalid = rec.ctinfo.map(state_key) == Some(STATE_INVALID);
+    colored(out, (opts.color && invalid).then_some(RED), |out| {
+        push_state(out, rec);
+    });
     out.text(" | ");
-    out.text(rec.verdict.name());
+    let color = verdict_color(rec.verdict).filter(|_| opts.color);
+    colored(out, color, |out| out.text(rec.verdict.name()));
     if let Some(rule) = rec.rule {
         out.text(" by ");
         fw.write_rule(out, rule);
     }
     out.text(" | ");
-    fw.write_reason(out, rec, false);
+    fw.write_reason(out, rec, ReasonStyle::Line);
     out.ch('\n');
+    if let (Some(rule), true) = (rec.rule, opts.explain) {
+        out.text(INDENT);
+        out.text("rule: ");
+        fw.write_rule_text(out, rule);
+        out.ch('\n');
+    }
+    for note in &rec.notes {
+        out.text(INDENT);
+        out.text("note: ");
+        push_escaped(out, note);
+        out.ch('\n');
+    }
 }
 
 /// The names `Totals` counts states under (8: no state).

@@ -14,18 +14,22 @@ const CHUNK_BYTES: usize = 1 << 18;
 /// The lines of the connection log from record `start` on, in `fmt`
 /// ("text", "jsonl" or "tsv"; tsv starts with its header line), as one
 /// chunk of bytes and the record the next chunk starts at (None: done).
-/// Text times are seconds since `origin`.
+/// Text times are seconds since `origin`; `color`: text with terminal colours.
 #[pyfunction]
-#[pyo3(signature = (firewall, fmt, origin=0.0, start=0))]
+#[pyo3(signature = (firewall, fmt, origin=0.0, start=0, color=false))]
 fn conn_log<'py>(
     py: Python<'py>,
     firewall: PyRef<'py, PyFirewall>,
     fmt: &str,
     origin: f64,
     start: usize,
+    color: bool,
 ) -> PyResult<(Bound<'py, PyBytes>, Option<usize>)> {
-    let format = ConnFormat::from_name(fmt)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown format {fmt:?}")))?;
+    let format = match ConnFormat::from_name(fmt) {
+        Some(ConnFormat::Text { .. }) => ConnFormat::Text { color },
+        Some(format) => format,
+        None => return Err(PyValueError::new_err(format!("unknown format {fmt:?}"))),
+    };
     let fw = &firewall.fw;
     let log = fw.table().history().ok_or_else(|| {
         PyValueError::new_err("this firewall keeps no connection log (build it with conn_log=True)")

@@ -29,7 +29,9 @@ use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
 use crate::output::addr::push_address;
 use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
-use crate::output::record::{direction_name, tcp_state_name, write_jsonl, write_text, Totals};
+use crate::output::record::{
+    direction_name, tcp_state_name, write_jsonl, write_text, TextOptions, Totals,
+};
 use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
@@ -457,7 +459,7 @@ impl PyFirewall {
         engine.as_ref().map_or_else(Vec::new, Engine::counters)
     }
 
-    /// Rules evaluated as unknown, as `IPv4 filter INPUT rule 3 (line 12)`.
+    /// Rules evaluated as unknown, as `IPv4 filter INPUT #3 (line 12)`.
     fn unknown_rules(&self) -> Vec<String> {
         self.fw.rules().unknown_rules()
     }
@@ -468,8 +470,10 @@ impl PyFirewall {
     /// below 1e9 it counts from the first packet). `filter` (JSON from
     /// `statewall.select`) and `conn` (a connection followed with its
     /// expected children) choose the packets written out, as lines and to
-    /// the pcapng file `write`; the totals count every packet.
-    #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None))]
+    /// the pcapng file `write`; the totals count every packet. `explain`
+    /// and `color` shape the "text" lines (`TextOptions`).
+    #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None,
+                        explain=false, color=false))]
     #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
@@ -480,11 +484,13 @@ impl PyFirewall {
         filter: Option<&str>,
         conn: Option<u32>,
         write: Option<PathBuf>,
+        explain: bool,
+        color: bool,
     ) -> PyResult<ReplayRun> {
         let py = slf.py();
         let format = match fmt {
             "jsonl" => Format::Jsonl,
-            "text" => Format::Text,
+            "text" => Format::Text(TextOptions { explain, color }),
             "summary" => Format::Summary,
             "columns" => Format::Columns,
             "records" => Format::Records,
@@ -613,7 +619,7 @@ impl PyFirewall {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
     Jsonl,
-    Text,
+    Text(TextOptions),
     Summary,
     /// Columnar batches (`ReplayRun::next_batch`).
     Columns,
@@ -776,7 +782,7 @@ fn fill(
         }
         match run.format {
             Format::Jsonl => write_jsonl(out, &fw.fw, &fw.rec, &pkt),
-            Format::Text => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first),
+            Format::Text(opts) => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first, opts),
             Format::Summary => {}
             Format::Columns => run.columns.push(&fw.fw, &fw.rec, &pkt),
             Format::Records => run.records.push(record_tuple(&fw.fw, &fw.rec, &pkt)),

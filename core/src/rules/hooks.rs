@@ -10,7 +10,7 @@
 use crate::netfilter::hooks::TableKind;
 use crate::output::escape::escape;
 use crate::rules::context::{Decision, Effects, RuleCtx};
-use crate::rules::model::{Hook, Match, Target};
+use crate::rules::model::{Chain, Hook, Match, Rule, Target};
 use crate::rules::walker::Engine;
 
 /// The loaded IPv4 and IPv6 rulesets of one simulated machine.
@@ -69,33 +69,52 @@ impl IptablesEngine {
         found.unwrap_or(("?", "?"))
     }
 
-    /// The explanation a rule (number 0: the chain's policy) gives for
-    /// deciding; `json`: escaped for a JSON string.
-    pub fn rule_reason(&self, family: u8, table: u16, chain: u16, number: u32, json: bool) -> &str {
-        let chain = self.engine(family).and_then(|e| {
-            e.ruleset
-                .tables
-                .get(usize::from(table))?
-                .chains
-                .get(usize::from(chain))
-        });
-        let Some(chain) = chain else { return "" };
+    /// The chain at these positions and its rule `number` (None: the
+    /// policy, number 0, or a number the chain lacks).
+    fn rule_at(
+        &self,
+        family: u8,
+        table: u16,
+        chain: u16,
+        number: u32,
+    ) -> Option<(&Chain, Option<&Rule>)> {
+        let chain = self
+            .engine(family)?
+            .ruleset
+            .tables
+            .get(usize::from(table))?
+            .chains
+            .get(usize::from(chain))?;
         if number == 0 {
-            return if json {
-                &chain.policy_reason_json
-            } else {
-                &chain.policy_reason
-            };
+            return Some((chain, None));
         }
         let at = (number as usize).wrapping_sub(1);
         let rule = match chain.rules.get(at).filter(|r| r.number == number) {
             Some(rule) => Some(rule),
             None => chain.rules.iter().find(|r| r.number == number),
         };
-        match rule {
-            Some(rule) if json => &rule.reason_json,
-            Some(rule) => &rule.reason,
-            None => "",
+        Some((chain, rule))
+    }
+
+    /// The explanation a rule (number 0: the chain's policy) gives for
+    /// deciding; `json`: escaped for a JSON string.
+    pub fn rule_reason(&self, family: u8, table: u16, chain: u16, number: u32, json: bool) -> &str {
+        match self.rule_at(family, table, chain, number) {
+            Some((_, Some(rule))) if json => &rule.reason_json,
+            Some((_, Some(rule))) => &rule.reason,
+            Some((chain, None)) if number == 0 && json => &chain.policy_reason_json,
+            Some((chain, None)) if number == 0 => &chain.policy_reason,
+            _ => "",
+        }
+    }
+
+    /// A rule's text as iptables-save writes it (number 0: the policy as
+    /// `-P CHAIN VERDICT`); empty when there is none.
+    pub fn rule_text(&self, family: u8, table: u16, chain: u16, number: u32) -> &str {
+        match self.rule_at(family, table, chain, number) {
+            Some((_, Some(rule))) => &rule.text,
+            Some((chain, None)) if number == 0 => &chain.policy_text,
+            _ => "",
         }
     }
 
@@ -122,7 +141,7 @@ impl IptablesEngine {
                             continue;
                         }
                         let mut line = format!(
-                            "{label} {} {} rule {} (line {})",
+                            "{label} {} {} #{} (line {})",
                             escape(&table.name),
                             escape(&chain.name),
                             rule.number,
@@ -174,7 +193,7 @@ mod tests {
             (kind, range.min_addr),
             (crate::nat::NatKind::Dnat, 0x0A00_0009)
         );
-        assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT rule 1 (line 7)"]);
+        assert_eq!(e.unknown_rules(), ["IPv4 filter INPUT #1 (line 7)"]);
     }
 
     #[test]
@@ -198,7 +217,7 @@ mod tests {
         };
         assert_eq!(
             host.unknown_rules(),
-            ["IPv4 mangle POSTROUTING rule 1 (line 4): for packets the machine sends itself (owner)"]
+            ["IPv4 mangle POSTROUTING #1 (line 4): for packets the machine sends itself (owner)"]
         );
     }
 }

@@ -507,6 +507,10 @@ pub struct Chain {
     /// `policy_reason` escaped for a JSON string.
     #[serde(skip)]
     pub policy_reason_json: String,
+    /// "-P CHAIN VERDICT", the policy as a command sets it, built once at
+    /// load (`replay --explain` shows it as a rule's text).
+    #[serde(skip)]
+    pub policy_text: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -147,6 +147,7 @@ impl Engine {
                         chain.name
                     );
                     push_str_body(&mut chain.policy_reason_json, &chain.policy_reason);
+                    chain.policy_text = format!("-P {} {}", chain.name, verdict_name(p));
                 }
                 for rule in &mut chain.rules {
                     rule.reason = format!(
@@ -536,6 +537,7 @@ mod tests {
             rules,
             policy_reason: String::new(),
             policy_reason_json: String::new(),
+            policy_text: String::new(),
         }
     }
 

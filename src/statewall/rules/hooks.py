@@ -48,12 +48,12 @@ class IptablesEngine:
 
     @property
     def unknown_rules(self) -> list[str]:
-        """Rules evaluated as unknown (--allow-unknown), as `family table chain #n` text
+        """Rules evaluated as unknown (--allow-unknown), as `IPv4 table chain #n (line L)` text
         (control characters in names escaped, as in every text output)."""
         out: list[str] = []
         for label, compiled in (("IPv4", self.v4), ("IPv6", self.v6)):
             if compiled is not None:
-                out.extend(escape_controls(f"{label} {ref.table} {ref.chain} rule {ref.number} "
+                out.extend(escape_controls(f"{label} {ref.table} {ref.chain} #{ref.number} "
                                            f"(line {ref.line})")
                            for ref in compiled.unknown_rules)
         return out

@@ -90,16 +90,16 @@ def _chain_checks(source: str, chain: Chain, helpers: bool) -> list[str]:
         if _drops(rule, "INVALID"):
             invalid_dropped = True
         if _tcp(rule) and _accepts(rule, "NEW") and syn is not True and not guarded:
-            out.append(_warn(source, rule.line, f"rule {number} of {chain.name} accepts TCP NEW "
+            out.append(_warn(source, rule.line, f"{chain.name} #{number} accepts TCP NEW "
                              "without --syn: a stray ACK or FIN is NEW too "
                              "(nf_conntrack_tcp_loose=1) and creates an entry"))
         if _accepts(rule, "ESTABLISHED") and not invalid_dropped:
-            out.append(_warn(source, rule.line, f"rule {number} of {chain.name} accepts "
+            out.append(_warn(source, rule.line, f"{chain.name} #{number} accepts "
                              "ESTABLISHED but no earlier rule drops INVALID: INVALID packets "
                              "fall through to the rules below"))
             invalid_dropped = True  # once per chain
         if _accepts(rule, "RELATED") and not helpers and rule.proto not in (1, 58):
-            out.append(_warn(source, rule.line, f"rule {number} of {chain.name} accepts "
+            out.append(_warn(source, rule.line, f"{chain.name} #{number} accepts "
                              "RELATED but no `-t raw -j CT --helper` attaches a helper (not "
                              "automatic since Linux 4.7): only ICMP errors will be RELATED"))
     return out
@@ -158,8 +158,8 @@ def _shadowed(source: str, chain: Chain) -> list[str]:
         for i in range(j):
             early = chain.rules[i]
             if shadows(early, late):
-                out.append(_warn(source, late.line, f"rule {j + 1} of {chain.name} is "
-                                 f"shadowed by rule {i + 1} (line {early.line}), which "
+                out.append(_warn(source, late.line, f"{chain.name} #{j + 1} is "
+                                 f"shadowed by {chain.name} #{i + 1} (line {early.line}), which "
                                  "already decides every packet it could match"))
                 break
     return out
