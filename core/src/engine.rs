@@ -1011,7 +1011,7 @@ impl Firewall {
         }
         crate::output::nat::write_steps(out, rec, json, &|out, step| {
             if let Some(rule) = step.rule {
-                self.push_rule(out, rule, escape);
+                self.push_rule(out, rule, escape, " #");
             }
         });
         if let Some(number) = why.reassembled_by {
