@@ -138,6 +138,9 @@ class Firewall:
                  auto_helpers: bool = False, helper_params: HelperParams | None = None,
                  conn_log: bool = False) -> None:
         self.cfg = cfg or Sysctls()
+        if rules is not None and rules.forces_acct and not self.cfg.nf_conntrack_acct:
+            # As the kernel's connbytes checkentry does when the ruleset is loaded.
+            self.cfg = self.cfg.with_values({"nf_conntrack_acct": 1})
         self.rules = rules
         self.topology = topology or Topology()
         self.event_sink = event_sink
