@@ -73,7 +73,9 @@ fn counter(packets: u64, bytes: u64) -> Counter {
 #[test]
 fn the_packet_that_assures_a_udp_stream_is_counted() {
     let mut table = acct_table(false);
-    let id = step(&mut table, &udp(C, S, 5000, 53, b"q"), 0.0).conn.unwrap();
+    let id = step(&mut table, &udp(C, S, 5000, 53, b"q"), 0.0)
+        .conn
+        .unwrap();
     step(&mut table, &udp(S, C, 53, 5000, b"a"), 1.0);
     step(&mut table, &udp(C, S, 5000, 53, b"q2"), 2.5);
     step(&mut table, &udp(S, C, 53, 5000, b"a2"), 3.5);

@@ -148,7 +148,18 @@ type ConnTuple = (
     ),
 );
 
-type ExpectTuple = (u8, u8, String, String, u16, u16, &'static str, u32, f64, i64);
+type ExpectTuple = (
+    u8,
+    u8,
+    String,
+    String,
+    u16,
+    u16,
+    &'static str,
+    u32,
+    f64,
+    i64,
+);
 
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
