@@ -112,6 +112,18 @@ def test_results_after_the_capture(capture: Path, host_rules: Path,
         capture, **options)}
 
 
+def test_connections_give_addresses_as_text_like_the_packets(capture: Path) -> None:
+    run = statewall.replay(capture, local=[HOST])
+    packets = list(run)
+    by_conn = {p.conn: (p.src, p.dst) for p in packets if p.ctdir == "ORIGINAL"}
+    entries = run.connections()
+    assert {c.family for c in entries} == {4, 6}
+    for entry in entries:
+        assert (entry.orig_src, entry.orig_dst) == by_conn[entry.conn]
+        assert (entry.reply_src, entry.reply_dst) == (entry.orig_dst, entry.orig_src)
+    assert ("2001:db8::7", "2001:db8::1") in {(c.orig_src, c.orig_dst) for c in entries}
+
+
 def test_one_firewall_for_several_captures(capture: Path) -> None:
     firewall = statewall.load_firewall(sysctls={"net.netfilter.nf_conntrack_udp_timeout": 5})
     first = statewall.replay(capture, firewall, limit=3)

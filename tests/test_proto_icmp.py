@@ -167,7 +167,7 @@ def test_echo_request_reply_and_entry_survives_reply() -> None:
     conn = first.conn
     assert first.ctinfo == CT_NEW and conn is not None
     assert (conn.reply_src, conn.reply_dst, conn.reply_sport, conn.reply_dport) == (
-        SERVER, CLIENT, 77, 0 << 8 | 0)
+        "10.99.2.1", "10.99.1.1", 77, 0 << 8 | 0)
     again = step(table, icmp(CLIENT, SERVER, 8, 0, 77), 0.5)
     assert again.ctinfo == CT_NEW and again.conn is conn  # no reply yet: NEW each time
     reply = step(table, icmp(SERVER, CLIENT, 0, 0, 77), 0.6)

@@ -284,7 +284,7 @@ def test_syn_from_responder_in_time_wait_reopens_with_roles_swapped() -> None:
     closed_to_time_wait(flow)
     seen = flow.r(SYN, 90000)
     assert (seen.ctstate, seen.state) == ("NEW", "SYN_SENT")
-    assert flow.conn is not None and flow.conn.orig_src == SERVER
+    assert flow.conn is not None and flow.conn.orig_src == str(ipaddress.IPv4Address(SERVER))
 
 
 def test_syn_in_fin_wait_is_ignored() -> None:

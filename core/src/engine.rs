@@ -809,7 +809,10 @@ impl Firewall {
             local_out: skb.local_out,
             mark: skb.mark,
             nf_trace: skb.nf_trace,
-            conn_counters: None,
+            // The accounting extension: present when nf_conntrack_acct was on.
+            conn_counters: conn_id
+                .and_then(|id| self.table.listed_counters(id))
+                .map(|[o, r]| [o.packets, o.bytes, r.packets, r.bytes]),
             conns: Some(&self.table),
         };
         let first_of_connection = ct.is_some_and(|ct| ct.conn.is_some() && ct.unconfirmed);

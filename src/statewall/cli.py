@@ -38,6 +38,7 @@ from statewall.cli_select import (
 from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
+from statewall.topology import add_topology_options, parse_iface
 from statewall.wording import count
 
 EXIT_OK = 0
@@ -181,10 +182,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
     add_profile_options(parser)
-    parser.add_argument("--local", action="append", default=[], metavar="ADDR_OR_CIDR",
-                        help="an address of the firewall itself (repeatable): makes it a host")
-    parser.add_argument("--iface", action="append", default=[], metavar="NAME=CIDR[,CIDR]",
-                        help="which interface leads to which addresses (repeatable)")
+    add_topology_options(parser)
     parser.add_argument("--limit", type=int, metavar="N", help="process only the first N packets")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -206,12 +204,10 @@ def use_color(choice: str, out: TextIO) -> bool:
 def options_from(args: argparse.Namespace, **changes: Any) -> MachineOptions:
     """The machine the common options describe (`changes` override fields, as
     `diff` does per side)."""
-    ifaces = []
-    for text in args.iface:
-        name, sep, nets = text.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--iface {text!r}: expected NAME=CIDR[,CIDR]")
-        ifaces.append((name, tuple(nets.split(","))))
+    try:
+        ifaces = [parse_iface(text) for text in args.iface]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     options = MachineOptions(
         rules=args.rules, rules6=args.rules6, ipsets=tuple(args.ipset), local=tuple(args.local),
         ifaces=tuple(ifaces), sysctls=tuple(parse_assignment(a) for a in args.sysctl),

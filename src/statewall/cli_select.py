@@ -318,12 +318,10 @@ def stats_text(firewall: Firewall, fmt: str) -> str:
 
 def entry_json(conn: Connection, at: float) -> dict[str, Any]:
     """One conntrack entry (an engine.Connection) as `table --format json` writes it."""
-    from statewall._core import format_address
     from statewall.select import STATUS_BITS
 
-    def tuple_json(src: int, dst: int, sport: int, dport: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"src": format_address(conn.family, src),
-                               "dst": format_address(conn.family, dst)}
+    def tuple_json(src: str, dst: str, sport: int, dport: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"src": src, "dst": dst}
         if conn.proto in PORT_PROTOCOLS:
             out |= {"sport": sport, "dport": dport}
         elif conn.proto in (1, 58):  # the tuple holds the echo id and type << 8 | code
@@ -349,14 +347,13 @@ def entry_json(conn: Connection, at: float) -> dict[str, Any]:
 
 def expectation_json(exp: ExpectedConnection) -> dict[str, Any]:
     """One expectation as `table --expectations --format json` writes it."""
-    from statewall._core import format_address
 
     return {
         "family": f"ipv{exp.family}",
         "proto": exp.proto,
         "timeout": exp.timeout,
-        "src": format_address(exp.family, exp.src),
-        "dst": format_address(exp.family, exp.dst),
+        "src": exp.src,
+        "dst": exp.dst,
         "sport": exp.sport or None,
         "dport": exp.dport,
         "helper": exp.helper,

@@ -39,7 +39,7 @@ EventSink = Callable[[ConntrackEvent], None]
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """One conntrack entry as a listing would show it (addresses as integers)."""
+    """One conntrack entry as a listing would show it (addresses as text, as in jsonl)."""
 
     conn: int
     family: int
@@ -48,12 +48,12 @@ class Connection:
     mark: int
     status: int  # IPS_* bits
     state: str  # the protocol's state name (TCP, SCTP), "" for the others
-    orig_src: int
-    orig_dst: int
+    orig_src: str
+    orig_dst: str
     orig_sport: int  # ICMP: type, id as the tuple holds them
     orig_dport: int
-    reply_src: int
-    reply_dst: int
+    reply_src: str
+    reply_dst: str
     reply_sport: int
     reply_dport: int
     expires: float
@@ -116,8 +116,8 @@ class ExpectedConnection:
 
     family: int
     proto: int
-    src: int
-    dst: int
+    src: str  # as text, as in jsonl
+    dst: str
     sport: int  # 0 with a wildcard source port
     dport: int
     helper: str
@@ -138,6 +138,9 @@ class Firewall:
                  auto_helpers: bool = False, helper_params: HelperParams | None = None,
                  conn_log: bool = False) -> None:
         self.cfg = cfg or Sysctls()
+        if rules is not None and rules.forces_acct and not self.cfg.nf_conntrack_acct:
+            # As the kernel's connbytes checkentry does when the ruleset is loaded.
+            self.cfg = self.cfg.with_values({"nf_conntrack_acct": 1})
         self.rules = rules
         self.topology = topology or Topology()
         self.event_sink = event_sink

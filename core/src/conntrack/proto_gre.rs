@@ -118,6 +118,6 @@ pub fn packet(
         return (Action::Accept, Cow::Borrowed(UNREPLIED));
     }
     conn.refresh_acct(now, f64::from(stream_timeout));
-    conn.status = status | IPS_ASSURED;
+    conn.status |= IPS_ASSURED;
     (Action::Accept, Cow::Borrowed(STREAM))
 }

@@ -173,7 +173,7 @@ pub fn udp_packet(
         return (Action::Accept, Cow::Borrowed(YOUNG));
     }
     conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout_stream as f64);
-    conn.status = status | IPS_ASSURED;
+    conn.status |= IPS_ASSURED;
     (Action::Accept, Cow::Borrowed(STREAM))
 }
 
@@ -196,6 +196,6 @@ pub fn udplite_packet(
         return (Action::Accept, Cow::Borrowed(reason));
     }
     conn.refresh_acct(now, cfg.nf_conntrack_udp_timeout_stream as f64);
-    conn.status = status | IPS_ASSURED;
+    conn.status |= IPS_ASSURED;
     (Action::Accept, Cow::Borrowed(LITE_STREAM))
 }

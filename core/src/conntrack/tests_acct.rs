@@ -68,6 +68,20 @@ fn counter(packets: u64, bytes: u64) -> Counter {
     Counter { packets, bytes }
 }
 
+/// The packet that makes a replied UDP flow a stream (ASSURED) counts too:
+/// the kernel's udp_packet refreshes with accounting before setting the bit.
+#[test]
+fn the_packet_that_assures_a_udp_stream_is_counted() {
+    let mut table = acct_table(false);
+    let id = step(&mut table, &udp(C, S, 5000, 53, b"q"), 0.0)
+        .conn
+        .unwrap();
+    step(&mut table, &udp(S, C, 53, 5000, b"a"), 1.0);
+    step(&mut table, &udp(C, S, 5000, 53, b"q2"), 2.5);
+    step(&mut table, &udp(S, C, 53, 5000, b"a2"), 3.5);
+    assert_eq!(table.counters(id), Some([counter(2, 59), counter(2, 59)]));
+}
+
 #[test]
 fn udp_counts_datagram_lengths_and_both_listings_print_them() {
     let mut table = acct_table(false);

@@ -27,7 +27,7 @@ use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::netfilter::route::{Net, Topology};
-use crate::output::addr::push_address;
+use crate::output::addr::{format_address, push_address};
 use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
 use crate::output::record::{
     direction_name, tcp_state_name, write_jsonl, write_text, TextOptions, Totals,
@@ -142,15 +142,26 @@ type ConnTuple = (
     (u32, u8, u8, u16, u32, u32),
     (
         &'static str,
-        (u128, u128, u16, u16),
-        (u128, u128, u16, u16),
+        (String, String, u16, u16),
+        (String, String, u16, u16),
         f64,
         Option<&'static str>,
         Option<u32>,
     ),
 );
 
-type ExpectTuple = (u8, u8, u128, u128, u16, u16, &'static str, u32, f64, i64);
+type ExpectTuple = (
+    u8,
+    u8,
+    String,
+    String,
+    u16,
+    u16,
+    &'static str,
+    u32,
+    f64,
+    i64,
+);
 
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
@@ -331,7 +342,8 @@ impl PyFirewall {
 
     /// The entries live at `at`, in table order: (conn_id, family, proto,
     /// zone, mark, status bits, protocol state name, (orig src, dst, sport,
-    /// dport), (reply ...), expires, helper name, master's conn_id);
+    /// dport), (reply ...), expires, helper name, master's conn_id), the
+    /// addresses as text, as every output prints them;
     /// `filter` as for `table_lines`.
     #[pyo3(signature = (at, filter=None))]
     fn connections(&self, at: f64, filter: Option<&str>) -> PyResult<Vec<ConnTuple>> {
@@ -340,13 +352,14 @@ impl PyFirewall {
             .entries(at, filter.as_ref())
             .map(|(_, c)| {
                 let (o, r) = (c.orig, c.reply);
+                let addr = |address| format_address(c.family, address);
                 let master = c.master.and_then(|m| self.fw.conn(m)).map(|m| m.id);
                 (
                     (c.id, c.family, c.proto, c.zone, c.mark, c.status),
                     (
                         state_name(c),
-                        (o.src, o.dst, o.sport, o.dport),
-                        (r.src, r.dst, r.sport, r.dport),
+                        (addr(o.src), addr(o.dst), o.sport, o.dport),
+                        (addr(r.src), addr(r.dst), r.sport, r.dport),
                         c.expires,
                         c.helper.map(|h| h.name()),
                         master,
@@ -368,8 +381,8 @@ impl PyFirewall {
                 (
                     e.family,
                     e.proto,
-                    e.src,
-                    e.dst,
+                    format_address(e.family, e.src),
+                    format_address(e.family, e.dst),
                     e.sport,
                     e.dport,
                     e.helper,

@@ -19,18 +19,22 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from statewall._core import escape_controls
+from statewall.api import MachineOptions
 from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
+from statewall.topology import Network, add_topology_options, parse_iface
 from statewall.wording import count
 
 if TYPE_CHECKING:  # the oracle loads only when `verify` runs: other commands start faster
     from statewall.oracle.verify import PacketComparison, Skipped, VerifyResult
 
 EXIT_OK, EXIT_DIFFER, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 3, 4
+IFNAMSIZ = 16  # linux/if.h: names are at most 15 characters
 _RULESET_TOOLS = ("`iptables-restore`", "`ip6tables-restore`")
 
 
@@ -40,11 +44,13 @@ def add_verify_command(subparsers: Any) -> None:
         "verify", help="run a capture through statewall and the live kernel; show disagreements")
     parser.add_argument("capture", nargs="?", help="pcap or pcapng file (gzip accepted)")
     parser.add_argument("--rules", metavar="FILE",
-                        help="iptables-save file loaded into both (IPv4); required")
+                        help="iptables-save file loaded into both (IPv4); without any "
+                             "ruleset every policy is ACCEPT")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob in both, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
     add_profile_options(parser)
+    add_topology_options(parser)
     parser.add_argument("--keep-namespaces", action="store_true",
                         help="leave the kernel's network namespaces for inspection")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text")
@@ -55,12 +61,41 @@ def add_verify_command(subparsers: Any) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
     def handler(args: argparse.Namespace) -> int:
-        if not args.cleanup and (args.capture is None or args.rules is None):
-            parser.error("the following arguments are required: capture, --rules "
+        if not args.cleanup and args.capture is None:
+            parser.error("the following arguments are required: capture "
                          "(or --cleanup alone)")
+        try:
+            args.machine = machine_from(args)
+        except ValueError as error:
+            parser.error(str(error))
         return cmd_verify(args)
 
     parser.set_defaults(handler=handler)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The firewall's own addresses and interface routes (--local, --iface)."""
+
+    local: tuple[Network, ...] = ()
+    ifaces: tuple[tuple[str, tuple[Network, ...]], ...] = ()
+
+
+def machine_from(args: argparse.Namespace) -> Machine:
+    """--local and --iface as `replay` reads them (ValueError: a bad one); the oracle's
+    firewall has two interfaces, named as Linux allows."""
+    options = MachineOptions(local=tuple(args.local),
+                             ifaces=tuple(parse_iface(text) for text in args.iface))
+    topology = options.topology()
+    for name, _ in topology.interfaces:
+        if not 0 < len(name) < IFNAMSIZ or "/" in name or name != name.strip() or \
+                any(c.isspace() for c in name):
+            raise ValueError(f"--iface {name!r}: not a Linux interface name (1 to "
+                             f"{IFNAMSIZ - 1} characters, no '/' or spaces)")
+    from statewall.oracle.host import interface_names
+
+    interface_names(topology.interfaces)  # at most two
+    return Machine(topology.local, topology.interfaces)
 
 
 def _read_text(path: str | None) -> str | None:
@@ -130,8 +165,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from statewall.oracle.verify import (
         load_rule_engine,
         read_capture,
-        side_topology,
         verify_datagrams,
+        wiring_for,
     )
 
     if args.cleanup:
@@ -142,10 +177,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
     datagrams, skipped = read_capture(args.capture, args.limit)
+    machine: Machine = args.machine
+    topology = wiring_for([d.data for d in datagrams], machine.local, machine.ifaces, (),
+                          None).topology
     try:
-        engine = load_rule_engine(rules_v4, rules_v6, v4_source=args.rules,
-                                  v6_source=args.rules6 or "<rules6>",
-                                  topology=side_topology([d.data for d in datagrams]))
+        engine = load_rule_engine(rules_v4, rules_v6, v4_source=args.rules or "<rules>",
+                                  v6_source=args.rules6 or "<rules6>", topology=topology)
     except RulesetError as error:
         return _fail(EXIT_INPUT, f"ruleset: {error}")
     try:
@@ -155,7 +192,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 print(f"statewall: {line}", file=sys.stderr)
         with _terminate_as_interrupt():
             result = verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
-                                      keep_namespaces=args.keep_namespaces, rule_engine=engine)
+                                      keep_namespaces=args.keep_namespaces, rule_engine=engine,
+                                      local=machine.local, ifaces=machine.ifaces)
     except OracleError as error:
         if str(error).startswith(_RULESET_TOOLS):
             return _fail(EXIT_INPUT, f"the kernel refused the ruleset: {error}")

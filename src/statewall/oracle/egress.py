@@ -1,4 +1,4 @@
-"""Did a forwarded packet really leave the firewall? Watch the far side's wire.
+"""Did a forwarded (or sent) packet really leave the firewall? Watch the wire.
 
 The kernel oracle logs "forwarded" from the security table's FORWARD chain
 (priority 50). Conntrack helpers run later, at the confirm step in
@@ -68,16 +68,18 @@ class EgressWatch:
             _drain(sock)
 
     def confirm(self, observed: KernelObservation, datagram: bytes,
-                side: int) -> KernelObservation:
-        """`observed` for `datagram` injected on `side`, "forwarded" only if it left."""
-        if observed.outcome != "forwarded":
+                side: int | None) -> KernelObservation:
+        """`observed` for `datagram` injected on `side`, "forwarded" only if it left by
+        the other; side None: the firewall sent it, "sent" only if it left by either."""
+        if observed.outcome not in ("forwarded", "sent"):
             return observed
         wanted = addresses(datagram)
-        sock = self._sockets[1 - side]
+        watched = self._sockets if side is None else [self._sockets[1 - side]]
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([sock], [], [], left)
-            if ready and any(addresses(frame[ETH_HEADER:]) == wanted for frame in _drain(sock)):
+            ready, _, _ = select.select(watched, [], [], left)
+            if any(addresses(frame[ETH_HEADER:]) == wanted
+                   for sock in ready for frame in _drain(sock)):
                 return observed
         return replace(observed, outcome="dropped")
 

@@ -21,6 +21,17 @@ order and the marker's log proves the kernel finished with the datagram
 (including any forwarding). Everything logged before the marker describes the
 datagram. No sleeps, no timeouts on the normal path.
 
+A firewall with addresses of its own (`host=True`, see host.py) also sends
+datagrams itself, from a raw socket with the header included
+(`send_local`), so they take the path of what a host sends: OUTPUT, then
+POSTROUTING. For those, mangle OUTPUT logs the ctstate and security OUTPUT
+(appended last) logs "sent". The kernel's own answers to what it receives
+(a TCP reset for a closed port, an ICMP port unreachable) would change the
+table behind statewall's back: raw OUTPUT drops every packet not sent by
+this process's user (the kernel's own sockets have none) before conntrack
+sees it. The marker still follows on side 0:
+everything the raw send logs is logged before send_local's call returns.
+
 The observation rules use `-m conntrack`, so tracking is always on in the
 firewall even when the loaded ruleset would not need it (see conntrack-core.md
 1.2); that is the premise statewall models anyway.
@@ -28,6 +39,7 @@ firewall even when the loaded ruleset would not need it (see conntrack-core.md
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -70,7 +82,8 @@ class KernelObservation:
     sent_at: float  # clock reading when the datagram was injected
     ctstate: str | None  # NEW/ESTABLISHED/RELATED/INVALID/UNTRACKED; None: never reached conntrack
     ctdir: str | None  # ORIGINAL/REPLY; None for INVALID/UNTRACKED or no conntrack
-    outcome: str  # "forwarded", "local", "dropped" or "held" (fragment kept for reassembly)
+    outcome: str  # "forwarded", "local", "sent" (by the firewall itself), "dropped" or "held"
+    # (a fragment kept for reassembly)
     routed_to: str | None = None  # "FORWARD"/"INPUT": the hook routing chose; None: not routed
 
 
@@ -84,23 +97,32 @@ def check_prerequisites() -> None:
                           "apt-get install iptables conntrack tcpdump iproute2")
 
 
-def observation_rules(family: int) -> str:
-    """iptables-restore --noflush input adding the observation rules for one family."""
+def observation_rules(family: int, host: bool = False) -> str:
+    """iptables-restore --noflush input adding the observation rules for one family
+    (`host`: also for what the firewall sends itself)."""
     log = f"-j NFLOG --nflog-group {NFLOG_GROUP} --nflog-threshold 1 --nflog-prefix"
-    lines: list[str] = []
+    raw: list[str] = []
     if family == 4:
         marker = f"-s {MARKER_SRC}/32 -d {MARKER_DST}/32 -p {MARKER_PROTO}"
-        lines += ["*raw", f"-I PREROUTING 1 {marker} {log} {_MARK}",
-                  f"-I PREROUTING 2 {marker} -j DROP", "COMMIT"]
+        raw += [f"-I PREROUTING 1 {marker} {log} {_MARK}", f"-I PREROUTING 2 {marker} -j DROP"]
+    if host:
+        # The kernel answers from sockets without a file (or none): no uid matches.
+        raw.append(f"-I OUTPUT 1 -m owner ! --uid-owner {os.geteuid()} -j DROP")
+    lines = ["*raw", *raw, "COMMIT"] if raw else []
     lines.append("*mangle")
-    for position, (state, direction) in enumerate(_STATES, 1):
-        match = f"-m conntrack --ctstate {state}" + (f" --ctdir {direction}" if direction else "")
-        label = f"{_STATE_PREFIX}{state}" + (f":{direction}" if direction else "")
-        lines.append(f"-I PREROUTING {position} {match} {log} {label}")
+    for hook in ("PREROUTING", "OUTPUT") if host else ("PREROUTING",):
+        for position, (state, direction) in enumerate(_STATES, 1):
+            match = (f"-m conntrack --ctstate {state}"
+                     + (f" --ctdir {direction}" if direction else ""))
+            label = f"{_STATE_PREFIX}{state}" + (f":{direction}" if direction else "")
+            lines.append(f"-I {hook} {position} {match} {log} {label}")
     lines += [f"-I {hook} 1 {log} {_ROUTE_PREFIX}{hook}" for hook in ("FORWARD", "INPUT")]
     lines += ["COMMIT", "*security",
               f"-A FORWARD {log} {_EXIT_PREFIX}forwarded",
-              f"-A INPUT {log} {_EXIT_PREFIX}local", "COMMIT"]
+              f"-A INPUT {log} {_EXIT_PREFIX}local"]
+    if host:
+        lines.append(f"-A OUTPUT {log} {_EXIT_PREFIX}sent")
+    lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +170,7 @@ class KernelFirewall:
     also on exceptions and KeyboardInterrupt, unless `keep_namespaces`.
 
     `routes` are `ip` command lines (`route add 10.1.0.0/16 dev swl`, `addr
-    add ...`) run in the firewall once it is built: what a route lookup made
+    add ...`; `-6 rule ...` for an IPv6 rule) run in the firewall once it is built: what a route lookup made
     by the firewall itself finds, as rpfilter's is. Forwarding goes by input
     interface (netns.py) and never consults them; without any, such a lookup
     finds no route at all.
@@ -159,7 +181,7 @@ class KernelFirewall:
                  watch_events: bool = False, watch_expect_events: bool = False,
                  clock: Callable[[], float] = time.time,
                  firewall_ifs: tuple[str, str] = ("swl", "swr"),
-                 routes: Sequence[str] = ()) -> None:
+                 routes: Sequence[str] = (), host: bool = False) -> None:
         self.rules_v4 = rules_v4
         self.rules_v6 = rules_v6
         self.sysctls = dict(sysctls or {})
@@ -169,9 +191,11 @@ class KernelFirewall:
         self.clock = clock
         self.firewall_ifs = firewall_ifs
         self.routes = tuple(routes)
+        self.host = host
         self.topology: Topology | None = None
         self._log: NflogListener | None = None
         self._sockets: list[socket.socket] = []
+        self._raw: dict[int, socket.socket] = {}  # by IP version: the firewall's own senders
         self._headers: list[tuple[bytes, bytes]] = []
         self._markers: list[bytes] = []
         self._events: EventListener | None = None
@@ -183,11 +207,17 @@ class KernelFirewall:
         check_prerequisites()
         try:
             self.topology = netns.create_topology(self.firewall_ifs)
-            if self.routes:
-                netns.ip_batch(self.topology.firewall, self.routes)
+            # `ip rule` does not infer IPv6 from an address: such lines say `-6 `.
+            v6 = [line.removeprefix("-6 ") for line in self.routes if line.startswith("-6 ")]
+            for family, lines in ((None, [r for r in self.routes if not r.startswith("-6 ")]),
+                                  (6, v6)):
+                if lines:
+                    netns.ip_batch(self.topology.firewall, lines, family)
             self._load_rules(self.topology.firewall)
             for name, value in self.sysctls.items():
                 netns.write_sysctl(self.topology.firewall, sysctl_name(name), value)
+            if self.host:
+                netns.write_sysctl(self.topology.firewall, "net.ipv6.ip_nonlocal_bind", 1)
             self._open_sockets(self.topology)
             firewall = self.topology.firewall
             if self.watch_events:
@@ -210,11 +240,16 @@ class KernelFirewall:
                                     ("ip6tables-restore", self.rules_v6, 6)):
             if rules is not None:
                 netns.run([tool], firewall, rules)
-            netns.run([tool, "--noflush"], firewall, observation_rules(family))
+            netns.run([tool, "--noflush"], firewall, observation_rules(family, self.host))
 
     def _open_sockets(self, topo: Topology) -> None:
         with netns.entered(topo.firewall):
             self._log = NflogListener(NFLOG_GROUP)
+            if self.host:
+                # IPPROTO_RAW: the datagram carries its own header (IP_HDRINCL).
+                for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+                    self._raw[version] = socket.socket(family, socket.SOCK_RAW,
+                                                       socket.IPPROTO_RAW)
         marker = _marker_datagram()
         for side in (0, 1):
             with netns.entered(topo.endpoint(side)):
@@ -244,6 +279,20 @@ class KernelFirewall:
         sent_at = self.clock()
         sock.send(frame)
         sock.send(self._markers[side])
+        return classify(self._collect(), datagram, sent_at)
+
+    def send_local(self, datagram: bytes) -> KernelObservation:
+        """Send one IP datagram from the firewall itself (OUTPUT, then POSTROUTING);
+        return once the kernel is done. Needs `host=True`."""
+        if threading.get_ident() != self._owner or self._log is None or not self._raw:
+            raise OracleError("send_local() needs host=True, inside the context, "
+                              "from its thread")
+        version = datagram[0] >> 4
+        sent_at = self.clock()
+        # EPERM when a rule drops it, ENETUNREACH without a route: the log tells.
+        with contextlib.suppress(OSError):
+            _send_raw(self._raw[version], version, datagram)
+        self._sockets[0].send(self._markers[0])
         return classify(self._collect(), datagram, sent_at)
 
     def _collect(self) -> list[str]:
@@ -316,9 +365,10 @@ class KernelFirewall:
                 if listener is not None:
                     listener.close()
             self._events = self._expect_events = None
-            for sock in self._sockets:
+            for sock in (*self._sockets, *self._raw.values()):
                 sock.close()
             self._sockets.clear()
+            self._raw.clear()
             if self._log is not None:
                 self._log.close()
                 self._log = None
@@ -328,6 +378,22 @@ class KernelFirewall:
                 netns.destroy_topology(self.topology)
             elif self.topology.claim is not None:
                 cleanup.release(self.topology.claim)
+
+
+def _send_raw(sock: socket.socket, version: int, datagram: bytes) -> None:
+    """Send a whole datagram on a raw IPPROTO_RAW socket of its family.
+
+    IPv6 picks a source address for the route lookup unless told one; the
+    firewall's own address may be only a local route, so the datagram's own
+    source goes along as IPV6_PKTINFO (ip_nonlocal_bind allows any).
+    """
+    if version == 4:
+        sock.sendto(datagram, (socket.inet_ntop(socket.AF_INET, datagram[16:20]), 0))
+        return
+    info = datagram[8:24] + bytes(4)  # struct in6_pktinfo: the address, ifindex 0
+    destination = socket.inet_ntop(socket.AF_INET6, datagram[24:40])
+    sock.sendmsg([datagram], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0,
+                 (destination, 0, 0, 0))
 
 
 class EventListener:

@@ -174,11 +174,11 @@ def _link_commands(topo: Topology) -> list[str]:
     cmds: list[str] = []
     for side, ifname in enumerate(topo.firewall_ifs):
         cmds.append(
-            f"link add {ifname} address {FIREWALL_MACS[side].hex(':')} mtu {MTU} type veth "
+            f"link add name {ifname} address {FIREWALL_MACS[side].hex(':')} mtu {MTU} type veth "
             f"peer name {ENDPOINT_IF} address {ENDPOINT_MACS[side].hex(':')} mtu {MTU} "
             f"netns {peers[side]}"
         )
-        cmds.append(f"link set {ifname} arp off addrgenmode none up")
+        cmds.append(f"link set dev {ifname} arp off addrgenmode none up")
     cmds.append("link set lo up")
     return cmds
 

@@ -31,7 +31,6 @@ Both are reported as not compared.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,11 +42,13 @@ from statewall.decode import decode_datagram, decode_frame
 from statewall.engine import Firewall
 from statewall.oracle import netns
 from statewall.oracle.egress import EgressWatch
+from statewall.oracle.host import LOCAL_TO_LOCAL, NOT_SENT, SENT, Wiring, wire
+from statewall.oracle.host import side_topology as side_topology
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
 from statewall.oracle.normalise import assign_sides, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
-from statewall.topology import Topology
+from statewall.topology import Network, Topology
 from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
 
 NOT_IP = "not an IP packet (the kernel's IP hooks never see it)"
@@ -56,7 +57,8 @@ FIREWALL_IFS = ("swl", "swr")
 
 # What happened to a packet, in words both sides share.
 PASSED, HELD, DROPPED, UNDECIDED = "passed", "held", "dropped", "undecided"
-_KERNEL_FATE = {"forwarded": PASSED, "local": PASSED, "held": HELD, "dropped": DROPPED}
+_KERNEL_FATE = {"forwarded": PASSED, "local": PASSED, "sent": PASSED, "held": HELD,
+                "dropped": DROPPED}
 # QUEUE: the oracle runs no queue listener, so the kernel drops queued packets.
 _STATEWALL_FATE = {ACCEPT: PASSED, STOLEN: HELD, DROP: DROPPED, REJECT: DROPPED, QUEUE: DROPPED}
 _IGNORED_COLUMNS = ("use=", "mark=", "zone=")
@@ -384,27 +386,6 @@ def _close(a: int | None, b: int | None, slack: int) -> bool:
 # --- running both ---------------------------------------------------------------------
 
 
-def side_topology(datagrams: Sequence[bytes], names: tuple[str, str] = FIREWALL_IFS) -> Topology:
-    """statewall's view of the oracle's wiring: which addresses sit behind which veth.
-
-    The firewall owns no address, so nothing is local.
-    """
-    sides = assign_sides(datagrams)
-    behind: tuple[set[str], set[str]] = (set(), set())
-    for data, side in zip(datagrams, sides, strict=True):
-        view = parse(data)
-        if view is None:
-            continue
-        bits = 32 if view.family == 4 else 128
-        make = ipaddress.IPv4Address if view.family == 4 else ipaddress.IPv6Address
-        behind[side].add(f"{make(view.src)}/{bits}")
-        behind[1 - side].add(f"{make(view.dst)}/{bits}")
-    interfaces = tuple(
-        (name, tuple(ipaddress.ip_network(net) for net in sorted(nets)))
-        for name, nets in zip(names, behind, strict=True))
-    return Topology((), interfaces)
-
-
 def verify_datagrams(
     datagrams: Sequence[Datagram],
     rules_v4: str | None,
@@ -420,6 +401,8 @@ def verify_datagrams(
     auto_helpers: bool = False,
     routes: Sequence[str] = (),
     topology: Topology | None = None,
+    local: Sequence[Network] = (),
+    ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
@@ -431,9 +414,11 @@ def verify_datagrams(
     assignment; the kernel has none, so its rules must attach the same
     helpers in raw. `routes` (`ip` command lines, see KernelFirewall) give
     the kernel's firewall routes of its own, which rpfilter looks up, and
-    `topology` is statewall's view of them (`--iface`, `--local`) instead of
-    the addresses seen on each side. The kernel is only started when there
-    is something to inject.
+    `topology` is statewall's view of them instead of the addresses seen on
+    each side. `local` and `ifaces` (`--local`, `--iface`) make the firewall
+    the host statewall models instead (oracle.host); they replace `routes`
+    and `topology`. The kernel is only started when there is something to
+    inject.
     """
     values = dict(sysctls or {})
     pauses = dict(waits or {})
@@ -443,23 +428,34 @@ def verify_datagrams(
     if not datagrams:
         return result
     fixed = normalise([d.data for d in datagrams])
-    sides = assign_sides(fixed)
-    if topology is None:
-        topology = side_topology(fixed)
+    wiring = wiring_for(fixed, local, ifaces, routes, topology)
+    result.skipped += [Skipped(d.number, LOCAL_TO_LOCAL)
+                       for d, place in zip(datagrams, wiring.places, strict=True)
+                       if place == NOT_SENT]
+    result.skipped.sort(key=lambda s: s.number)
     engine = rule_engine
     if engine is None:
-        engine = load_rule_engine(rules_v4, rules_v6, topology=topology)
-    firewall = Firewall(cfg=cfg, rules=engine, topology=topology, auto_helpers=auto_helpers)
+        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology)
+    firewall = Firewall(cfg=cfg, rules=engine, topology=wiring.topology,
+                        auto_helpers=auto_helpers)
+    names = wiring.firewall_ifs
     with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
-                        clock=clock, firewall_ifs=FIREWALL_IFS, routes=routes) as kernel, \
+                        clock=clock, firewall_ifs=names, routes=wiring.routes,
+                        host=bool(local)) as kernel, \
             EgressWatch(_topology(kernel)) as egress:
-        for item, data, side in zip(datagrams, fixed, sides, strict=True):
+        for item, data, place in zip(datagrams, fixed, wiring.places, strict=True):
+            if place == NOT_SENT:
+                continue
             if item.number in pauses:
                 time.sleep(pauses[item.number])
             egress.forget()
-            observed = egress.confirm(kernel.send(data, side), data, side)
+            if place == SENT:
+                observed = egress.confirm(kernel.send_local(data), data, None)
+            else:
+                observed = egress.confirm(kernel.send(data, place), data, place)
             pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
-            pkt.iface_in = FIREWALL_IFS[side]
+            if place != SENT:
+                pkt.iface_in = names[place]
             verdict = firewall.process(pkt)
             result.packets.append(compare_packet(item.number, observed, verdict))
             if item.number in snapshots:
@@ -470,6 +466,18 @@ def verify_datagrams(
         if keep_namespaces and kernel.topology is not None:
             result.kept_namespaces = kernel.topology.namespaces
     return result
+
+
+def wiring_for(fixed: Sequence[bytes], local: Sequence[Network],
+            ifaces: Sequence[tuple[str, Sequence[Network]]], routes: Sequence[str],
+            topology: Topology | None) -> Wiring:
+    """The host's wiring (`local`, `ifaces`), or the router's with the given extras."""
+    if local or ifaces:
+        if routes or topology is not None:
+            raise ValueError("give local/ifaces or routes/topology, not both")
+        return wire(fixed, local, ifaces)
+    return Wiring(FIREWALL_IFS, topology or side_topology(fixed), tuple(routes),
+                  tuple(assign_sides(fixed)))
 
 
 def _snapshot_tables(kernel: KernelFirewall, firewall: Firewall,
@@ -517,8 +525,10 @@ def verify_capture(
     limit: int | None = None,
     keep_namespaces: bool = False,
     keep_loopback: bool = False,
+    local: Sequence[Network] = (),
+    ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
 ) -> VerifyResult:
     """`statewall verify` as a function: read, select, run both, compare."""
     datagrams, skipped = read_capture(path, limit, keep_loopback)
     return verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
-                            keep_namespaces=keep_namespaces)
+                            keep_namespaces=keep_namespaces, local=local, ifaces=ifaces)

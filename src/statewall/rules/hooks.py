@@ -47,6 +47,14 @@ class IptablesEngine:
                 for note in compiled.notes]
 
     @property
+    def forces_acct(self) -> bool:
+        """A rule uses connbytes, whose loading turns accounting on (xt_connbytes)."""
+        return any(match.name == "connbytes"
+                   for compiled in (self.v4, self.v6) if compiled is not None
+                   for table in compiled.tables.values() for chain in table.chains
+                   for rule in chain.rules for match in rule.matches)
+
+    @property
     def unknown_rules(self) -> list[str]:
         """Rules evaluated as unknown (--allow-unknown), as `IPv4 table chain #n (line L)` text
         (control characters in names escaped, as in every text output)."""
