@@ -114,7 +114,7 @@ def test_a_host_ruleset_against_the_kernel(kernel: None, shared: Path, made: lis
     common = ["verify", str(capture), "--rules", str(shared / "rulesets" / UFW),
               "--local", HOST, "--local", HOST6]
     assert main([*common, "--iface", "eth0=0.0.0.0/0,::/0"]) == 0
-    assert capsys.readouterr().out == (f"not compared: 1 packets (#16): {LOCAL_TO_LOCAL}\n"
+    assert capsys.readouterr().out == (f"not compared: 1 packet (#16): {LOCAL_TO_LOCAL}\n"
                                        "15/15 packets agree, tables same\n")
     assert main(common) == 0
     assert capsys.readouterr().out.endswith("15/15 packets agree, tables same\n")
