@@ -67,7 +67,7 @@ def test_the_firewall_sends_what_its_addresses_send_and_receives_the_rest() -> N
     wiring = wire(data, parse_networks([HOST]), ifaces)
     assert wiring.firewall_ifs == ("lan", "wan")
     assert wiring.places == (0, SENT, NOT_SENT, 0, 1)
-    assert wiring.routes == (f"route add {CLIENT}/32 dev lan", "route add 0.0.0.0/0 dev wan",
+    assert wiring.routes == (f"route replace {CLIENT}/32 dev lan", "route replace 0.0.0.0/0 dev wan",
                              f"route add local {HOST}/32 dev wan table local",
                              f"rule add to {HOST}/32 lookup local pref 50")
     alone = wire(data, parse_networks([HOST]), [])

@@ -33,6 +33,8 @@ _EXPORTS = {
     "Batch": "statewall.engine",
     "PacketVerdict": "statewall.verdict",
     "RuleRef": "statewall.verdict",
+    "NatStep": "statewall.verdict",
+    "Leaves": "statewall.verdict",
     "ConntrackEvent": "statewall.events",
     "Sysctls": "statewall.config",
     "SysctlError": "statewall.config",
@@ -92,6 +94,12 @@ if TYPE_CHECKING:
     )
     from statewall.topology import (
         Topology as Topology,
+    )
+    from statewall.verdict import (
+        Leaves as Leaves,
+    )
+    from statewall.verdict import (
+        NatStep as NatStep,
     )
     from statewall.verdict import (
         PacketVerdict as PacketVerdict,

@@ -121,12 +121,15 @@ class RuleEngine:
 
 # (index, ts, verdict, ctstate, ctdir, status), then
 # (rule (table, chain, number, line) or None, reason, summary, proto, tcp_state, conn, notes),
-# then (src, dst, sport, dport).
+# then (src, dst, sport, dport), then NAT's rewrites (target, from, to, rule) and the
+# addressing as the packet left (None without NAT).
 RecordHead = tuple[int, float, str, str | None, str | None, list[str]]
 RecordRest = tuple[tuple[str, str, int, int] | None, str, str, int, str | None, int | None,
                    list[str]]
 RecordAddresses = tuple[str | None, str | None, int | None, int | None]
-Record = tuple[RecordHead, RecordRest, RecordAddresses]
+RecordNat = tuple[list[tuple[str, str, str, tuple[str, str, int, int] | None]],
+                  RecordAddresses | None]
+Record = tuple[RecordHead, RecordRest, RecordAddresses, RecordNat]
 
 class Firewall:
     """One simulated machine: defragmentation, conntrack, expectations, helpers and

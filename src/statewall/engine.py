@@ -28,7 +28,7 @@ from statewall.config import HelperParams, Sysctls
 from statewall.events import ConntrackEvent
 from statewall.packet import Packet
 from statewall.topology import Network, Topology
-from statewall.verdict import PacketVerdict, RuleRef
+from statewall.verdict import Leaves, NatStep, PacketVerdict, RuleRef
 
 if TYPE_CHECKING:  # the ruleset modules load only when a ruleset is given
     from statewall.rules.hooks import IptablesEngine
@@ -302,9 +302,13 @@ def _column(code: str, data: bytes) -> array[Any]:
 
 
 def _verdict(record: _core.Record) -> PacketVerdict:
-    (index, ts, verdict, ctstate, ctdir, status), rest, (src, dst, sport, dport) = record
+    (index, ts, verdict, ctstate, ctdir, status), rest, addresses, (steps, leaves) = record
+    src, dst, sport, dport = addresses
     rule, reason, summary, proto, tcp_state, conn, notes = rest
     ref = RuleRef(*rule) if rule is not None else None
+    nat = tuple(NatStep(target, before, after, RuleRef(*by) if by is not None else None)
+                for target, before, after, by in steps)
     return PacketVerdict(index, ts, verdict, ctstate, ctdir, tuple(status), ref, reason,
-                         summary, proto, tcp_state, conn, tuple(notes), src, dst, sport, dport)
+                         summary, proto, tcp_state, conn, tuple(notes), src, dst, sport, dport,
+                         nat, Leaves(*leaves) if leaves is not None else None)
 

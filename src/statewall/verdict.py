@@ -43,6 +43,39 @@ JSONL_VERSION = 2  # the `v` of every jsonl record (README: "The jsonl record")
 
 
 @dataclass(frozen=True, slots=True)
+class NatStep:
+    """One rewrite of a packet by NAT (jsonl `nat`): the target that set the
+    binding up (on a connection's first packet) or the binding a later packet
+    follows ("SNAT", "reply of SNAT", ...), the half it changed before and after
+    (`addr:port`), and the nat rule on the first packet."""
+
+    target: str
+    from_: str  # jsonl "from"
+    to: str
+    rule: RuleRef | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"target": self.target, "from": self.from_, "to": self.to,
+                "rule": self.rule.as_json() if self.rule else None}
+
+
+@dataclass(frozen=True, slots=True)
+class Leaves:
+    """A translated packet's addresses and ports as it left (jsonl `leaves`)."""
+
+    src: str | None
+    dst: str | None
+    sport: int | None = None
+    dport: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"src": self.src, "dst": self.dst}
+        if self.sport is not None:
+            out.update(sport=self.sport, dport=self.dport)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class PacketVerdict:
     """What happened to one captured packet; the fields are the jsonl record's."""
 
@@ -63,6 +96,8 @@ class PacketVerdict:
     dst: str | None = None
     sport: int | None = None  # None: no ports (ICMP, a later fragment, ...)
     dport: int | None = None
+    nat: tuple[NatStep, ...] = ()  # what NAT rewrote, in hook order
+    leaves: Leaves | None = None  # the addressing as it left, when NAT changed it
 
     @property
     def frame(self) -> int:
@@ -91,4 +126,6 @@ class PacketVerdict:
             "tcp_state": self.tcp_state,
             "conn": self.conn,
             "notes": list(self.notes),
+            **({"nat": [step.as_json() for step in self.nat],
+                "leaves": self.leaves.as_json() if self.leaves else None} if self.nat else {}),
         }

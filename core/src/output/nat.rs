@@ -26,6 +26,14 @@ fn push_half<S: Sink + ?Sized>(out: &mut S, step: &NatStep, at: &Addressing, pro
     }
 }
 
+/// A step's changed half before and after, as text.
+pub fn step_halves(step: &NatStep, proto: u8) -> (String, String) {
+    let (mut from, mut to) = (String::new(), String::new());
+    push_half(&mut from, step, &step.from, proto);
+    push_half(&mut to, step, &step.to, proto);
+    (from, to)
+}
+
 /// `; LABEL FROM → TO [by RULE]` for each step (text or JSON string body:
 /// nothing here needs escaping but the rule's names, which `rule` writes).
 pub fn write_steps<S: Sink + ?Sized>(

@@ -81,9 +81,19 @@ type RecordTuple = (
     ),
     RecordRest,
     RecordAddresses,
+    RecordNat,
 );
 
 type RecordAddresses = (Option<String>, Option<String>, Option<u16>, Option<u16>);
+
+/// NAT's rewrites (target, from, to, rule) and the addressing as the packet
+/// left (src, dst, sport, dport); empty and None without NAT.
+type RecordNat = (
+    Vec<(&'static str, String, String, Option<RuleTuple>)>,
+    Option<RecordAddresses>,
+);
+
+type RuleTuple = (String, String, u32, u32);
 
 type RecordRest = (
     Option<(String, String, u32, u32)>,
@@ -95,11 +105,13 @@ type RecordRest = (
     Vec<String>,
 );
 
+fn rule_tuple(fw: &Firewall, r: RuleRef) -> RuleTuple {
+    let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
+    (table.to_string(), chain.to_string(), r.number, r.line)
+}
+
 fn record_tuple(fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) -> RecordTuple {
-    let rule = rec.rule.map(|r| {
-        let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
-        (table.to_string(), chain.to_string(), r.number, r.line)
-    });
+    let rule = rec.rule.map(|r| rule_tuple(fw, r));
     let head = (
         rec.index,
         rec.ts,
@@ -135,7 +147,24 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) -> RecordTu
         ports.map(|p| p.0),
         ports.map(|p| p.1),
     );
-    (head, rest, addresses)
+    let steps = rec
+        .nat
+        .iter()
+        .map(|step| {
+            let (from, to) = crate::output::nat::step_halves(step, rec.proto);
+            (step.label, from, to, step.rule.map(|r| rule_tuple(fw, r)))
+        })
+        .collect();
+    let leaves = rec.leaves_as.map(|out| {
+        let out_ports = ports.map(|_| (out.sport, out.dport));
+        (
+            address(out.src),
+            address(out.dst),
+            out_ports.map(|p| p.0),
+            out_ports.map(|p| p.1),
+        )
+    });
+    (head, rest, addresses, (steps, leaves))
 }
 
 type ConnTuple = (

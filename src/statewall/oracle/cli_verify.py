@@ -27,7 +27,7 @@ from statewall._core import escape_controls
 from statewall.api import MachineOptions
 from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
-from statewall.topology import Network, add_topology_options, parse_iface
+from statewall.topology import Interface, Network, add_topology_options, parse_iface
 from statewall.wording import count
 
 if TYPE_CHECKING:  # the oracle loads only when `verify` runs: other commands start faster
@@ -79,6 +79,7 @@ class Machine:
 
     local: tuple[Network, ...] = ()
     ifaces: tuple[tuple[str, tuple[Network, ...]], ...] = ()
+    addresses: tuple[tuple[str, Interface], ...] = ()
 
 
 def machine_from(args: argparse.Namespace) -> Machine:
@@ -95,7 +96,7 @@ def machine_from(args: argparse.Namespace) -> Machine:
     from statewall.oracle.host import interface_names
 
     interface_names(topology.interfaces)  # at most two
-    return Machine(topology.local, topology.interfaces)
+    return Machine(topology.local, topology.interfaces, topology.addresses)
 
 
 def _read_text(path: str | None) -> str | None:
@@ -179,7 +180,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     datagrams, skipped = read_capture(args.capture, args.limit)
     machine: Machine = args.machine
     topology = wiring_for([d.data for d in datagrams], machine.local, machine.ifaces, (),
-                          None).topology
+                          None, machine.addresses).topology
     try:
         engine = load_rule_engine(rules_v4, rules_v6, v4_source=args.rules or "<rules>",
                                   v6_source=args.rules6 or "<rules6>", topology=topology)
@@ -193,7 +194,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         with _terminate_as_interrupt():
             result = verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
                                       keep_namespaces=args.keep_namespaces, rule_engine=engine,
-                                      local=machine.local, ifaces=machine.ifaces)
+                                      local=machine.local, ifaces=machine.ifaces,
+                                      addresses=machine.addresses)
     except OracleError as error:
         if str(error).startswith(_RULESET_TOOLS):
             return _fail(EXIT_INPUT, f"the kernel refused the ruleset: {error}")

@@ -12,8 +12,11 @@ incoming frames (PACKET_IGNORE_OUTGOING). A datagram counts as forwarded
 when a frame with its source and destination addresses reaches the far
 endpoint; the firewall's own chatter (IPv6 MLD reports) does not match.
 Addresses, not whole bytes, are compared, so rules that rewrite TTL, MSS
-or DSCP do not fool the check (address-rewriting NAT would: the oracle runs
-none). A packet the kernel logged as forwarded but that never arrives
+or DSCP do not fool the check. With NAT the addresses that leave are the
+translated ones: the caller names what it expects (statewall's answer), and
+when another frame of the datagram's family and protocol arrives instead,
+that frame is what the kernel sent (the comparison then shows the
+difference). A packet the kernel logged as forwarded but that never arrives
 within `timeout` was dropped at the confirm step; only those pay the wait.
 """
 
@@ -67,20 +70,29 @@ class EgressWatch:
         for sock in self._sockets:
             _drain(sock)
 
-    def confirm(self, observed: KernelObservation, datagram: bytes,
-                side: int | None) -> KernelObservation:
+    def confirm(self, observed: KernelObservation, datagram: bytes, side: int | None,
+                expected: bytes | None = None) -> KernelObservation:
         """`observed` for `datagram` injected on `side`, "forwarded" only if it left by
-        the other; side None: the firewall sent it, "sent" only if it left by either."""
+        the other; side None: the firewall sent it, "sent" only if it left by either.
+        `expected`: the address bytes it should leave with (default: its own); the
+        frame that left is kept as `left_as`."""
         if observed.outcome not in ("forwarded", "sent"):
             return observed
-        wanted = addresses(datagram)
+        wanted = addresses(datagram) if expected is None else expected
+        kind = _kind(datagram)
         watched = self._sockets if side is None else [self._sockets[1 - side]]
+        other: bytes | None = None
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select(watched, [], [], left)
-            if any(addresses(frame[ETH_HEADER:]) == wanted
-                   for sock in ready for frame in _drain(sock)):
-                return observed
+            for frame in (frame for sock in ready for frame in _drain(sock)):
+                ip = frame[ETH_HEADER:]
+                if addresses(ip) == wanted:
+                    return replace(observed, left_as=ip)
+                if other is None and _kind(ip) == kind:
+                    other = ip
+        if other is not None:
+            return replace(observed, left_as=other)
         return replace(observed, outcome="dropped")
 
     def close(self) -> None:
@@ -97,6 +109,16 @@ def addresses(datagram: bytes) -> bytes:
     if version == 6:
         return datagram[8:40]
     return b""
+
+
+def _kind(datagram: bytes) -> tuple[int, int]:
+    """(IP version, protocol) of a datagram (the next header after an IPv6 header)."""
+    version = datagram[0] >> 4 if datagram else 0
+    if version == 4 and len(datagram) > 9:
+        return 4, datagram[9]
+    if version == 6 and len(datagram) > 6:
+        return 6, datagram[6]
+    return version, -1
 
 
 def _drain(sock: socket.socket) -> list[bytes]:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from statewall.oracle.normalise import assign_sides, parse
-from statewall.topology import Network, Topology
+from statewall.topology import Interface, Network, Topology
 
 DEFAULT_IFS = ("swl", "swr")
 SENT = -1  # the place of a datagram the firewall sends itself
@@ -99,11 +99,14 @@ def side_topology(datagrams: Sequence[bytes], names: tuple[str, str] = DEFAULT_I
 
 
 def wire(datagrams: Sequence[bytes], local: Sequence[Network],
-         ifaces: Sequence[tuple[str, Sequence[Network]]]) -> Wiring:
-    """The wiring of a firewall with `local` addresses and `ifaces` routes."""
+         ifaces: Sequence[tuple[str, Sequence[Network]]],
+         addresses: Sequence[tuple[str, Interface]] = ()) -> Wiring:
+    """The wiring of a firewall with `local` addresses, `ifaces` routes and the
+    `addresses` its interfaces hold (which MASQUERADE and REDIRECT use)."""
     names = interface_names(ifaces)
     if ifaces:
-        topology = Topology(tuple(local), tuple((name, tuple(nets)) for name, nets in ifaces))
+        topology = Topology(tuple(local), tuple((name, tuple(nets)) for name, nets in ifaces),
+                            tuple(addresses))
     else:
         topology = side_topology(datagrams, names, local)
     sides = assign_sides(datagrams)
@@ -126,18 +129,22 @@ def _place(data: bytes, side: int, topology: Topology, names: tuple[str, str]) -
 
 
 def _routes(topology: Topology, given: bool) -> list[str]:
-    """`ip` commands: a route per interface network (the first given wins a network
-    given twice), then each local network's local route and policy rule."""
-    commands: list[str] = []
+    """`ip` commands: the interfaces' addresses, a route per interface network (the
+    first given wins a network given twice), then each local network's local route
+    (an interface's address has its own) and policy rule."""
+    commands = [f"addr add {held} dev {name}" for name, held in topology.addresses]
+    held = {ipaddress.ip_network(i.ip) for _, i in topology.addresses}
     routed: set[Network] = set()
     for name, nets in topology.interfaces:
         for net in nets:
             if net not in routed:
                 routed.add(net)
-                commands.append(f"route add {net} dev {name}")
+                # `replace`: an interface address has put its network's route there.
+                commands.append(f"route replace {net} dev {name}")
     for net in topology.local:
         through = interface_for(topology, net.network_address) if given else None
-        commands.append(f"route add local {net} dev {through or 'lo'} table local")
+        if net not in held:
+            commands.append(f"route add local {net} dev {through or 'lo'} table local")
         family = "-6 " if net.version == 6 else ""
         commands.append(f"{family}rule add to {net} lookup local pref {LOCAL_RULE_PREF}")
     return commands

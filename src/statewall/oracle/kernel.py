@@ -85,6 +85,7 @@ class KernelObservation:
     outcome: str  # "forwarded", "local", "sent" (by the firewall itself), "dropped" or "held"
     # (a fragment kept for reassembly)
     routed_to: str | None = None  # "FORWARD"/"INPUT": the hook routing chose; None: not routed
+    left_as: bytes | None = None  # the datagram as it reached the far side (forwarded, sent)
 
 
 def check_prerequisites() -> None:

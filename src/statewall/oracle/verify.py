@@ -31,6 +31,7 @@ Both are reported as not compared.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,7 +49,7 @@ from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
 from statewall.oracle.normalise import assign_sides, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
-from statewall.topology import Network, Topology
+from statewall.topology import Interface, Network, Topology
 from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
 
 NOT_IP = "not an IP packet (the kernel's IP hooks never see it)"
@@ -65,6 +66,7 @@ _IGNORED_COLUMNS = ("use=", "mark=", "zone=")
 _LOOPBACK_V4 = 127
 _LOOPBACK_V6 = 1
 PROC_EXPECT = "/proc/thread-self/net/nf_conntrack_expect"
+_PORT_PROTOS = (6, 17, 33, 132, 136)  # TCP, UDP, DCCP, SCTP, UDP-Lite
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class PacketComparison:
     number: int
     kernel: KernelObservation
     statewall: PacketVerdict
-    differences: tuple[str, ...]  # subset of ("ctstate", "ctdir", "fate")
+    differences: tuple[str, ...]  # subset of ("ctstate", "ctdir", "fate", "translation")
     note: str = ""  # what the kernel's routing did when that explains a difference
 
     @property
@@ -90,11 +92,17 @@ class PacketComparison:
         return not self.differences
 
     def kernel_answer(self) -> str:
-        return f"{_state_text(self.kernel.ctstate, self.kernel.ctdir)} {self.kernel.outcome}"
+        text = f"{_state_text(self.kernel.ctstate, self.kernel.ctdir)} {self.kernel.outcome}"
+        if "translation" in self.differences and self.kernel.left_as is not None:
+            text += " as " + _addressing_text(addressing(self.kernel.left_as))
+        return text
 
     def statewall_answer(self) -> str:
         verdict = self.statewall
-        return f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
+        text = f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
+        if "translation" in self.differences:
+            text += " as " + _addressing_text(_statewall_addressing(verdict))
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +260,52 @@ def _state_text(ctstate: str | None, ctdir: str | None) -> str:
     return f"{text}/{ctdir}" if ctdir else text
 
 
+def _leaving_addresses(verdict: PacketVerdict) -> bytes | None:
+    """The address bytes statewall says the packet leaves with (None: its own)."""
+    if verdict.leaves is None or verdict.leaves.src is None or verdict.leaves.dst is None:
+        return None
+    return (ipaddress.ip_address(verdict.leaves.src).packed
+            + ipaddress.ip_address(verdict.leaves.dst).packed)
+
+
+def addressing(datagram: bytes) -> tuple[str | None, str | None, int | None, int | None]:
+    """A datagram's addresses and ports as the jsonl gives them (ports only for the
+    protocols that have them)."""
+    pkt = decode_datagram(datagram, index=0, ts=0.0)
+    if pkt.family not in (4, 6):
+        return None, None, None, None
+    make = ipaddress.IPv4Address if pkt.family == 4 else ipaddress.IPv6Address
+    ported = pkt.proto in _PORT_PROTOS and not pkt.fragment
+    return (str(make(pkt.src)), str(make(pkt.dst)), pkt.sport if ported else None,
+            pkt.dport if ported else None)
+
+
+def _statewall_addressing(verdict: PacketVerdict
+                          ) -> tuple[str | None, str | None, int | None, int | None]:
+    leaves = verdict.leaves
+    if leaves is not None:
+        return leaves.src, leaves.dst, leaves.sport, leaves.dport
+    return verdict.src, verdict.dst, verdict.sport, verdict.dport
+
+
+def _addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+    src, dst, sport, dport = at
+    if sport is None or dport is None:
+        return f"{src} > {dst}"
+    return f"{src}:{sport} > {dst}:{dport}"
+
+
+def _same_addressing(kernel: tuple[str | None, str | None, int | None, int | None],
+                     ours: tuple[str | None, str | None, int | None, int | None]) -> bool:
+    """Addresses equal, and ports wherever both sides read them (a fragment has none)."""
+    return kernel[:2] == ours[:2] and all(
+        k is None or o is None or k == o for k, o in zip(kernel[2:], ours[2:], strict=True))
+
+
 def compare_packet(number: int, kernel: KernelObservation,
                    verdict: PacketVerdict) -> PacketComparison:
-    """Judge one packet: ctstate, ctdir and fate must all match."""
+    """Judge one packet: ctstate, ctdir and fate must all match, and a packet that
+    left must leave with the addresses and ports statewall gives it (NAT)."""
     differences: list[str] = []
     if kernel.ctstate != verdict.ctstate:
         differences.append("ctstate")
@@ -263,6 +314,9 @@ def compare_packet(number: int, kernel: KernelObservation,
     fate = _STATEWALL_FATE.get(verdict.verdict, UNDECIDED)
     if _KERNEL_FATE[kernel.outcome] != fate:
         differences.append("fate")
+    elif kernel.left_as is not None and not _same_addressing(addressing(kernel.left_as),
+                                                             _statewall_addressing(verdict)):
+        differences.append("translation")
     return PacketComparison(number, kernel, verdict, tuple(differences), routing_note(kernel))
 
 
@@ -403,6 +457,7 @@ def verify_datagrams(
     topology: Topology | None = None,
     local: Sequence[Network] = (),
     ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
+    addresses: Sequence[tuple[str, Interface]] = (),
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
@@ -428,7 +483,7 @@ def verify_datagrams(
     if not datagrams:
         return result
     fixed = normalise([d.data for d in datagrams])
-    wiring = wiring_for(fixed, local, ifaces, routes, topology)
+    wiring = wiring_for(fixed, local, ifaces, routes, topology, addresses)
     result.skipped += [Skipped(d.number, LOCAL_TO_LOCAL)
                        for d, place in zip(datagrams, wiring.places, strict=True)
                        if place == NOT_SENT]
@@ -449,14 +504,13 @@ def verify_datagrams(
             if item.number in pauses:
                 time.sleep(pauses[item.number])
             egress.forget()
-            if place == SENT:
-                observed = egress.confirm(kernel.send_local(data), data, None)
-            else:
-                observed = egress.confirm(kernel.send(data, place), data, place)
+            observed = kernel.send_local(data) if place == SENT else kernel.send(data, place)
             pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
             if place != SENT:
                 pkt.iface_in = names[place]
             verdict = firewall.process(pkt)
+            observed = egress.confirm(observed, data, None if place == SENT else place,
+                                      _leaving_addresses(verdict))
             result.packets.append(compare_packet(item.number, observed, verdict))
             if item.number in snapshots:
                 result.expectations.append(
@@ -469,13 +523,15 @@ def verify_datagrams(
 
 
 def wiring_for(fixed: Sequence[bytes], local: Sequence[Network],
-            ifaces: Sequence[tuple[str, Sequence[Network]]], routes: Sequence[str],
-            topology: Topology | None) -> Wiring:
-    """The host's wiring (`local`, `ifaces`), or the router's with the given extras."""
+               ifaces: Sequence[tuple[str, Sequence[Network]]], routes: Sequence[str],
+               topology: Topology | None,
+               addresses: Sequence[tuple[str, Interface]] = ()) -> Wiring:
+    """The host's wiring (`local`, `ifaces`, the interfaces' `addresses`), or the
+    router's with the given extras."""
     if local or ifaces:
         if routes or topology is not None:
             raise ValueError("give local/ifaces or routes/topology, not both")
-        return wire(fixed, local, ifaces)
+        return wire(fixed, local, ifaces, addresses)
     return Wiring(FIREWALL_IFS, topology or side_topology(fixed), tuple(routes),
                   tuple(assign_sides(fixed)))
 
