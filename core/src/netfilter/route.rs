@@ -30,11 +30,9 @@ impl Net {
         } else {
             u128::MAX
         };
-        let mask = if prefix == 0 {
-            0
-        } else {
-            all & !(all >> prefix)
-        };
+        // `checked_shr`: a shift by the full width (an IPv6 /128) is out of
+        // range for u128 and would wrap to a shift by 0.
+        let mask = all & !all.checked_shr(prefix).unwrap_or(0);
         Net {
             family,
             address: address & mask,
@@ -252,6 +250,12 @@ mod tests {
             PATH_INPUT
         );
         assert_eq!(Net::new(4, 0xC000_02FF, 24).address, 0xC000_0200);
+        // A host route holds its own address only, in both families.
+        let host6 = Net::new(6, 0x2001_0db8 << 96 | 0x10, 128);
+        assert!(host6.contains(6, 0x2001_0db8 << 96 | 0x10));
+        assert!(!host6.contains(6, 0x2001_0db8 << 96 | 0x11));
+        assert!(!Net::new(4, 0xC000_0201, 32).contains(4, 0xC000_0202));
+        assert!(Net::new(6, 0, 0).contains(6, 7));
         let routes = Topology {
             local: Vec::new(),
             interfaces: vec![
