@@ -170,3 +170,12 @@ def test_a_different_translation_is_a_disagreement(kernel: None, made: list[str]
     assert packet.differences == ("translation",)
     assert packet.kernel_answer() == f"NEW/ORIGINAL forwarded as {WAN}:5353 > {SERVER}:53"
     assert packet.statewall_answer() == f"NEW/ORIGINAL ACCEPT as 203.0.113.2:5353 > {SERVER}:53"
+
+
+@pytest.mark.kernel
+def test_the_router_demo_is_the_kernels(kernel: None, made: list[str]) -> None:
+    from statewall.demo import ROUTER_IFACES, ROUTER_RULES, router_datagrams
+
+    result = run(ROUTER_RULES, [data for _, data in router_datagrams()],
+                 ifaces=[f"{name}={','.join(nets)}" for name, nets in ROUTER_IFACES])
+    assert len(result.table.kernel) == 4

@@ -38,7 +38,7 @@ from statewall.cli_select import (
 from statewall.config import SysctlError, Sysctls, parse_assignment
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
-from statewall.topology import add_topology_options, parse_iface
+from statewall.topology import Topology, add_topology_options, parse_iface
 from statewall.wording import count
 
 EXIT_OK = 0
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
     demo.add_argument("--format", choices=("text", "jsonl"), default="text")
+    demo.add_argument("--router", action="store_true",
+                      help="a home router instead: masquerading and a port forward (NAT)")
     demo.add_argument("--explain", action="store_true",
                       help="print the deciding rule's text under each packet's line")
     add_color_option(demo)
@@ -444,21 +446,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     from statewall.capture.writer import write_pcap
-    from statewall.demo import DEMO_RULES, demo_frames
+    from statewall.demo import (
+        DEMO_RULES,
+        ROUTER_IFACES,
+        ROUTER_RULES,
+        demo_frames,
+        router_frames,
+    )
     from statewall.rules.hooks import IptablesEngine, compile_text
 
-    firewall = Firewall(rules=IptablesEngine(compile_text(DEMO_RULES, "demo.rules", 4), None))
+    router = args.router
+    rules = ROUTER_RULES if router else DEMO_RULES
+    topology = Topology.build((), ROUTER_IFACES if router else ())
+    firewall = Firewall(rules=IptablesEngine(compile_text(rules, "demo.rules", 4, topology),
+                                             None), topology=topology)
     if args.format == "text":
-        sys.stdout.write("ruleset (iptables-save):\n" + DEMO_RULES + "\n")
+        sys.stdout.write("ruleset (iptables-save):\n" + rules + "\n")
+        if router:
+            sys.stdout.write("interfaces: " + ", ".join(
+                f"{name} {' '.join(nets)}" for name, nets in ROUTER_IFACES) + "\n\n")
     with tempfile.TemporaryDirectory(prefix="statewall-demo-") as folder:
         capture = f"{folder}/demo.pcap"
-        write_pcap(capture, demo_frames(), linktype=LINKTYPE_RAW)
+        write_pcap(capture, router_frames() if router else demo_frames(),
+                   linktype=LINKTYPE_RAW)
         run = firewall.replay_file(capture, args.format, explain=args.explain,
                                    color=use_color(args.color, sys.stdout))
         code = render_run(run, args.format, sys.stdout)
     if args.format == "text":
-        sys.stdout.write("\nconntrack table at the end (/proc/net/nf_conntrack):\n")
-        sys.stdout.writelines(firewall.table_lines())
+        if router:
+            sys.stdout.write("\nconntrack -L at the end:\n")
+            sys.stdout.writelines(firewall.table_lines(fmt="conntrack"))
+        else:
+            sys.stdout.write("\nconntrack table at the end (/proc/net/nf_conntrack):\n")
+            sys.stdout.writelines(firewall.table_lines())
     return code
 
 

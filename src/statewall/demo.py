@@ -6,6 +6,7 @@ out-of-window segment in the middle, a stray ACK picked up mid-stream, a
 malformed flag combination, a DNS exchange, a ping, a UDP packet answered
 by ICMP port unreachable (RELATED), an ICMP error about nothing known
 (INVALID), and a fragmented ping (STOLEN, then NEW on reassembly).
+`--router` replays a home router's instead: masquerading and a port forward.
 """
 
 from __future__ import annotations
@@ -70,6 +71,57 @@ def demo_datagrams() -> list[tuple[float, bytes]]:
                              b.udp(CLIENT, "203.0.113.99", 41000, 123, payload=b"ntp?"))),
         *((6.000 + i * 0.001, frag) for i, frag in enumerate(b.fragment(big_ping, 1024))),
     ]
+
+
+# `statewall demo --router`: a home router. The LAN (192.168.1.0/24) goes out
+# masqueraded behind the router's Internet address; port 8080 on that address
+# is forwarded to a printer's web page on the LAN.
+ROUTER_IFACES = (("lan", ("192.168.1.1/24",)), ("wan", ("203.0.113.1/24", "0.0.0.0/0")))
+ROUTER_RULES = """\
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i wan -p tcp --dport 8080 -j DNAT --to-destination 192.168.1.20:80
+-A POSTROUTING -o wan -j MASQUERADE
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A INPUT -i lan -j ACCEPT
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan -o wan -j ACCEPT
+-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
+COMMIT
+"""
+LAPTOP, PRINTER, WAN = "192.168.1.10", "192.168.1.20", "203.0.113.1"
+WEB, VISITOR = "198.51.100.20", "198.51.100.99"
+
+
+def router_datagrams() -> list[tuple[float, bytes]]:
+    """The home router's capture, both interfaces: what arrives on each."""
+    query = b"\x56\x78\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01"
+    return [
+        (0.000, b.udp(LAPTOP, RESOLVER, 53001, 53, payload=query)),
+        (0.015, b.udp(RESOLVER, WAN, 53, 53001, payload=query[:2] + b"\x81\x80" + query[4:])),
+        (0.100, b.tcp(LAPTOP, WEB, 40000, 443, "S", 1000)),
+        (0.120, b.tcp(WEB, WAN, 443, 40000, "SA", 5000, 1001)),
+        (0.121, b.tcp(LAPTOP, WEB, 40000, 443, "A", 1001, 5001)),
+        (0.200, b.icmp_echo(LAPTOP, WEB, 9, 1)),
+        (0.220, b.icmp_echo(WEB, WAN, 9, 1, reply=True)),
+        (1.000, b.tcp(VISITOR, WAN, 51000, 8080, "S", 77)),
+        (1.010, b.tcp(PRINTER, VISITOR, 80, 51000, "SA", 900, 78)),
+        (1.030, b.tcp(VISITOR, WAN, 51000, 8080, "A", 78, 901)),
+        (2.000, b.tcp(VISITOR, WAN, 51001, 22, "S", 5)),
+    ]
+
+
+def router_frames() -> Iterator[tuple[float, bytes]]:
+    for offset, data in router_datagrams():
+        yield START + offset, data
 
 
 def demo_packets() -> Iterator[Packet]:

@@ -15,8 +15,9 @@ always judge identical input.
   (entering on `swr`); each keeps its policy as a final rule. The host's
   own address is played by the server behind `swr`, so `-m addrtype
   --dst-type LOCAL` becomes `-d SERVER`.
-* `without_tables`: removes whole tables (the nat table: statewall parses
-  NAT targets but does not translate yet, rules/targets/nat.py).
+* `without_tables`: removes whole tables (the shared rulesets' nat tables,
+  for captures built to exercise their filter rules on a router that has no
+  addresses for MASQUERADE to take).
 * `address_map` / `rewrite_capture`: the capture's addresses, in order of
   first appearance (the first datagram's source, then its destination, ...),
   become the given addresses of the same family, one for one; addresses
