@@ -23,14 +23,16 @@ use std::borrow::Cow;
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::{
     direction_of, Conn, ConnId, CT_INVALID, CT_NEW, CT_RELATED, CT_RELATED_REPLY, CT_UNTRACKED,
-    IPS_EXPECTED, STATUS_NAMES,
+    IPS_EXPECTED, IPS_SEQ_ADJUST, STATUS_NAMES,
 };
 use crate::conntrack::core::{untracked, ConntrackTable, CtResult};
 use crate::conntrack::events::{ConntrackEvent, IPCT_MARK};
 use crate::conntrack::expect::ExpectationTable;
+use crate::conntrack::seqadj::{self, seqadj_set};
 use crate::decode::decode_datagram;
 use crate::defrag::{DefragOutcome, Defragmenter};
 use crate::helpers::{assign_helper, helper_name_of, run_helper};
+use crate::nat::helper::{follow_master, PayloadEdit};
 use crate::nat::manip::{status_bit, translate, translate_icmp_error};
 use crate::nat::range::MAP_IPS;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
@@ -85,6 +87,21 @@ pub struct PacketRecord {
     pub nat: Vec<NatStep>,
     /// Addresses and ports as the packet left, when NAT changed them.
     pub leaves_as: Option<Addressing>,
+    /// The payload rewrites of a NAT helper, in order (offsets in the L4
+    /// payload as the earlier edits left it).
+    pub payload_edits: Vec<PayloadEdit>,
+    /// What the NAT helper said of its rewrite (part of the reason).
+    pub rewrite: Option<String>,
+    /// The TCP sequence numbers as they left, after a NAT helper resized
+    /// an earlier payload of the connection.
+    pub seq_adjust: Option<SeqShift>,
+}
+
+/// A TCP segment's seq and ack before and after the sequence adjustment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqShift {
+    pub seq: (u32, u32),
+    pub ack: (u32, u32),
 }
 
 /// A packet's addresses and ports (ICMP queries: the id as both ports).
@@ -150,6 +167,9 @@ impl PacketRecord {
         self.notes.clear();
         self.nat.clear();
         self.leaves_as = None;
+        self.payload_edits.clear();
+        self.rewrite = None;
+        self.seq_adjust = None;
     }
 
     fn plain(&mut self, verdict: Verdict, reason: Reason) {
@@ -532,7 +552,7 @@ impl Firewall {
                     }
                 }
                 Entry::Confirm => {
-                    if skb.ct.is_some() && !self.confirm(skb, outcome, &mut rec.notes) {
+                    if skb.ct.is_some() && !self.confirm(skb, outcome, rec) {
                         return false;
                     }
                 }
@@ -776,6 +796,21 @@ impl Firewall {
             .table
             .conn(id)
             .is_some_and(|conn| conn.status & IPS_EXPECTED != 0);
+        if expected && result.unconfirmed {
+            // The expectation's expectfn: the child is translated like its master.
+            if let Some((master, saved)) = self.expectations.follow_of(id) {
+                let now = skb.now;
+                follow_master(
+                    &mut self.nat,
+                    &mut self.table,
+                    &mut self.expectations,
+                    id,
+                    master,
+                    saved,
+                    now,
+                );
+            }
+        }
         if result.ctinfo == CT_RELATED && expected {
             if let Some(origin) = self.expectations.related_reason(id) {
                 result.reason = Cow::Owned(format!("{origin}; {}", result.reason));
@@ -891,7 +926,7 @@ impl Firewall {
         &mut self,
         skb: &mut Skb<'_, '_>,
         outcome: &mut HookOutcome,
-        notes: &mut Vec<String>,
+        rec: &mut PacketRecord,
     ) -> bool {
         let Some(ct) = skb.ct.as_mut() else {
             return true;
@@ -900,6 +935,9 @@ impl Firewall {
         let mut said = None;
         if let Some(id) = ct.conn {
             if let Some(conn) = self.table.conn_mut(id) {
+                // Whether to adjust is decided before the helper runs: the
+                // packet that first resizes a payload keeps its numbers.
+                let seqadj_needed = conn.status & IPS_SEQ_ADJUST != 0;
                 if conn.helper.is_some() {
                     let verdict = run_helper(
                         conn,
@@ -909,6 +947,7 @@ impl Firewall {
                         now,
                         &mut self.expectations,
                         &self.cfg,
+                        self.nat.rng_mut(),
                     );
                     self.sync_expectation_events();
                     if !verdict.accept {
@@ -925,11 +964,18 @@ impl Firewall {
                     if !verdict.reason.is_empty() {
                         said = Some(verdict.reason.into_owned());
                     }
+                    if !verdict.edits.is_empty() {
+                        rec.rewrite = said.take();
+                    }
+                    rec.payload_edits = verdict.edits;
+                }
+                if let Some(conn) = self.table.conn_mut(id) {
+                    seq_adjust(conn, ct.ctinfo, &skb.pkt, seqadj_needed, rec);
                 }
             }
         }
         self.table.confirm(ct, now, &mut self.expectations);
-        notes.extend(said);
+        rec.notes.extend(said);
         true
     }
 
@@ -1084,6 +1130,36 @@ impl Firewall {
     /// The table, for the connection log's bookkeeping.
     pub(crate) fn table_mut(&mut self) -> &mut ConntrackTable {
         &mut self.table
+    }
+}
+
+/// The confirm step's sequence work on a TCP segment: a payload its helper
+/// resized shifts the later numbers of its direction (nf_ct_seqadj_set),
+/// and, when the connection already had a shift, the segment leaves with
+/// adjusted seq and ack (nf_ct_seq_adjust), recorded in `rec`.
+fn seq_adjust(
+    conn: &mut Conn,
+    ctinfo: u8,
+    pkt: &Packet<'_>,
+    seqadj_needed: bool,
+    rec: &mut PacketRecord,
+) {
+    if pkt.proto != PROTO_TCP || conn.proto != PROTO_TCP {
+        return;
+    }
+    let direction = direction_of(ctinfo);
+    for edit in &rec.payload_edits {
+        seqadj_set(conn, direction, pkt.seq, edit.delta());
+    }
+    if seqadj_needed && ctinfo != CT_RELATED_REPLY {
+        let (seq, ack) = (pkt.seq, pkt.ack);
+        let adjusted = seqadj::adjust(conn, direction, seq, ack);
+        if adjusted != (seq, ack) {
+            rec.seq_adjust = Some(SeqShift {
+                seq: (seq, adjusted.0),
+                ack: (ack, adjusted.1),
+            });
+        }
     }
 }
 

@@ -10,12 +10,24 @@ use _core::config::HelperParams;
 use _core::conntrack::conn::*;
 use _core::conntrack::expect::ExpectationTable;
 use _core::helpers::amanda::{amanda_help, connect_ports};
+use _core::helpers::common::HelperEnv;
 use _core::helpers::ftp::{
     delimited_port, ftp_help, numbers, parse_command, parse_ipv4_tail, parse_ipv6,
 };
 use _core::helpers::irc::{find_dcc, irc_help};
 use _core::helpers::tftp::tftp_help;
+use _core::nat::NatRng;
 use _core::packet::{PROTO_TCP, PROTO_UDP};
+
+/// The helpers' environment at time 1.0 with room for 8 expectations.
+fn env<'a>(table: &'a mut ExpectationTable, rng: &'a mut NatRng) -> HelperEnv<'a> {
+    HelperEnv {
+        table,
+        now: 1.0,
+        expect_max: 8,
+        rng,
+    }
+}
 use helpers_kit::*;
 
 const CASES: u32 = 2500;
@@ -139,7 +151,7 @@ proptest! {
     fn amanda_scan_never_panics(data in with_prefix(AMANDA_PREFIXES)) {
         let ports = connect_ports(&data);
         prop_assert!(ports.len() <= 4);
-        prop_assert!(ports.iter().all(|&(port, _, _)| port != 0));
+        prop_assert!(ports.iter().all(|p| p.port != 0));
     }
 
     #[test]
@@ -153,6 +165,7 @@ proptest! {
         family in prop::sample::select(vec![4u8, 6]),
     ) {
         let mut table = ExpectationTable::new(HelperParams::default());
+        let mut rng = NatRng::new(1);
         let (c, s) = if family == 4 { (C4, S4) } else { (C6, S6) };
         let id = ConnId(3);
         let ftp_master = master(family, PROTO_TCP, 46182, 21);
@@ -160,20 +173,20 @@ proptest! {
             // The second time the segment sits at a remembered position.
             let start = seq.wrapping_add(if n == 0 { 0 } else { 1 });
             let lead = tcp(c, s, 46182, 21, "PA", seq, 1, b"\n");
-            let _ = ftp_help(&ftp_master, id, ctinfo, &lead.packet(0, 1.0), 1.0, &mut table, 8);
+            let _ = ftp_help(&ftp_master, id, ctinfo, &lead.packet(0, 1.0), &mut env(&mut table, &mut rng));
             let raw = tcp(c, s, 46182, 21, "PA", start, 1, payload);
-            let verdict = ftp_help(&ftp_master, id, ctinfo, &raw.packet(1, 1.0), 1.0, &mut table, 8);
+            let verdict = ftp_help(&ftp_master, id, ctinfo, &raw.packet(1, 1.0), &mut env(&mut table, &mut rng));
             prop_assert!(verdict.accept || verdict.reason.starts_with("dropped by the ftp helper"));
         }
         let irc_master = master(family, PROTO_TCP, 40123, 6667);
         let raw = tcp(c, s, 40123, 6667, "PA", seq, 1, &irc);
-        let _ = irc_help(&irc_master, ConnId(4), ctinfo, &raw.packet(2, 1.0), 1.0, &mut table, 8);
+        let _ = irc_help(&irc_master, ConnId(4), ctinfo, &raw.packet(2, 1.0), &mut env(&mut table, &mut rng));
         let udp_master = master(family, PROTO_UDP, 850, 10080);
         let raw = udp(s, c, 10080, 850, &amanda);
-        let verdict = amanda_help(&udp_master, ConnId(5), ctinfo, &raw.packet(3, 1.0), 1.0, &mut table, 8);
+        let verdict = amanda_help(&udp_master, ConnId(5), ctinfo, &raw.packet(3, 1.0), &mut env(&mut table, &mut rng));
         prop_assert_eq!(verdict.master_timeout.is_some(), ctinfo >= CT_ESTABLISHED_REPLY);
         let raw = udp(c, s, 12345, 69, &tftp);
-        let _ = tftp_help(&udp_master, ConnId(6), ctinfo, &raw.packet(4, 1.0), 1.0, &mut table, 8);
+        let _ = tftp_help(&udp_master, ConnId(6), ctinfo, &raw.packet(4, 1.0), &mut env(&mut table, &mut rng));
         prop_assert!(table.count() <= 8);
         for id in 3..7 {
             table.master_destroyed(ConnId(id), 2.0);

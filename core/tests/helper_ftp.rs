@@ -500,9 +500,12 @@ fn ordinary_segments_get_a_borrowed_reason() {
             ConnId(id.0),
             CT_ESTABLISHED,
             &raw.packet(50, 2.0),
-            2.0,
-            &mut b.exp,
-            4096,
+            &mut _core::helpers::common::HelperEnv {
+                table: &mut b.exp,
+                now: 2.0,
+                expect_max: 4096,
+                rng: &mut b.rng,
+            },
         );
         assert!(verdict.accept && matches!(verdict.reason, Cow::Borrowed("")));
         ctl.cseq = ctl.cseq.wrapping_add(line.len() as u32);

@@ -168,7 +168,8 @@ fn short_messages_are_not_scanned() {
             kind: "SEND",
             description: "DCC SEND offer",
             address: CLIENT,
-            port: 5000
+            port: 5000,
+            span: (25, 39)
         })
     );
 }

@@ -65,7 +65,7 @@ fn parsers_give_the_recorded_answers() {
             }
             "amanda" => connect_ports(&data)
                 .iter()
-                .map(|(port, keyword, _)| format!("{port}:{keyword}"))
+                .map(|p| format!("{}:{}", p.port, p.keyword))
                 .collect::<Vec<_>>()
                 .join(" "),
             other => panic!("unknown oracle line {other}"),

@@ -212,7 +212,7 @@ fn fifth_port_evicts_the_oldest() {
 fn connect_ports_reads_at_most_five_digits() {
     let ports: Vec<(u16, &str)> = connect_ports(b"DATA 655370")
         .into_iter()
-        .map(|(p, k, _)| (p, k))
+        .map(|p| (p.port, p.keyword))
         .collect();
     assert_eq!(ports, vec![(1, "DATA")]);
 }

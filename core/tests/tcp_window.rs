@@ -150,7 +150,7 @@ fn check_as(
     state: u8,
     liberal: bool,
 ) -> (WinAction, String) {
-    let (action, note) = tcp_in_window(td, state, direction, index, &seg.packet(), liberal);
+    let (action, note) = tcp_in_window(td, state, direction, index, &seg.packet(), liberal, &|_| 0);
     (action, note.into_owned())
 }
 

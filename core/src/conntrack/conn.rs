@@ -9,6 +9,7 @@
 //! `type << 8 | code`. For GRE they are the keys.
 
 use crate::conntrack::proto_sctp::SctpData;
+use crate::conntrack::seqadj::SeqAdj;
 use crate::conntrack::tcp_window::TcpData;
 
 // Directions (enum ip_conntrack_dir).
@@ -179,6 +180,8 @@ pub struct Conn {
     pub expires: f64,
     pub created: f64,
     pub proto_data: ProtoData,
+    /// Sequence corrections after a helper resized a payload (boxed: rare).
+    pub seqadj: Option<Box<SeqAdj>>,
 }
 
 impl Conn {
@@ -200,6 +203,7 @@ impl Conn {
             expires: created,
             created,
             proto_data: ProtoData::None,
+            seqadj: None,
         }
     }
 

@@ -109,6 +109,35 @@ pub struct Expectation {
     /// The 0-based index of the announcing packet, if one did.
     pub packet_index: Option<u64>,
     pub description: &'static str,
+    /// Set by a NAT helper: the child connection follows the master's NAT.
+    pub nat: Option<ExpectNat>,
+}
+
+/// What a NAT helper keeps in an expectation for the connection it
+/// expects (exp->saved_proto, exp->dir, expectfn nf_nat_follow_master): the
+/// port the announcement originally named, and the master's direction the
+/// connection will come in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectNat {
+    pub saved_port: u16,
+    pub dir: u8,
+}
+
+/// Why an expectation could not be inserted; `busy` when it clashes with
+/// another (-EBUSY: a NAT helper then tries another port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub busy: bool,
+}
+
+impl Refusal {
+    fn new(reason: impl Into<Reason>, busy: bool) -> Self {
+        Refusal {
+            reason: reason.into(),
+            busy,
+        }
+    }
 }
 
 impl Expectation {
@@ -146,6 +175,7 @@ impl Expectation {
             expires: 0.0,
             packet_index: None,
             description: "",
+            nat: None,
         }
     }
 
@@ -209,6 +239,8 @@ pub struct Origin {
     pub master_orig: Tuple,
     pub description: &'static str,
     pub packet_index: Option<u64>,
+    /// The master and what its NAT helper kept, when the child follows its NAT.
+    pub follow: Option<(ConnId, ExpectNat)>,
 }
 
 impl Origin {
@@ -507,7 +539,7 @@ impl ExpectationTable {
         policy: &ExpectPolicy,
         now: f64,
         expect_max: u64,
-    ) -> Result<ExpId, Reason> {
+    ) -> Result<ExpId, Refusal> {
         self.expire(now);
         let key = exp.key();
         self.replace_or_clash(key, &exp, now)?;
@@ -520,9 +552,10 @@ impl ExpectationTable {
             self.evict_oldest(exp.master, exp.klass, now);
         }
         if self.count as u64 >= expect_max {
-            return Err(
-                format!("expectation table full (nf_conntrack_expect_max={expect_max})").into(),
-            );
+            return Err(Refusal::new(
+                format!("expectation table full (nf_conntrack_expect_max={expect_max})"),
+                false,
+            ));
         }
         Ok(self.insert(key, exp, policy, now))
     }
@@ -532,7 +565,7 @@ impl ExpectationTable {
         key: BucketKey,
         exp: &Expectation,
         now: f64,
-    ) -> Result<(), Reason> {
+    ) -> Result<(), Refusal> {
         let Some(bucket) = self.by_dst.get(&key) else {
             return Ok(());
         };
@@ -543,7 +576,10 @@ impl ExpectationTable {
             };
             if other.master == exp.master && other.same_as(exp) {
                 if other.klass != exp.klass {
-                    return Err("the same tuple is already expected with another class".into());
+                    return Err(Refusal::new(
+                        "the same tuple is already expected with another class",
+                        false,
+                    ));
                 }
                 replaced = Some(slot);
                 break;
@@ -554,7 +590,8 @@ impl ExpectationTable {
                     other.helper
                 );
                 write_endpoints(&mut text, other.family, &other.master_orig);
-                return Err(text.into());
+                // The very same tuple of another master is -EALREADY, not -EBUSY.
+                return Err(Refusal::new(text, !other.same_as(exp)));
             }
         }
         if let Some(slot) = replaced {
@@ -691,6 +728,7 @@ impl ExpectationTable {
             master_orig: exp.master_orig,
             description: exp.description,
             packet_index: exp.packet_index,
+            follow: exp.nat.map(|nat| (exp.master, nat)),
         };
         let permanent = exp.flags & EXP_F_PERMANENT != 0;
         if !permanent {
@@ -888,6 +926,11 @@ impl ExpectationTable {
     /// The expectation an expected connection was created from.
     pub fn origin(&self, child: ConnId) -> Option<&Origin> {
         self.origins.get(&child)
+    }
+
+    /// The master and NAT data of a child that follows its master's NAT.
+    pub fn follow_of(&self, child: ConnId) -> Option<(ConnId, ExpectNat)> {
+        self.origins.get(&child).and_then(|origin| origin.follow)
     }
 
     /// 'RELATED: expected by ftp control A:p → B:21, PORT command in packet #9'.

@@ -22,6 +22,7 @@ pub mod proto_icmp;
 pub mod proto_sctp;
 pub mod proto_tcp;
 pub mod proto_udp;
+pub mod seqadj;
 pub mod stats;
 pub mod tcp_window;
 

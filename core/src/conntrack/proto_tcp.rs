@@ -36,6 +36,7 @@ use crate::conntrack::conn::{
     ORIGINAL, REPLY,
 };
 use crate::conntrack::l4proto::{Action, Outcome};
+use crate::conntrack::seqadj::seq_offset;
 use crate::conntrack::tcp_window::{
     self as w, before, side, tcp_in_window, TcpData, TcpDirState, WinAction, ACK_SET, CLOSE,
     CLOSE_WAIT, ESTABLISHED, FIN_SET, FIN_WAIT, LAST_ACK, NONE, NONE_SET, RST_SET, SYNACK_SET,
@@ -582,7 +583,9 @@ fn track(
     if !skip_window {
         let be_liberal =
             td.seen[d].flags & w::BE_LIBERAL != 0 || cfg.nf_conntrack_tcp_be_liberal != 0;
-        let (verdict, text) = tcp_in_window(td, stored, dir, index, pkt, be_liberal);
+        let receiver = dir ^ 1;
+        let offset = |seq: u32| seq_offset(conn, receiver, seq);
+        let (verdict, text) = tcp_in_window(td, stored, dir, index, pkt, be_liberal, &offset);
         match verdict {
             WinAction::Accept => note = text,
             WinAction::Ignore => return (Action::Accept, text),

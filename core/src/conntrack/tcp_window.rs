@@ -371,6 +371,7 @@ pub fn tcp_in_window(
     index: u8,
     pkt: &Packet,
     be_liberal: bool,
+    receiver_offset: &dyn Fn(u32) -> i32,
 ) -> (WinAction, Reason) {
     let flags = pkt.tcp_flags;
     let mut seq = pkt.seq;
@@ -382,6 +383,11 @@ pub fn tcp_in_window(
     if receiver.flags & SACK_PERM != 0 && pkt.payload_off.saturating_sub(pkt.l4_off) > 20 {
         sack = sack_edge(pkt, sack);
     }
+    // The ack counts in the receiver's numbering as its packets left the
+    // machine (after a helper resized one): back to the numbering tracked.
+    let offset = receiver_offset(ack.wrapping_sub(1)) as u32;
+    ack = ack.wrapping_sub(offset);
+    sack = sack.wrapping_sub(offset);
 
     if sender.td_maxwin == 0 {
         if flags & SYN != 0 {

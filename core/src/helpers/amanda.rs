@@ -9,9 +9,10 @@
 //! most 4 per master; a refused one drops the packet but the other keywords
 //! are still processed.
 
-use crate::conntrack::conn::{Conn, ConnId, CT_ESTABLISHED_REPLY};
-use crate::conntrack::expect::{ExpectPolicy, ExpectationTable};
-use crate::helpers::common::{announce, exact_source, find, HelperVerdict, NOTHING};
+use crate::conntrack::conn::{Conn, ConnId, CT_ESTABLISHED_REPLY, ORIGINAL};
+use crate::conntrack::expect::ExpectPolicy;
+use crate::helpers::common::{announce, exact_source, find, HelperEnv, HelperVerdict, NOTHING};
+use crate::nat::helper::{expect_and_rewrite, is_translated, PayloadEdit};
 use crate::packet::{Packet, PROTO_TCP};
 
 pub const POLICY: ExpectPolicy = ExpectPolicy::new(4, 180);
@@ -29,14 +30,12 @@ pub fn amanda_help(
     id: ConnId,
     ctinfo: u8,
     pkt: &Packet<'_>,
-    now: f64,
-    table: &mut ExpectationTable,
-    expect_max: u64,
+    env: &mut HelperEnv<'_>,
 ) -> HelperVerdict {
     if ctinfo < CT_ESTABLISHED_REPLY {
         return NOTHING;
     }
-    let timeout = Some(table.params.amanda_master_timeout);
+    let timeout = Some(env.table.params.amanda_master_timeout);
     let quiet = HelperVerdict {
         master_timeout: timeout,
         ..NOTHING
@@ -52,7 +51,9 @@ pub fn amanda_help(
     let line = data.get(start..stop).unwrap_or(&[]);
     let mut reasons: Vec<String> = Vec::new();
     let mut accept = true;
-    for (port, _, description) in connect_ports(line) {
+    let mut edits = Vec::new();
+    for found in connect_ports(line) {
+        let (port, description) = (found.port, found.description);
         let exp = exact_source(
             conn,
             id,
@@ -64,9 +65,34 @@ pub fn amanda_help(
             pkt,
             description,
         );
-        let verdict = announce(table, exp, &POLICY, now, expect_max);
+        let verdict = if is_translated(conn) {
+            // Later keywords are found in the payload as earlier rewrites
+            // left it, within the line's original bounds.
+            let shift: i64 = edits
+                .iter()
+                .filter(|e: &&PayloadEdit| e.offset < start + found.at)
+                .map(|e| i64::from(e.delta()))
+                .sum();
+            let at = (start + found.at) as i64 + shift;
+            if at < 0 || at as usize + found.len > stop {
+                continue;
+            }
+            let at = at as usize;
+            expect_and_rewrite(
+                env,
+                exp,
+                &POLICY,
+                ORIGINAL,
+                (at, at + found.len),
+                found.keyword,
+                &|port| port.to_string(),
+            )
+        } else {
+            announce(env, exp, &POLICY)
+        };
         accept = accept && verdict.accept;
         reasons.push(verdict.reason.into_owned());
+        edits.extend(verdict.edits);
     }
     if reasons.is_empty() {
         return quiet;
@@ -75,12 +101,23 @@ pub fn amanda_help(
         accept,
         reason: reasons.join("; ").into(),
         master_timeout: timeout,
+        edits,
     }
 }
 
-/// The announced ports of one CONNECT line, in keyword order, up to a port 0:
-/// (port, keyword, description).
-pub fn connect_ports(line: &[u8]) -> Vec<(u16, &'static str, &'static str)> {
+/// One announced port of a CONNECT line: the keyword, its description, and
+/// where its digits are in the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectPort {
+    pub port: u16,
+    pub keyword: &'static str,
+    pub description: &'static str,
+    pub at: usize,
+    pub len: usize,
+}
+
+/// The announced ports of one CONNECT line, in keyword order, up to a port 0.
+pub fn connect_ports(line: &[u8]) -> Vec<ConnectPort> {
     let mut ports = Vec::new();
     for (keyword, name, description) in KEYWORDS {
         let Some(at) = find(line, keyword, 0, line.len()) else {
@@ -88,17 +125,25 @@ pub fn connect_ports(line: &[u8]) -> Vec<(u16, &'static str, &'static str)> {
         };
         let digits = line.get(at + keyword.len()..).unwrap_or(&[]);
         let mut value: u32 = 0;
+        let mut len = 0;
         for &byte in digits.iter().take(MAX_DIGITS) {
             if !byte.is_ascii_digit() {
                 break;
             }
             value = value * 10 + u32::from(byte - b'0');
+            len += 1;
         }
         let port = value as u16;
         if port == 0 {
             break;
         }
-        ports.push((port, name, description));
+        ports.push(ConnectPort {
+            port,
+            keyword: name,
+            description,
+            at: at + keyword.len(),
+            len,
+        });
     }
     ports
 }

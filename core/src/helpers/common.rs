@@ -12,6 +12,8 @@ use crate::conntrack::conn::{Conn, ConnId, ORIGINAL};
 use crate::conntrack::expect::{
     full_mask, write_address, write_endpoint, ExpectPolicy, Expectation, ExpectationTable,
 };
+use crate::nat::helper::PayloadEdit;
+use crate::nat::NatRng;
 use crate::output::escape::push_control;
 use crate::packet::{Packet, PROTO_TCP, PROTO_UDP};
 use crate::reason::Reason;
@@ -24,6 +26,8 @@ pub struct HelperVerdict {
     pub accept: bool,
     pub reason: Reason,
     pub master_timeout: Option<u32>,
+    /// The payload rewrites a NAT helper made, in order.
+    pub edits: Vec<PayloadEdit>,
 }
 
 impl HelperVerdict {
@@ -32,6 +36,7 @@ impl HelperVerdict {
             accept,
             reason: reason.into(),
             master_timeout: None,
+            edits: Vec::new(),
         }
     }
 }
@@ -40,12 +45,22 @@ pub const NOTHING: HelperVerdict = HelperVerdict {
     accept: true,
     reason: Cow::Borrowed(""),
     master_timeout: None,
+    edits: Vec::new(),
 };
 
-/// A helper: the master with its id, the packet's ctinfo, the packet, the
-/// time, the expectation table and nf_conntrack_expect_max.
-pub type HelperFn =
-    fn(&Conn, ConnId, u8, &Packet<'_>, f64, &mut ExpectationTable, u64) -> HelperVerdict;
+/// What a helper works with besides the packet: the expectation table, the
+/// time, nf_conntrack_expect_max, and the generator of the kernel's random
+/// choices (a NAT helper's port search).
+pub struct HelperEnv<'a> {
+    pub table: &'a mut ExpectationTable,
+    pub now: f64,
+    pub expect_max: u64,
+    pub rng: &'a mut NatRng,
+}
+
+/// A helper: the master with its id, the packet's ctinfo, the packet and
+/// what it works with.
+pub type HelperFn = fn(&Conn, ConnId, u8, &Packet<'_>, &mut HelperEnv<'_>) -> HelperVerdict;
 
 /// The source address of the given direction's tuple (who sent the packet).
 pub fn sender(conn: &Conn, direction: u8) -> u128 {
@@ -119,22 +134,17 @@ pub fn describe(exp: &Expectation) -> String {
 }
 
 /// Register `exp`; the helpers here drop the packet when the kernel refuses it.
-pub fn announce(
-    table: &mut ExpectationTable,
-    exp: Expectation,
-    policy: &ExpectPolicy,
-    now: f64,
-    expect_max: u64,
-) -> HelperVerdict {
+pub fn announce(env: &mut HelperEnv<'_>, exp: Expectation, policy: &ExpectPolicy) -> HelperVerdict {
     let shape = describe(&exp);
     let (helper, description) = (exp.helper, exp.description);
-    match table.related(exp, policy, now, expect_max) {
+    match env.table.related(exp, policy, env.now, env.expect_max) {
         Ok(_) => HelperVerdict::new(true, format!("{helper}: {description}, expecting {shape}")),
         Err(refusal) => HelperVerdict::new(
             false,
             format!(
                 "dropped by the {helper} helper: {description} but cannot add the expectation \
-                 {shape}: {refusal}"
+                 {shape}: {}",
+                refusal.reason
             ),
         ),
     }

@@ -21,10 +21,11 @@
 use crate::conntrack::conn::{
     direction_of, Conn, ConnId, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, ORIGINAL,
 };
-use crate::conntrack::expect::{format_address, ExpectPolicy, ExpectationTable};
+use crate::conntrack::expect::{format_address, ExpectPolicy};
 use crate::helpers::common::{
-    announce, exact_source, find, py_bytes_repr, sender, HelperVerdict, NOTHING,
+    announce, exact_source, find, py_bytes_repr, sender, HelperEnv, HelperVerdict, NOTHING,
 };
+use crate::nat::helper::{address_text, expect_and_rewrite, is_translated};
 use crate::packet::{Packet, PROTO_TCP};
 
 pub const POLICY: ExpectPolicy = ExpectPolicy::new(1, 300);
@@ -35,14 +36,47 @@ const COMMA: u8 = b',';
 const DOT: u8 = b'.';
 const COLON: u8 = b':';
 
+/// The four announcements (enum nf_ct_ftp_type): what a NAT rewrite writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FtpType {
+    Port,
+    Pasv,
+    Eprt,
+    Epsv,
+}
+
+impl FtpType {
+    /// The keyword the reasons name for a rewrite.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            FtpType::Port => "PORT",
+            FtpType::Pasv => "227",
+            FtpType::Eprt => "EPRT",
+            FtpType::Epsv => "229",
+        }
+    }
+}
+
 /// A parsed announcement: address (None: not mentioned, EPSV) and port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Command {
     pub description: &'static str,
+    pub kind: FtpType,
     pub address: Option<u128>,
     pub port: u16,
     /// EPRT |2|: all 128 bits given; PORT/227 give 32 bits.
     pub full_address: bool,
+    /// Where the address and port text lies in the payload (start, end).
+    pub span: (usize, usize),
+}
+
+/// What an argument parser found: the address (if named), the port,
+/// whether the address is complete, and the text's span.
+struct Argument {
+    address: Option<u128>,
+    port: u16,
+    full_address: bool,
+    span: (usize, usize),
 }
 
 /// What `parse_command` found at the start of a segment.
@@ -60,9 +94,7 @@ pub fn ftp_help(
     id: ConnId,
     ctinfo: u8,
     pkt: &Packet<'_>,
-    now: f64,
-    table: &mut ExpectationTable,
-    expect_max: u64,
+    env: &mut HelperEnv<'_>,
 ) -> HelperVerdict {
     if ctinfo != CT_ESTABLISHED && ctinfo != CT_ESTABLISHED_REPLY {
         return NOTHING;
@@ -75,7 +107,7 @@ pub fn ftp_help(
     let dir = usize::from(direction & 1);
     let next_seq = pkt.seq.wrapping_add(data.len() as u32);
     let ends_nl = last == NL;
-    let state = table.ftp_state(id);
+    let state = env.table.ftp_state(id);
     if !state.after_nl[dir].contains(pkt.seq) {
         if !state.pickup[dir] {
             if ends_nl {
@@ -90,24 +122,21 @@ pub fn ftp_help(
             return HelperVerdict::new(false, format!("dropped by the ftp helper: {why}"))
         }
         Parsed::Nothing => NOTHING,
-        Parsed::Command(cmd) => expect(conn, id, direction, &cmd, pkt, now, table, expect_max),
+        Parsed::Command(cmd) => expect(conn, id, direction, &cmd, pkt, env),
     };
     if ends_nl {
-        table.ftp_state(id).after_nl[dir].remember(next_seq);
+        env.table.ftp_state(id).after_nl[dir].remember(next_seq);
     }
     verdict
 }
 
-#[allow(clippy::too_many_arguments)]
 fn expect(
     conn: &Conn,
     id: ConnId,
     direction: u8,
     cmd: &Command,
     pkt: &Packet<'_>,
-    now: f64,
-    table: &mut ExpectationTable,
-    expect_max: u64,
+    env: &mut HelperEnv<'_>,
 ) -> HelperVerdict {
     let own = sender(conn, direction);
     let announced = match cmd.address {
@@ -122,7 +151,7 @@ fn expect(
         (conn.reply.dst, conn.reply.src)
     };
     if announced != own {
-        if !table.params.ftp_loose {
+        if !env.table.params.ftp_loose {
             return HelperVerdict::new(
                 true,
                 format!(
@@ -146,14 +175,58 @@ fn expect(
         pkt,
         cmd.description,
     );
-    announce(table, exp, &POLICY, now, expect_max)
+    if !is_translated(conn) {
+        return announce(env, exp, &POLICY);
+    }
+    // The data connection comes from wherever this packet goes: it must
+    // be told the address the peer sees.
+    let new_address = conn.tuple(direction ^ 1).dst;
+    let (kind, family) = (cmd.kind, conn.family);
+    expect_and_rewrite(
+        env,
+        exp,
+        &POLICY,
+        direction ^ 1,
+        cmd.span,
+        kind.keyword(),
+        &|port| nat_text(kind, family, new_address, port),
+    )
+}
+
+/// nf_nat_ftp_fmt_cmd: the announcement's new argument.
+pub fn nat_text(kind: FtpType, family: u8, address: u128, port: u16) -> String {
+    match kind {
+        FtpType::Port | FtpType::Pasv => {
+            // PORT and 227 name 32 bits: an IPv6 address's first four bytes.
+            let bytes = if family == 4 {
+                (address as u32).to_be_bytes()
+            } else {
+                ((address >> 96) as u32).to_be_bytes()
+            };
+            format!(
+                "{},{},{},{},{},{}",
+                bytes[0],
+                bytes[1],
+                bytes[2],
+                bytes[3],
+                port >> 8,
+                port & 0xFF
+            )
+        }
+        FtpType::Eprt => {
+            let af = if family == 4 { 1 } else { 2 };
+            format!("|{af}|{}|{port}|", address_text(family, address))
+        }
+        FtpType::Epsv => format!("|||{port}|"),
+    }
 }
 
 // -- the grammars -------------------------------------------------------------
 
-type ArgumentParser = fn(&[u8], usize, u8) -> Option<(Option<u128>, u16, bool)>;
+type ArgumentParser = fn(&[u8], usize, u8) -> Option<Argument>;
 
 struct Pattern {
+    kind: FtpType,
     keyword: &'static [u8],
     /// The keyword as Python's repr() of its text shows it.
     keyword_repr: &'static str,
@@ -166,6 +239,7 @@ struct Pattern {
 static SEARCH: [[Pattern; 2]; 2] = [
     [
         Pattern {
+            kind: FtpType::Port,
             keyword: b"PORT",
             keyword_repr: "'PORT'",
             description: "PORT command",
@@ -173,6 +247,7 @@ static SEARCH: [[Pattern; 2]; 2] = [
             parser: port_argument,
         },
         Pattern {
+            kind: FtpType::Eprt,
             keyword: b"EPRT",
             keyword_repr: "'EPRT'",
             description: "EPRT command",
@@ -182,6 +257,7 @@ static SEARCH: [[Pattern; 2]; 2] = [
     ],
     [
         Pattern {
+            kind: FtpType::Pasv,
             keyword: b"227 ",
             keyword_repr: "'227 '",
             description: "227 PASV reply",
@@ -189,6 +265,7 @@ static SEARCH: [[Pattern; 2]; 2] = [
             parser: pasv_argument,
         },
         Pattern {
+            kind: FtpType::Epsv,
             keyword: b"229 ",
             keyword_repr: "'229 '",
             description: "229 EPSV reply",
@@ -251,37 +328,44 @@ fn try_pattern(data: &[u8], pattern: &Pattern, family: u8) -> Parsed {
             pattern.description,
             py_bytes_repr(data.get(..60).unwrap_or(data))
         )),
-        Some((address, port, full_address)) => Parsed::Command(Command {
+        Some(arg) => Parsed::Command(Command {
             description: pattern.description,
-            address,
-            port,
-            full_address,
+            kind: pattern.kind,
+            address: arg.address,
+            port: arg.port,
+            full_address: arg.full_address,
+            span: arg.span,
         }),
     }
 }
 
 /// PORT h1,h2,h3,h4,p1,p2 then CR (try_rfc959).
-fn port_argument(data: &[u8], start: usize, _family: u8) -> Option<(Option<u128>, u16, bool)> {
-    let (n, _) = numbers::<6>(data, start, COMMA, Some(CR))?;
-    Some(host_port(&n))
+fn port_argument(data: &[u8], start: usize, _family: u8) -> Option<Argument> {
+    let (n, end) = numbers::<6>(data, start, COMMA, Some(CR))?;
+    Some(host_port(&n, (start, end)))
 }
 
 /// 227: the six numbers start at the first digit anywhere (try_rfc1123).
-fn pasv_argument(data: &[u8], start: usize, _family: u8) -> Option<(Option<u128>, u16, bool)> {
+fn pasv_argument(data: &[u8], start: usize, _family: u8) -> Option<Argument> {
     let tail = data.get(start..)?;
     let first = tail.iter().position(u8::is_ascii_digit)?;
-    let (n, _) = numbers::<6>(data, start + first, COMMA, None)?;
-    Some(host_port(&n))
+    let (n, end) = numbers::<6>(data, start + first, COMMA, None)?;
+    Some(host_port(&n, (start + first, end)))
 }
 
-fn host_port(n: &[u32; 6]) -> (Option<u128>, u16, bool) {
+fn host_port(n: &[u32; 6], span: (usize, usize)) -> Argument {
     let address = (n[0] << 24) | (n[1] << 16) | (n[2] << 8) | n[3];
     let port = ((n[4] << 8) | n[5]) as u16;
-    (Some(u128::from(address)), port, false)
+    Argument {
+        address: Some(u128::from(address)),
+        port,
+        full_address: false,
+        span,
+    }
 }
 
 /// EPRT dAFdADDRdPORTd with any printable non-digit d (try_eprt).
-fn eprt_argument(data: &[u8], start: usize, family: u8) -> Option<(Option<u128>, u16, bool)> {
+fn eprt_argument(data: &[u8], start: usize, family: u8) -> Option<Argument> {
     if data.len().saturating_sub(start) <= 3 {
         return None;
     }
@@ -300,12 +384,17 @@ fn eprt_argument(data: &[u8], start: usize, family: u8) -> Option<(Option<u128>,
     } else {
         parse_ipv6(data, start + 3, delim)?
     };
-    let port = delimited_port(data, end + 1, delim)?;
-    Some((Some(address), port, true))
+    let (port, after) = delimited_port(data, end + 1, delim)?;
+    Some(Argument {
+        address: Some(address),
+        port,
+        full_address: true,
+        span: (start, after),
+    })
 }
 
 /// 229 (dddPORTd): three equal delimiters, then the port (try_epsv_response).
-fn epsv_argument(data: &[u8], start: usize, _family: u8) -> Option<(Option<u128>, u16, bool)> {
+fn epsv_argument(data: &[u8], start: usize, _family: u8) -> Option<Argument> {
     if data.len().saturating_sub(start) <= 3 {
         return None;
     }
@@ -313,8 +402,13 @@ fn epsv_argument(data: &[u8], start: usize, _family: u8) -> Option<(Option<u128>
     if !is_delimiter(delim) || *data.get(start + 1)? != delim || *data.get(start + 2)? != delim {
         return None;
     }
-    let port = delimited_port(data, start + 3, delim)?;
-    Some((None, port, false))
+    let (port, after) = delimited_port(data, start + 3, delim)?;
+    Some(Argument {
+        address: None,
+        port,
+        full_address: false,
+        span: (start, after),
+    })
 }
 
 fn is_delimiter(byte: u8) -> bool {
@@ -350,12 +444,17 @@ pub fn numbers<const N: usize>(
     None
 }
 
-/// get_port: digits up to `delim` into a wrapping 16-bit value that must not be 0.
-pub fn delimited_port(data: &[u8], start: usize, delim: u8) -> Option<u16> {
+/// get_port: digits up to `delim` into a wrapping 16-bit value that must
+/// not be 0; with the offset just past the delimiter.
+pub fn delimited_port(data: &[u8], start: usize, delim: u8) -> Option<(u16, usize)> {
     let mut value: u16 = 0;
-    for &byte in data.get(start..)? {
+    for (at, &byte) in data.get(start..)?.iter().enumerate() {
         if byte == delim {
-            return if value == 0 { None } else { Some(value) };
+            return if value == 0 {
+                None
+            } else {
+                Some((value, start + at + 1))
+            };
         }
         if !byte.is_ascii_digit() {
             return None;

@@ -11,9 +11,10 @@
 //! per segment counts. The expectation is "anyone, any port → client:port",
 //! TCP, 300 s, up to 8 per IRC connection.
 
-use crate::conntrack::conn::{Conn, ConnId, CT_ESTABLISHED};
-use crate::conntrack::expect::{format_address, ExpectPolicy, Expectation, ExpectationTable};
-use crate::helpers::common::{announce, find, HelperVerdict, NOTHING};
+use crate::conntrack::conn::{Conn, ConnId, CT_ESTABLISHED, REPLY};
+use crate::conntrack::expect::{format_address, ExpectPolicy, Expectation};
+use crate::helpers::common::{announce, find, HelperEnv, HelperVerdict, NOTHING};
+use crate::nat::helper::{expect_and_rewrite, is_translated};
 use crate::packet::{Packet, PROTO_TCP};
 
 pub const MAX_SEARCH_SIZE: usize = 4095;
@@ -37,6 +38,8 @@ pub struct DccOffer {
     pub description: &'static str,
     pub address: u32,
     pub port: u16,
+    /// Where `<address> <port>` lies in the payload (start, end).
+    pub span: (usize, usize),
 }
 
 pub fn irc_help(
@@ -44,9 +47,7 @@ pub fn irc_help(
     id: ConnId,
     ctinfo: u8,
     pkt: &Packet<'_>,
-    now: f64,
-    table: &mut ExpectationTable,
-    expect_max: u64,
+    env: &mut HelperEnv<'_>,
 ) -> HelperVerdict {
     if ctinfo != CT_ESTABLISHED || conn.family != 4 {
         return NOTHING;
@@ -69,7 +70,7 @@ pub fn irc_help(
             ),
         );
     }
-    let params = &table.params;
+    let params = &env.table.params;
     let policy = ExpectPolicy::new(params.irc_max_dcc_channels, params.irc_dcc_timeout);
     let mut exp = Expectation::new(
         conn,
@@ -85,7 +86,20 @@ pub fn irc_help(
     );
     exp.packet_index = Some(pkt.index);
     exp.description = offer.description;
-    announce(table, exp, &policy, now, expect_max)
+    if !is_translated(conn) {
+        return announce(env, exp, &policy);
+    }
+    // The offer must name where the server talks to: the translated client.
+    let new_address = conn.reply.dst as u32;
+    expect_and_rewrite(
+        env,
+        exp,
+        &policy,
+        REPLY,
+        offer.span,
+        &format!("DCC {}", offer.kind),
+        &|port| format!("{new_address} {port}"),
+    )
 }
 
 /// The first DCC offer the kernel would act on, if any.
@@ -114,12 +128,13 @@ pub fn find_dcc(data: &[u8]) -> Option<DccOffer> {
         let rest = data.get(pos..).unwrap_or(&[]);
         for (keyword, kind, description) in DCC_TYPES {
             if rest.starts_with(keyword) {
-                let (address, port) = parse_dcc(data, pos + keyword.len(), end)?;
+                let (address, port, span) = parse_dcc(data, pos + keyword.len(), end)?;
                 return Some(DccOffer {
                     kind,
                     description,
                     address,
                     port,
+                    span,
                 });
             }
         }
@@ -127,7 +142,7 @@ pub fn find_dcc(data: &[u8]) -> Option<DccOffer> {
 }
 
 /// parse_dcc: skip the argument, then `<address> <port>` before a newline.
-fn parse_dcc(data: &[u8], mut pos: usize, end: usize) -> Option<(u32, u16)> {
+fn parse_dcc(data: &[u8], mut pos: usize, end: usize) -> Option<(u32, u16, (usize, usize))> {
     loop {
         let byte = *data.get(pos)?;
         pos += 1;
@@ -139,12 +154,13 @@ fn parse_dcc(data: &[u8], mut pos: usize, end: usize) -> Option<(u32, u16)> {
         }
     }
     find(data, b"\n", pos, end)?;
+    let begin = pos;
     let (address, mut pos) = decimal(data, pos);
     while data.get(pos) == Some(&b' ') {
         pos += 1;
     }
-    let (port, _) = decimal(data, pos);
-    Some((address as u32, port as u16))
+    let (port, stop) = decimal(data, pos);
+    Some((address as u32, port as u16, (begin, stop)))
 }
 
 /// simple_strtoul in base 10: leading digits (none gives 0) and where they stop.

@@ -18,10 +18,11 @@ use crate::config::Sysctls;
 use crate::conntrack::conn::{Conn, ConnId, HelperKind, CT_RELATED_REPLY, IPS_HELPER};
 use crate::conntrack::expect::ExpectationTable;
 use crate::helpers::amanda::amanda_help;
-use crate::helpers::common::{HelperFn, HelperVerdict, NOTHING};
+use crate::helpers::common::{HelperEnv, HelperFn, HelperVerdict, NOTHING};
 use crate::helpers::ftp::ftp_help;
 use crate::helpers::irc::irc_help;
 use crate::helpers::tftp::tftp_help;
+use crate::nat::NatRng;
 use crate::packet::{Packet, PROTO_TCP, PROTO_UDP};
 
 /// One registered helper (struct nf_conntrack_helper).
@@ -132,6 +133,7 @@ pub fn run_helper(
     now: f64,
     expectations: &mut ExpectationTable,
     cfg: &Sysctls,
+    rng: &mut NatRng,
 ) -> HelperVerdict {
     let Some(kind) = conn.helper else {
         return NOTHING;
@@ -140,15 +142,13 @@ pub fn run_helper(
         return NOTHING;
     }
     expectations.touch_master(id, conn, pkt.index);
-    let verdict = (spec_of(kind).help)(
-        conn,
-        id,
-        ctinfo,
-        pkt,
+    let mut env = HelperEnv {
+        table: expectations,
         now,
-        expectations,
-        cfg.nf_conntrack_expect_max,
-    );
+        expect_max: cfg.nf_conntrack_expect_max,
+        rng,
+    };
+    let verdict = (spec_of(kind).help)(conn, id, ctinfo, pkt, &mut env);
     if let Some(seconds) = verdict.master_timeout {
         conn.set_timeout(now, f64::from(seconds));
     }

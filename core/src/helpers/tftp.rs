@@ -7,9 +7,10 @@
 //! whichever side sent the request: "server, any port → client:client
 //! port", UDP, 300 s, one per flow (a repeated request replaces it).
 
-use crate::conntrack::conn::{Conn, ConnId};
-use crate::conntrack::expect::{ExpectPolicy, ExpectationTable};
-use crate::helpers::common::{announce, exact_source, HelperVerdict, NOTHING};
+use crate::conntrack::conn::{Conn, ConnId, REPLY};
+use crate::conntrack::expect::ExpectPolicy;
+use crate::helpers::common::{announce, exact_source, HelperEnv, HelperVerdict, NOTHING};
+use crate::nat::helper::{expect_following, is_translated};
 use crate::packet::{Packet, PROTO_UDP};
 
 pub const POLICY: ExpectPolicy = ExpectPolicy::new(1, 300);
@@ -28,9 +29,7 @@ pub fn tftp_help(
     id: ConnId,
     _ctinfo: u8,
     pkt: &Packet<'_>,
-    now: f64,
-    table: &mut ExpectationTable,
-    expect_max: u64,
+    env: &mut HelperEnv<'_>,
 ) -> HelperVerdict {
     let Some(description) = request_name(pkt.payload()) else {
         return NOTHING;
@@ -46,5 +45,10 @@ pub fn tftp_help(
         pkt,
         description,
     );
-    announce(table, exp, &POLICY, now, expect_max)
+    if is_translated(conn) {
+        // The server answers the translated client; that answer is put
+        // back to the client's own address and port.
+        return expect_following(env, exp, &POLICY, REPLY, conn.orig.sport);
+    }
+    announce(env, exp, &POLICY)
 }

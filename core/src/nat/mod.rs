@@ -10,6 +10,7 @@
 //! no rule translates, as the "null binding" that keeps the addresses and
 //! only moves a port that is already in use.
 
+pub mod helper;
 pub mod manip;
 pub mod range;
 pub mod select;
@@ -89,6 +90,11 @@ impl NatCore {
             rng: NatRng::new(seed),
             by_source: HashMap::new(),
         }
+    }
+
+    /// The generator of the kernel's random choices (NAT helpers draw from it too).
+    pub fn rng_mut(&mut self) -> &mut NatRng {
+        &mut self.rng
     }
 
     /// nf_nat_setup_info: give the (unconfirmed) entry `id` its binding for

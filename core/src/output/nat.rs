@@ -5,6 +5,8 @@ use crate::engine::{Addressing, Firewall, NatStep, PacketRecord};
 use crate::nat::manip::has_ports;
 use crate::nat::Manip;
 use crate::output::addr::{push_address, push_endpoint, push_u64};
+use crate::output::escape::push_escaped;
+use crate::output::json::push_str_body;
 use crate::output::record::push_rule_json;
 use crate::output::Sink;
 
@@ -53,6 +55,25 @@ pub fn write_steps<S: Sink + ?Sized>(
             out.text(" by ");
             rule(out, step);
         }
+    }
+    if let Some(text) = &rec.rewrite {
+        out.text("; ");
+        if json {
+            push_str_body(out, text);
+        } else {
+            push_escaped(out, text);
+        }
+    }
+    if let Some(shift) = rec.seq_adjust {
+        let arrow = if json { " \\u2192 " } else { " → " };
+        out.text("; sequence adjusted after a NAT helper's rewrite: seq ");
+        push_u64(out, u64::from(shift.seq.0));
+        out.text(arrow);
+        push_u64(out, u64::from(shift.seq.1));
+        out.text(", ack ");
+        push_u64(out, u64::from(shift.ack.0));
+        out.text(arrow);
+        push_u64(out, u64::from(shift.ack.1));
     }
 }
 

@@ -12,6 +12,7 @@ use _core::config::{HelperParams, Sysctls};
 use _core::conntrack::conn::*;
 use _core::conntrack::expect::{master_usable, proc_expect_line, ExpectationTable};
 use _core::helpers::{assign_helper, run_helper};
+use _core::nat::NatRng;
 use _core::packet::{Packet, PROTO_TCP, PROTO_UDP};
 
 pub const C4: &str = "10.77.0.1";
@@ -238,6 +239,7 @@ pub struct Machine {
     /// Judge masters as the table does without the core's view (the
     /// `ExpectHooks` path).
     pub use_hooks: bool,
+    pub rng: NatRng,
 }
 
 impl Default for Machine {
@@ -257,6 +259,7 @@ impl Machine {
             ((PROTO_UDP, 10080), "amanda"),
         ]);
         Machine {
+            rng: NatRng::new(0),
             cfg,
             exp,
             rules,
@@ -367,7 +370,16 @@ impl Machine {
             };
             let t = self.timeout(&conn);
             conn.set_timeout(now, t);
-            let verdict = run_helper(&mut conn, id, ctinfo, &pkt, now, &mut self.exp, &self.cfg);
+            let verdict = run_helper(
+                &mut conn,
+                id,
+                ctinfo,
+                &pkt,
+                now,
+                &mut self.exp,
+                &self.cfg,
+                &mut self.rng,
+            );
             self.conns[id.0 as usize] = Some(conn);
             Seen {
                 state: ctstate_name(ctinfo),
@@ -429,7 +441,16 @@ impl Machine {
                     id: None,
                 };
             }
-            let verdict = run_helper(&mut conn, id, ctinfo, &pkt, now, &mut self.exp, &self.cfg);
+            let verdict = run_helper(
+                &mut conn,
+                id,
+                ctinfo,
+                &pkt,
+                now,
+                &mut self.exp,
+                &self.cfg,
+                &mut self.rng,
+            );
             if !verdict.accept {
                 self.free.push(id.0);
                 self.exp.master_destroyed(id, now);
