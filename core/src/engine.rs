@@ -31,6 +31,7 @@ use crate::conntrack::expect::ExpectationTable;
 use crate::conntrack::seqadj::{self, seqadj_set};
 use crate::decode::decode_datagram;
 use crate::defrag::{DefragOutcome, Defragmenter};
+use crate::helpers::common::HelperEnv;
 use crate::helpers::{assign_helper, helper_name_of, run_helper};
 use crate::nat::helper::{follow_master, PayloadEdit};
 use crate::nat::manip::{status_bit, translate, translate_icmp_error};
@@ -939,16 +940,13 @@ impl Firewall {
                 // packet that first resizes a payload keeps its numbers.
                 let seqadj_needed = conn.status & IPS_SEQ_ADJUST != 0;
                 if conn.helper.is_some() {
-                    let verdict = run_helper(
-                        conn,
-                        id,
-                        ct.ctinfo,
-                        &skb.pkt,
+                    let mut env = HelperEnv {
+                        table: &mut self.expectations,
                         now,
-                        &mut self.expectations,
-                        &self.cfg,
-                        self.nat.rng_mut(),
-                    );
+                        expect_max: self.cfg.nf_conntrack_expect_max,
+                        rng: self.nat.rng_mut(),
+                    };
+                    let verdict = run_helper(conn, id, ct.ctinfo, &skb.pkt, &mut env);
                     self.sync_expectation_events();
                     if !verdict.accept {
                         if ct.unconfirmed {

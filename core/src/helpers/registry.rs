@@ -14,15 +14,12 @@
 //! entry is confirmed). Once confirmed, the table learns it through
 //! `ExpectationTable::master_confirmed`.
 
-use crate::config::Sysctls;
 use crate::conntrack::conn::{Conn, ConnId, HelperKind, CT_RELATED_REPLY, IPS_HELPER};
-use crate::conntrack::expect::ExpectationTable;
 use crate::helpers::amanda::amanda_help;
 use crate::helpers::common::{HelperEnv, HelperFn, HelperVerdict, NOTHING};
 use crate::helpers::ftp::ftp_help;
 use crate::helpers::irc::irc_help;
 use crate::helpers::tftp::tftp_help;
-use crate::nat::NatRng;
 use crate::packet::{Packet, PROTO_TCP, PROTO_UDP};
 
 /// One registered helper (struct nf_conntrack_helper).
@@ -130,10 +127,7 @@ pub fn run_helper(
     id: ConnId,
     ctinfo: u8,
     pkt: &Packet<'_>,
-    now: f64,
-    expectations: &mut ExpectationTable,
-    cfg: &Sysctls,
-    rng: &mut NatRng,
+    env: &mut HelperEnv<'_>,
 ) -> HelperVerdict {
     let Some(kind) = conn.helper else {
         return NOTHING;
@@ -141,16 +135,10 @@ pub fn run_helper(
     if ctinfo == CT_RELATED_REPLY || pkt.proto != conn.proto {
         return NOTHING;
     }
-    expectations.touch_master(id, conn, pkt.index);
-    let mut env = HelperEnv {
-        table: expectations,
-        now,
-        expect_max: cfg.nf_conntrack_expect_max,
-        rng,
-    };
-    let verdict = (spec_of(kind).help)(conn, id, ctinfo, pkt, &mut env);
+    env.table.touch_master(id, conn, pkt.index);
+    let verdict = (spec_of(kind).help)(conn, id, ctinfo, pkt, env);
     if let Some(seconds) = verdict.master_timeout {
-        conn.set_timeout(now, f64::from(seconds));
+        conn.set_timeout(env.now, f64::from(seconds));
     }
     verdict
 }

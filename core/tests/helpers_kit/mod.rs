@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use _core::config::{HelperParams, Sysctls};
 use _core::conntrack::conn::*;
 use _core::conntrack::expect::{master_usable, proc_expect_line, ExpectationTable};
+use _core::helpers::common::HelperEnv;
 use _core::helpers::{assign_helper, run_helper};
 use _core::nat::NatRng;
 use _core::packet::{Packet, PROTO_TCP, PROTO_UDP};
@@ -375,10 +376,12 @@ impl Machine {
                 id,
                 ctinfo,
                 &pkt,
-                now,
-                &mut self.exp,
-                &self.cfg,
-                &mut self.rng,
+                &mut HelperEnv {
+                    table: &mut self.exp,
+                    now,
+                    expect_max: self.cfg.nf_conntrack_expect_max,
+                    rng: &mut self.rng,
+                },
             );
             self.conns[id.0 as usize] = Some(conn);
             Seen {
@@ -446,10 +449,12 @@ impl Machine {
                 id,
                 ctinfo,
                 &pkt,
-                now,
-                &mut self.exp,
-                &self.cfg,
-                &mut self.rng,
+                &mut HelperEnv {
+                    table: &mut self.exp,
+                    now,
+                    expect_max: self.cfg.nf_conntrack_expect_max,
+                    rng: &mut self.rng,
+                },
             );
             if !verdict.accept {
                 self.free.push(id.0);
