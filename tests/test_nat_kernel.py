@@ -179,3 +179,20 @@ def test_the_router_demo_is_the_kernels(kernel: None, made: list[str]) -> None:
     result = run(ROUTER_RULES, [data for _, data in router_datagrams()],
                  ifaces=[f"{name}={','.join(nets)}" for name, nets in ROUTER_IFACES])
     assert len(result.table.kernel) == 4
+
+
+@pytest.mark.kernel
+def test_a_pool_with_one_port_runs_out(kernel: None, made: list[str]) -> None:
+    """One address, one port: the second connection to the same server finds every
+    tuple taken and is dropped when conntrack inserts it (insert_failed); to another
+    server the same port is free again."""
+    result = run(nat("-A POSTROUTING -o wan -p tcp -j SNAT --to-source 203.0.113.1:1024"), [
+        b.tcp(CLIENT, SERVER, 40000, 80, "S", 1),
+        b.tcp(CLIENT2, SERVER, 40001, 80, "S", 1),
+        b.tcp(CLIENT2, OUTSIDER, 40001, 80, "S", 1),
+        b.tcp(SERVER, WAN, 80, 1024, "SA", 9, 2),
+    ])
+    assert [p.kernel.outcome for p in result.packets] == [
+        "forwarded", "dropped", "forwarded", "forwarded"]
+    assert leaves(result, 3) == (WAN, OUTSIDER, 1024, 80)
+    assert leaves(result, 4) == (SERVER, CLIENT, 80, 40000)

@@ -928,7 +928,17 @@ impl Firewall {
                 }
             }
         }
-        self.table.confirm(ct, now, &mut self.expectations);
+        let inserted = self.table.confirm(ct, now, &mut self.expectations);
+        self.sync_expectation_events();
+        if !inserted {
+            outcome.verdict = Verdict::Drop;
+            outcome.rule = None;
+            outcome.reason = WalkReason::Text(Cow::Borrowed(
+                "dropped by conntrack at confirmation: the connection's reply tuple is \
+                 already in the table (NAT found no free port; insert_failed)",
+            ));
+            return false;
+        }
         notes.extend(said);
         true
     }
