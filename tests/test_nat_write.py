@@ -15,7 +15,7 @@ from statewall.decode.stream import read_packets
 from statewall.packet import Packet
 
 START = 1_700_000_000.0
-LAN4, WAN4, FAR4 = "192.168.1.10", "203.0.113.1", "198.51.100.20"
+LAN4, WAN4, FAR4 = "192.0.2.10", "203.0.113.1", "198.51.100.20"
 LAN6, WAN6, FAR6 = "2001:db8:1::10", "2001:db8:2::1", "2001:db8:3::20"
 RULES = """*nat
 :PREROUTING ACCEPT [0:0]
@@ -30,7 +30,7 @@ COMMIT
 :OUTPUT ACCEPT [0:0]
 COMMIT
 """
-IFACES = ["--iface", "lan=192.168.1.1/24,2001:db8:1::1/64",
+IFACES = ["--iface", "lan=192.0.2.1/24,2001:db8:1::1/64",
           "--iface", f"wan={WAN4}/24,0.0.0.0/0,{WAN6}/64,::/0"]
 
 

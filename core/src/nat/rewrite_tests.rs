@@ -6,7 +6,7 @@ use crate::conntrack::proto_sctp::checksum_ok as sctp_checksum_ok;
 use crate::decode::decode_datagram;
 use proptest::prelude::*;
 
-const A4: u128 = 0xC0A8_010A; // 192.168.1.10
+const A4: u128 = 0xC000_020A; // 192.0.2.10
 const B4: u128 = 0xC633_6407; // 198.51.100.7
 const N4: u128 = 0xCB00_7101; // 203.0.113.1
 const A6: u128 = (0x2001_0DB8 << 96) | 0x10;
