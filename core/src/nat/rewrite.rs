@@ -18,7 +18,7 @@
 //! is there (TCP, DCCP, SCTP), at the offsets the quote gives.
 
 use crate::checksum::{internet_checksum, pseudo_header_sum, replace};
-use crate::conntrack::conn::{IPS_DST_NAT_DONE, IPS_SRC_NAT_DONE};
+use crate::conntrack::conn::{IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE};
 use crate::conntrack::proto_sctp::crc32c;
 use crate::engine::{Addressing, PacketRecord};
 use crate::nat::manip::is_icmp_query;
@@ -61,7 +61,12 @@ pub fn icmp_error_drop(pkt: &Packet<'_>, status: u32, translates: bool) -> Optio
     };
     if pkt.icmp_type == redirect {
         let both = IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE;
-        if status & both != both || translates {
+        if status & both != both {
+            return Some(
+                "NAT drops a redirect about a connection not yet bound at both hooks".into(),
+            );
+        }
+        if status & (IPS_SRC_NAT | IPS_DST_NAT) != 0 {
             return Some("NAT drops a redirect about a translated connection".into());
         }
     }
