@@ -33,6 +33,7 @@ use crate::defrag::{DefragOutcome, Defragmenter};
 use crate::helpers::{assign_helper, helper_name_of, run_helper};
 use crate::nat::manip::{status_bit, translate, translate_icmp_error};
 use crate::nat::range::MAP_IPS;
+use crate::nat::rewrite::icmp_error_drop;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
 use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
@@ -85,6 +86,9 @@ pub struct PacketRecord {
     pub nat: Vec<NatStep>,
     /// Addresses and ports as the packet left, when NAT changed them.
     pub leaves_as: Option<Addressing>,
+    /// Those of the datagram an ICMP error quotes, when NAT translated the
+    /// error back.
+    pub leaves_quoted: Option<Addressing>,
 }
 
 /// A packet's addresses and ports (ICMP queries: the id as both ports).
@@ -150,6 +154,7 @@ impl PacketRecord {
         self.notes.clear();
         self.nat.clear();
         self.leaves_as = None;
+        self.leaves_quoted = None;
     }
 
     fn plain(&mut self, verdict: Verdict, reason: Reason) {
@@ -459,6 +464,7 @@ impl Firewall {
         rec.rule = outcome.rule;
         if let Cow::Owned(out) = &skb.pkt {
             rec.leaves_as = Some(Addressing::of(out));
+            rec.leaves_quoted = out.inner.as_deref().map(Addressing::of);
         }
         self.label(&skb, rec);
         if self.table.history().is_some() {
@@ -581,7 +587,15 @@ impl Firewall {
             let Some(conn) = self.table.conn(id) else {
                 return true;
             };
-            if conn.status & status_bit(manip, direction) != 0 {
+            let translates = conn.status & status_bit(manip, direction) != 0;
+            if let Some(reason) = icmp_error_drop(&skb.pkt, conn.status, translates) {
+                outcome.verdict = Verdict::Drop;
+                outcome.rule = None;
+                outcome.reason = WalkReason::Text(Cow::Owned(reason));
+                self.dropped(skb);
+                return false;
+            }
+            if translates {
                 let from = Addressing::of(&skb.pkt);
                 translate_icmp_error(skb.pkt.to_mut(), conn, manip, direction);
                 rec.nat.push(NatStep {

@@ -12,6 +12,7 @@
 
 pub mod manip;
 pub mod range;
+pub mod rewrite;
 pub mod select;
 
 pub use range::{NatKind, NatRange};

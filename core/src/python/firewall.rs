@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueErro
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::capture::{self, CaptureError, Reader};
+use crate::capture::{self, CaptureError, Frame, Reader};
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::ConnId;
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
@@ -26,6 +26,7 @@ use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
+use crate::nat::rewrite::leaving_frame;
 use crate::netfilter::route::{Net, Topology};
 use crate::output::addr::{format_address, push_address};
 use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
@@ -818,7 +819,18 @@ fn fill(
             continue;
         }
         if let (Some(output), Some(info)) = (run.output.as_mut(), iface_info) {
-            if let Err(err) = output.write(&frame, info) {
+            // Written as it leaves: translated when NAT translated it.
+            let written = match leaving_frame(frame.data, &pkt, &fw.rec) {
+                Some(data) => output.write(
+                    &Frame {
+                        data: &data,
+                        ..frame.clone()
+                    },
+                    info,
+                ),
+                None => output.write(&frame, info),
+            };
+            if let Err(err) = written {
                 return Stop::WriteFailed(err);
             }
         }
