@@ -196,3 +196,23 @@ def test_a_pool_with_one_port_runs_out(kernel: None, made: list[str]) -> None:
         "forwarded", "dropped", "forwarded", "forwarded"]
     assert leaves(result, 3) == (WAN, OUTSIDER, 1024, 80)
     assert leaves(result, 4) == (SERVER, CLIENT, 80, 40000)
+
+
+@pytest.mark.kernel
+def test_hairpin_nat(kernel: None, made: list[str]) -> None:
+    """A LAN client reaches the LAN printer through the router's public address: DNAT
+    sends it back out of the LAN interface, and masquerading it there makes the
+    printer answer the router, not the client directly."""
+    result = run(nat(f"-A PREROUTING -d {WAN} -p tcp --dport 8080 -j DNAT "
+                     f"--to-destination {PRINTER}:80",
+                     f"-A POSTROUTING -s 192.168.1.0/24 -d {PRINTER} -p tcp --dport 80 "
+                     "-j MASQUERADE",
+                     "-A POSTROUTING -o wan -j MASQUERADE").replace(
+                         "-A FORWARD -i lan -o wan -j ACCEPT",
+                         "-A FORWARD -i lan -j ACCEPT"), [
+        b.tcp(CLIENT, WAN, 40000, 8080, "S", 1),
+        b.tcp(PRINTER, "192.168.1.1", 80, 40000, "SA", 9, 2),
+        b.tcp(CLIENT, WAN, 40000, 8080, "A", 2, 10),
+    ])
+    assert leaves(result, 1) == ("192.168.1.1", PRINTER, 40000, 80)
+    assert leaves(result, 2) == (WAN, CLIENT, 8080, 40000)

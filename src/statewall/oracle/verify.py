@@ -509,7 +509,9 @@ def verify_datagrams(
             if place != SENT:
                 pkt.iface_in = names[place]
             verdict = firewall.process(pkt)
-            observed = egress.confirm(observed, data, None if place == SENT else place,
+            # Routed by destination (--iface), it may leave by either interface.
+            observed = egress.confirm(observed, data,
+                                      None if place == SENT or ifaces else place,
                                       _leaving_addresses(verdict))
             result.packets.append(compare_packet(item.number, observed, verdict))
             if item.number in snapshots:
