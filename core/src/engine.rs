@@ -122,6 +122,9 @@ pub struct NatStep {
     pub from: Addressing,
     pub to: Addressing,
     pub rule: Option<RuleRef>,
+    /// The port was picked at random (the kernel's choice may differ; this
+    /// one repeats with the same --seed).
+    pub random: bool,
 }
 
 /// A packet's reason in the parts it is made of, spelt out only when a
@@ -599,6 +602,7 @@ impl Firewall {
                 let from = Addressing::of(&skb.pkt);
                 translate_icmp_error(skb.pkt.to_mut(), conn, manip, direction);
                 rec.nat.push(NatStep {
+                    random: false,
                     label: "ICMP error translated back",
                     family: skb.pkt.family,
                     manip,
@@ -613,7 +617,8 @@ impl Firewall {
             .table
             .conn(id)
             .is_some_and(|conn| conn.status & done_bit(manip) != 0);
-        let mut bound_by = None;
+        // Who set the binding up on this packet: (label, rule, port picked at random).
+        let mut bound: Option<(&'static str, Option<RuleRef>, bool)> = None;
         if !initialized && matches!(ctinfo, CT_NEW | CT_RELATED) {
             skb.nat_request = None;
             if !self.run_table(TableKind::Nat, hook, skb, outcome, &mut rec.notes) {
@@ -623,7 +628,7 @@ impl Firewall {
                 match self.target_range(kind, &range, hook, skb, id) {
                     Ok(Some(range)) => {
                         let now = skb.now;
-                        self.nat.setup(
+                        let random = self.nat.setup(
                             &mut self.table,
                             &mut self.expectations,
                             id,
@@ -631,7 +636,7 @@ impl Firewall {
                             manip,
                             now,
                         );
-                        bound_by = Some((kind, rule));
+                        bound = Some((kind.name(), Some(rule), random == Some(true)));
                     }
                     Ok(None) => {}
                     Err(reason) => {
@@ -654,7 +659,7 @@ impl Firewall {
                 };
                 let range = NatRange::to_address(address, &NatRange::default());
                 let now = skb.now;
-                self.nat.setup(
+                let random = self.nat.setup(
                     &mut self.table,
                     &mut self.expectations,
                     id,
@@ -662,6 +667,8 @@ impl Firewall {
                     manip,
                     now,
                 );
+                // Only a port clash moves anything here.
+                bound = Some(("null binding", None, random == Some(true)));
             }
         }
         let Some(conn) = self.table.conn(id) else {
@@ -672,8 +679,8 @@ impl Firewall {
         }
         let from = Addressing::of(&skb.pkt);
         translate(skb.pkt.to_mut(), conn, manip, direction);
-        let label = match (bound_by, manip, direction) {
-            (Some((kind, _)), _, _) => kind.name(),
+        let label = match (bound, manip, direction) {
+            (Some((label, _, _)), _, _) => label,
             (None, Manip::Src, 0) => "SNAT",
             (None, Manip::Dst, 0) => "DNAT",
             (None, Manip::Src, _) => "reply of DNAT",
@@ -685,7 +692,8 @@ impl Firewall {
             manip,
             from,
             to: Addressing::of(&skb.pkt),
-            rule: bound_by.map(|(_, rule)| rule),
+            rule: bound.and_then(|(_, rule, _)| rule),
+            random: bound.is_some_and(|(_, _, random)| random),
         });
         true
     }

@@ -122,12 +122,12 @@ class RuleEngine:
 # (index, ts, verdict, ctstate, ctdir, status), then
 # (rule (table, chain, number, line) or None, reason, summary, proto, tcp_state, conn, notes),
 # then (src, dst, sport, dport), then NAT's rewrites (target, from, to, rule) and the
-# addressing as the packet left (None without NAT).
+# addressing as the packet left (None without NAT); `random`: the port was picked at random.
 RecordHead = tuple[int, float, str, str | None, str | None, list[str]]
 RecordRest = tuple[tuple[str, str, int, int] | None, str, str, int, str | None, int | None,
                    list[str]]
 RecordAddresses = tuple[str | None, str | None, int | None, int | None]
-RecordNat = tuple[list[tuple[str, str, str, tuple[str, str, int, int] | None]],
+RecordNat = tuple[list[tuple[str, str, str, tuple[str, str, int, int] | None, bool]],
                   RecordAddresses | None]
 Record = tuple[RecordHead, RecordRest, RecordAddresses, RecordNat]
 

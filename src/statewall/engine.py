@@ -306,8 +306,8 @@ def _verdict(record: _core.Record) -> PacketVerdict:
     src, dst, sport, dport = addresses
     rule, reason, summary, proto, tcp_state, conn, notes = rest
     ref = RuleRef(*rule) if rule is not None else None
-    nat = tuple(NatStep(target, before, after, RuleRef(*by) if by is not None else None)
-                for target, before, after, by in steps)
+    nat = tuple(NatStep(target, before, after, RuleRef(*by) if by is not None else None, random)
+                for target, before, after, by, random in steps)
     return PacketVerdict(index, ts, verdict, ctstate, ctdir, tuple(status), ref, reason,
                          summary, proto, tcp_state, conn, tuple(notes), src, dst, sport, dport,
                          nat, Leaves(*leaves) if leaves is not None else None)

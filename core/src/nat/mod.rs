@@ -93,8 +93,8 @@ impl NatCore {
     }
 
     /// nf_nat_setup_info: give the (unconfirmed) entry `id` its binding for
-    /// `manip` within `range`. Returns the original-direction tuple before
-    /// and after, or None when the entry is gone.
+    /// `manip` within `range`. Returns whether a port was picked at random
+    /// (from the seeded generator), or None when the entry is gone.
     pub fn setup(
         &mut self,
         table: &mut ConntrackTable,
@@ -103,7 +103,7 @@ impl NatCore {
         range: &NatRange,
         manip: Manip,
         now: f64,
-    ) -> Option<(Tuple, Tuple)> {
+    ) -> Option<bool> {
         let conn = table.conn(id)?;
         let (family, proto, zone) = (conn.family, conn.proto, conn.zone);
         let has_master = conn.master.is_some();
@@ -116,18 +116,20 @@ impl NatCore {
             manip,
             range,
         };
-        let chosen = {
+        let (chosen, random) = {
             let mut space = Space {
                 table,
                 hooks,
                 by_source: &self.by_source,
                 rng: &mut self.rng,
+                drew: false,
                 family,
                 proto,
                 zone,
                 now,
             };
-            unique_tuple(&current, &request, &mut space)
+            let chosen = unique_tuple(&current, &request, &mut space);
+            (chosen, space.drew)
         };
         let reply = l4_invert(proto, family, &chosen)?;
         let conn = table.conn_mut(id)?;
@@ -143,7 +145,7 @@ impl NatCore {
             let orig = conn.orig;
             self.remember_source(table, id, (proto, zone, orig.src, orig.sport));
         }
-        Some((current, chosen))
+        Some(random)
     }
 
     /// File the entry under its original source; forget entries that died
@@ -179,6 +181,8 @@ struct Space<'s> {
     hooks: &'s mut dyn ExpectHooks,
     by_source: &'s HashMap<SourceKey, Vec<ConnId>>,
     rng: &'s mut NatRng,
+    /// Whether the selection drew a random number.
+    drew: bool,
     family: u8,
     proto: u8,
     zone: u16,
@@ -220,6 +224,7 @@ impl TupleSpace for Space<'_> {
     }
 
     fn random_u16(&mut self) -> u16 {
+        self.drew = true;
         self.rng.next_u16()
     }
 }

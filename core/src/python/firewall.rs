@@ -87,10 +87,10 @@ type RecordTuple = (
 
 type RecordAddresses = (Option<String>, Option<String>, Option<u16>, Option<u16>);
 
-/// NAT's rewrites (target, from, to, rule) and the addressing as the packet
+/// NAT's rewrites (target, from, to, rule, port picked at random) and the addressing as the packet
 /// left (src, dst, sport, dport); empty and None without NAT.
 type RecordNat = (
-    Vec<(&'static str, String, String, Option<RuleTuple>)>,
+    Vec<(&'static str, String, String, Option<RuleTuple>, bool)>,
     Option<RecordAddresses>,
 );
 
@@ -153,7 +153,8 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) -> RecordTu
         .iter()
         .map(|step| {
             let (from, to) = crate::output::nat::step_halves(step, rec.proto);
-            (step.label, from, to, step.rule.map(|r| rule_tuple(fw, r)))
+            let rule = step.rule.map(|r| rule_tuple(fw, r));
+            (step.label, from, to, rule, step.random)
         })
         .collect();
     let leaves = rec.leaves_as.map(|out| {
