@@ -216,3 +216,40 @@ def test_hairpin_nat(kernel: None, made: list[str]) -> None:
     ])
     assert leaves(result, 1) == ("192.168.1.1", PRINTER, 40000, 80)
     assert leaves(result, 2) == (WAN, CLIENT, 8080, 40000)
+
+
+@pytest.mark.kernel
+def test_an_icmp_error_from_behind_a_port_forward(kernel: None, made: list[str]) -> None:
+    """The forwarded-to host's port unreachable leaves from the router's address, its
+    quoted packet addressed as the outsider sent it."""
+    quoted = b.udp(OUTSIDER, PRINTER, 7000, 5000, b"x")
+    result = run(nat(f"-A PREROUTING -i wan -p udp --dport 5000 -j DNAT "
+                     f"--to-destination {PRINTER}"), [
+        b.udp(OUTSIDER, WAN, 7000, 5000, b"x"),
+        b.icmp_error(PRINTER, OUTSIDER, 3, 3, quoted),
+    ])
+    assert result.packets[1].statewall.ctstate == "RELATED"
+    assert leaves(result, 2)[:2] == (WAN, OUTSIDER)
+
+
+HOST = "203.0.113.10"
+
+
+@pytest.mark.kernel
+def test_nat_of_what_the_firewall_sends_and_receives(kernel: None, made: list[str]) -> None:
+    """DNAT in OUTPUT re-routes the firewall's own packet; SNAT in INPUT changes the
+    source local sockets see, and the answer is translated back in OUTPUT."""
+    rules = nat(f"-A OUTPUT -p tcp -d {SERVER} --dport 80 -j DNAT "
+                f"--to-destination {OUTSIDER}:8080",
+                "-A INPUT -s 198.51.100.7 -j SNAT --to-source 198.51.100.77")
+    rules = rules.replace(":OUTPUT ACCEPT [0:0]\n-A INPUT",
+                          ":OUTPUT ACCEPT [0:0]\n-A INPUT -p udp -j ACCEPT\n-A INPUT", 1)
+    result = run(rules, [
+        b.tcp(HOST, SERVER, 50000, 80, "S", 1),
+        b.tcp(OUTSIDER, HOST, 8080, 50000, "SA", 9, 2),
+        b.udp("198.51.100.7", HOST, 6000, 53, b"q"),
+        b.udp(HOST, "198.51.100.77", 53, 6000, b"a"),
+    ], ifaces=(LAN_IF, f"wan={HOST}/24,0.0.0.0/0"))
+    assert [p.kernel.outcome for p in result.packets] == ["sent", "local", "local", "sent"]
+    assert leaves(result, 1) == (HOST, OUTSIDER, 50000, 8080)
+    assert leaves(result, 4) == (HOST, "198.51.100.7", 53, 6000)
