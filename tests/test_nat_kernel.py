@@ -253,3 +253,22 @@ def test_nat_of_what_the_firewall_sends_and_receives(kernel: None, made: list[st
     assert [p.kernel.outcome for p in result.packets] == ["sent", "local", "local", "sent"]
     assert leaves(result, 1) == (HOST, OUTSIDER, 50000, 8080)
     assert leaves(result, 4) == (HOST, "198.51.100.7", 53, 6000)
+
+
+def test_bytes_that_differ_beyond_forwarding_are_a_disagreement() -> None:
+    """What forwarding changes (TTL and the header checksum) is set aside; a
+    checksum NAT got wrong is not."""
+    from statewall.oracle.kernel import KernelObservation
+    from statewall.oracle.verify import compare_packet
+    from statewall.verdict import Leaves, NatStep, PacketVerdict
+
+    sent = b.udp(WAN, SERVER, 5353, 53, b"q")
+    forwarded = b.udp(WAN, SERVER, 5353, 53, b"q", ttl=63)
+    verdict = PacketVerdict(0, 1.0, "ACCEPT", "NEW", "ORIGINAL", (), None, "", "", 17,
+                            src=CLIENT, dst=SERVER, sport=5353, dport=53,
+                            nat=(NatStep("MASQUERADE", f"{CLIENT}:5353", f"{WAN}:5353"),),
+                            leaves=Leaves(WAN, SERVER, 5353, 53))
+    kernel = KernelObservation(1.0, "NEW", "ORIGINAL", "forwarded", "FORWARD", forwarded)
+    assert compare_packet(1, kernel, verdict, sent).differences == ()
+    broken = sent[:26] + bytes([sent[26] ^ 1]) + sent[27:]  # the UDP checksum
+    assert compare_packet(1, kernel, verdict, broken).differences == ("bytes",)

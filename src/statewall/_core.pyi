@@ -150,6 +150,8 @@ class Firewall:
     ) -> None: ...
     @property
     def now(self) -> float: ...
+    def leaving(self, data: bytes) -> bytes | None:
+        """The bytes the datagram just processed left with, when NAT rewrote it."""
     def process(self, pkt: Any) -> Record:
         """Run a decoded statewall.packet.Packet (its frame is decoded again in the core)."""
     def process_frame(self, index: int, ts: float, frame: bytes, linktype: int,

@@ -173,6 +173,11 @@ class Firewall:
             self.deliver_events()
         return verdict
 
+    def leaving(self, data: bytes) -> bytes | None:
+        """The bytes the datagram `process` just ran (`data`) left with, when NAT
+        rewrote it (checksums as the kernel leaves them); None: it left as it came."""
+        return self._core.leaving(data)
+
     def replay(self, packets: Iterable[Packet]) -> Iterator[PacketVerdict]:
         for pkt in packets:
             yield self.process(pkt)

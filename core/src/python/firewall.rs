@@ -301,6 +301,16 @@ impl PyFirewall {
         self.run(&decoded)
     }
 
+    /// The bytes the datagram just processed left with, when NAT rewrote
+    /// it (None: it left as it came); `data` is that datagram.
+    fn leaving<'py>(&self, py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyBytes>> {
+        let leaves = self.rec.leaves_as.as_ref()?;
+        let pkt = decode_datagram(data, self.rec.index, self.rec.ts, false);
+        let out =
+            crate::nat::rewrite::rewrite_datagram(&pkt, leaves, self.rec.leaves_quoted.as_ref());
+        Some(PyBytes::new(py, &out))
+    }
+
     /// Decode one captured frame and run it through the machine.
     #[pyo3(signature = (index, ts, frame, linktype, iface=None))]
     fn process_frame(

@@ -84,7 +84,8 @@ class PacketComparison:
     number: int
     kernel: KernelObservation
     statewall: PacketVerdict
-    differences: tuple[str, ...]  # subset of ("ctstate", "ctdir", "fate", "translation")
+    # subset of ("ctstate", "ctdir", "fate", "translation", "bytes")
+    differences: tuple[str, ...]
     note: str = ""  # what the kernel's routing did when that explains a difference
 
     @property
@@ -302,10 +303,27 @@ def _same_addressing(kernel: tuple[str | None, str | None, int | None, int | Non
         k is None or o is None or k == o for k, o in zip(kernel[2:], ours[2:], strict=True))
 
 
-def compare_packet(number: int, kernel: KernelObservation,
-                   verdict: PacketVerdict) -> PacketComparison:
+def comparable(datagram: bytes, sent: bool = False) -> bytes:
+    """A datagram with what forwarding changes zeroed: the TTL or hop limit and, with
+    the TTL, the IPv4 header checksum; `sent` (by the firewall's raw socket, which
+    fills in an IPv4 identification of 0): the identification too."""
+    out = bytearray(datagram)
+    if out and out[0] >> 4 == 4 and len(out) >= 20:
+        out[8] = 0
+        out[10:12] = b"\0\0"
+        if sent:
+            out[4:6] = b"\0\0"
+    elif out and out[0] >> 4 == 6 and len(out) >= 40:
+        out[7] = 0
+    return bytes(out)
+
+
+def compare_packet(number: int, kernel: KernelObservation, verdict: PacketVerdict,
+                   leaving: bytes | None = None, sent: bool = False) -> PacketComparison:
     """Judge one packet: ctstate, ctdir and fate must all match, and a packet that
-    left must leave with the addresses and ports statewall gives it (NAT)."""
+    left must leave with the addresses and ports statewall gives it (NAT); one NAT
+    rewrote (`leaving`: its bytes) must leave with those bytes, checksums included,
+    once what forwarding changes is set aside."""
     differences: list[str] = []
     if kernel.ctstate != verdict.ctstate:
         differences.append("ctstate")
@@ -317,6 +335,9 @@ def compare_packet(number: int, kernel: KernelObservation,
     elif kernel.left_as is not None and not _same_addressing(addressing(kernel.left_as),
                                                              _statewall_addressing(verdict)):
         differences.append("translation")
+    elif kernel.left_as is not None and leaving is not None and \
+            comparable(kernel.left_as, sent) != comparable(leaving, sent):
+        differences.append("bytes")
     return PacketComparison(number, kernel, verdict, tuple(differences), routing_note(kernel))
 
 
@@ -513,7 +534,8 @@ def verify_datagrams(
             observed = egress.confirm(observed, data,
                                       None if place == SENT or ifaces else place,
                                       _leaving_addresses(verdict))
-            result.packets.append(compare_packet(item.number, observed, verdict))
+            result.packets.append(compare_packet(item.number, observed, verdict,
+                                                 firewall.leaving(data), place == SENT))
             if item.number in snapshots:
                 result.expectations.append(
                     _snapshot_expectations(kernel, firewall, clock, item.number))
