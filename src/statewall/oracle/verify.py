@@ -94,14 +94,14 @@ class PacketComparison:
     def kernel_answer(self) -> str:
         text = f"{_state_text(self.kernel.ctstate, self.kernel.ctdir)} {self.kernel.outcome}"
         if "translation" in self.differences and self.kernel.left_as is not None:
-            text += " as " + _addressing_text(addressing(self.kernel.left_as))
+            text += " as " + addressing_text(addressing(self.kernel.left_as))
         return text
 
     def statewall_answer(self) -> str:
         verdict = self.statewall
         text = f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
         if "translation" in self.differences:
-            text += " as " + _addressing_text(_statewall_addressing(verdict))
+            text += " as " + addressing_text(_statewall_addressing(verdict))
         return text
 
 
@@ -288,7 +288,8 @@ def _statewall_addressing(verdict: PacketVerdict
     return verdict.src, verdict.dst, verdict.sport, verdict.dport
 
 
-def _addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+def addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+    """`src:sport > dst:dport`, or `src > dst` without ports."""
     src, dst, sport, dport = at
     if sport is None or dport is None:
         return f"{src} > {dst}"
