@@ -2,10 +2,11 @@
 
 Each case loads one real ruleset into the kernel oracle's router and into
 statewall, sends the same datagrams through both (`verify_datagrams`) and
-requires agreement on every packet's ctstate, direction and fate and on the
-final conntrack table. The kernel's own answers are asserted too, so a case
-keeps exercising the rules its name promises (an allowed port, a denied one,
-INVALID, RELATED, a rate limit).
+requires agreement on every packet's ctstate, direction and fate, on the
+addresses and ports it leaves with, and on the final conntrack table. The
+kernel's own answers are asserted too, so a case keeps exercising the rules its
+name promises (an allowed port, a denied one, INVALID, RELATED, a rate limit, a
+translation).
 
 Fitting a ruleset onto the oracle (src/statewall/oracle/rewrite.py), the same
 for both sides:
@@ -16,8 +17,29 @@ for both sides:
   traffic entering on `swl` and OUTPUT to the traffic entering on `swr`
   (`host_to_router`); the server behind `swr` plays the host, so
   `--dst-type LOCAL` becomes `-d SERVER`;
-* the nat table is removed: statewall does not translate addresses yet, and
-  the kernel's MASQUERADE on an address-less interface would drop instead;
+* the filter cases remove the nat table (`without_tables`): their replies are
+  addressed as if nothing were translated, which tests the filter rules alone
+  (with the table kept, MASQUERADE would take the address of an interface that
+  has none and drop);
+* the NAT cases keep it, as the real machine runs it: the firewall holds its
+  interfaces' addresses (`Setup.ifaces`, `--iface NAME=ADDR/PREFIX,CIDR`: the
+  uplink's address is what MASQUERADE takes, and the networks are routes), the
+  traffic goes out masqueraded or SNATed and comes in through the DNAT port
+  forwards, the replies are addressed to the translated addresses, and each
+  answer pinned carries the addresses and ports the packet left with
+  (`as SRC:SPORT > DST:DPORT`). They cover Docker (masquerade; a published
+  port, whose FORWARD rules ask an ipset the case creates), docker-topos,
+  ferm's DMZ router (DNAT to the DMZ, SNAT out of it), the medium company
+  (masquerade, DNAT), a home router (home-user: masquerade `--to-ports`, a
+  port forward FORWARD refuses), OpenWrt (masquerade; its port forwards sit in
+  a chain nothing jumps to), kube-proxy on EKS and the tutorial (SNAT).
+  firewalld and vsrv keep their nat tables in the filter cases: nothing there
+  is translated;
+* kube-proxy services with more than one endpoint pick it with
+  `-m statistic --mode random`, which the kernel draws anew every time: only
+  services with one endpoint are asked. Masquerading a source port outside
+  `--to-ports`, or one already taken, draws a random port in the kernel too,
+  so the traffic never does;
 * medium-company's raw table (rpfilter) needs routes the firewall itself can
   look up: the oracle forwards by input interface and has none, so the case
   gives the kernel its LAN address and a default route (`Setup.routes`) and
@@ -96,6 +118,7 @@ class Setup:
     # `--iface NAME=ADDR/PREFIX,CIDR` texts: the firewall holds the addresses (which
     # MASQUERADE takes) and routes the networks, in the kernel and statewall alike.
     ifaces: tuple[str, ...] = ()
+    ipsets: str | None = None  # `ipset save` text: the sets the rules name
 
     @property
     def family(self) -> int:
@@ -128,7 +151,8 @@ def run(setup: Setup, shared: Path, datagrams: list[Datagram]) -> VerifyResult:
     if setup.ifaces:
         machine = Topology.build((), [parse_iface(t) for t in setup.ifaces])
         return verify_datagrams(datagrams, v4, v6, local=machine.local,
-                                ifaces=machine.interfaces, addresses=machine.addresses)
+                                ifaces=machine.interfaces, addresses=machine.addresses,
+                                ipsets=setup.ipsets)
     topology = None
     if setup.iface_nets:
         topology = Topology((), tuple((name, parse_networks(nets))
@@ -477,6 +501,7 @@ def docker_daemon_nat_case() -> Case:
     c, w, up = CONTAINER, WEB, UPLINK
     out = handshake(c, w, 41000, 80, reply=(w, up, 80, 41000))
     dns = b.udp(c, w, 41001, 53, b"q")
+    first, last = b.fragment(b.udp(c, w, 41004, 5000, b"x" * 64), 40)
     return Case("docker-new-daemon nat", DOCKER0_NAT, (
         # POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
         (out[0], as_(NEW_F, up, w, 41000, 80)), (out[1], as_(EST_R, w, c, 80, 41000)),
@@ -485,12 +510,46 @@ def docker_daemon_nat_case() -> Case:
         (b.udp(w, up, 53, 41001, b"a"), as_(EST_R, w, c, 53, 41001)),
         # an error about the query as it left: back to the container, quote and all
         (b.icmp_error(w, up, 3, 3, b.udp(up, w, 41001, 53, b"q")), as_(REL_R, w, c)),
+        # a router on the way (ttl exceeded) about the connection as it left
+        (b.icmp_error("198.51.100.1", up, 11, 0, b.tcp(up, w, 41000, 80, "A", 1001, 9001)),
+         as_(REL_R, "198.51.100.1", c)),
+        # a datagram in two fragments: held, reassembled and masqueraded as one
+        (first, "- held"), (last, as_(NEW_F, up, w)),
         (b.icmp_echo(c, w, 9, 1), as_(NEW_F, up, w)),
         (b.icmp_echo(w, up, 9, 1, reply=True), as_(EST_R, w, c)),
         (syn(w, up, 41002, 8080), NEW_L),  # PREROUTING -j DOCKER: no port published
         (syn(w, c, 41003, 80), NEW_D),  # straight to the container: DOCKER drops it
         # a reply to the container's own address matches no connection
         (b.tcp(w, c, 80, 41000, "SA", 9000, 1001), INV_D),
+    ))
+
+
+# Docker with a published port (`-p 8080:80` on the network bridge1, 192.0.2.0/24).
+# FORWARD asks the ipset docker-ext-bridges-v4, which the daemon fills with its
+# bridges' networks and the saved ruleset cannot carry: the case gives it.
+PORTMAP_NAT = Setup("moby-docker-usernet-portmap.v4", {"bridge1": "swl"}, drop_tables=(),
+                    ifaces=("swl=192.0.2.1/24", UPLINK_IF),
+                    ipsets="create docker-ext-bridges-v4 hash:net family inet\n"
+                           "add docker-ext-bridges-v4 172.17.0.0/16\n"
+                           "add docker-ext-bridges-v4 192.0.2.0/24\n")
+PUBLISHED = "192.0.2.2"
+
+
+def docker_portmap_nat_case() -> Case:
+    up, c = UPLINK, PUBLISHED
+    web = handshake(OUTSIDER, up, 41100, 8080, reply=(c, OUTSIDER, 80, 41100))
+    out = b.udp(c, WEB, 41101, 53, b"q")
+    return Case("docker-usernet-portmap nat", PORTMAP_NAT, (
+        # DOCKER: ! -i bridge1 -p tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80
+        (web[0], as_(NEW_F, OUTSIDER, c, 41100, 80)),
+        (web[1], as_(EST_R, up, OUTSIDER, 8080, 41100)),
+        (web[2], as_(EST_O, OUTSIDER, c, 41100, 80)),
+        # -s 192.0.2.0/24 ! -o bridge1 -j MASQUERADE
+        (out, as_(NEW_F, up, WEB, 41101, 53)),
+        (b.udp(WEB, up, 53, 41101, b"a"), as_(EST_R, WEB, c, 53, 41101)),
+        (syn(OUTSIDER, up, 41102, 8081), NEW_L),  # nothing published there
+        (syn(OUTSIDER, c, 41103, 22), NEW_D),  # DOCKER: ! -i bridge1 -o bridge1 -j DROP
+        (syn(OUTSIDER, c, 41104, 80), NEW_F),  # the published port, routed to directly
     ))
 
 
@@ -538,6 +597,8 @@ def ferm_dmz_nat_case() -> Case:
         (mail[0], as_(NEW_F, pub, NET, 44004, 25)), (mail[1], as_(EST_R, NET, "192.168.1.3",
                                                                   25, 44004)),
         (mail[2], as_(EST_O, pub, NET, 44004, 25)),
+        (b.tcp(NET, pub, 25, 44004, "R", 9001), as_("ESTABLISHED/REPLY forwarded", NET,
+                                                     "192.168.1.3", 25, 44004)),
     ))
 
 
@@ -621,6 +682,10 @@ def kube_proxy_nat_case() -> Case:
         (out[0], as_(NEW_F, NODE, WEB, 52012, 443)), (out[1], as_(EST_R, WEB, POD, 443, 52012)),
         (out[2], as_(EST_O, NODE, WEB, 52012, 443)),
         (syn(ENDPOINT, POD, 52013, 8080), NEW_F),  # inside the VPC: not translated
+        # the node itself asks the service: OUTPUT -j KUBE-SERVICES, routed anew
+        (b.udp(NODE, KUBE_DNS, 52014, 53, b"q"), as_("NEW/ORIGINAL sent", NODE, DNS_POD,
+                                                     52014, 53)),
+        (b.udp(DNS_POD, NODE, 53, 52014, b"a"), "ESTABLISHED/REPLY local"),
     ))
 
 
@@ -647,9 +712,30 @@ def tutorial_nat_case() -> Case:
     ))
 
 
-NAT_CASES = [docker_daemon_nat_case, docker_topos_nat_case, ferm_dmz_nat_case,
+# OpenWrt: eth0 the LAN (FORWARD's `-s 192.168.1.0/24 -i eth0 -o eth0.2`), eth0.2 the
+# uplink. Its port forwards sit in zone_wan_prerouting, which nothing jumps to: a
+# connection to the uplink's port 443 reaches the router itself, untranslated.
+OPENWRT_NAT = Setup("netnet-openwrt-aa.v4", {"eth0": "swl", "eth0.2": "swr"}, drop_tables=(),
+                    ifaces=("swl=192.168.1.1/24", UPLINK_IF))
+
+
+def openwrt_nat_case() -> Case:
+    up, lan = UPLINK, "192.168.1.20"
+    web = handshake(lan, WEB, 53000, 80, reply=(WEB, up, 80, 53000))
+    return Case("openwrt-aa nat", OPENWRT_NAT, (
+        # POSTROUTING -s 192.168.1.0/24 -o eth0.2 -j MASQUERADE
+        (web[0], as_(NEW_F, up, WEB, 53000, 80)), (web[1], as_(EST_R, WEB, lan, 80, 53000)),
+        (web[2], as_(EST_O, up, WEB, 53000, 80)),
+        (b.udp(lan, WEB, 53001, 53, b"q"), as_(NEW_F, up, WEB, 53001, 53)),
+        (b.udp(WEB, up, 53, 53001, b"a"), as_(EST_R, WEB, lan, 53, 53001)),
+        (syn(WEB, up, 53002, 443), NEW_L),  # not DNATed to 192.168.1.1:22: INPUT ACCEPT
+        (syn(WEB, lan, 53003, 22), NEW_D),  # FORWARD's reject chain (tcp-reset)
+    ))
+
+
+NAT_CASES = [docker_daemon_nat_case, docker_portmap_nat_case, docker_topos_nat_case, ferm_dmz_nat_case,
              medium_company_nat_case, home_user_nat_case, kube_proxy_nat_case,
-             tutorial_nat_case]
+             tutorial_nat_case, openwrt_nat_case]
 
 CASES = [ufw_case, kube_proxy_case, docker_daemon_case, docker_topos_case, firewalld_case, ferm_dmz_case,
          medium_company_case, ipv6_mailserver_case, fedora27_v6_case, tutorial_case,
