@@ -272,3 +272,25 @@ def test_bytes_that_differ_beyond_forwarding_are_a_disagreement() -> None:
     assert compare_packet(1, kernel, verdict, sent).differences == ()
     broken = sent[:26] + bytes([sent[26] ^ 1]) + sent[27:]  # the UDP checksum
     assert compare_packet(1, kernel, verdict, broken).differences == ("bytes",)
+
+
+@pytest.mark.kernel
+def test_masquerade_picks_the_uplink_address_for_the_destination(kernel: None,
+                                                                  made: list[str]) -> None:
+    """An uplink with several addresses: IPv4 takes the first primary address whose
+    subnet holds the next hop (203.0.113.2/24 is secondary to 203.0.113.1/24), else
+    the first; IPv6 the address sharing the longest prefix with the destination,
+    the one added last among equals."""
+    rules = nat("-A POSTROUTING -o wan -j MASQUERADE")
+    wan = "wan=203.0.113.1/24,203.0.113.2/24,198.51.100.129/25,198.51.100.254/24,0.0.0.0/0"
+    result = run(rules, [b.udp(CLIENT, dst, 6000 + n, 53, b"q") for n, dst in enumerate(
+        ("198.51.100.30", "198.51.100.200", "192.0.2.7", "203.0.113.77"))],
+        ifaces=(LAN_IF, wan))
+    assert [leaves(result, n)[0] for n in (1, 2, 3, 4)] == [
+        "198.51.100.254", "198.51.100.129", "203.0.113.1", "203.0.113.1"]
+    for order, tie in ((("2001:db8:2::1/64", "2001:db8:3::1/64"), "2001:db8:3::1"),
+                       (("2001:db8:3::1/64", "2001:db8:2::1/64"), "2001:db8:2::1")):
+        result = run(rules, [b.udp(CLIENT6, "2001:db8:2::20", 6000, 53, b"q"),
+                             b.udp(CLIENT6, "2001:db8:9::20", 6001, 53, b"q")],
+                     ifaces=(LAN6_IF, f"wan={','.join(order)},::/0"), v6=True)
+        assert [leaves(result, 1)[0], leaves(result, 2)[0]] == ["2001:db8:2::1", tie]

@@ -725,7 +725,7 @@ impl Firewall {
                          (give the routes with --iface NAME=ADDRESS/PREFIX)",
                     ));
                 };
-                match self.topology.address_of(iface, family) {
+                match self.topology.masquerade_address(iface, family, skb.pkt.dst) {
                     Some(address) => Ok(Some(NatRange::to_address(address, range))),
                     None => Err(Cow::Owned(format!(
                         "MASQUERADE: interface {iface} has no {family_name} address \

@@ -142,7 +142,7 @@ class Firewall:
         sysctls: list[tuple[str, int]] = ...,
         local: list[tuple[int, int, int]] = ...,
         interfaces: list[tuple[str, list[tuple[int, int, int]]]] = ...,
-        addresses: list[tuple[str, int, int]] = ...,
+        addresses: list[tuple[str, tuple[int, int, int]]] = ...,
         auto_helpers: bool = False,
         helper_params: tuple[bool, int, int, int] = ...,
         events: bool = False,

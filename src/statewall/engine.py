@@ -153,7 +153,8 @@ class Firewall:
             sysctls=self.cfg.bare_items(),
             local=_nets(self.topology.local),
             interfaces=[(name, _nets(nets)) for name, nets in self.topology.interfaces],
-            addresses=[(name, i.version, int(i.ip)) for name, i in self.topology.addresses],
+            addresses=[(name, (i.version, int(i.ip), i.network.prefixlen))
+                       for name, i in self.topology.addresses],
             auto_helpers=auto_helpers,
             helper_params=(params.ftp_loose, params.irc_max_dcc_channels,
                            params.irc_dcc_timeout, params.amanda_master_timeout),

@@ -27,7 +27,7 @@ use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
 use crate::nat::rewrite::leaving_frame;
-use crate::netfilter::route::{Net, Topology};
+use crate::netfilter::route::{Held, Net, Topology};
 use crate::output::addr::{format_address, push_address};
 use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
 use crate::output::record::{
@@ -221,7 +221,7 @@ impl PyFirewall {
         sysctls: Vec<(String, u64)>,
         local: Vec<NetSpec>,
         interfaces: Vec<(String, Vec<NetSpec>)>,
-        addresses: Vec<(String, u8, u128)>,
+        addresses: Vec<(String, NetSpec)>,
         auto_helpers: bool,
         helper_params: (bool, u32, u32, u32),
         events: bool,
@@ -240,7 +240,10 @@ impl PyFirewall {
                 .collect(),
             addresses: addresses
                 .into_iter()
-                .map(|(name, family, address)| (IfaceName::from(name), family, address))
+                .map(|(name, (family, address, prefix))| {
+                    let net = Net::new(family, address, prefix);
+                    (IfaceName::from(name), Held { address, net })
+                })
                 .collect(),
         };
         let (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout) =

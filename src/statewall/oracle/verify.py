@@ -49,6 +49,7 @@ from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
 from statewall.oracle.normalise import assign_sides, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
+from statewall.rules.ipset import IpSet, parse_ipset_save
 from statewall.topology import Interface, Network, Topology
 from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
 
@@ -95,14 +96,14 @@ class PacketComparison:
     def kernel_answer(self) -> str:
         text = f"{_state_text(self.kernel.ctstate, self.kernel.ctdir)} {self.kernel.outcome}"
         if "translation" in self.differences and self.kernel.left_as is not None:
-            text += " as " + _addressing_text(addressing(self.kernel.left_as))
+            text += " as " + addressing_text(addressing(self.kernel.left_as))
         return text
 
     def statewall_answer(self) -> str:
         verdict = self.statewall
         text = f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
         if "translation" in self.differences:
-            text += " as " + _addressing_text(_statewall_addressing(verdict))
+            text += " as " + addressing_text(_statewall_addressing(verdict))
         return text
 
 
@@ -241,15 +242,16 @@ def read_capture(path: str | os.PathLike[str], limit: int | None = None,
 
 def load_rule_engine(v4_text: str | None, v6_text: str | None, *,
                      v4_source: str = "<rules>", v6_source: str = "<rules6>",
-                     topology: Topology | None = None) -> IptablesEngine | None:
+                     topology: Topology | None = None,
+                     sets: Mapping[str, IpSet] | None = None) -> IptablesEngine | None:
     """Parse and compile iptables-save / ip6tables-save text; None without any ruleset.
 
     Raises the rules package's RulesetError naming the source and line.
     """
     if v4_text is None and v6_text is None:
         return None
-    v4 = None if v4_text is None else compile_text(v4_text, v4_source, 4, topology)
-    v6 = None if v6_text is None else compile_text(v6_text, v6_source, 6, topology)
+    v4 = None if v4_text is None else compile_text(v4_text, v4_source, 4, topology, sets=sets)
+    v6 = None if v6_text is None else compile_text(v6_text, v6_source, 6, topology, sets=sets)
     return IptablesEngine(v4, v6)
 
 
@@ -289,7 +291,8 @@ def _statewall_addressing(verdict: PacketVerdict
     return verdict.src, verdict.dst, verdict.sport, verdict.dport
 
 
-def _addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+def addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+    """`src:sport > dst:dport`, or `src > dst` without ports."""
     src, dst, sport, dport = at
     if sport is None or dport is None:
         return f"{src} > {dst}"
@@ -479,6 +482,7 @@ def verify_datagrams(
     local: Sequence[Network] = (),
     ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
     addresses: Sequence[tuple[str, Interface]] = (),
+    ipsets: str | None = None,
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
@@ -493,8 +497,9 @@ def verify_datagrams(
     `topology` is statewall's view of them instead of the addresses seen on
     each side. `local` and `ifaces` (`--local`, `--iface`) make the firewall
     the host statewall models instead (oracle.host); they replace `routes`
-    and `topology`. The kernel is only started when there is something to
-    inject.
+    and `topology`. `ipsets` (`ipset save` text) are the sets `-m set` and SET
+    use, restored in the kernel and loaded into statewall alike. The kernel is
+    only started when there is something to inject.
     """
     values = dict(sysctls or {})
     pauses = dict(waits or {})
@@ -511,13 +516,14 @@ def verify_datagrams(
     result.skipped.sort(key=lambda s: s.number)
     engine = rule_engine
     if engine is None:
-        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology)
+        sets = None if ipsets is None else parse_ipset_save(ipsets)
+        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology, sets=sets)
     firewall = Firewall(cfg=cfg, rules=engine, topology=wiring.topology,
                         auto_helpers=auto_helpers)
     names = wiring.firewall_ifs
     with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
                         clock=clock, firewall_ifs=names, routes=wiring.routes,
-                        host=bool(local)) as kernel, \
+                        host=bool(local), ipsets=ipsets) as kernel, \
             EgressWatch(_topology(kernel)) as egress:
         for item, data, place in zip(datagrams, fixed, wiring.places, strict=True):
             if place == NOT_SENT:
