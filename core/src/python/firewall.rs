@@ -305,10 +305,14 @@ impl PyFirewall {
     }
 
     /// The bytes the datagram just processed left with, when NAT rewrote
-    /// it (None: it left as it came); `data` is that datagram.
+    /// it (None: it left as it came, or is a fragment); `data` is that datagram.
     fn leaving<'py>(&self, py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyBytes>> {
         let leaves = self.rec.leaves_as.as_ref()?;
         let pkt = decode_datagram(data, self.rec.index, self.rec.ts, false);
+        // A fragment is translated only as part of its reassembled datagram.
+        if pkt.fragment.is_some() {
+            return None;
+        }
         let out =
             crate::nat::rewrite::rewrite_datagram(&pkt, leaves, self.rec.leaves_quoted.as_ref());
         Some(PyBytes::new(py, &out))

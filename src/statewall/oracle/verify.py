@@ -47,7 +47,7 @@ from statewall.oracle.host import LOCAL_TO_LOCAL, NOT_SENT, SENT, Wiring, wire
 from statewall.oracle.host import side_topology as side_topology
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
-from statewall.oracle.normalise import assign_sides, normalise, parse
+from statewall.oracle.normalise import assign_sides, is_fragment, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
 from statewall.rules.ipset import IpSet, parse_ipset_save
 from statewall.topology import Interface, Network, Topology
@@ -339,6 +339,7 @@ def compare_packet(number: int, kernel: KernelObservation, verdict: PacketVerdic
                                                              _statewall_addressing(verdict)):
         differences.append("translation")
     elif kernel.left_as is not None and leaving is not None and \
+            not is_fragment(kernel.left_as) and \
             comparable(kernel.left_as, sent) != comparable(leaving, sent):
         differences.append("bytes")
     return PacketComparison(number, kernel, verdict, tuple(differences), routing_note(kernel))
