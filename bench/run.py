@@ -10,6 +10,12 @@ Figures:
   a file, and the same with `--summary-only` (no line per packet);
 * the same capture through a real host ruleset
   (../shared/rulesets/netnet-ufw-server1.v4, the servers' network `--local`);
+* what NAT costs: the stateful ruleset plus a masquerading nat table
+  (bench/rules/masquerade.v4) over the same connections as a masquerading
+  router sees them (bench/generate.py --nat-reply-to), against the stateful
+  ruleset alone over the plain capture, both with the router's interfaces
+  (`--iface`), jsonl to a file and `--summary-only`: the extra time per
+  packet (both captures hold the same number of packets);
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -40,6 +46,11 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SHARED_UFW = HERE.parent.parent / "shared" / "rulesets" / "netnet-ufw-server1.v4"
 BENCH_CONNECTIONS = 100_000
+GENERATOR = HERE / "generate.py"
+# The masquerading router: clients on its LAN (10.0.0.0/8, bench/generate.py),
+# servers and the default route behind its WAN interface, which holds WAN.
+WAN = "203.0.113.1"
+ROUTER = ["--iface", "lan=10.255.255.254/8", "--iface", f"wan={WAN}/24,0.0.0.0/0"]
 FLOOD = 1_100_000  # SYNs: more than 1,000,000 entries left in the table
 STATEWALL = [sys.executable, "-m", "statewall.cli"]
 
@@ -77,9 +88,10 @@ def measure(argv: list[str], repeat: int, stdout_path: Path | None = None) -> Ru
 
 
 def ensure_capture(path: Path, *args: str) -> Path:
-    if not path.exists():
-        subprocess.run([sys.executable, str(HERE / "generate.py"), *args, "--out", str(path)],
-                       check=True)
+    """Generate the capture unless one as new as the generator exists (the NAT
+    figure compares two captures that must come from the same generator)."""
+    if not path.exists() or path.stat().st_mtime < GENERATOR.stat().st_mtime:
+        subprocess.run([sys.executable, str(GENERATOR), *args, "--out", str(path)], check=True)
     return path
 
 
@@ -107,6 +119,28 @@ def speed(capture: Path, packets: int, repeat: int) -> None:
         print(f"replay --format jsonl > file, ufw host ruleset: {rate(packets, host)}")
     else:
         print(f"ufw host ruleset: skipped ({SHARED_UFW} not found)")
+
+
+def nat_cost(capture: Path, packets: int, repeat: int) -> None:
+    """The stateful ruleset with and without MASQUERADE, over the same connections."""
+    masqueraded = ensure_capture(OUT / "bench-nat.pcap", "--connections", str(BENCH_CONNECTIONS),
+                                 "--nat-reply-to", WAN)
+    if count_packets(masqueraded) != packets:
+        raise SystemExit(f"bench: {masqueraded} and {capture} differ in length; delete them")
+    plain_rules = HERE / "rules" / "stateful.v4"
+    nat_rules = OUT / "stateful-masquerade.v4"
+    nat_rules.write_text(plain_rules.read_text() + (HERE / "rules" / "masquerade.v4").read_text())
+    for name, options, out in (("replay --format jsonl > file", ["--format", "jsonl"], "nat.jsonl"),
+                               ("replay --summary-only", ["--summary-only"], None)):
+        without = measure([*STATEWALL, "replay", str(capture), "--rules", str(plain_rules),
+                           *ROUTER, *options], repeat, OUT / out if out else None)
+        masq = measure([*STATEWALL, "replay", str(masqueraded), "--rules", str(nat_rules),
+                        *ROUTER, *options], repeat, OUT / out if out else None)
+        label = f"{name}, router, stateful ruleset"
+        print(f"{label + ':':<62}{rate(packets, without)}")
+        print(f"{label + ' + MASQUERADE:':<62}{rate(packets, masq)}")
+        print(f"  NAT: {masq.wall / without.wall:.3f} x the time per packet "
+              f"({masq.wall / without.wall - 1:+.1%})")
 
 
 def memory(repeat: int) -> None:
@@ -167,6 +201,7 @@ def main() -> None:
     print(f"capture: {capture} ({packets:,} packets, {BENCH_CONNECTIONS:,} TCP connections); "
           f"median of {args.repeat} runs after a warm-up")
     speed(capture, packets, args.repeat)
+    nat_cost(capture, packets, args.repeat)
     if not args.skip_memory:
         memory(args.repeat)
     if not args.skip_peers:
