@@ -2,7 +2,7 @@
 
 Every figure times a complete `statewall` command (interpreter start, ruleset
 load, capture read, replay, output) and reads the operating system's own
-accounting of the finished child (wall clock, peak resident memory). Each
+accounting of the finished child (wall clock, CPU time, peak resident memory). Each
 command runs `--repeat` times after one warm-up; the median is reported.
 
 Figures:
@@ -15,7 +15,9 @@ Figures:
   router sees them (bench/generate.py --nat-reply-to), against the stateful
   ruleset alone over the plain capture, both with the router's interfaces
   (`--iface`), jsonl to a file and `--summary-only`: the extra time per
-  packet (both captures hold the same number of packets);
+  packet (both captures hold the same number of packets), wall clock and
+  CPU time (user + system, which other load on the machine disturbs less);
+  the two commands take turns, so that both meet the same load;
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -27,7 +29,8 @@ Figures:
   output.
 
 Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory]
-(generates the captures with bench/generate.py when they are missing).
+(generates the captures with bench/generate.py when they are missing or older
+than it).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ STATEWALL = [sys.executable, "-m", "statewall.cli"]
 @dataclass(frozen=True)
 class Run:
     wall: float
+    cpu: float  # user + system time of the command
     max_rss_kib: int
     exit_code: int
 
@@ -73,18 +77,31 @@ def run_once(argv: list[str], stdout_path: Path | None) -> Run:
     finally:
         if stdout_path:
             out.close()  # type: ignore[union-attr]
-    return Run(wall, usage.ru_maxrss, proc.returncode)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode)
 
 
-def measure(argv: list[str], repeat: int, stdout_path: Path | None = None) -> Run:
-    """Median wall time and peak RSS of `repeat` runs after one warm-up."""
-    run_once(argv, stdout_path)
-    runs = [run_once(argv, stdout_path) for _ in range(max(repeat, 1))]
+def median_run(argv: list[str], runs: list[Run]) -> Run:
     failed = [r.exit_code for r in runs if r.exit_code != 0]
     if failed:
         raise SystemExit(f"bench: {' '.join(argv)} exited with {failed[0]}")
-    return Run(statistics.median(r.wall for r in runs),
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
                int(statistics.median(r.max_rss_kib for r in runs)), 0)
+
+
+def measure(argv: list[str], repeat: int, stdout_path: Path | None = None) -> Run:
+    """Median wall time, CPU time and peak RSS of `repeat` runs after one warm-up."""
+    run_once(argv, stdout_path)
+    return median_run(argv, [run_once(argv, stdout_path) for _ in range(max(repeat, 1))])
+
+
+def measure_pair(a: list[str], b: list[str], repeat: int,
+                 stdout_path: Path | None = None) -> tuple[Run, Run]:
+    """`measure` for two commands taking turns (A, B, A, B, ...), so that both
+    meet the same load of the machine and their ratio holds under it."""
+    run_once(a, stdout_path)
+    run_once(b, stdout_path)
+    runs = [(run_once(a, stdout_path), run_once(b, stdout_path)) for _ in range(max(repeat, 1))]
+    return median_run(a, [x for x, _ in runs]), median_run(b, [y for _, y in runs])
 
 
 def ensure_capture(path: Path, *args: str) -> Path:
@@ -132,15 +149,16 @@ def nat_cost(capture: Path, packets: int, repeat: int) -> None:
     nat_rules.write_text(plain_rules.read_text() + (HERE / "rules" / "masquerade.v4").read_text())
     for name, options, out in (("replay --format jsonl > file", ["--format", "jsonl"], "nat.jsonl"),
                                ("replay --summary-only", ["--summary-only"], None)):
-        without = measure([*STATEWALL, "replay", str(capture), "--rules", str(plain_rules),
-                           *ROUTER, *options], repeat, OUT / out if out else None)
-        masq = measure([*STATEWALL, "replay", str(masqueraded), "--rules", str(nat_rules),
-                        *ROUTER, *options], repeat, OUT / out if out else None)
+        without, masq = measure_pair(
+            [*STATEWALL, "replay", str(capture), "--rules", str(plain_rules), *ROUTER, *options],
+            [*STATEWALL, "replay", str(masqueraded), "--rules", str(nat_rules), *ROUTER, *options],
+            repeat, OUT / out if out else None)
         label = f"{name}, router, stateful ruleset"
-        print(f"{label + ':':<62}{rate(packets, without)}")
-        print(f"{label + ' + MASQUERADE:':<62}{rate(packets, masq)}")
-        print(f"  NAT: {masq.wall / without.wall:.3f} x the time per packet "
-              f"({masq.wall / without.wall - 1:+.1%})")
+        print(f"{label + ':':<70}{rate(packets, without)}")
+        print(f"{label + ' + MASQUERADE:':<70}{rate(packets, masq)}")
+        wall, cpu = masq.wall / without.wall, masq.cpu / without.cpu
+        print(f"  NAT: {wall:.3f} x the time per packet ({wall - 1:+.1%}); "
+              f"CPU time {cpu:.3f} x ({cpu - 1:+.1%})")
 
 
 def memory(repeat: int) -> None:
