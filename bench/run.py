@@ -2,7 +2,7 @@
 
 Every figure times a complete `statewall` command (interpreter start, ruleset
 load, capture read, replay, output) and reads the operating system's own
-accounting of the finished child (wall clock, peak resident memory). Each
+accounting of the finished child (wall clock, CPU time, peak resident memory). Each
 command runs `--repeat` times after one warm-up; the median is reported.
 
 Figures:
@@ -10,6 +10,14 @@ Figures:
   a file, and the same with `--summary-only` (no line per packet);
 * the same capture through a real host ruleset
   (../shared/rulesets/netnet-ufw-server1.v4, the servers' network `--local`);
+* what NAT costs: the stateful ruleset plus a masquerading nat table
+  (bench/rules/masquerade.v4) over the same connections as a masquerading
+  router sees them (bench/generate.py --nat-reply-to), against the stateful
+  ruleset alone over the plain capture, both with the router's interfaces
+  (`--iface`), jsonl to a file and `--summary-only`: the extra time per
+  packet (both captures hold the same number of packets), wall clock and
+  CPU time (user + system, which other load on the machine disturbs less);
+  the two commands take turns, so that both meet the same load;
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -21,7 +29,8 @@ Figures:
   output.
 
 Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory]
-(generates the captures with bench/generate.py when they are missing).
+(generates the captures with bench/generate.py when they are missing or older
+than it).
 """
 
 from __future__ import annotations
@@ -40,6 +49,11 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SHARED_UFW = HERE.parent.parent / "shared" / "rulesets" / "netnet-ufw-server1.v4"
 BENCH_CONNECTIONS = 100_000
+GENERATOR = HERE / "generate.py"
+# The masquerading router: clients on its LAN (10.0.0.0/8, bench/generate.py),
+# servers and the default route behind its WAN interface, which holds WAN.
+WAN = "203.0.113.1"
+ROUTER = ["--iface", "lan=10.255.255.254/8", "--iface", f"wan={WAN}/24,0.0.0.0/0"]
 FLOOD = 1_100_000  # SYNs: more than 1,000,000 entries left in the table
 STATEWALL = [sys.executable, "-m", "statewall.cli"]
 
@@ -47,6 +61,7 @@ STATEWALL = [sys.executable, "-m", "statewall.cli"]
 @dataclass(frozen=True)
 class Run:
     wall: float
+    cpu: float  # user + system time of the command
     max_rss_kib: int
     exit_code: int
 
@@ -62,24 +77,38 @@ def run_once(argv: list[str], stdout_path: Path | None) -> Run:
     finally:
         if stdout_path:
             out.close()  # type: ignore[union-attr]
-    return Run(wall, usage.ru_maxrss, proc.returncode)
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode)
 
 
-def measure(argv: list[str], repeat: int, stdout_path: Path | None = None) -> Run:
-    """Median wall time and peak RSS of `repeat` runs after one warm-up."""
-    run_once(argv, stdout_path)
-    runs = [run_once(argv, stdout_path) for _ in range(max(repeat, 1))]
+def median_run(argv: list[str], runs: list[Run]) -> Run:
     failed = [r.exit_code for r in runs if r.exit_code != 0]
     if failed:
         raise SystemExit(f"bench: {' '.join(argv)} exited with {failed[0]}")
-    return Run(statistics.median(r.wall for r in runs),
+    return Run(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
                int(statistics.median(r.max_rss_kib for r in runs)), 0)
 
 
+def measure(argv: list[str], repeat: int, stdout_path: Path | None = None) -> Run:
+    """Median wall time, CPU time and peak RSS of `repeat` runs after one warm-up."""
+    run_once(argv, stdout_path)
+    return median_run(argv, [run_once(argv, stdout_path) for _ in range(max(repeat, 1))])
+
+
+def measure_pair(a: list[str], b: list[str], repeat: int,
+                 stdout_path: Path | None = None) -> tuple[Run, Run]:
+    """`measure` for two commands taking turns (A, B, A, B, ...), so that both
+    meet the same load of the machine and their ratio holds under it."""
+    run_once(a, stdout_path)
+    run_once(b, stdout_path)
+    runs = [(run_once(a, stdout_path), run_once(b, stdout_path)) for _ in range(max(repeat, 1))]
+    return median_run(a, [x for x, _ in runs]), median_run(b, [y for _, y in runs])
+
+
 def ensure_capture(path: Path, *args: str) -> Path:
-    if not path.exists():
-        subprocess.run([sys.executable, str(HERE / "generate.py"), *args, "--out", str(path)],
-                       check=True)
+    """Generate the capture unless one as new as the generator exists (the NAT
+    figure compares two captures that must come from the same generator)."""
+    if not path.exists() or path.stat().st_mtime < GENERATOR.stat().st_mtime:
+        subprocess.run([sys.executable, str(GENERATOR), *args, "--out", str(path)], check=True)
     return path
 
 
@@ -107,6 +136,29 @@ def speed(capture: Path, packets: int, repeat: int) -> None:
         print(f"replay --format jsonl > file, ufw host ruleset: {rate(packets, host)}")
     else:
         print(f"ufw host ruleset: skipped ({SHARED_UFW} not found)")
+
+
+def nat_cost(capture: Path, packets: int, repeat: int) -> None:
+    """The stateful ruleset with and without MASQUERADE, over the same connections."""
+    masqueraded = ensure_capture(OUT / "bench-nat.pcap", "--connections", str(BENCH_CONNECTIONS),
+                                 "--nat-reply-to", WAN)
+    if count_packets(masqueraded) != packets:
+        raise SystemExit(f"bench: {masqueraded} and {capture} differ in length; delete them")
+    plain_rules = HERE / "rules" / "stateful.v4"
+    nat_rules = OUT / "stateful-masquerade.v4"
+    nat_rules.write_text(plain_rules.read_text() + (HERE / "rules" / "masquerade.v4").read_text())
+    for name, options, out in (("replay --format jsonl > file", ["--format", "jsonl"], "nat.jsonl"),
+                               ("replay --summary-only", ["--summary-only"], None)):
+        without, masq = measure_pair(
+            [*STATEWALL, "replay", str(capture), "--rules", str(plain_rules), *ROUTER, *options],
+            [*STATEWALL, "replay", str(masqueraded), "--rules", str(nat_rules), *ROUTER, *options],
+            repeat, OUT / out if out else None)
+        label = f"{name}, router, stateful ruleset"
+        print(f"{label + ':':<70}{rate(packets, without)}")
+        print(f"{label + ' + MASQUERADE:':<70}{rate(packets, masq)}")
+        wall, cpu = masq.wall / without.wall, masq.cpu / without.cpu
+        print(f"  NAT: {wall:.3f} x the time per packet ({wall - 1:+.1%}); "
+              f"CPU time {cpu:.3f} x ({cpu - 1:+.1%})")
 
 
 def memory(repeat: int) -> None:
@@ -167,6 +219,7 @@ def main() -> None:
     print(f"capture: {capture} ({packets:,} packets, {BENCH_CONNECTIONS:,} TCP connections); "
           f"median of {args.repeat} runs after a warm-up")
     speed(capture, packets, args.repeat)
+    nat_cost(capture, packets, args.repeat)
     if not args.skip_memory:
         memory(args.repeat)
     if not args.skip_peers:

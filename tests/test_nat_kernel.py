@@ -179,3 +179,118 @@ def test_the_router_demo_is_the_kernels(kernel: None, made: list[str]) -> None:
     result = run(ROUTER_RULES, [data for _, data in router_datagrams()],
                  ifaces=[f"{name}={','.join(nets)}" for name, nets in ROUTER_IFACES])
     assert len(result.table.kernel) == 4
+
+
+@pytest.mark.kernel
+def test_a_pool_with_one_port_runs_out(kernel: None, made: list[str]) -> None:
+    """One address, one port: the second connection to the same server finds every
+    tuple taken and is dropped when conntrack inserts it (insert_failed); to another
+    server the same port is free again."""
+    result = run(nat("-A POSTROUTING -o wan -p tcp -j SNAT --to-source 203.0.113.1:1024"), [
+        b.tcp(CLIENT, SERVER, 40000, 80, "S", 1),
+        b.tcp(CLIENT2, SERVER, 40001, 80, "S", 1),
+        b.tcp(CLIENT2, OUTSIDER, 40001, 80, "S", 1),
+        b.tcp(SERVER, WAN, 80, 1024, "SA", 9, 2),
+    ])
+    assert [p.kernel.outcome for p in result.packets] == [
+        "forwarded", "dropped", "forwarded", "forwarded"]
+    assert leaves(result, 3) == (WAN, OUTSIDER, 1024, 80)
+    assert leaves(result, 4) == (SERVER, CLIENT, 80, 40000)
+
+
+@pytest.mark.kernel
+def test_hairpin_nat(kernel: None, made: list[str]) -> None:
+    """A LAN client reaches the LAN printer through the router's public address: DNAT
+    sends it back out of the LAN interface, and masquerading it there makes the
+    printer answer the router, not the client directly."""
+    result = run(nat(f"-A PREROUTING -d {WAN} -p tcp --dport 8080 -j DNAT "
+                     f"--to-destination {PRINTER}:80",
+                     f"-A POSTROUTING -s 192.168.1.0/24 -d {PRINTER} -p tcp --dport 80 "
+                     "-j MASQUERADE",
+                     "-A POSTROUTING -o wan -j MASQUERADE").replace(
+                         "-A FORWARD -i lan -o wan -j ACCEPT",
+                         "-A FORWARD -i lan -j ACCEPT"), [
+        b.tcp(CLIENT, WAN, 40000, 8080, "S", 1),
+        b.tcp(PRINTER, "192.168.1.1", 80, 40000, "SA", 9, 2),
+        b.tcp(CLIENT, WAN, 40000, 8080, "A", 2, 10),
+    ])
+    assert leaves(result, 1) == ("192.168.1.1", PRINTER, 40000, 80)
+    assert leaves(result, 2) == (WAN, CLIENT, 8080, 40000)
+
+
+@pytest.mark.kernel
+def test_an_icmp_error_from_behind_a_port_forward(kernel: None, made: list[str]) -> None:
+    """The forwarded-to host's port unreachable leaves from the router's address, its
+    quoted packet addressed as the outsider sent it."""
+    quoted = b.udp(OUTSIDER, PRINTER, 7000, 5000, b"x")
+    result = run(nat(f"-A PREROUTING -i wan -p udp --dport 5000 -j DNAT "
+                     f"--to-destination {PRINTER}"), [
+        b.udp(OUTSIDER, WAN, 7000, 5000, b"x"),
+        b.icmp_error(PRINTER, OUTSIDER, 3, 3, quoted),
+    ])
+    assert result.packets[1].statewall.ctstate == "RELATED"
+    assert leaves(result, 2)[:2] == (WAN, OUTSIDER)
+
+
+HOST = "203.0.113.10"
+
+
+@pytest.mark.kernel
+def test_nat_of_what_the_firewall_sends_and_receives(kernel: None, made: list[str]) -> None:
+    """DNAT in OUTPUT re-routes the firewall's own packet; SNAT in INPUT changes the
+    source local sockets see, and the answer is translated back in OUTPUT."""
+    rules = nat(f"-A OUTPUT -p tcp -d {SERVER} --dport 80 -j DNAT "
+                f"--to-destination {OUTSIDER}:8080",
+                "-A INPUT -s 198.51.100.7 -j SNAT --to-source 198.51.100.77")
+    rules = rules.replace(":OUTPUT ACCEPT [0:0]\n-A INPUT",
+                          ":OUTPUT ACCEPT [0:0]\n-A INPUT -p udp -j ACCEPT\n-A INPUT", 1)
+    result = run(rules, [
+        b.tcp(HOST, SERVER, 50000, 80, "S", 1),
+        b.tcp(OUTSIDER, HOST, 8080, 50000, "SA", 9, 2),
+        b.udp("198.51.100.7", HOST, 6000, 53, b"q"),
+        b.udp(HOST, "198.51.100.77", 53, 6000, b"a"),
+    ], ifaces=(LAN_IF, f"wan={HOST}/24,0.0.0.0/0"))
+    assert [p.kernel.outcome for p in result.packets] == ["sent", "local", "local", "sent"]
+    assert leaves(result, 1) == (HOST, OUTSIDER, 50000, 8080)
+    assert leaves(result, 4) == (HOST, "198.51.100.7", 53, 6000)
+
+
+def test_bytes_that_differ_beyond_forwarding_are_a_disagreement() -> None:
+    """What forwarding changes (TTL and the header checksum) is set aside; a
+    checksum NAT got wrong is not."""
+    from statewall.oracle.kernel import KernelObservation
+    from statewall.oracle.verify import compare_packet
+    from statewall.verdict import Leaves, NatStep, PacketVerdict
+
+    sent = b.udp(WAN, SERVER, 5353, 53, b"q")
+    forwarded = b.udp(WAN, SERVER, 5353, 53, b"q", ttl=63)
+    verdict = PacketVerdict(0, 1.0, "ACCEPT", "NEW", "ORIGINAL", (), None, "", "", 17,
+                            src=CLIENT, dst=SERVER, sport=5353, dport=53,
+                            nat=(NatStep("MASQUERADE", f"{CLIENT}:5353", f"{WAN}:5353"),),
+                            leaves=Leaves(WAN, SERVER, 5353, 53))
+    kernel = KernelObservation(1.0, "NEW", "ORIGINAL", "forwarded", "FORWARD", forwarded)
+    assert compare_packet(1, kernel, verdict, sent).differences == ()
+    broken = sent[:26] + bytes([sent[26] ^ 1]) + sent[27:]  # the UDP checksum
+    assert compare_packet(1, kernel, verdict, broken).differences == ("bytes",)
+
+
+@pytest.mark.kernel
+def test_masquerade_picks_the_uplink_address_for_the_destination(kernel: None,
+                                                                  made: list[str]) -> None:
+    """An uplink with several addresses: IPv4 takes the first primary address whose
+    subnet holds the next hop (203.0.113.2/24 is secondary to 203.0.113.1/24), else
+    the first; IPv6 the address sharing the longest prefix with the destination,
+    the one added last among equals."""
+    rules = nat("-A POSTROUTING -o wan -j MASQUERADE")
+    wan = "wan=203.0.113.1/24,203.0.113.2/24,198.51.100.129/25,198.51.100.254/24,0.0.0.0/0"
+    result = run(rules, [b.udp(CLIENT, dst, 6000 + n, 53, b"q") for n, dst in enumerate(
+        ("198.51.100.30", "198.51.100.200", "192.0.2.7", "203.0.113.77"))],
+        ifaces=(LAN_IF, wan))
+    assert [leaves(result, n)[0] for n in (1, 2, 3, 4)] == [
+        "198.51.100.254", "198.51.100.129", "203.0.113.1", "203.0.113.1"]
+    for order, tie in ((("2001:db8:2::1/64", "2001:db8:3::1/64"), "2001:db8:3::1"),
+                       (("2001:db8:3::1/64", "2001:db8:2::1/64"), "2001:db8:2::1")):
+        result = run(rules, [b.udp(CLIENT6, "2001:db8:2::20", 6000, 53, b"q"),
+                             b.udp(CLIENT6, "2001:db8:9::20", 6001, 53, b"q")],
+                     ifaces=(LAN6_IF, f"wan={','.join(order)},::/0"), v6=True)
+        assert [leaves(result, 1)[0], leaves(result, 2)[0]] == ["2001:db8:2::1", tie]

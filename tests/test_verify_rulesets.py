@@ -2,10 +2,11 @@
 
 Each case loads one real ruleset into the kernel oracle's router and into
 statewall, sends the same datagrams through both (`verify_datagrams`) and
-requires agreement on every packet's ctstate, direction and fate and on the
-final conntrack table. The kernel's own answers are asserted too, so a case
-keeps exercising the rules its name promises (an allowed port, a denied one,
-INVALID, RELATED, a rate limit).
+requires agreement on every packet's ctstate, direction and fate, on the
+addresses and ports it leaves with, and on the final conntrack table. The
+kernel's own answers are asserted too, so a case keeps exercising the rules its
+name promises (an allowed port, a denied one, INVALID, RELATED, a rate limit, a
+translation).
 
 Fitting a ruleset onto the oracle (src/statewall/oracle/rewrite.py), the same
 for both sides:
@@ -16,8 +17,29 @@ for both sides:
   traffic entering on `swl` and OUTPUT to the traffic entering on `swr`
   (`host_to_router`); the server behind `swr` plays the host, so
   `--dst-type LOCAL` becomes `-d SERVER`;
-* the nat table is removed: statewall does not translate addresses yet, and
-  the kernel's MASQUERADE on an address-less interface would drop instead;
+* the filter cases remove the nat table (`without_tables`): their replies are
+  addressed as if nothing were translated, which tests the filter rules alone
+  (with the table kept, MASQUERADE would take the address of an interface that
+  has none and drop);
+* the NAT cases keep it, as the real machine runs it: the firewall holds its
+  interfaces' addresses (`Setup.ifaces`, `--iface NAME=ADDR/PREFIX,CIDR`: the
+  uplink's address is what MASQUERADE takes, and the networks are routes), the
+  traffic goes out masqueraded or SNATed and comes in through the DNAT port
+  forwards, the replies are addressed to the translated addresses, and each
+  answer pinned carries the addresses and ports the packet left with
+  (`as SRC:SPORT > DST:DPORT`). They cover Docker (masquerade; a published
+  port, whose FORWARD rules ask an ipset the case creates), docker-topos,
+  ferm's DMZ router (DNAT to the DMZ, SNAT out of it), the medium company
+  (masquerade, DNAT), a home router (home-user: masquerade `--to-ports`, a
+  port forward FORWARD refuses), OpenWrt (masquerade; its port forwards sit in
+  a chain nothing jumps to), kube-proxy on EKS and the tutorial (SNAT).
+  firewalld and vsrv keep their nat tables in the filter cases: nothing there
+  is translated;
+* kube-proxy services with more than one endpoint pick it with
+  `-m statistic --mode random`, which the kernel draws anew every time: only
+  services with one endpoint are asked. Masquerading a source port outside
+  `--to-ports`, or one already taken, draws a random port in the kernel too,
+  so the traffic never does;
 * medium-company's raw table (rpfilter) needs routes the firewall itself can
   look up: the oracle forwards by input interface and has none, so the case
   gives the kernel its LAN address and a default route (`Setup.routes`) and
@@ -57,10 +79,18 @@ from statewall.oracle.rewrite import (
     rewrite_capture,
     without_tables,
 )
-from statewall.oracle.verify import Datagram, VerifyResult, read_capture, verify_datagrams
+from statewall.oracle.verify import (
+    Datagram,
+    PacketComparison,
+    VerifyResult,
+    addressing,
+    addressing_text,
+    read_capture,
+    verify_datagrams,
+)
 from statewall.rules.errors import RulesetError
 from statewall.rules.hooks import compile_text
-from statewall.topology import Topology, parse_networks
+from statewall.topology import Topology, parse_iface, parse_networks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -85,6 +115,10 @@ class Setup:
     drop_tables: tuple[str, ...] = ("nat",)
     routes: tuple[str, ...] = ()  # `ip` lines for the kernel's own lookups (rpfilter)
     iface_nets: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the same for statewall
+    # `--iface NAME=ADDR/PREFIX,CIDR` texts: the firewall holds the addresses (which
+    # MASQUERADE takes) and routes the networks, in the kernel and statewall alike.
+    ifaces: tuple[str, ...] = ()
+    ipsets: str | None = None  # `ipset save` text: the sets the rules name
 
     @property
     def family(self) -> int:
@@ -114,11 +148,27 @@ class Case:
 def run(setup: Setup, shared: Path, datagrams: list[Datagram]) -> VerifyResult:
     text = setup.text(shared)
     v4, v6 = (text, None) if setup.family == 4 else (None, text)
+    if setup.ifaces:
+        machine = Topology.build((), [parse_iface(t) for t in setup.ifaces])
+        return verify_datagrams(datagrams, v4, v6, local=machine.local,
+                                ifaces=machine.interfaces, addresses=machine.addresses,
+                                ipsets=setup.ipsets)
     topology = None
     if setup.iface_nets:
         topology = Topology((), tuple((name, parse_networks(nets))
                                       for name, nets in setup.iface_nets))
     return verify_datagrams(datagrams, v4, v6, routes=setup.routes, topology=topology)
+
+
+def kernel_answer(packet: PacketComparison, sent: bytes) -> str:
+    """The kernel's answer, with the addresses and ports the packet left with when
+    they are not those it came with (a translation)."""
+    answer = packet.kernel_answer().partition(" as ")[0]
+    if packet.kernel.left_as is not None:
+        left = addressing(packet.kernel.left_as)
+        if left != addressing(sent):
+            answer += " as " + addressing_text(left)
+    return answer
 
 
 def assert_agrees(name: str, result: VerifyResult) -> None:
@@ -130,10 +180,22 @@ def assert_agrees(name: str, result: VerifyResult) -> None:
 
 
 def handshake(c: str, s: str, sport: int, dport: int, isn_c: int = 1000,
-              isn_s: int = 9000) -> list[bytes]:
+              isn_s: int = 9000, reply: tuple[str, str, int, int] | None = None
+              ) -> list[bytes]:
+    """SYN, SYN-ACK, ACK; `reply` (src, dst, sport, dport) addresses the SYN-ACK where
+    NAT makes it differ from the reverse of the SYN."""
+    rs, rd, rsp, rdp = reply or (s, c, dport, sport)
     return [b.tcp(c, s, sport, dport, "S", isn_c, window=64240, mss=1460),
-            b.tcp(s, c, dport, sport, "SA", isn_s, isn_c + 1, window=65160, mss=1460),
+            b.tcp(rs, rd, rsp, rdp, "SA", isn_s, isn_c + 1, window=65160, mss=1460),
             b.tcp(c, s, sport, dport, "A", isn_c + 1, isn_s + 1, window=502)]
+
+
+def as_(answer: str, src: str, dst: str, sport: int | None = None,
+        dport: int | None = None) -> str:
+    """`answer` for a packet that left translated to these addresses and ports."""
+    if sport is None or dport is None:
+        return f"{answer} as {src} > {dst}"
+    return f"{answer} as {src}:{sport} > {dst}:{dport}"
 
 
 def syn(c: str, s: str, sport: int, dport: int) -> bytes:
@@ -208,8 +270,9 @@ def docker_topos_case() -> Case:
 # --- firewalld (host: zone public on enp3s0) --------------------------------------------
 
 FIREWALLD_HOST, CLIENT = "203.0.113.20", "198.51.100.40"
+# Its nat table only jumps between empty chains: kept, it translates nothing.
 FIREWALLD = Setup("iptables-tests-firewalld-completed.v4", {"enp3s0": "swl"},
-                  host=FIREWALLD_HOST)
+                  host=FIREWALLD_HOST, drop_tables=())
 
 
 def firewalld_case() -> Case:
@@ -418,17 +481,274 @@ def kube_proxy_case() -> Case:
     ))
 
 
+# --- the nat tables kept ----------------------------------------------------------------
+#
+# The same rulesets as a real machine runs them: the nat table kept and the firewall
+# holding its interfaces' addresses (`Setup.ifaces`), so MASQUERADE takes the uplink's
+# address and replies come back to the translated addresses. The filter cases above
+# stay: they answer replies addressed as if nothing were translated, which tests the
+# filter rules alone.
+
+UPLINK = "203.0.113.1"  # the uplink address of every router here that masquerades
+UPLINK_IF = f"swr={UPLINK}/24,0.0.0.0/0"
+NEW_L = "NEW/ORIGINAL local"
+
+DOCKER0_NAT = Setup("moby-docker-new-daemon.v4", {"docker0": "swl"}, drop_tables=(),
+                    ifaces=("swl=172.17.0.1/16", UPLINK_IF))
+
+
+def docker_daemon_nat_case() -> Case:
+    c, w, up = CONTAINER, WEB, UPLINK
+    out = handshake(c, w, 41000, 80, reply=(w, up, 80, 41000))
+    dns = b.udp(c, w, 41001, 53, b"q")
+    first, last = b.fragment(b.udp(c, w, 41004, 5000, b"x" * 64), 40)
+    return Case("docker-new-daemon nat", DOCKER0_NAT, (
+        # POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+        (out[0], as_(NEW_F, up, w, 41000, 80)), (out[1], as_(EST_R, w, c, 80, 41000)),
+        (out[2], as_(EST_O, up, w, 41000, 80)),
+        (dns, as_(NEW_F, up, w, 41001, 53)),
+        (b.udp(w, up, 53, 41001, b"a"), as_(EST_R, w, c, 53, 41001)),
+        # an error about the query as it left: back to the container, quote and all
+        (b.icmp_error(w, up, 3, 3, b.udp(up, w, 41001, 53, b"q")), as_(REL_R, w, c)),
+        # a router on the way (ttl exceeded) about the connection as it left
+        (b.icmp_error("198.51.100.1", up, 11, 0, b.tcp(up, w, 41000, 80, "A", 1001, 9001)),
+         as_(REL_R, "198.51.100.1", c)),
+        # a datagram in two fragments: held, reassembled and masqueraded as one
+        (first, "- held"), (last, as_(NEW_F, up, w)),
+        (b.icmp_echo(c, w, 9, 1), as_(NEW_F, up, w)),
+        (b.icmp_echo(w, up, 9, 1, reply=True), as_(EST_R, w, c)),
+        (syn(w, up, 41002, 8080), NEW_L),  # PREROUTING -j DOCKER: no port published
+        (syn(w, c, 41003, 80), NEW_D),  # straight to the container: DOCKER drops it
+        # a reply to the container's own address matches no connection
+        (b.tcp(w, c, 80, 41000, "SA", 9000, 1001), INV_D),
+    ))
+
+
+# Docker with a published port (`-p 8080:80` on the network bridge1, 192.0.2.0/24).
+# FORWARD asks the ipset docker-ext-bridges-v4, which the daemon fills with its
+# bridges' networks and the saved ruleset cannot carry: the case gives it.
+PORTMAP_NAT = Setup("moby-docker-usernet-portmap.v4", {"bridge1": "swl"}, drop_tables=(),
+                    ifaces=("swl=192.0.2.1/24", UPLINK_IF),
+                    ipsets="create docker-ext-bridges-v4 hash:net family inet\n"
+                           "add docker-ext-bridges-v4 172.17.0.0/16\n"
+                           "add docker-ext-bridges-v4 192.0.2.0/24\n")
+PUBLISHED = "192.0.2.2"
+
+
+def docker_portmap_nat_case() -> Case:
+    up, c = UPLINK, PUBLISHED
+    web = handshake(OUTSIDER, up, 41100, 8080, reply=(c, OUTSIDER, 80, 41100))
+    out = b.udp(c, WEB, 41101, 53, b"q")
+    return Case("docker-usernet-portmap nat", PORTMAP_NAT, (
+        # DOCKER: ! -i bridge1 -p tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80
+        (web[0], as_(NEW_F, OUTSIDER, c, 41100, 80)),
+        (web[1], as_(EST_R, up, OUTSIDER, 8080, 41100)),
+        (web[2], as_(EST_O, OUTSIDER, c, 41100, 80)),
+        # -s 192.0.2.0/24 ! -o bridge1 -j MASQUERADE
+        (out, as_(NEW_F, up, WEB, 41101, 53)),
+        (b.udp(WEB, up, 53, 41101, b"a"), as_(EST_R, WEB, c, 53, 41101)),
+        (syn(OUTSIDER, up, 41102, 8081), NEW_L),  # nothing published there
+        (syn(OUTSIDER, c, 41103, 22), NEW_D),  # DOCKER: ! -i bridge1 -o bridge1 -j DROP
+        (syn(OUTSIDER, c, 41104, 80), NEW_F),  # the published port, routed to directly
+    ))
+
+
+TOPOS_NAT = Setup("netnet-docker-topos.v4", {"br-b74b417b331f": "swl"}, drop_tables=(),
+                  ifaces=("swl=10.0.0.254/8", UPLINK_IF))
+
+
+def docker_topos_nat_case() -> Case:
+    up = UPLINK
+    out = handshake("10.0.0.1", WEB, 42000, 443, reply=(WEB, up, 443, 42000))
+    return Case("docker-topos nat", TOPOS_NAT, (
+        # POSTROUTING -s 10.0.0.0/8 ! -o br-b74b417b331f -j MASQUERADE
+        (out[0], as_(NEW_F, up, WEB, 42000, 443)),
+        (out[1], as_(EST_R, WEB, "10.0.0.1", 443, 42000)),
+        (out[2], as_(EST_O, up, WEB, 42000, 443)),
+        (syn("10.0.0.3", WEB, 42001, 443), NEW_D),  # dropped in FORWARD: never masqueraded
+        (syn(WEB, "10.0.0.4", 42003, 22), NEW_F),  # CUSTOM: tcp 22, from outside: kept
+        (syn(WEB, up, 42004, 22), NEW_L),  # PREROUTING -j DOCKER: nothing published
+    ))
+
+
+# ferm's router holds 193.43.91.203 on eth1 (the DNAT rules' -d) and the DMZ's gateway.
+FERM_PUBLIC = "193.43.91.203"
+FERM_NAT = Setup("netnet-ferm-dmz-router.v4", {"eth1": "swl", "eth2": "swr"}, drop_tables=(),
+                 ifaces=(f"swl={FERM_PUBLIC}/24,0.0.0.0/0", "swr=192.168.1.1/24"))
+
+
+def ferm_dmz_nat_case() -> Case:
+    pub = FERM_PUBLIC
+    web = handshake(NET, pub, 44000, 80, reply=("192.168.1.2", NET, 80, 44000))
+    dns = b.udp(NET, pub, 44001, 53, b"q")
+    mail = handshake("192.168.1.3", NET, 44004, 25, reply=(NET, pub, 25, 44004))
+    return Case("ferm-dmz-router nat", FERM_NAT, (
+        # PREROUTING -d 193.43.91.203 -i eth1 tcp 80 -j DNAT --to-destination 192.168.1.2
+        (web[0], as_(NEW_F, NET, "192.168.1.2", 44000, 80)),
+        (web[1], as_(EST_R, pub, NET, 80, 44000)),
+        (web[2], as_(EST_O, NET, "192.168.1.2", 44000, 80)),
+        (dns, as_(NEW_F, NET, "192.168.1.4", 44001, 53)),  # udp 53 -> 192.168.1.4
+        (b.udp("192.168.1.4", NET, 53, 44001, b"a"), as_(EST_R, pub, NET, 53, 44001)),
+        (b.icmp_error("192.168.1.4", NET, 3, 3, b.udp(NET, "192.168.1.4", 44001, 53, b"q")),
+         as_(REL_R, pub, NET)),
+        (syn(NET, pub, 44002, 22), NEW_D),  # no DNAT: the router's own INPUT drops it
+        (syn(NET, pub, 44003, 113), NEW_L),  # INPUT -i eth1 tcp 113 ACCEPT
+        # POSTROUTING -s 192.168.1.0/24 -o eth1 -j SNAT --to-source 193.43.91.203
+        (mail[0], as_(NEW_F, pub, NET, 44004, 25)), (mail[1], as_(EST_R, NET, "192.168.1.3",
+                                                                  25, 44004)),
+        (mail[2], as_(EST_O, pub, NET, 44004, 25)),
+        (b.tcp(NET, pub, 25, 44004, "R", 9001), as_("ESTABLISHED/REPLY forwarded", NET,
+                                                     "192.168.1.3", 25, 44004)),
+    ))
+
+
+# The company's router: 172.16.2.1 on eth0 (the LAN), the uplink on ppp0. The routes
+# the interfaces give also satisfy raw's rpfilter. (A datagram enters where its source
+# is routed, so the spoofed one of the filter case cannot be sent from the LAN here.)
+COMPANY_NAT = Setup("netnet-medium-company.v4", {"eth0": "swl", "ppp0": "swr"},
+                    drop_tables=(), ifaces=("swl=172.16.2.1/24", UPLINK_IF))
+
+
+def medium_company_nat_case() -> Case:
+    up, lan = UPLINK, "172.16.2.100"
+    web = handshake(lan, NET2, 45000, 80, reply=(NET2, up, 80, 45000))
+    fwd = handshake(NET2, up, 45004, 4081, reply=("172.16.2.34", NET2, 4081, 45004))
+    return Case("medium-company nat", COMPANY_NAT, (
+        # POSTROUTING -s 172.16.2.0/24 -o ppp0 -j MASQUERADE
+        (web[0], as_(NEW_F, up, NET2, 45000, 80)), (web[1], as_(EST_R, NET2, lan, 80, 45000)),
+        (web[2], as_(EST_O, up, NET2, 45000, 80)),
+        (syn(lan, NET2, 45001, 25), NEW_D),  # REJECT: never reaches POSTROUTING
+        (b.icmp_echo(lan, NET2, 4, 1), as_(NEW_F, up, NET2)),
+        (b.icmp_echo(NET2, up, 4, 1, reply=True), as_(EST_R, NET2, lan)),
+        # PREROUTING -i ppp0 tcp 4081 -j DNAT --to-destination 172.16.2.34
+        (fwd[0], as_(NEW_F, NET2, "172.16.2.34", 45004, 4081)),
+        (fwd[1], as_(EST_R, up, NET2, 4081, 45004)),
+        (fwd[2], as_(EST_O, NET2, "172.16.2.34", 45004, 4081)),
+        (syn(NET2, up, 45005, 4082), NEW_D),  # not forwarded: the router's INPUT
+    ))
+
+
+# A home router: eth0.10 one of its LANs (192.168.10.0/24), eth1 the uplink. Its raw
+# table drops every private and documentation range arriving on eth1 (invalid_ext),
+# so the outside addresses are public ones from the shared rulesets: the server
+# 131.159.20.148 (this file's own FORWARD rule) and, for the uplink, the tutorial's.
+HOME_UPLINK, HOME_SERVER = "194.236.50.155", "131.159.20.148"
+HOME_NAT = Setup("netnet-home-user.v4", {"eth0.10": "swl", "eth1": "swr"}, drop_tables=(),
+                 ifaces=("swl=192.168.10.1/24", f"swr={HOME_UPLINK}/24,0.0.0.0/0"))
+
+
+def home_user_nat_case() -> Case:
+    up, pc, srv = HOME_UPLINK, "192.168.10.5", HOME_SERVER
+    web = handshake(pc, srv, 40000, 443, reply=(srv, up, 443, 40000))
+    return Case("home-user nat", HOME_NAT, (
+        # POSTROUTING -o eth1 -p tcp -j MASQUERADE --to-ports 1024-65535: 40000 is kept
+        (web[0], as_(NEW_F, up, srv, 40000, 443)), (web[1], as_(EST_R, srv, pc, 443, 40000)),
+        (web[2], as_(EST_O, up, srv, 40000, 443)),
+        (b.udp(pc, srv, 40001, 53, b"q"), as_(NEW_F, up, srv, 40001, 53)),
+        (b.udp(srv, up, 53, 40001, b"a"), as_(EST_R, srv, pc, 53, 40001)),
+        (b.icmp_echo(pc, srv, 5, 1), as_(NEW_F, up, srv)),  # -o eth1 -j MASQUERADE
+        (b.icmp_echo(srv, up, 5, 1, reply=True), as_(EST_R, srv, pc)),
+        # DNAT --to-destination 192.168.10.64:443, which FORWARD does not allow
+        (syn(srv, up, 40002, 24562), NEW_D),
+        # forward-protect's -d 192.168.10.32 never sees it: invalid_ext, -d 192.168.0.0/16
+        (syn(srv, "192.168.10.32", 40003, 22), "- dropped"),
+        (syn(srv, up, 40004, 22), NEW_D),  # the router's own INPUT: policy DROP
+        (syn(WEB, up, 40005, 443), "- dropped"),  # invalid_ext: a documentation source
+    ))
+
+
+# kube-proxy on an EKS node: pods behind the eni* interfaces, the VPC and the world
+# behind eth0 (the node's 192.168.182.224). Services with one endpoint only: the
+# others choose theirs with `-m statistic --mode random`, which the kernel draws anew
+# each time and statewall from its own seed.
+KUBE_NAT = Setup("kube-proxy-eks-pod2service.v4", {"eni+": "swl", "eth0": "swr"},
+                 drop_tables=(), ifaces=("swl=192.168.70.0/24",
+                                         "swr=192.168.182.224/16,0.0.0.0/0"))
+KUBE_DNS, DNS_POD, NODE = "10.100.0.10", "192.168.179.184", "192.168.182.224"
+
+
+def kube_proxy_nat_case() -> Case:
+    call = handshake(POD, KUBE_DNS, 52010, 53, reply=(DNS_POD, POD, 53, 52010))
+    out = handshake(POD, WEB, 52012, 443, reply=(WEB, NODE, 443, 52012))
+    return Case("kube-proxy-eks nat", KUBE_NAT, (
+        # KUBE-SVC-TCOU7JCQXEZGVUNU -> KUBE-SEP-VMSA6O6SI2ZXLCX3: DNAT 192.168.179.184:53
+        (b.udp(POD, KUBE_DNS, 52011, 53, b"q"), as_(NEW_F, POD, DNS_POD, 52011, 53)),
+        (b.udp(DNS_POD, POD, 53, 52011, b"a"), as_(EST_R, KUBE_DNS, POD, 53, 52011)),
+        # the same service over tcp: KUBE-SEP-B335W6MFC4JCQI26
+        (call[0], as_(NEW_F, POD, DNS_POD, 52010, 53)),
+        (call[1], as_(EST_R, KUBE_DNS, POD, 53, 52010)),
+        (call[2], as_(EST_O, POD, DNS_POD, 52010, 53)),
+        # "AWS, SNAT": ! -d 192.168.0.0/16 -j SNAT --to-source 192.168.182.224
+        (out[0], as_(NEW_F, NODE, WEB, 52012, 443)), (out[1], as_(EST_R, WEB, POD, 443, 52012)),
+        (out[2], as_(EST_O, NODE, WEB, 52012, 443)),
+        (syn(ENDPOINT, POD, 52013, 8080), NEW_F),  # inside the VPC: not translated
+        # the node itself asks the service: OUTPUT -j KUBE-SERVICES, routed anew
+        (b.udp(NODE, KUBE_DNS, 52014, 53, b"q"), as_("NEW/ORIGINAL sent", NODE, DNS_POD,
+                                                     52014, 53)),
+        (b.udp(DNS_POD, NODE, 53, 52014, b"a"), "ESTABLISHED/REPLY local"),
+    ))
+
+
+TUTORIAL_PUBLIC = "194.236.50.155"
+TUTORIAL_NAT = Setup("tutorial-rc.firewall.v4", {"eth1": "swl", "eth0": "swr"},
+                     fixes=(("--log-level DEBUG", "--log-level debug"),), drop_tables=(),
+                     ifaces=("swl=192.168.0.2/16", f"swr={TUTORIAL_PUBLIC}/24,0.0.0.0/0"))
+
+
+def tutorial_nat_case() -> Case:
+    pub = TUTORIAL_PUBLIC
+    web = handshake(HOME, NET3, 48000, 80, reply=(NET3, pub, 80, 48000))
+    dns = b.udp(HOME, NET3, 48001, 53, b"q")
+    return Case("tutorial-rc.firewall nat", TUTORIAL_NAT, (
+        # POSTROUTING -o eth0 -j SNAT --to-source 194.236.50.155
+        (web[0], as_(NEW_F, pub, NET3, 48000, 80)), (web[1], as_(EST_R, NET3, HOME, 80, 48000)),
+        (web[2], as_(EST_O, pub, NET3, 48000, 80)),
+        (dns, as_(NEW_F, pub, NET3, 48001, 53)),
+        (b.udp(NET3, pub, 53, 48001, b"a"), as_(EST_R, NET3, HOME, 53, 48001)),
+        (b.icmp_error(NET3, pub, 3, 3, b.udp(pub, NET3, 48001, 53, b"q")),
+         as_(REL_R, NET3, HOME)),
+        (syn(NET3, pub, 48002, 22), NEW_L),  # tcp_packets: 22 allowed
+        (syn(NET3, pub, 48003, 23), NEW_D),
+    ))
+
+
+# OpenWrt: eth0 the LAN (FORWARD's `-s 192.168.1.0/24 -i eth0 -o eth0.2`), eth0.2 the
+# uplink. Its port forwards sit in zone_wan_prerouting, which nothing jumps to: a
+# connection to the uplink's port 443 reaches the router itself, untranslated.
+OPENWRT_NAT = Setup("netnet-openwrt-aa.v4", {"eth0": "swl", "eth0.2": "swr"}, drop_tables=(),
+                    ifaces=("swl=192.168.1.1/24", UPLINK_IF))
+
+
+def openwrt_nat_case() -> Case:
+    up, lan = UPLINK, "192.168.1.20"
+    web = handshake(lan, WEB, 53000, 80, reply=(WEB, up, 80, 53000))
+    return Case("openwrt-aa nat", OPENWRT_NAT, (
+        # POSTROUTING -s 192.168.1.0/24 -o eth0.2 -j MASQUERADE
+        (web[0], as_(NEW_F, up, WEB, 53000, 80)), (web[1], as_(EST_R, WEB, lan, 80, 53000)),
+        (web[2], as_(EST_O, up, WEB, 53000, 80)),
+        (b.udp(lan, WEB, 53001, 53, b"q"), as_(NEW_F, up, WEB, 53001, 53)),
+        (b.udp(WEB, up, 53, 53001, b"a"), as_(EST_R, WEB, lan, 53, 53001)),
+        (syn(WEB, up, 53002, 443), NEW_L),  # not DNATed to 192.168.1.1:22: INPUT ACCEPT
+        (syn(WEB, lan, 53003, 22), NEW_D),  # FORWARD's reject chain (tcp-reset)
+    ))
+
+
+NAT_CASES = [docker_daemon_nat_case, docker_portmap_nat_case, docker_topos_nat_case, ferm_dmz_nat_case,
+             medium_company_nat_case, home_user_nat_case, kube_proxy_nat_case,
+             tutorial_nat_case, openwrt_nat_case]
+
 CASES = [ufw_case, kube_proxy_case, docker_daemon_case, docker_topos_case, firewalld_case, ferm_dmz_case,
          medium_company_case, ipv6_mailserver_case, fedora27_v6_case, tutorial_case,
-         rhel5_case, connmark_case, hashlimit_case]
+         rhel5_case, connmark_case, hashlimit_case, *NAT_CASES]
 
 
 # --- shared captures moved into the rulesets' networks --------------------------------------
 
 VSRV_HOST = "203.0.113.50"
-# CRLF line ends: iptables-restore refuses `*nat\r` (test_original_refusals).
+# CRLF line ends: iptables-restore refuses `*nat\r` (test_original_refusals). The nat
+# table is kept: it masquerades 10.0.0.0/8, which the scan never comes from.
 VSRV = Setup("netnet-vsrv-ufw-fail2ban.v4", {"eth0": "swl"}, host=VSRV_HOST,
-             fixes=(("\r\n", "\n"),))
+             fixes=(("\r\n", "\n"),), drop_tables=())
 
 
 @dataclass(frozen=True)
@@ -491,7 +811,8 @@ def test_ruleset_case(kernel: None, shared: Path, make: object) -> None:
     case: Case = make()
     datagrams = [Datagram(n, d) for n, (d, _) in enumerate(case.packets, 1)]
     result = run(case.setup, shared, datagrams)
-    got = tuple(p.kernel_answer() for p in result.packets)
+    got = tuple(kernel_answer(p, d) for p, (d, _) in zip(result.packets, case.packets,
+                                                         strict=True))
     assert got == tuple(answer for _, answer in case.packets), f"{case.name}: the kernel changed"
     assert_agrees(case.name, result)
 

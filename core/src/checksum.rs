@@ -79,6 +79,22 @@ pub fn pseudo_header_sum(family: u8, src: u128, dst: u128, proto: u8, length: u3
     }
 }
 
+/// A checksum field updated for some of the bytes it covers changing from
+/// `old` to `new` (even lengths), the way the kernel's `csum_replace*`
+/// helpers do it (RFC 1624, eqn. 3): the complement of the field, minus
+/// the old words, plus the new ones, folded and complemented.
+///
+/// Nothing but the difference enters, so a field that was wrong on arrival
+/// stays wrong by the same amount. The field is widened to 32 bits before
+/// it is complemented, as the kernel's is: that sum is never zero, so the
+/// result is never 0xFFFF (a field of 0xFFFF comes out as 0).
+pub fn replace(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut total = u64::from(!u32::from(check));
+    total = add_carry(total, !ones_sum(old));
+    total = add_carry(total, ones_sum(new));
+    !fold(total)
+}
+
 /// True when a TCP/UDP/UDP-Lite/ICMPv6 segment's checksum verifies (its sum,
 /// pseudo-header included, folds to 0xFFFF).
 ///

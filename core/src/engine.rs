@@ -36,6 +36,7 @@ use crate::helpers::{assign_helper, helper_name_of, run_helper};
 use crate::nat::helper::{follow_master, PayloadEdit};
 use crate::nat::manip::{status_bit, translate, translate_icmp_error};
 use crate::nat::range::MAP_IPS;
+use crate::nat::rewrite::icmp_error_drop;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
 use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
@@ -88,6 +89,9 @@ pub struct PacketRecord {
     pub nat: Vec<NatStep>,
     /// Addresses and ports as the packet left, when NAT changed them.
     pub leaves_as: Option<Addressing>,
+    /// Those of the datagram an ICMP error quotes, when NAT translated the
+    /// error back.
+    pub leaves_quoted: Option<Addressing>,
     /// The payload rewrites of a NAT helper, in order (offsets in the L4
     /// payload as the earlier edits left it).
     pub payload_edits: Vec<PayloadEdit>,
@@ -136,6 +140,9 @@ pub struct NatStep {
     pub from: Addressing,
     pub to: Addressing,
     pub rule: Option<RuleRef>,
+    /// The port was picked at random (the kernel's choice may differ; this
+    /// one repeats with the same --seed).
+    pub random: bool,
 }
 
 /// A packet's reason in the parts it is made of, spelt out only when a
@@ -168,6 +175,7 @@ impl PacketRecord {
         self.notes.clear();
         self.nat.clear();
         self.leaves_as = None;
+        self.leaves_quoted = None;
         self.payload_edits.clear();
         self.rewrite = None;
         self.seq_adjust = None;
@@ -480,6 +488,7 @@ impl Firewall {
         rec.rule = outcome.rule;
         if let Cow::Owned(out) = &skb.pkt {
             rec.leaves_as = Some(Addressing::of(out));
+            rec.leaves_quoted = out.inner.as_deref().map(Addressing::of);
         }
         self.label(&skb, rec);
         if self.table.history().is_some() {
@@ -602,10 +611,19 @@ impl Firewall {
             let Some(conn) = self.table.conn(id) else {
                 return true;
             };
-            if conn.status & status_bit(manip, direction) != 0 {
+            let translates = conn.status & status_bit(manip, direction) != 0;
+            if let Some(reason) = icmp_error_drop(&skb.pkt, conn.status, translates) {
+                outcome.verdict = Verdict::Drop;
+                outcome.rule = None;
+                outcome.reason = WalkReason::Text(Cow::Owned(reason));
+                self.dropped(skb);
+                return false;
+            }
+            if translates {
                 let from = Addressing::of(&skb.pkt);
                 translate_icmp_error(skb.pkt.to_mut(), conn, manip, direction);
                 rec.nat.push(NatStep {
+                    random: false,
                     label: "ICMP error translated back",
                     family: skb.pkt.family,
                     manip,
@@ -620,7 +638,8 @@ impl Firewall {
             .table
             .conn(id)
             .is_some_and(|conn| conn.status & done_bit(manip) != 0);
-        let mut bound_by = None;
+        // Who set the binding up on this packet: (label, rule, port picked at random).
+        let mut bound: Option<(&'static str, Option<RuleRef>, bool)> = None;
         if !initialized && matches!(ctinfo, CT_NEW | CT_RELATED) {
             skb.nat_request = None;
             if !self.run_table(TableKind::Nat, hook, skb, outcome, &mut rec.notes) {
@@ -630,7 +649,7 @@ impl Firewall {
                 match self.target_range(kind, &range, hook, skb, id) {
                     Ok(Some(range)) => {
                         let now = skb.now;
-                        self.nat.setup(
+                        let random = self.nat.setup(
                             &mut self.table,
                             &mut self.expectations,
                             id,
@@ -638,7 +657,7 @@ impl Firewall {
                             manip,
                             now,
                         );
-                        bound_by = Some((kind, rule));
+                        bound = Some((kind.name(), Some(rule), random == Some(true)));
                     }
                     Ok(None) => {}
                     Err(reason) => {
@@ -661,7 +680,7 @@ impl Firewall {
                 };
                 let range = NatRange::to_address(address, &NatRange::default());
                 let now = skb.now;
-                self.nat.setup(
+                let random = self.nat.setup(
                     &mut self.table,
                     &mut self.expectations,
                     id,
@@ -669,6 +688,8 @@ impl Firewall {
                     manip,
                     now,
                 );
+                // Only a port clash moves anything here.
+                bound = Some(("null binding", None, random == Some(true)));
             }
         }
         let Some(conn) = self.table.conn(id) else {
@@ -679,8 +700,8 @@ impl Firewall {
         }
         let from = Addressing::of(&skb.pkt);
         translate(skb.pkt.to_mut(), conn, manip, direction);
-        let label = match (bound_by, manip, direction) {
-            (Some((kind, _)), _, _) => kind.name(),
+        let label = match (bound, manip, direction) {
+            (Some((label, _, _)), _, _) => label,
             (None, Manip::Src, 0) => "SNAT",
             (None, Manip::Dst, 0) => "DNAT",
             (None, Manip::Src, _) => "reply of DNAT",
@@ -692,7 +713,8 @@ impl Firewall {
             manip,
             from,
             to: Addressing::of(&skb.pkt),
-            rule: bound_by.map(|(_, rule)| rule),
+            rule: bound.and_then(|(_, rule, _)| rule),
+            random: bound.is_some_and(|(_, _, random)| random),
         });
         true
     }
@@ -724,7 +746,7 @@ impl Firewall {
                          (give the routes with --iface NAME=ADDRESS/PREFIX)",
                     ));
                 };
-                match self.topology.address_of(iface, family) {
+                match self.topology.masquerade_address(iface, family, skb.pkt.dst) {
                     Some(address) => Ok(Some(NatRange::to_address(address, range))),
                     None => Err(Cow::Owned(format!(
                         "MASQUERADE: interface {iface} has no {family_name} address \
@@ -972,7 +994,17 @@ impl Firewall {
                 }
             }
         }
-        self.table.confirm(ct, now, &mut self.expectations);
+        let inserted = self.table.confirm(ct, now, &mut self.expectations);
+        self.sync_expectation_events();
+        if !inserted {
+            outcome.verdict = Verdict::Drop;
+            outcome.rule = None;
+            outcome.reason = WalkReason::Text(Cow::Borrowed(
+                "dropped by conntrack at confirmation: the connection's reply tuple is \
+                 already in the table (NAT found no free port; insert_failed)",
+            ));
+            return false;
+        }
         rec.notes.extend(said);
         true
     }

@@ -122,12 +122,12 @@ class RuleEngine:
 # (index, ts, verdict, ctstate, ctdir, status), then
 # (rule (table, chain, number, line) or None, reason, summary, proto, tcp_state, conn, notes),
 # then (src, dst, sport, dport), then NAT's rewrites (target, from, to, rule) and the
-# addressing as the packet left (None without NAT).
+# addressing as the packet left (None without NAT); `random`: the port was picked at random.
 RecordHead = tuple[int, float, str, str | None, str | None, list[str]]
 RecordRest = tuple[tuple[str, str, int, int] | None, str, str, int, str | None, int | None,
                    list[str]]
 RecordAddresses = tuple[str | None, str | None, int | None, int | None]
-RecordNat = tuple[list[tuple[str, str, str, tuple[str, str, int, int] | None]],
+RecordNat = tuple[list[tuple[str, str, str, tuple[str, str, int, int] | None, bool]],
                   RecordAddresses | None]
 Record = tuple[RecordHead, RecordRest, RecordAddresses, RecordNat]
 
@@ -142,7 +142,7 @@ class Firewall:
         sysctls: list[tuple[str, int]] = ...,
         local: list[tuple[int, int, int]] = ...,
         interfaces: list[tuple[str, list[tuple[int, int, int]]]] = ...,
-        addresses: list[tuple[str, int, int]] = ...,
+        addresses: list[tuple[str, tuple[int, int, int]]] = ...,
         auto_helpers: bool = False,
         helper_params: tuple[bool, int, int, int] = ...,
         events: bool = False,
@@ -150,6 +150,8 @@ class Firewall:
     ) -> None: ...
     @property
     def now(self) -> float: ...
+    def leaving(self, data: bytes) -> bytes | None:
+        """The bytes the datagram just processed left with, when NAT rewrote it."""
     def process(self, pkt: Any) -> Record:
         """Run a decoded statewall.packet.Packet (its frame is decoded again in the core)."""
     def process_frame(self, index: int, ts: float, frame: bytes, linktype: int,

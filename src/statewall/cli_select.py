@@ -71,8 +71,8 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="show only connection N's packets and those of the connections "
                              "it expected (RELATED children, recursively)")
     parser.add_argument("-w", "--write", metavar="FILE",
-                        help="also write the shown packets to FILE as pcapng, as captured "
-                             "(timestamps, interfaces, bytes)")
+                        help="also write the shown packets to FILE as pcapng, as they leave "
+                             "(translated by NAT; timestamps and interfaces as captured)")
 
 
 def selection_from(args: argparse.Namespace) -> Selection | None:

@@ -153,7 +153,8 @@ class Firewall:
             sysctls=self.cfg.bare_items(),
             local=_nets(self.topology.local),
             interfaces=[(name, _nets(nets)) for name, nets in self.topology.interfaces],
-            addresses=[(name, i.version, int(i.ip)) for name, i in self.topology.addresses],
+            addresses=[(name, (i.version, int(i.ip), i.network.prefixlen))
+                       for name, i in self.topology.addresses],
             auto_helpers=auto_helpers,
             helper_params=(params.ftp_loose, params.irc_max_dcc_channels,
                            params.irc_dcc_timeout, params.amanda_master_timeout),
@@ -172,6 +173,11 @@ class Firewall:
         if self.event_sink is not None:
             self.deliver_events()
         return verdict
+
+    def leaving(self, data: bytes) -> bytes | None:
+        """The bytes the datagram `process` just ran (`data`) left with, when NAT
+        rewrote it (checksums as the kernel leaves them); None: it left as it came."""
+        return self._core.leaving(data)
 
     def replay(self, packets: Iterable[Packet]) -> Iterator[PacketVerdict]:
         for pkt in packets:
@@ -306,8 +312,8 @@ def _verdict(record: _core.Record) -> PacketVerdict:
     src, dst, sport, dport = addresses
     rule, reason, summary, proto, tcp_state, conn, notes = rest
     ref = RuleRef(*rule) if rule is not None else None
-    nat = tuple(NatStep(target, before, after, RuleRef(*by) if by is not None else None)
-                for target, before, after, by in steps)
+    nat = tuple(NatStep(target, before, after, RuleRef(*by) if by is not None else None, random)
+                for target, before, after, by, random in steps)
     return PacketVerdict(index, ts, verdict, ctstate, ctdir, tuple(status), ref, reason,
                          summary, proto, tcp_state, conn, tuple(notes), src, dst, sport, dport,
                          nat, Leaves(*leaves) if leaves is not None else None)

@@ -53,10 +53,12 @@ class NatStep:
     from_: str  # jsonl "from"
     to: str
     rule: RuleRef | None = None
+    random: bool = False  # the port was picked at random (repeatable with --seed)
 
     def as_json(self) -> dict[str, Any]:
-        return {"target": self.target, "from": self.from_, "to": self.to,
-                "rule": self.rule.as_json() if self.rule else None}
+        out = {"target": self.target, "from": self.from_, "to": self.to,
+               "rule": self.rule.as_json() if self.rule else None}
+        return {**out, "random": True} if self.random else out
 
 
 @dataclass(frozen=True, slots=True)

@@ -1306,18 +1306,33 @@ impl ConntrackTable {
     // -- confirmation and removal ------------------------------------------------------
 
     /// The last hook: insert a new entry, deliver cached events.
-    pub fn confirm(&mut self, result: &mut CtResult, now: f64, hooks: &mut dyn ExpectHooks) {
+    /// False when the entry cannot be inserted (the packet is dropped).
+    pub fn confirm(
+        &mut self,
+        result: &mut CtResult,
+        now: f64,
+        hooks: &mut dyn ExpectHooks,
+    ) -> bool {
         let Some(id) = result.conn else {
-            return;
+            return true;
         };
         let slot = id.0;
         if result.unconfirmed && result.ctinfo < CT_ESTABLISHED_REPLY {
+            if self.clashes(id) {
+                // __nf_conntrack_confirm: a tuple already in the table (NAT found
+                // no free one) cannot be inserted; the packet is dropped.
+                self.stats.insert_failed += 1;
+                self.stats.drop += 1;
+                self.discard(result);
+                hooks.master_destroyed(id, now, &mut self.events);
+                return false;
+            }
             result.unconfirmed = false;
             if self.state.get(slot as usize) == Some(&SlotState::Unconfirmed) {
                 self.insert(slot);
                 let events = self.events.enabled();
                 let Some(conn) = self.conn_mut(id) else {
-                    return;
+                    return true;
                 };
                 if events {
                     conn.events |= if conn.master.is_some() {
@@ -1328,20 +1343,34 @@ impl ConntrackTable {
                 }
                 if conn.status & IPS_DYING != 0 {
                     self.destroy(id, now, CAUSE_RESET, hooks);
-                    return;
+                    return true;
                 }
             }
         }
         if !self.events.enabled() {
-            return;
+            return true;
         }
         let Some(conn) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else {
-            return;
+            return true;
         };
         if conn.events != 0 && conn.status & IPS_CONFIRMED != 0 && conn.status & IPS_DYING == 0 {
             self.events.push(ConntrackEvent::cached(conn, now));
             conn.events = 0;
         }
+        true
+    }
+
+    /// Would inserting the unconfirmed entry `id` clash with one in the
+    /// table? Only a NAT binding can make it so: its reply tuple is the
+    /// one the port search ended on when every port was taken.
+    fn clashes(&self, id: ConnId) -> bool {
+        let Some(conn) = self.conn(id) else {
+            return false;
+        };
+        let (family, proto, zone) = (conn.family, conn.proto, conn.zone);
+        let (orig, reply) = (conn.orig, conn.reply);
+        self.index_find(family, proto, zone, &orig).is_some()
+            || self.index_find(family, proto, zone, &reply).is_some()
     }
 
     fn insert(&mut self, slot: u32) {

@@ -11,8 +11,10 @@
 //! only moves a port that is already in use.
 
 pub mod helper;
+pub mod mangle;
 pub mod manip;
 pub mod range;
+pub mod rewrite;
 pub mod select;
 
 pub use range::{NatKind, NatRange};
@@ -55,12 +57,12 @@ impl NatRng {
     }
 }
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 
 use crate::conntrack::conn::{
-    ConnId, Tuple, IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
+    Conn, ConnId, Tuple, IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
 };
-use crate::conntrack::core::{l4_invert, ConntrackTable};
+use crate::conntrack::core::{l4_invert, tuple_hash, ConntrackTable};
 use crate::conntrack::l4proto::ExpectHooks;
 use crate::nat::select::{unique_tuple, Request, TupleSpace};
 
@@ -75,20 +77,43 @@ pub fn done_bit(manip: Manip) -> u32 {
 /// Where the kernel's bysource hash files a connection: its original source.
 type SourceKey = (u8, u16, u128, u16);
 
+fn source_key(conn: &Conn) -> SourceKey {
+    (conn.proto, conn.zone, conn.orig.src, conn.orig.sport)
+}
+
+fn source_hash(key: &SourceKey) -> u64 {
+    let (proto, zone, src, sport) = *key;
+    tuple_hash(0, proto, zone, &Tuple::new(src, 0, sport, 0))
+}
+
+/// One connection filed in the bysource hash. Like the kernel's chains it
+/// holds no key of its own: readers check the entry itself, so a filing
+/// is a few bytes and no allocation of its own, which keeps masquerading
+/// a busy network cheap. `seq` orders the filings of one source (the
+/// kernel adds at the head of a chain: newest first).
+#[derive(Clone, Copy, Debug)]
+struct Filed {
+    hash: u64,
+    seq: u64,
+    id: ConnId,
+}
+
 /// The machine's NAT state besides the entries themselves: the generator
 /// for random choices and the connections by original source (for a new
 /// connection from the same source to get the same mapping).
 #[derive(Clone, Debug)]
 pub struct NatCore {
     rng: NatRng,
-    by_source: HashMap<SourceKey, Vec<ConnId>>,
+    by_source: HashTable<Filed>,
+    filed: u64,
 }
 
 impl NatCore {
     pub fn new(seed: u64) -> Self {
         NatCore {
             rng: NatRng::new(seed),
-            by_source: HashMap::new(),
+            by_source: HashTable::new(),
+            filed: 0,
         }
     }
 
@@ -98,8 +123,8 @@ impl NatCore {
     }
 
     /// nf_nat_setup_info: give the (unconfirmed) entry `id` its binding for
-    /// `manip` within `range`. Returns the original-direction tuple before
-    /// and after, or None when the entry is gone.
+    /// `manip` within `range`. Returns whether a port was picked at random
+    /// (from the seeded generator), or None when the entry is gone.
     pub fn setup(
         &mut self,
         table: &mut ConntrackTable,
@@ -108,7 +133,7 @@ impl NatCore {
         range: &NatRange,
         manip: Manip,
         now: f64,
-    ) -> Option<(Tuple, Tuple)> {
+    ) -> Option<bool> {
         let conn = table.conn(id)?;
         let (family, proto, zone) = (conn.family, conn.proto, conn.zone);
         let has_master = conn.master.is_some();
@@ -121,18 +146,20 @@ impl NatCore {
             manip,
             range,
         };
-        let chosen = {
+        let (chosen, random) = {
             let mut space = Space {
                 table,
                 hooks,
                 by_source: &self.by_source,
                 rng: &mut self.rng,
+                drew: false,
                 family,
                 proto,
                 zone,
                 now,
             };
-            unique_tuple(&current, &request, &mut space)
+            let chosen = unique_tuple(&current, &request, &mut space);
+            (chosen, space.drew)
         };
         let reply = l4_invert(proto, family, &chosen)?;
         let conn = table.conn_mut(id)?;
@@ -145,21 +172,30 @@ impl NatCore {
         }
         conn.status |= done_bit(manip);
         if manip == Manip::Src && conn.status & IPS_SRC_NAT != 0 {
-            let orig = conn.orig;
-            self.remember_source(table, id, (proto, zone, orig.src, orig.sport));
+            let key = source_key(conn);
+            self.remember_source(table, id, &key);
         }
-        Some((current, chosen))
+        Some(random)
     }
 
     /// File the entry under its original source; forget entries that died
-    /// once the map outgrows the table (it is consulted, never trusted:
+    /// once the hash outgrows the table (it is consulted, never trusted:
     /// `Space::source_maps` checks each entry it finds).
-    fn remember_source(&mut self, table: &ConntrackTable, id: ConnId, key: SourceKey) {
-        self.by_source.entry(key).or_default().push(id);
+    fn remember_source(&mut self, table: &ConntrackTable, id: ConnId, key: &SourceKey) {
+        let hash = source_hash(key);
+        self.filed += 1;
+        let filed = Filed {
+            hash,
+            seq: self.filed,
+            id,
+        };
+        self.by_source.insert_unique(hash, filed, |f| f.hash);
         if self.by_source.len() > 2 * table.count() + 1024 {
-            self.by_source.retain(|key, ids| {
-                ids.retain(|&id| mapped_source(table, id, key).is_some());
-                !ids.is_empty()
+            self.by_source.retain(|f| {
+                table.conn(f.id).is_some_and(|conn| {
+                    let key = source_key(conn);
+                    source_hash(&key) == f.hash && mapped_source(table, f.id, &key).is_some()
+                })
             });
         }
     }
@@ -169,9 +205,7 @@ impl NatCore {
 /// that entry (slots are reused).
 fn mapped_source(table: &ConntrackTable, id: ConnId, key: &SourceKey) -> Option<(u128, u16)> {
     let conn = table.conn(id)?;
-    let orig = conn.orig;
-    let same = (conn.proto, conn.zone, orig.src, orig.sport) == *key;
-    if !same || conn.status & IPS_SRC_NAT == 0 {
+    if source_key(conn) != *key || conn.status & IPS_SRC_NAT == 0 {
         return None;
     }
     let reply = conn.reply;
@@ -182,8 +216,10 @@ fn mapped_source(table: &ConntrackTable, id: ConnId, key: &SourceKey) -> Option<
 struct Space<'s> {
     table: &'s mut ConntrackTable,
     hooks: &'s mut dyn ExpectHooks,
-    by_source: &'s HashMap<SourceKey, Vec<ConnId>>,
+    by_source: &'s HashTable<Filed>,
     rng: &'s mut NatRng,
+    /// Whether the selection drew a random number.
+    drew: bool,
     family: u8,
     proto: u8,
     zone: u16,
@@ -214,17 +250,24 @@ impl TupleSpace for Space<'_> {
 
     fn source_maps(&mut self, orig: &Tuple) -> Vec<(u128, u16)> {
         let key = (self.proto, self.zone, orig.src, orig.sport);
-        let Some(ids) = self.by_source.get(&key) else {
-            return Vec::new();
-        };
-        ids.iter()
-            .rev()
-            .filter(|&&id| self.table.is_live(id))
-            .filter_map(|&id| mapped_source(self.table, id, &key))
+        let hash = source_hash(&key);
+        // iter_hash also yields filings whose hash only shares some bits.
+        let mut filings: Vec<Filed> = self
+            .by_source
+            .iter_hash(hash)
+            .filter(|f| f.hash == hash)
+            .copied()
+            .collect();
+        filings.sort_unstable_by_key(|f| std::cmp::Reverse(f.seq));
+        filings
+            .iter()
+            .filter(|f| self.table.is_live(f.id))
+            .filter_map(|f| mapped_source(self.table, f.id, &key))
             .collect()
     }
 
     fn random_u16(&mut self) -> u16 {
+        self.drew = true;
         self.rng.next_u16()
     }
 }

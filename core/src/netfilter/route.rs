@@ -45,14 +45,22 @@ impl Net {
     }
 }
 
+/// An address an interface holds and the subnet it gives the interface
+/// (`--iface wan=203.0.113.1/24`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub address: u128,
+    pub net: Net,
+}
+
 /// Which addresses are the firewall's own and which interface leads where.
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
     pub local: Vec<Net>,
     pub interfaces: Vec<(IfaceName, Vec<Net>)>,
-    /// (interface, family, address): the addresses the interfaces hold
-    /// (also among `local`), for MASQUERADE and REDIRECT.
-    pub addresses: Vec<(IfaceName, u8, u128)>,
+    /// The addresses the interfaces hold (also among `local`), in the order
+    /// given, for MASQUERADE and REDIRECT.
+    pub addresses: Vec<(IfaceName, Held)>,
 }
 
 impl Topology {
@@ -63,13 +71,53 @@ impl Topology {
     /// The interface that leads to `address`, if the topology names one: the
     /// one with the longest prefix holding it, as a route lookup picks (the
     /// first given among equals).
-    /// The first address of `family` the interface holds (inet_select_addr
-    /// with one address per interface; the kernel prefers the primary one).
+    /// The first address of `family` the interface holds: REDIRECT's.
     pub fn address_of(&self, iface: &str, family: u8) -> Option<u128> {
+        self.held(iface, family).next().map(|held| held.address)
+    }
+
+    /// The source address MASQUERADE takes leaving by `iface` towards `dst`
+    /// (the routes here have no gateway: the next hop is `dst` itself).
+    ///
+    /// IPv4 as inet_select_addr picks it: among the interface's primary
+    /// addresses (one on a subnet an earlier address already gives the
+    /// interface is secondary), the first whose subnet holds the next hop,
+    /// else the first. IPv6 as source address selection (RFC 6724) ends for
+    /// the global addresses `--iface` gives, whose scope, label and flags
+    /// tie: the longest prefix shared with `dst`, counted up to the
+    /// address's own prefix length; among equals the address added last,
+    /// which Linux lists first.
+    pub fn masquerade_address(&self, iface: &str, family: u8, dst: u128) -> Option<u128> {
+        let held: Vec<&Held> = self.held(iface, family).collect();
+        if family == 6 {
+            let shared = |h: &Held| {
+                (h.address ^ dst)
+                    .leading_zeros()
+                    .min(h.net.mask.count_ones())
+            };
+            // max_by_key keeps the last of equals: the address added last.
+            return held
+                .into_iter()
+                .max_by_key(|h| shared(h))
+                .map(|h| h.address);
+        }
+        let mut primary = held
+            .iter()
+            .enumerate()
+            .filter(|(n, h)| !held[..*n].iter().any(|earlier| earlier.net == h.net))
+            .map(|(_, h)| *h);
+        let first = held.first().map(|h| h.address);
+        primary
+            .find(|h| h.net.contains(family, dst))
+            .map(|h| h.address)
+            .or(first)
+    }
+
+    fn held<'a>(&'a self, iface: &'a str, family: u8) -> impl Iterator<Item = &'a Held> + 'a {
         self.addresses
             .iter()
-            .find(|(name, f, _)| &**name == iface && *f == family)
-            .map(|&(_, _, address)| address)
+            .filter(move |(name, held)| &**name == iface && held.net.family == family)
+            .map(|(_, held)| held)
     }
 
     pub fn interface_for(&self, family: u8, address: u128) -> Option<&IfaceName> {
@@ -267,5 +315,50 @@ mod tests {
         let lan = routes.interface_for(4, 0xC000_0207).map(|n| n.to_string());
         assert_eq!(lan.as_deref(), Some("lan"));
         assert_eq!(Net::new(6, u128::MAX, 0).mask, 0);
+    }
+
+    #[test]
+    fn masquerade_takes_the_primary_address_on_the_next_hops_subnet() {
+        let held = |address: u128, prefix: u8| {
+            (
+                IfaceName::from("wan"),
+                Held {
+                    address,
+                    net: Net::new(4, address, prefix),
+                },
+            )
+        };
+        let wan = Topology {
+            addresses: vec![
+                held(0xCB00_7101, 24), // 203.0.113.1/24
+                held(0xCB00_7102, 24), // 203.0.113.2/24: secondary
+                held(0xC633_64FE, 24), // 198.51.100.254/24
+            ],
+            ..Topology::default()
+        };
+        let masquerade = |next_hop| wan.masquerade_address("wan", 4, next_hop);
+        assert_eq!(masquerade(0xC633_641E), Some(0xC633_64FE)); // 198.51.100.30
+        assert_eq!(masquerade(0xCB00_7109), Some(0xCB00_7101)); // 203.0.113.9
+        assert_eq!(masquerade(0xC000_0209), Some(0xCB00_7101)); // 192.0.2.9: none
+        assert_eq!(wan.address_of("wan", 4), Some(0xCB00_7101));
+        assert_eq!(wan.masquerade_address("lan", 4, 0xC000_0209), None);
+        let doc = |group: u128, host: u128| 0x2001_0db8u128 << 96 | group << 80 | host;
+        let held6 = |address: u128| {
+            (
+                IfaceName::from("wan"),
+                Held {
+                    address,
+                    net: Net::new(6, address, 64),
+                },
+            )
+        };
+        let wan6 = Topology {
+            addresses: vec![held6(doc(2, 1)), held6(doc(3, 1))],
+            ..Topology::default()
+        };
+        let masquerade6 = |dst| wan6.masquerade_address("wan", 6, dst);
+        assert_eq!(masquerade6(doc(2, 0x20)), Some(doc(2, 1)));
+        assert_eq!(masquerade6(doc(3, 0x30)), Some(doc(3, 1)));
+        assert_eq!(masquerade6(doc(9, 0x20)), Some(doc(3, 1))); // a tie: the last added
     }
 }

@@ -55,6 +55,9 @@ pub fn write_steps<S: Sink + ?Sized>(
             out.text(" by ");
             rule(out, step);
         }
+        if step.random {
+            out.text(" (port picked at random, repeatable with --seed)");
+        }
     }
     if let Some(text) = &rec.rewrite {
         out.text("; ");
@@ -95,6 +98,9 @@ pub fn write_json<S: Sink + ?Sized>(out: &mut S, fw: &Firewall, rec: &PacketReco
         push_half(out, step, &step.to, rec.proto);
         out.text("\",\"rule\":");
         push_rule_json(out, fw, step.rule);
+        if step.random {
+            out.text(",\"random\":true");
+        }
         out.ch('}');
     }
     out.ch(']');

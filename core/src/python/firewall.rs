@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueErro
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::capture::{self, CaptureError, Reader};
+use crate::capture::{self, CaptureError, Frame, Reader};
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::ConnId;
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
@@ -26,7 +26,8 @@ use crate::conntrack::expect::{conntrack_expect_line, proc_expect_line};
 use crate::conntrack::stats::{conntrack_s_line, proc_stat_lines};
 use crate::decode::{decode_datagram, decode_frame};
 use crate::engine::{Firewall, FirewallSetup, PacketRecord, RuleRef};
-use crate::netfilter::route::{Net, Topology};
+use crate::nat::rewrite::leaving_frame;
+use crate::netfilter::route::{Held, Net, Topology};
 use crate::output::addr::{format_address, push_address};
 use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selection};
 use crate::output::record::{
@@ -86,10 +87,10 @@ type RecordTuple = (
 
 type RecordAddresses = (Option<String>, Option<String>, Option<u16>, Option<u16>);
 
-/// NAT's rewrites (target, from, to, rule) and the addressing as the packet
+/// NAT's rewrites (target, from, to, rule, port picked at random) and the addressing as the packet
 /// left (src, dst, sport, dport); empty and None without NAT.
 type RecordNat = (
-    Vec<(&'static str, String, String, Option<RuleTuple>)>,
+    Vec<(&'static str, String, String, Option<RuleTuple>, bool)>,
     Option<RecordAddresses>,
 );
 
@@ -152,7 +153,8 @@ fn record_tuple(fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) -> RecordTu
         .iter()
         .map(|step| {
             let (from, to) = crate::output::nat::step_halves(step, rec.proto);
-            (step.label, from, to, step.rule.map(|r| rule_tuple(fw, r)))
+            let rule = step.rule.map(|r| rule_tuple(fw, r));
+            (step.label, from, to, rule, step.random)
         })
         .collect();
     let leaves = rec.leaves_as.map(|out| {
@@ -219,7 +221,7 @@ impl PyFirewall {
         sysctls: Vec<(String, u64)>,
         local: Vec<NetSpec>,
         interfaces: Vec<(String, Vec<NetSpec>)>,
-        addresses: Vec<(String, u8, u128)>,
+        addresses: Vec<(String, NetSpec)>,
         auto_helpers: bool,
         helper_params: (bool, u32, u32, u32),
         events: bool,
@@ -238,7 +240,10 @@ impl PyFirewall {
                 .collect(),
             addresses: addresses
                 .into_iter()
-                .map(|(name, family, address)| (IfaceName::from(name), family, address))
+                .map(|(name, (family, address, prefix))| {
+                    let net = Net::new(family, address, prefix);
+                    (IfaceName::from(name), Held { address, net })
+                })
                 .collect(),
         };
         let (ftp_loose, irc_max_dcc_channels, irc_dcc_timeout, amanda_master_timeout) =
@@ -297,6 +302,18 @@ impl PyFirewall {
             }
         };
         self.run(&decoded)
+    }
+
+    /// The bytes the datagram just processed left with, when NAT rewrote
+    /// it (None: it left as it came, or is a fragment); `data` is that datagram.
+    fn leaving<'py>(&self, py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyBytes>> {
+        let pkt = decode_datagram(data, self.rec.index, self.rec.ts, false);
+        // A fragment is translated only as part of its reassembled datagram.
+        if pkt.fragment.is_some() {
+            return None;
+        }
+        let out = crate::nat::mangle::leaving_datagram(&pkt, &self.rec)?;
+        Some(PyBytes::new(py, &out))
     }
 
     /// Decode one captured frame and run it through the machine.
@@ -818,7 +835,18 @@ fn fill(
             continue;
         }
         if let (Some(output), Some(info)) = (run.output.as_mut(), iface_info) {
-            if let Err(err) = output.write(&frame, info) {
+            // Written as it leaves: translated when NAT translated it.
+            let written = match leaving_frame(frame.data, &pkt, &fw.rec) {
+                Some(data) => output.write(
+                    &Frame {
+                        data: &data,
+                        ..frame.clone()
+                    },
+                    info,
+                ),
+                None => output.write(&frame, info),
+            };
+            if let Err(err) = written {
                 return Stop::WriteFailed(err);
             }
         }

@@ -13,7 +13,10 @@ With them the firewall is the machine statewall models:
   lookups (rpfilter, what it sends) find them. A datagram enters on the
   interface that routes its source (longest prefix, the first given among
   equals, as statewall looks it up); one no route holds enters where
-  `assign_sides` puts it. Forwarding still leaves by the other interface.
+  `assign_sides` puts it. The firewall then routes by destination, as
+  statewall does: a packet leaves by the interface whose route holds its
+  (translated) destination, the one it came in by included; a destination
+  no route holds still leaves by the other interface.
 * `--local ADDR_OR_CIDR`: a local route in the firewall (`ip route add local`,
   through the interface whose network holds it, else `lo`), and a policy
   rule that looks local addresses up before the forwarding rules, so what
@@ -32,6 +35,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from statewall.oracle.netns import ROUTE_TABLES
 from statewall.oracle.normalise import assign_sides, parse
 from statewall.topology import Interface, Network, Topology
 
@@ -41,6 +45,7 @@ NOT_SENT = -2  # the place of a datagram that is not compared
 LOCAL_TO_LOCAL = ("from one local address to another (the kernel loops it back through lo, "
                   "a second pass statewall does not model)")
 LOCAL_RULE_PREF = 50  # before the forwarding rules (netns.py: 100, 101)
+FALLBACK_RULE_PREF = 32800  # after the main table (32766)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,10 @@ def wire(datagrams: Sequence[bytes], local: Sequence[Network],
     sides = assign_sides(datagrams)
     places = tuple(_place(data, side, topology, names) for data, side in zip(datagrams, sides,
                                                                              strict=True))
-    return Wiring(names, topology, tuple(_routes(topology, bool(ifaces))), places)
+    routes = _routes(topology, bool(ifaces))
+    if ifaces:
+        routes += _by_destination(names)
+    return Wiring(names, topology, tuple(routes), places)
 
 
 def _place(data: bytes, side: int, topology: Topology, names: tuple[str, str]) -> int:
@@ -126,6 +134,20 @@ def _place(data: bytes, side: int, topology: Topology, names: tuple[str, str]) -
         return NOT_SENT if any(dst in net for net in topology.local) else SENT
     name = interface_for(topology, src)
     return names.index(name) if name in names else side
+
+
+def _by_destination(names: tuple[str, str]) -> list[str]:
+    """With `--iface` routes the firewall routes by destination, as statewall does (a
+    port forward back into the interface it came from, hairpin NAT, goes back out
+    there); the router's rules that send everything out of the other interface
+    (netns.py) move behind the main table, for destinations no route holds."""
+    commands: list[str] = []
+    for family in ("", "-6 "):
+        for side, name in enumerate(names):
+            commands.append(f"{family}rule del pref {100 + side}")
+            commands.append(f"{family}rule add iif {name} lookup {ROUTE_TABLES[side]} "
+                            f"pref {FALLBACK_RULE_PREF + side}")
+    return commands
 
 
 def _routes(topology: Topology, given: bool) -> list[str]:

@@ -174,7 +174,8 @@ class KernelFirewall:
     add ...`; `-6 rule ...` for an IPv6 rule) run in the firewall once it is built: what a route lookup made
     by the firewall itself finds, as rpfilter's is. Forwarding goes by input
     interface (netns.py) and never consults them; without any, such a lookup
-    finds no route at all.
+    finds no route at all. `ipsets` (`ipset save` text) are restored in the
+    firewall before the rules, which refer to them by name.
     """
 
     def __init__(self, rules_v4: str | None, rules_v6: str | None = None,
@@ -182,7 +183,8 @@ class KernelFirewall:
                  watch_events: bool = False, watch_expect_events: bool = False,
                  clock: Callable[[], float] = time.time,
                  firewall_ifs: tuple[str, str] = ("swl", "swr"),
-                 routes: Sequence[str] = (), host: bool = False) -> None:
+                 routes: Sequence[str] = (), host: bool = False,
+                 ipsets: str | None = None) -> None:
         self.rules_v4 = rules_v4
         self.rules_v6 = rules_v6
         self.sysctls = dict(sysctls or {})
@@ -193,6 +195,7 @@ class KernelFirewall:
         self.firewall_ifs = firewall_ifs
         self.routes = tuple(routes)
         self.host = host
+        self.ipsets = ipsets
         self.topology: Topology | None = None
         self._log: NflogListener | None = None
         self._sockets: list[socket.socket] = []
@@ -237,6 +240,8 @@ class KernelFirewall:
         self.close()
 
     def _load_rules(self, firewall: str) -> None:
+        if self.ipsets:
+            netns.run(["ipset", "restore"], firewall, self.ipsets)
         for tool, rules, family in (("iptables-restore", self.rules_v4, 4),
                                     ("ip6tables-restore", self.rules_v6, 6)):
             if rules is not None:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from statewall.capture import open_capture
+from statewall.checksum import internet_checksum, pseudo_header_sum
 from statewall.config import Sysctls
 from statewall.decode import decode_datagram, decode_frame
 from statewall.engine import Firewall
@@ -47,8 +48,9 @@ from statewall.oracle.host import LOCAL_TO_LOCAL, NOT_SENT, SENT, Wiring, wire
 from statewall.oracle.host import side_topology as side_topology
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
-from statewall.oracle.normalise import assign_sides, normalise, parse
+from statewall.oracle.normalise import assign_sides, is_fragment, normalise, parse
 from statewall.rules.hooks import IptablesEngine, compile_text
+from statewall.rules.ipset import IpSet, parse_ipset_save
 from statewall.topology import Interface, Network, Topology
 from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
 
@@ -84,7 +86,8 @@ class PacketComparison:
     number: int
     kernel: KernelObservation
     statewall: PacketVerdict
-    differences: tuple[str, ...]  # subset of ("ctstate", "ctdir", "fate", "translation")
+    # subset of ("ctstate", "ctdir", "fate", "translation", "bytes")
+    differences: tuple[str, ...]
     note: str = ""  # what the kernel's routing did when that explains a difference
 
     @property
@@ -94,14 +97,14 @@ class PacketComparison:
     def kernel_answer(self) -> str:
         text = f"{_state_text(self.kernel.ctstate, self.kernel.ctdir)} {self.kernel.outcome}"
         if "translation" in self.differences and self.kernel.left_as is not None:
-            text += " as " + _addressing_text(addressing(self.kernel.left_as))
+            text += " as " + addressing_text(addressing(self.kernel.left_as))
         return text
 
     def statewall_answer(self) -> str:
         verdict = self.statewall
         text = f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
         if "translation" in self.differences:
-            text += " as " + _addressing_text(_statewall_addressing(verdict))
+            text += " as " + addressing_text(_statewall_addressing(verdict))
         return text
 
 
@@ -240,15 +243,16 @@ def read_capture(path: str | os.PathLike[str], limit: int | None = None,
 
 def load_rule_engine(v4_text: str | None, v6_text: str | None, *,
                      v4_source: str = "<rules>", v6_source: str = "<rules6>",
-                     topology: Topology | None = None) -> IptablesEngine | None:
+                     topology: Topology | None = None,
+                     sets: Mapping[str, IpSet] | None = None) -> IptablesEngine | None:
     """Parse and compile iptables-save / ip6tables-save text; None without any ruleset.
 
     Raises the rules package's RulesetError naming the source and line.
     """
     if v4_text is None and v6_text is None:
         return None
-    v4 = None if v4_text is None else compile_text(v4_text, v4_source, 4, topology)
-    v6 = None if v6_text is None else compile_text(v6_text, v6_source, 6, topology)
+    v4 = None if v4_text is None else compile_text(v4_text, v4_source, 4, topology, sets=sets)
+    v6 = None if v6_text is None else compile_text(v6_text, v6_source, 6, topology, sets=sets)
     return IptablesEngine(v4, v6)
 
 
@@ -288,7 +292,8 @@ def _statewall_addressing(verdict: PacketVerdict
     return verdict.src, verdict.dst, verdict.sport, verdict.dport
 
 
-def _addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+def addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
+    """`src:sport > dst:dport`, or `src > dst` without ports."""
     src, dst, sport, dport = at
     if sport is None or dport is None:
         return f"{src} > {dst}"
@@ -302,10 +307,58 @@ def _same_addressing(kernel: tuple[str | None, str | None, int | None, int | Non
         k is None or o is None or k == o for k, o in zip(kernel[2:], ours[2:], strict=True))
 
 
-def compare_packet(number: int, kernel: KernelObservation,
-                   verdict: PacketVerdict) -> PacketComparison:
+def device_checksum(datagram: bytes) -> bytes:
+    """`datagram` with a TCP or UDP checksum left for the device to complete filled in.
+
+    A NAT helper that rewrites a payload makes the kernel hand the segment on
+    with only the pseudo-header's sum in the checksum field (CHECKSUM_PARTIAL),
+    for the network card to finish; a veth pair delivers it unfinished. A real
+    card sends the whole checksum, which is what statewall writes."""
+    version = datagram[0] >> 4 if datagram else 0
+    if version == 4 and len(datagram) >= 20:
+        l4, proto = (datagram[0] & 0x0F) * 4, datagram[9]
+        src, dst = datagram[12:16], datagram[16:20]
+    elif version == 6 and len(datagram) >= 40:
+        l4, proto, src, dst = 40, datagram[6], datagram[8:24], datagram[24:40]
+    else:
+        return datagram
+    at = {6: 16, 17: 6}.get(proto)
+    if at is None or len(datagram) < l4 + at + 2:
+        return datagram
+    length = len(datagram) - l4
+    pseudo = pseudo_header_sum(version, int.from_bytes(src, "big"),
+                               int.from_bytes(dst, "big"), proto, length)
+    partial = (~internet_checksum(b"", pseudo)) & 0xFFFF
+    if int.from_bytes(datagram[l4 + at:l4 + at + 2], "big") != partial:
+        return datagram
+    out = bytearray(datagram)
+    out[l4 + at:l4 + at + 2] = b"\0\0"
+    full = internet_checksum(bytes(out[l4:]), pseudo) or (0xFFFF if proto == 17 else 0)
+    out[l4 + at:l4 + at + 2] = full.to_bytes(2, "big")
+    return bytes(out)
+
+
+def comparable(datagram: bytes, sent: bool = False) -> bytes:
+    """A datagram with what forwarding changes zeroed: the TTL or hop limit and, with
+    the TTL, the IPv4 header checksum; `sent` (by the firewall's raw socket, which
+    fills in an IPv4 identification of 0): the identification too."""
+    out = bytearray(datagram)
+    if out and out[0] >> 4 == 4 and len(out) >= 20:
+        out[8] = 0
+        out[10:12] = b"\0\0"
+        if sent:
+            out[4:6] = b"\0\0"
+    elif out and out[0] >> 4 == 6 and len(out) >= 40:
+        out[7] = 0
+    return bytes(out)
+
+
+def compare_packet(number: int, kernel: KernelObservation, verdict: PacketVerdict,
+                   leaving: bytes | None = None, sent: bool = False) -> PacketComparison:
     """Judge one packet: ctstate, ctdir and fate must all match, and a packet that
-    left must leave with the addresses and ports statewall gives it (NAT)."""
+    left must leave with the addresses and ports statewall gives it (NAT); one NAT
+    rewrote (`leaving`: its bytes) must leave with those bytes, checksums included,
+    once what forwarding changes is set aside."""
     differences: list[str] = []
     if kernel.ctstate != verdict.ctstate:
         differences.append("ctstate")
@@ -317,6 +370,10 @@ def compare_packet(number: int, kernel: KernelObservation,
     elif kernel.left_as is not None and not _same_addressing(addressing(kernel.left_as),
                                                              _statewall_addressing(verdict)):
         differences.append("translation")
+    elif kernel.left_as is not None and leaving is not None and \
+            not is_fragment(kernel.left_as) and \
+            comparable(device_checksum(kernel.left_as), sent) != comparable(leaving, sent):
+        differences.append("bytes")
     return PacketComparison(number, kernel, verdict, tuple(differences), routing_note(kernel))
 
 
@@ -458,6 +515,7 @@ def verify_datagrams(
     local: Sequence[Network] = (),
     ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
     addresses: Sequence[tuple[str, Interface]] = (),
+    ipsets: str | None = None,
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
@@ -472,8 +530,9 @@ def verify_datagrams(
     `topology` is statewall's view of them instead of the addresses seen on
     each side. `local` and `ifaces` (`--local`, `--iface`) make the firewall
     the host statewall models instead (oracle.host); they replace `routes`
-    and `topology`. The kernel is only started when there is something to
-    inject.
+    and `topology`. `ipsets` (`ipset save` text) are the sets `-m set` and SET
+    use, restored in the kernel and loaded into statewall alike. The kernel is
+    only started when there is something to inject.
     """
     values = dict(sysctls or {})
     pauses = dict(waits or {})
@@ -490,13 +549,14 @@ def verify_datagrams(
     result.skipped.sort(key=lambda s: s.number)
     engine = rule_engine
     if engine is None:
-        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology)
+        sets = None if ipsets is None else parse_ipset_save(ipsets)
+        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology, sets=sets)
     firewall = Firewall(cfg=cfg, rules=engine, topology=wiring.topology,
                         auto_helpers=auto_helpers)
     names = wiring.firewall_ifs
     with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
                         clock=clock, firewall_ifs=names, routes=wiring.routes,
-                        host=bool(local)) as kernel, \
+                        host=bool(local), ipsets=ipsets) as kernel, \
             EgressWatch(_topology(kernel)) as egress:
         for item, data, place in zip(datagrams, fixed, wiring.places, strict=True):
             if place == NOT_SENT:
@@ -509,9 +569,12 @@ def verify_datagrams(
             if place != SENT:
                 pkt.iface_in = names[place]
             verdict = firewall.process(pkt)
-            observed = egress.confirm(observed, data, None if place == SENT else place,
+            # Routed by destination (--iface), it may leave by either interface.
+            observed = egress.confirm(observed, data,
+                                      None if place == SENT or ifaces else place,
                                       _leaving_addresses(verdict))
-            result.packets.append(compare_packet(item.number, observed, verdict))
+            result.packets.append(compare_packet(item.number, observed, verdict,
+                                                 firewall.leaving(data), place == SENT))
             if item.number in snapshots:
                 result.expectations.append(
                     _snapshot_expectations(kernel, firewall, clock, item.number))
