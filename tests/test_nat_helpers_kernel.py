@@ -1,4 +1,4 @@
-"""NAT helpers against the live kernel: FTP, TFTP and IRC through a masquerading
+"""NAT helpers against the live kernel: FTP, TFTP, IRC and Amanda through a masquerading
 router whose raw table attaches the helpers.
 
 A translated control connection's announcement names an address the peer
@@ -37,6 +37,7 @@ RAW = """*raw
 -A PREROUTING -p tcp --dport 21 -j CT --helper ftp
 -A PREROUTING -p tcp --dport 6667 -j CT --helper irc
 -A PREROUTING -p udp --dport 69 -j CT --helper tftp
+-A PREROUTING -p udp --dport 10080 -j CT --helper amanda
 COMMIT
 """
 NAT = """*nat
@@ -242,3 +243,22 @@ def test_irc_dcc_offer_names_the_router(kernel: None, made: list[str]) -> None:
     assert leaves is not None
     assert (leaves.src, leaves.dst, leaves.sport, leaves.dport) == (SERVER, CLIENT, 6000, 5000)
     assert [e.listing.kernel for e in result.expectations][0] != ()
+
+
+@pytest.mark.kernel
+def test_amanda_connect_ports_expect_the_masqueraded_client(kernel: None,
+                                                            made: list[str]) -> None:
+    reply = b"Amanda 2.6 REP HANDLE 000-1 SEQ 1\nCONNECT DATA 50000 MESG 50001 INDEX 50002\n"
+    traffic = [b.udp(CLIENT, SERVER, 850, 10080, b"Amanda 2.6 REQ HANDLE 000-1 SEQ 1\n"),
+               b.udp(SERVER, WAN, 10080, 850, reply),
+               b.tcp(CLIENT, SERVER, 41000, 50001, "S", 0x2222_0000, window=64240),
+               b.tcp(SERVER, WAN, 50001, 41000, "SA", 0x6666_0000, 0x2222_0001,
+                     window=64240)]
+    result = run(traffic, expect_after=[2])
+    assert states(result) == ["NEW", "ESTABLISHED", "RELATED", "ESTABLISHED"]
+    # The ports named were free: the same text, three expectations.
+    assert sent(result, 2)[28:] == reply
+    assert len(result.expectations[0].listing.kernel) == 3
+    assert reason(result, 2).count("rewritten to 5000") == 3
+    leaves = result.packets[2].statewall.leaves
+    assert leaves is not None and (leaves.src, leaves.dst) == (WAN, SERVER)
