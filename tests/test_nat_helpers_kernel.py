@@ -89,10 +89,11 @@ class Stream:
         self.next_c += len(text)
         return segment
 
-    def server_says(self, text: bytes) -> bytes:
+    def server_says(self, text: bytes, sack: Sequence[tuple[int, int]] = ()) -> bytes:
+        """`sack`: blocks of the client's stream, counted as the server received it."""
         segment = b.tcp(self.server, self.seen_as, self.sport, self.cport, "PA",
                         self.next_s, (self.next_c + self.shift) & 0xFFFFFFFF, window=502,
-                        payload=text)
+                        sack=sack, payload=text)
         self.next_s += len(text)
         return segment
 
@@ -148,7 +149,10 @@ def test_active_ftp_port_is_rewritten_and_the_stream_shifted(kernel: None,
                 b.tcp(CLIENT, SERVER, 40000, 20, "SA", 0x4444_0000, 0x3333_0001,
                       window=64240),
                 b.tcp(SERVER, WAN, 20, 40000, "A", 0x3333_0001, 0x4444_0001, window=502),
-                ctl.client_says(b"QUIT\r\n"), ctl.server_says(b"221 bye\r\n")]
+                ctl.client_says(b"QUIT\r\n")]
+    # The server also holds bytes the client sent later (a SACK block, server's count).
+    block = (ctl.next_c + 1 + 100, ctl.next_c + 1 + 200)
+    traffic.append(ctl.server_says(b"221 bye\r\n", sack=[block]))
     result = run(traffic, expect_after=[ported])
     assert states(result)[ported:ported + 4] == ["ESTABLISHED", "RELATED", "ESTABLISHED",
                                                  "ESTABLISHED"]
@@ -163,6 +167,10 @@ def test_active_ftp_port_is_rewritten_and_the_stream_shifted(kernel: None,
     _, bye_ack, _ = tcp_fields(sent(result, ported + 6))
     assert bye_ack == ctl.next_c
     assert f"ack {bye_ack + 1} → {bye_ack}" in reason(result, ported + 6)
+    # The SACK block is moved back to the client's numbering too.
+    bye = sent(result, ported + 6)
+    assert struct.unpack("!II", bye[20 + 24:20 + 32]) == (block[0] - 1, block[1] - 1)
+    assert "SACK edges moved back: 2" in reason(result, ported + 6)
     assert seq == tcp_fields(traffic[ported - 1])[0]
 
 

@@ -28,7 +28,7 @@ use crate::conntrack::conn::{
 use crate::conntrack::core::{untracked, ConntrackTable, CtResult};
 use crate::conntrack::events::{ConntrackEvent, IPCT_MARK};
 use crate::conntrack::expect::ExpectationTable;
-use crate::conntrack::seqadj::{self, seqadj_set};
+use crate::conntrack::seqadj::{self, seqadj_set, SackChange};
 use crate::decode::decode_datagram;
 use crate::defrag::{DefragOutcome, Defragmenter};
 use crate::helpers::common::HelperEnv;
@@ -100,6 +100,8 @@ pub struct PacketRecord {
     /// The TCP sequence numbers as they left, after a NAT helper resized
     /// an earlier payload of the connection.
     pub seq_adjust: Option<SeqShift>,
+    /// The SACK edges that adjustment moved (offset in the datagram, old, new).
+    pub sack_adjust: Vec<SackChange>,
 }
 
 /// A TCP segment's seq and ack before and after the sequence adjustment.
@@ -179,6 +181,7 @@ impl PacketRecord {
         self.payload_edits.clear();
         self.rewrite = None;
         self.seq_adjust = None;
+        self.sack_adjust.clear();
     }
 
     fn plain(&mut self, verdict: Verdict, reason: Reason) {
@@ -989,8 +992,21 @@ impl Firewall {
                     }
                     rec.payload_edits = verdict.edits;
                 }
-                if let Some(conn) = self.table.conn_mut(id) {
-                    seq_adjust(conn, ct.ctinfo, &skb.pkt, seqadj_needed, rec);
+                let adjusted = match self.table.conn_mut(id) {
+                    Some(conn) => seq_adjust(conn, ct.ctinfo, &skb.pkt, seqadj_needed, rec),
+                    None => true,
+                };
+                if !adjusted {
+                    if ct.unconfirmed {
+                        self.table.discard(ct);
+                    }
+                    outcome.verdict = Verdict::Drop;
+                    outcome.rule = None;
+                    outcome.reason = WalkReason::Text(Cow::Borrowed(
+                        "dropped at the confirm step: malformed TCP options where the \
+                         sequence adjustment looks for SACK blocks",
+                    ));
+                    return false;
                 }
             }
         }
@@ -1166,16 +1182,17 @@ impl Firewall {
 /// The confirm step's sequence work on a TCP segment: a payload its helper
 /// resized shifts the later numbers of its direction (nf_ct_seqadj_set),
 /// and, when the connection already had a shift, the segment leaves with
-/// adjusted seq and ack (nf_ct_seq_adjust), recorded in `rec`.
+/// adjusted seq and ack and SACK edges (nf_ct_seq_adjust), recorded in
+/// `rec`. False when the kernel drops the segment (malformed options).
 fn seq_adjust(
     conn: &mut Conn,
     ctinfo: u8,
     pkt: &Packet<'_>,
     seqadj_needed: bool,
     rec: &mut PacketRecord,
-) {
+) -> bool {
     if pkt.proto != PROTO_TCP || conn.proto != PROTO_TCP {
-        return;
+        return true;
     }
     let direction = direction_of(ctinfo);
     for edit in &rec.payload_edits {
@@ -1190,7 +1207,12 @@ fn seq_adjust(
                 ack: (ack, adjusted.1),
             });
         }
+        match seqadj::sack_changes(conn, direction, pkt) {
+            Some(changes) => rec.sack_adjust = changes,
+            None => return false,
+        }
     }
+    true
 }
 
 /// The status bits results name (STATUS_NAMES).

@@ -13,6 +13,7 @@
 
 use crate::conntrack::conn::{Conn, IPS_SEQ_ADJUST};
 use crate::conntrack::tcp_window::{after, before};
+use crate::packet::Packet;
 
 /// One direction's correction (struct nf_ct_seqadj).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,6 +86,60 @@ pub fn adjust(conn: &Conn, direction: u8, seq: u32, ack: u32) -> (u32, u32) {
         seq.wrapping_add(seqoff as u32),
         ack.wrapping_sub(ackoff as u32),
     )
+}
+
+/// One 32-bit field a SACK adjustment changes: its offset in the datagram,
+/// the value before and after.
+pub type SackChange = (usize, u32, u32);
+
+const TCPOPT_EOL: u8 = 0;
+const TCPOPT_NOP: u8 = 1;
+const TCPOPT_SACK: u8 = 5;
+const SACK_BLOCK: usize = 8;
+
+/// nf_ct_sack_adjust: the SACK blocks of a segment of `direction` count
+/// the other direction's bytes as they arrived (adjusted); each edge is
+/// moved back to the numbering of their sender. None when an option is
+/// malformed (cut short, or a length below 2): the kernel drops the segment.
+pub fn sack_changes(conn: &Conn, direction: u8, pkt: &Packet<'_>) -> Option<Vec<SackChange>> {
+    let Some(adj) = conn.seqadj.as_ref() else {
+        return Some(Vec::new());
+    };
+    let other = adj.dir[usize::from((direction ^ 1) & 1)];
+    let data = pkt.data;
+    let doff = data.get(pkt.l4_off + 12).map_or(5, |b| usize::from(b >> 4));
+    let (mut at, end) = (pkt.l4_off + 20, pkt.l4_off + doff * 4);
+    let mut changes = Vec::new();
+    while at < end {
+        match *data.get(at)? {
+            TCPOPT_EOL => break,
+            TCPOPT_NOP => at += 1,
+            kind => {
+                let len = usize::from(*data.get(at + 1)?);
+                if at + 1 == end || at + len > end || len < 2 {
+                    return None;
+                }
+                if kind == TCPOPT_SACK && len >= 2 + SACK_BLOCK && (len - 2) % SACK_BLOCK == 0 {
+                    for edge in (at + 2..at + len).step_by(4) {
+                        let bytes = data.get(edge..edge + 4)?;
+                        let old = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                        let moved = old.wrapping_sub(other.offset_before as u32);
+                        let offset = if after(moved, other.correction_pos) {
+                            other.offset_after
+                        } else {
+                            other.offset_before
+                        };
+                        let new = old.wrapping_sub(offset as u32);
+                        if new != old {
+                            changes.push((edge, old, new));
+                        }
+                    }
+                }
+                at += len;
+            }
+        }
+    }
+    Some(changes)
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use crate::packet::{Packet, PROTO_TCP, PROTO_UDP};
 /// rewritten and its sequence numbers adjusted as `rec` says. None when it
 /// leaves as it came.
 pub fn leaving_datagram(pkt: &Packet<'_>, rec: &PacketRecord) -> Option<Vec<u8>> {
-    let edited = !rec.payload_edits.is_empty() || rec.seq_adjust.is_some();
+    let edited =
+        !rec.payload_edits.is_empty() || rec.seq_adjust.is_some() || !rec.sack_adjust.is_empty();
     let leaves = match rec.leaves_as {
         Some(leaves) => leaves,
         None if edited => Addressing::of(pkt),
@@ -52,6 +53,15 @@ pub fn apply_helper_rewrite(
         buf[l4 + 8..l4 + 12].copy_from_slice(&shift.ack.1.to_be_bytes());
         let check = u16::from_be_bytes([buf[l4 + 16], buf[l4 + 17]]);
         let sum = replace(check, &old, &buf[l4 + 4..l4 + 12]);
+        buf[l4 + 16..l4 + 18].copy_from_slice(&sum.to_be_bytes());
+    }
+    for &(at, old, new) in &rec.sack_adjust {
+        if !tcp || buf.len() < at + 4 {
+            continue;
+        }
+        buf[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        let check = u16::from_be_bytes([buf[l4 + 16], buf[l4 + 17]]);
+        let sum = replace(check, &old.to_be_bytes(), &new.to_be_bytes());
         buf[l4 + 16..l4 + 18].copy_from_slice(&sum.to_be_bytes());
     }
     if rec.payload_edits.is_empty() {

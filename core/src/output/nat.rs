@@ -78,6 +78,11 @@ pub fn write_steps<S: Sink + ?Sized>(
         out.text(arrow);
         push_u64(out, u64::from(shift.ack.1));
     }
+    if !rec.sack_adjust.is_empty() {
+        out.text(if rec.seq_adjust.is_some() { ", " } else { "; " });
+        out.text("SACK edges moved back: ");
+        push_u64(out, rec.sack_adjust.len() as u64);
+    }
 }
 
 /// `,"nat":[...],"leaves":{...}` after a translated packet's other fields.
