@@ -134,3 +134,34 @@ def test_link_layer_and_padding_are_kept(written: tuple[list[bytes], Path]) -> N
     # What NAT does not touch stays: TTL, sequence numbers, flags, window...
     assert data[0][14 + 8] == frames[0][14 + 8] == 64
     assert data[0][14 + 24:14 + 36] == frames[0][14 + 24:14 + 36]
+
+
+def test_a_rewritten_ftp_command_is_written_as_it_leaves(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A NAT helper's rewrite is in the written bytes: the longer PORT command, its
+    lengths and checksums, and the later segment's shifted sequence number."""
+    capture, rules, out = tmp_path / "ftp.pcapng", tmp_path / "ftp.rules", tmp_path / "out.pcapng"
+    raw = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
+          "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\nCOMMIT\n"
+    rules.write_text(raw + RULES)
+    c, s = 0x1000_0000, 0x7000_0000
+    port = b"PORT 192,0,2,10,156,64\r\n"
+    datagrams = [b.tcp(LAN4, FAR4, 40100, 21, "S", c),
+                 b.tcp(FAR4, WAN4, 21, 40100, "SA", s, c + 1),
+                 b.tcp(LAN4, FAR4, 40100, 21, "A", c + 1, s + 1),
+                 b.tcp(LAN4, FAR4, 40100, 21, "PA", c + 1, s + 1, payload=b"USER a\r\n"),
+                 b.tcp(LAN4, FAR4, 40100, 21, "PA", c + 9, s + 1, payload=port),
+                 b.tcp(LAN4, FAR4, 40100, 21, "PA", c + 9 + len(port), s + 1,
+                       payload=b"QUIT\r\n")]
+    frames = [b.ethernet(d, pad=True) for d in datagrams]
+    write_pcapng(capture, [(START + i / 100, frame, 0) for i, frame in enumerate(frames)],
+                 [(LINKTYPE_ETHERNET, "any")])
+    code = main(["replay", str(capture), "--rules", str(rules), *IFACES, "--summary-only",
+                 "-w", str(out)])
+    assert code == EXIT_OK, capsys.readouterr()
+    pkts = list(read_packets(out))
+    assert pkts[4].payload == b"PORT 203,0,113,1,156,64\r\n"
+    assert pkts[5].seq == c + 9 + len(port) + 1
+    for pkt in pkts:
+        assert pkt.error is None
+        checksums_valid(pkt)

@@ -840,6 +840,11 @@ fn fill(
                 Some(data) => output.write(
                     &Frame {
                         data: &data,
+                        // A helper's rewrite may resize it: the original
+                        // length moves by as much.
+                        orig_len: (i64::from(frame.orig_len) + data.len() as i64
+                            - frame.data.len() as i64)
+                            .max(data.len() as i64) as u32,
                         ..frame.clone()
                     },
                     info,
