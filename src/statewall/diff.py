@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from statewall._core import escape_controls
 from statewall.api import MachineOptions, Replay, build_firewall
 from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
-from statewall.verdict import PacketVerdict
+from statewall.verdict import PacketVerdict, addressing_text
 from statewall.wording import count, noun
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6",
@@ -99,10 +99,7 @@ def differs(a: PacketVerdict, b: PacketVerdict) -> bool:
 
 def _leaving(v: PacketVerdict) -> str:
     """Where the packet went, as `src:port > dst:port` after NAT."""
-    out = v.leaves
-    at = (out.src, out.sport, out.dst, out.dport) if out else (v.src, v.sport, v.dst, v.dport)
-    src, sport, dst, dport = at
-    return f"{src}:{sport} > {dst}:{dport}" if sport is not None else f"{src} > {dst}"
+    return addressing_text(v.leaving())
 
 
 def _rule(v: PacketVerdict) -> str:
