@@ -83,7 +83,8 @@ def test_ruleset_against_ruleset_groups_by_change(tmp_path: Path,
     assert out[1].startswith("  #1 10.0.0.1:4000 > 10.0.1.1:53 UDP")
     assert out[3].startswith("      B: NEW/ORIGINAL DROP by filter FORWARD policy")
     assert out[10] == "  ... 3 more packets"
-    assert out[-1].startswith("8 packets of 8 differ in verdict, ctstate or deciding rule, "
+    assert out[-1].startswith("8 packets of 8 differ in verdict, ctstate, deciding rule or "
+                              "translation, "
                               "in 7 connections")
     assert "filter FORWARD policy -> filter FORWARD #2: 1 packet, 1 connection" in out
     assert "filter FORWARD policy -> filter FORWARD #1: 1 packet, 1 connection" in out

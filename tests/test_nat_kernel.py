@@ -294,3 +294,18 @@ def test_masquerade_picks_the_uplink_address_for_the_destination(kernel: None,
                              b.udp(CLIENT6, "2001:db8:9::20", 6001, 53, b"q")],
                      ifaces=(LAN6_IF, f"wan={','.join(order)},::/0"), v6=True)
         assert [leaves(result, 1)[0], leaves(result, 2)[0]] == ["2001:db8:2::1", tie]
+
+
+@pytest.mark.kernel
+def test_the_router_demos_events_are_the_kernels(kernel: None, made: list[str]) -> None:
+    """`conntrack -E` of a masquerading, port-forwarding router: the NEW events
+    already carry the translated reply tuples."""
+    from statewall.demo import ROUTER_IFACES, ROUTER_RULES, router_datagrams
+    from statewall.oracle.verify_events import verify_events
+
+    machine = Topology.build((), ROUTER_IFACES)
+    result = verify_events([Datagram(n, d) for n, (_, d) in enumerate(router_datagrams(), 1)],
+                           ROUTER_RULES, local=machine.local, ifaces=machine.interfaces,
+                           addresses=machine.addresses)
+    assert result.same, result.mismatches
+    assert any("[NEW]" in line and f"dst={WAN} sport=443" in line for line in result.kernel)

@@ -84,13 +84,13 @@ from statewall.oracle.verify import (
     PacketComparison,
     VerifyResult,
     addressing,
-    addressing_text,
     read_capture,
     verify_datagrams,
 )
 from statewall.rules.errors import RulesetError
 from statewall.rules.hooks import compile_text
 from statewall.topology import Topology, parse_iface, parse_networks
+from statewall.verdict import addressing_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

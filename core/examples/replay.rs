@@ -39,14 +39,14 @@ fn main() {
     let start = Instant::now();
     while let Some(frame) = reader.next_frame() {
         let frame = frame.expect("frame");
-        let pkt = decode_frame(
+        let mut pkt = decode_frame(
             frame.index,
             frame.ts,
             frame.data,
             frame.linktype,
             frame.iface.clone(),
         );
-        fw.process(&pkt, &mut rec);
+        fw.process(&mut pkt, &mut rec);
         totals.add(&rec, &fw);
         if jsonl {
             write_jsonl(&mut out, &fw, &rec, &pkt);

@@ -231,8 +231,8 @@ pub enum WalkReason {
 /// The skb as the hooks see it: the packet, its conntrack attachment and
 /// the fields targets write.
 struct Skb<'p, 'a> {
-    /// The packet as the hooks see it: borrowed until NAT rewrites it.
-    pkt: Cow<'p, Packet<'a>>,
+    /// The packet as the hooks see it: NAT rewrites it in place.
+    pkt: &'p mut Packet<'a>,
     now: f64,
     ct: Option<CtResult>,
     iface_in: Option<IfaceName>,
@@ -342,7 +342,10 @@ impl Firewall {
     }
 
     /// Run one captured packet through the machine; `rec` receives the result.
-    pub fn process(&mut self, pkt: &Packet<'_>, rec: &mut PacketRecord) {
+    /// NAT rewrites the packet's addresses and ports in place while it walks
+    /// the hooks; they are put back before this returns (`rec.leaves_as`
+    /// keeps how it left).
+    pub fn process(&mut self, pkt: &mut Packet<'_>, rec: &mut PacketRecord) {
         if pkt.ts > self.now {
             self.now = pkt.ts;
         }
@@ -381,7 +384,7 @@ impl Firewall {
     }
 
     /// The IP layer before netfilter, defragmentation, then the hooks.
-    fn route_and_filter(&mut self, pkt: &Packet<'_>, now: f64, rec: &mut PacketRecord) {
+    fn route_and_filter(&mut self, pkt: &mut Packet<'_>, now: f64, rec: &mut PacketRecord) {
         if pkt.family == 0 {
             let reason = format!(
                 "not an IP packet, never seen by netfilter's IP hooks ({})",
@@ -405,19 +408,21 @@ impl Firewall {
                     let mut datagram =
                         decode_datagram(&whole.datagram, whole.index, whole.ts, false);
                     whole.stamp(&mut datagram);
-                    self.track_and_filter(pkt, &datagram, now, rec);
+                    self.track_and_filter(pkt.iface_in.clone(), &mut datagram, now, rec);
                     rec.why.reassembled_by = Some(pkt.index + 1);
                     return;
                 }
             }
         }
-        self.track_and_filter(pkt, pkt, now, rec);
+        self.track_and_filter(pkt.iface_in.clone(), pkt, now, rec);
     }
 
+    /// The hooks for one whole datagram; `captured_iface` is the interface
+    /// the capture says it arrived on.
     fn track_and_filter(
         &mut self,
-        pkt: &Packet<'_>,
-        datagram: &Packet<'_>,
+        captured_iface: Option<IfaceName>,
+        datagram: &mut Packet<'_>,
         now: f64,
         rec: &mut PacketRecord,
     ) {
@@ -426,15 +431,19 @@ impl Firewall {
             return rec.plain(Verdict::Drop, Cow::Borrowed(reason));
         }
         let family = datagram.family;
-        let iface_in = pkt
-            .iface_in
-            .clone()
-            .or_else(|| self.topology.interface_for(family, datagram.src).cloned());
+        let iface_in =
+            captured_iface.or_else(|| self.topology.interface_for(family, datagram.src).cloned());
         let iface_out = self.topology.interface_for(family, datagram.dst).cloned();
         let (mut path, mut routing_drop) =
             choose_path(&self.topology, family, datagram.src, datagram.dst);
+        // What NAT may rewrite, to be put back afterwards.
+        let original = (Addressing::of(datagram), datagram.icmp_id);
+        let original_inner = datagram
+            .inner
+            .as_deref()
+            .map(|inner| (Addressing::of(inner), inner.icmp_id));
         let mut skb = Skb {
-            pkt: Cow::Borrowed(datagram),
+            pkt: datagram,
             now,
             ct: None,
             iface_in,
@@ -460,7 +469,7 @@ impl Firewall {
             }
             // Destination NAT happened in the first hook: the packet is
             // routed (PREROUTING) or re-routed (OUTPUT) by its new address.
-            if at == 1 && skb.pkt.dst != datagram.dst {
+            if at == 1 && skb.pkt.dst != original.0.dst {
                 skb.iface_out = self.topology.interface_for(family, skb.pkt.dst).cloned();
                 if hook == Hook::PreRouting {
                     (path, routing_drop) =
@@ -472,7 +481,7 @@ impl Firewall {
             // unconfirmed.
             if hook == Hook::PreRouting && routing_drop.is_none() {
                 let forwarded = path.contains(&Hook::Forward);
-                if let Some(reason) = self.options_drop(datagram, forwarded) {
+                if let Some(reason) = self.options_drop(skb.pkt, forwarded) {
                     outcome.verdict = Verdict::Drop;
                     outcome.rule = None;
                     outcome.reason = WalkReason::Text(reason);
@@ -489,9 +498,9 @@ impl Firewall {
         }
         rec.verdict = outcome.verdict;
         rec.rule = outcome.rule;
-        if let Cow::Owned(out) = &skb.pkt {
-            rec.leaves_as = Some(Addressing::of(out));
-            rec.leaves_quoted = out.inner.as_deref().map(Addressing::of);
+        if !rec.nat.is_empty() {
+            rec.leaves_as = Some(Addressing::of(skb.pkt));
+            rec.leaves_quoted = skb.pkt.inner.as_deref().map(Addressing::of);
         }
         self.label(&skb, rec);
         if self.table.history().is_some() {
@@ -506,6 +515,13 @@ impl Firewall {
             None => Cow::Borrowed("not tracked"),
         };
         rec.why.walk = outcome.reason;
+        drop(skb);
+        if !rec.nat.is_empty() {
+            restore(datagram, original);
+            if let (Some(inner), Some(saved)) = (datagram.inner.as_deref_mut(), original_inner) {
+                restore(inner, saved);
+            }
+        }
     }
 
     /// Why ip_rcv_options drops a received IPv4 datagram (None: it does not).
@@ -615,7 +631,7 @@ impl Firewall {
                 return true;
             };
             let translates = conn.status & status_bit(manip, direction) != 0;
-            if let Some(reason) = icmp_error_drop(&skb.pkt, conn.status, translates) {
+            if let Some(reason) = icmp_error_drop(skb.pkt, conn.status, translates) {
                 outcome.verdict = Verdict::Drop;
                 outcome.rule = None;
                 outcome.reason = WalkReason::Text(Cow::Owned(reason));
@@ -623,15 +639,15 @@ impl Firewall {
                 return false;
             }
             if translates {
-                let from = Addressing::of(&skb.pkt);
-                translate_icmp_error(skb.pkt.to_mut(), conn, manip, direction);
+                let from = Addressing::of(skb.pkt);
+                translate_icmp_error(skb.pkt, conn, manip, direction);
                 rec.nat.push(NatStep {
                     random: false,
                     label: "ICMP error translated back",
                     family: skb.pkt.family,
                     manip,
                     from,
-                    to: Addressing::of(&skb.pkt),
+                    to: Addressing::of(skb.pkt),
                     rule: None,
                 });
             }
@@ -701,8 +717,8 @@ impl Firewall {
         if conn.status & status_bit(manip, direction) == 0 {
             return true;
         }
-        let from = Addressing::of(&skb.pkt);
-        translate(skb.pkt.to_mut(), conn, manip, direction);
+        let from = Addressing::of(skb.pkt);
+        translate(skb.pkt, conn, manip, direction);
         let label = match (bound, manip, direction) {
             (Some((label, _, _)), _, _) => label,
             (None, Manip::Src, 0) => "SNAT",
@@ -715,7 +731,7 @@ impl Firewall {
             family: skb.pkt.family,
             manip,
             from,
-            to: Addressing::of(&skb.pkt),
+            to: Addressing::of(skb.pkt),
             rule: bound.and_then(|(_, rule, _)| rule),
             random: bound.is_some_and(|(_, _, random)| random),
         });
@@ -803,7 +819,7 @@ impl Firewall {
             return untracked(Cow::Borrowed("UNTRACKED: marked NOTRACK in the raw table"));
         }
         let mut result = self.table.classify(
-            &skb.pkt,
+            skb.pkt,
             skb.now,
             in_prerouting,
             skb.zone,
@@ -859,7 +875,7 @@ impl Firewall {
         let conn = conn_id.and_then(|id| self.table.conn(id));
         let master = conn.and_then(|c| c.master).and_then(|m| self.table.conn(m));
         let ctx = RuleCtx {
-            pkt: &skb.pkt,
+            pkt: skb.pkt,
             ctinfo: ct.map_or(CT_INVALID, |ct| ct.ctinfo),
             conn,
             master_helper: helper_name_of(conn, master),
@@ -971,7 +987,7 @@ impl Firewall {
                         expect_max: self.cfg.nf_conntrack_expect_max,
                         rng: self.nat.rng_mut(),
                     };
-                    let verdict = run_helper(conn, id, ct.ctinfo, &skb.pkt, &mut env);
+                    let verdict = run_helper(conn, id, ct.ctinfo, skb.pkt, &mut env);
                     self.sync_expectation_events();
                     if !verdict.accept {
                         if ct.unconfirmed {
@@ -993,7 +1009,7 @@ impl Firewall {
                     rec.payload_edits = verdict.edits;
                 }
                 let adjusted = match self.table.conn_mut(id) {
-                    Some(conn) => seq_adjust(conn, ct.ctinfo, &skb.pkt, seqadj_needed, rec),
+                    Some(conn) => seq_adjust(conn, ct.ctinfo, skb.pkt, seqadj_needed, rec),
                     None => true,
                 };
                 if !adjusted {
@@ -1239,6 +1255,15 @@ fn chains_of(rules: &IptablesEngine, family: u8) -> Vec<(TableKind, Hook)> {
     out
 }
 
+/// Put back the addresses, ports and ICMP id NAT rewrote.
+fn restore(pkt: &mut Packet<'_>, (at, icmp_id): (Addressing, u16)) {
+    pkt.src = at.src;
+    pkt.dst = at.dst;
+    pkt.sport = at.sport;
+    pkt.dport = at.dport;
+    pkt.icmp_id = icmp_id;
+}
+
 /// A decode error as the reasons show it ("None" when there is none).
 struct ErrorText<'p, 'a>(&'p Packet<'a>);
 
@@ -1281,9 +1306,9 @@ mod tests {
     }
 
     fn run(fw: &mut Firewall, data: &[u8], index: u64) -> PacketRecord {
-        let pkt = decode_datagram(data, index, 100.0 + index as f64, false);
+        let mut pkt = decode_datagram(data, index, 100.0 + index as f64, false);
         let mut rec = PacketRecord::default();
-        fw.process(&pkt, &mut rec);
+        fw.process(&mut pkt, &mut rec);
         rec
     }
 
@@ -1316,9 +1341,9 @@ mod tests {
     fn the_jsonl_line_names_every_field() {
         let mut fw = firewall();
         let data = udp4(C, S, 5000, 53);
-        let pkt = decode_datagram(&data, 0, 100.5, false);
+        let mut pkt = decode_datagram(&data, 0, 100.5, false);
         let mut rec = PacketRecord::default();
-        fw.process(&pkt, &mut rec);
+        fw.process(&mut pkt, &mut rec);
         let mut out = String::new();
         write_jsonl(&mut out, &fw, &rec, &pkt);
         assert_eq!(
@@ -1338,9 +1363,9 @@ mod tests {
         use crate::output::record::{write_text, TextOptions};
         let mut fw = firewall();
         let data = udp4(C, S, 5000, 53);
-        let pkt = decode_datagram(&data, 0, 100.5, false);
+        let mut pkt = decode_datagram(&data, 0, 100.5, false);
         let mut rec = PacketRecord::default();
-        fw.process(&pkt, &mut rec);
+        fw.process(&mut pkt, &mut rec);
         rec.notes.push("a note\x1b".into());
         let mut out = String::new();
         let opts = TextOptions {

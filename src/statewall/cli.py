@@ -297,6 +297,15 @@ def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
         if inbound is not None and inbound.rules and (forward is None or not forward.rules):
             out.append("every packet went through FORWARD (no --local address), but the "
                        "ruleset's filtering is in INPUT: is this a host? use --local ADDR")
+    if rules is not None and not firewall.topology.addresses:
+        for family, compiled in ((4, rules.v4), (6, rules.v6)):
+            nat = compiled.source.table("nat") if compiled is not None else None
+            used = {rule.target.name for chain in (nat.chains if nat else ())
+                    for rule in chain.rules if rule.target is not None}
+            for target in sorted(used & {"MASQUERADE", "REDIRECT"}):
+                out.append(f"the IPv{family} nat table uses {target}, which takes an "
+                           "interface's address, and no interface has one: give it with "
+                           "--iface NAME=ADDRESS/PREFIX (packets it matched were dropped)")
     return out
 
 

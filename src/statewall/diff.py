@@ -3,7 +3,8 @@
 "What changes if I deploy this ruleset?" A and B are `MachineOptions`: they
 may differ in anything — the rulesets, ipsets, sysctls, profile, topology.
 Both replay the same capture in the core, in lockstep; a packet is reported
-when its verdict, its ctstate or the rule that decided differs. Differences
+when its verdict, its ctstate, the rule that decided or (NAT) the addresses
+and ports it leaves with differ. Differences
 are grouped by change (A's deciding rule -> B's), so a person reads "these 12
 packets were accepted by FORWARD #3 and now fall to the policy", and
 counted by flow (both directions of an address/port pair), the connections
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from statewall._core import escape_controls
 from statewall.api import MachineOptions, Replay, build_firewall
 from statewall.events import CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP, ConntrackEvent
-from statewall.verdict import PacketVerdict
+from statewall.verdict import PacketVerdict, addressing_text
 from statewall.wording import count, noun
 
 _PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6",
@@ -45,6 +46,8 @@ class Difference:
         ra, rb = _rule(self.a), _rule(self.b)
         if ra != rb:
             return f"{ra} -> {rb}"
+        if self.a.verdict == self.b.verdict and _leaving(self.a) != _leaving(self.b):
+            return f"{ra}: leaves as {_leaving(self.a)} -> {_leaving(self.b)}"
         return f"{ra}: {self.a.verdict} -> {self.b.verdict}"
 
 
@@ -69,7 +72,8 @@ class DiffResult:
     def summary_line(self) -> str:
         changed = len(self.differences)
         return (f"{count(changed, 'packet')} of {self.packets} "
-                f"{noun(changed, 'differs', 'differ')} in verdict, ctstate or deciding rule, "
+                f"{noun(changed, 'differs', 'differ')} in verdict, ctstate, deciding rule or "
+                "translation, "
                 f"in {count(len(self.flows()), 'connection')}; "
                 f"evicted by early drop: A {len(self.evicted_a)}, B {len(self.evicted_b)}")
 
@@ -89,7 +93,13 @@ def flow_label(v: PacketVerdict) -> str:
 
 
 def differs(a: PacketVerdict, b: PacketVerdict) -> bool:
-    return (a.verdict, a.ctstate, _rule(a)) != (b.verdict, b.ctstate, _rule(b))
+    return (a.verdict, a.ctstate, _rule(a), _leaving(a)) != \
+        (b.verdict, b.ctstate, _rule(b), _leaving(b))
+
+
+def _leaving(v: PacketVerdict) -> str:
+    """Where the packet went, as `src:port > dst:port` after NAT."""
+    return addressing_text(v.leaving())
 
 
 def _rule(v: PacketVerdict) -> str:

@@ -42,6 +42,17 @@ class RuleRef:
 JSONL_VERSION = 2  # the `v` of every jsonl record (README: "The jsonl record")
 
 
+Addressing = tuple[str | None, str | None, int | None, int | None]
+
+
+def addressing_text(at: Addressing) -> str:
+    """`src:sport > dst:dport`, or `src > dst` without ports."""
+    src, dst, sport, dport = at
+    if sport is None or dport is None:
+        return f"{src} > {dst}"
+    return f"{src}:{sport} > {dst}:{dport}"
+
+
 @dataclass(frozen=True, slots=True)
 class NatStep:
     """One rewrite of a packet by NAT (jsonl `nat`): the target that set the
@@ -100,6 +111,13 @@ class PacketVerdict:
     dport: int | None = None
     nat: tuple[NatStep, ...] = ()  # what NAT rewrote, in hook order
     leaves: Leaves | None = None  # the addressing as it left, when NAT changed it
+
+    def leaving(self) -> Addressing:
+        """(src, dst, sport, dport) as the packet left: after NAT, or its own."""
+        out = self.leaves
+        if out is not None:
+            return out.src, out.dst, out.sport, out.dport
+        return self.src, self.dst, self.sport, self.dport
 
     @property
     def frame(self) -> int:

@@ -286,7 +286,7 @@ impl PyFirewall {
         let frame = frame.cast::<PyBytes>().ok();
         let data = pkt.getattr("data")?;
         let data = data.cast::<PyBytes>()?;
-        let decoded = match frame {
+        let mut decoded = match frame {
             Some(frame) => {
                 let link_type: u32 = pkt.getattr("link_type")?.extract()?;
                 let iface_in: Option<String> = pkt.getattr("iface_in")?.extract()?;
@@ -301,7 +301,7 @@ impl PyFirewall {
                 p
             }
         };
-        self.run(&decoded)
+        self.run(&mut decoded)
     }
 
     /// The bytes the datagram just processed left with, when NAT rewrote
@@ -326,8 +326,8 @@ impl PyFirewall {
         linktype: u32,
         iface: Option<String>,
     ) -> PyResult<RecordTuple> {
-        let pkt = decode_frame(index, ts, frame, linktype, iface.map(IfaceName::from));
-        self.run(&pkt)
+        let mut pkt = decode_frame(index, ts, frame, linktype, iface.map(IfaceName::from));
+        self.run(&mut pkt)
     }
 
     /// Bring the tables to `at` (expired entries and expectations go).
@@ -665,7 +665,7 @@ impl PyFirewall {
             })
     }
 
-    fn run(&mut self, pkt: &Packet<'_>) -> PyResult<RecordTuple> {
+    fn run(&mut self, pkt: &mut Packet<'_>) -> PyResult<RecordTuple> {
         let number = pkt.index + 1;
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.fw.process(pkt, &mut self.rec);
@@ -820,7 +820,7 @@ fn fill(
             return Stop::Done;
         }
         let iface = frame.iface.clone();
-        let pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, iface);
+        let mut pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, iface);
         let first = *run.first_ts.get_or_insert(pkt.ts);
         if let Some(until) = run.until {
             let at = if until >= 1e9 { until } else { first + until };
@@ -828,7 +828,7 @@ fn fill(
                 return Stop::Done;
             }
         }
-        fw.fw.process(&pkt, &mut fw.rec);
+        fw.fw.process(&mut pkt, &mut fw.rec);
         run.totals.add(&fw.rec, &fw.fw);
         run.totals.ipv6 += u64::from(pkt.family == 6);
         if !run.select.is_everything() && !run.select.admits(&fw.fw, &fw.rec, &pkt) {

@@ -52,7 +52,16 @@ from statewall.oracle.normalise import assign_sides, is_fragment, normalise, par
 from statewall.rules.hooks import IptablesEngine, compile_text
 from statewall.rules.ipset import IpSet, parse_ipset_save
 from statewall.topology import Interface, Network, Topology
-from statewall.verdict import ACCEPT, DROP, QUEUE, REJECT, STOLEN, PacketVerdict
+from statewall.verdict import (
+    ACCEPT,
+    DROP,
+    QUEUE,
+    REJECT,
+    STOLEN,
+    Addressing,
+    PacketVerdict,
+    addressing_text,
+)
 
 NOT_IP = "not an IP packet (the kernel's IP hooks never see it)"
 LOOPBACK = "loopback addresses are martian on a routed interface"
@@ -104,7 +113,7 @@ class PacketComparison:
         verdict = self.statewall
         text = f"{_state_text(verdict.ctstate, verdict.ctdir)} {verdict.verdict}"
         if "translation" in self.differences:
-            text += " as " + addressing_text(_statewall_addressing(verdict))
+            text += " as " + addressing_text(verdict.leaving())
         return text
 
 
@@ -272,7 +281,7 @@ def _leaving_addresses(verdict: PacketVerdict) -> bytes | None:
             + ipaddress.ip_address(verdict.leaves.dst).packed)
 
 
-def addressing(datagram: bytes) -> tuple[str | None, str | None, int | None, int | None]:
+def addressing(datagram: bytes) -> Addressing:
     """A datagram's addresses and ports as the jsonl gives them (ports only for the
     protocols that have them)."""
     pkt = decode_datagram(datagram, index=0, ts=0.0)
@@ -284,24 +293,7 @@ def addressing(datagram: bytes) -> tuple[str | None, str | None, int | None, int
             pkt.dport if ported else None)
 
 
-def _statewall_addressing(verdict: PacketVerdict
-                          ) -> tuple[str | None, str | None, int | None, int | None]:
-    leaves = verdict.leaves
-    if leaves is not None:
-        return leaves.src, leaves.dst, leaves.sport, leaves.dport
-    return verdict.src, verdict.dst, verdict.sport, verdict.dport
-
-
-def addressing_text(at: tuple[str | None, str | None, int | None, int | None]) -> str:
-    """`src:sport > dst:dport`, or `src > dst` without ports."""
-    src, dst, sport, dport = at
-    if sport is None or dport is None:
-        return f"{src} > {dst}"
-    return f"{src}:{sport} > {dst}:{dport}"
-
-
-def _same_addressing(kernel: tuple[str | None, str | None, int | None, int | None],
-                     ours: tuple[str | None, str | None, int | None, int | None]) -> bool:
+def _same_addressing(kernel: Addressing, ours: Addressing) -> bool:
     """Addresses equal, and ports wherever both sides read them (a fragment has none)."""
     return kernel[:2] == ours[:2] and all(
         k is None or o is None or k == o for k, o in zip(kernel[2:], ours[2:], strict=True))
@@ -368,7 +360,7 @@ def compare_packet(number: int, kernel: KernelObservation, verdict: PacketVerdic
     if _KERNEL_FATE[kernel.outcome] != fate:
         differences.append("fate")
     elif kernel.left_as is not None and not _same_addressing(addressing(kernel.left_as),
-                                                             _statewall_addressing(verdict)):
+                                                             verdict.leaving()):
         differences.append("translation")
     elif kernel.left_as is not None and leaving is not None and \
             not is_fragment(kernel.left_as) and \

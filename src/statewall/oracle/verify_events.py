@@ -37,16 +37,17 @@ from statewall.config import Sysctls
 from statewall.decode import decode_datagram
 from statewall.engine import Firewall
 from statewall.events import CAUSE_TIMEOUT, ConntrackEvent
+from statewall.oracle.host import NOT_SENT, SENT, Wiring
 from statewall.oracle.kernel import KernelFirewall
-from statewall.oracle.normalise import assign_sides, normalise
+from statewall.oracle.normalise import normalise
 from statewall.oracle.verify import (
-    FIREWALL_IFS,
     Datagram,
     load_rule_engine,
     read_capture,
-    side_topology,
+    wiring_for,
 )
 from statewall.rules.hooks import IptablesEngine
+from statewall.topology import Interface, Network
 
 SLACK = 1  # seconds a timeout column may differ by
 
@@ -214,6 +215,9 @@ def verify_events(
     expectations: bool = True,
     auto_helpers: bool = False,
     waits: Mapping[int, float] | None = None,
+    local: Sequence[Network] = (),
+    ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
+    addresses: Sequence[tuple[str, Interface]] = (),
 ) -> EventsComparison:
     """Inject `datagrams` into the kernel (listening to events) and statewall; compare.
 
@@ -221,22 +225,27 @@ def verify_events(
     (`EventsComparison.expectations`). `auto_helpers` gives statewall the
     legacy by-port helper assignment (the kernel's rules must then attach
     the helpers themselves); `waits` maps a datagram's number to seconds to
-    pause before injecting it.
+    pause before injecting it. `local`, `ifaces` and `addresses` make the
+    firewall the host or router `verify_datagrams` builds from them (NAT's
+    MASQUERADE and REDIRECT need the interfaces' addresses).
     """
     values = dict(sysctls or {})
     if not datagrams:
         return EventsComparison((), (), expectations=EventsComparison((), ())
                                 if expectations else None)
     fixed = normalise([d.data for d in datagrams])
-    topology = side_topology(fixed)
-    engine = rule_engine or load_rule_engine(rules_v4, rules_v6, topology=topology)
+    wiring = wiring_for(fixed, local, ifaces, (), None, addresses)
+    engine = rule_engine or load_rule_engine(rules_v4, rules_v6, topology=wiring.topology)
     recorded: list[ConntrackEvent] = []
-    firewall = Firewall(cfg=Sysctls().with_values(values), rules=engine, topology=topology,
-                        event_sink=recorded.append, auto_helpers=auto_helpers)
+    firewall = Firewall(cfg=Sysctls().with_values(values), rules=engine,
+                        topology=wiring.topology, event_sink=recorded.append,
+                        auto_helpers=auto_helpers)
     with KernelFirewall(rules_v4, rules_v6, values, watch_events=True,
                         watch_expect_events=expectations, clock=time.time,
-                        firewall_ifs=FIREWALL_IFS) as kernel:
-        expect_events = _replay(kernel, firewall, recorded, datagrams, fixed, waits or {})
+                        firewall_ifs=wiring.firewall_ifs, routes=wiring.routes,
+                        host=bool(local)) as kernel:
+        expect_events = _replay(kernel, firewall, recorded, datagrams, fixed, waits or {},
+                                wiring)
         kernel_lines = kernel.events()
         kernel_expect = kernel.expect_events() if expectations else None
     result = compare_event_lines(comparable_kernel_lines(kernel_lines),
@@ -251,15 +260,18 @@ def verify_events(
 
 def _replay(kernel: KernelFirewall, firewall: Firewall, recorded: list[ConntrackEvent],
             datagrams: Sequence[Datagram], fixed: Sequence[bytes],
-            pauses: Mapping[int, float]) -> list[ConntrackEvent]:
+            pauses: Mapping[int, float], wiring: Wiring) -> list[ConntrackEvent]:
     """Send each datagram to both; return statewall's packet-driven expectation events."""
     expect_events: list[ConntrackEvent] = []
-    for item, data, side in zip(datagrams, fixed, assign_sides(fixed), strict=True):
+    for item, data, place in zip(datagrams, fixed, wiring.places, strict=True):
+        if place == NOT_SENT:
+            continue
         if item.number in pauses:
             time.sleep(pauses[item.number])
-        observed = kernel.send(data, side)
+        observed = kernel.send_local(data) if place == SENT else kernel.send(data, place)
         pkt = decode_datagram(data, index=item.number - 1, ts=observed.sent_at)
-        pkt.iface_in = FIREWALL_IFS[side]
+        if place != SENT:
+            pkt.iface_in = wiring.firewall_ifs[place]
         before = len(recorded)
         firewall.process(pkt)
         expect_events += [event for event in recorded[before:]
