@@ -235,8 +235,11 @@ struct Skb<'p, 'a> {
     pkt: &'p mut Packet<'a>,
     now: f64,
     ct: Option<CtResult>,
-    iface_in: Option<IfaceName>,
-    iface_out: Option<IfaceName>,
+    /// The interface the capture names for the packet, moved here for the
+    /// walk and handed back after it.
+    captured_in: Option<IfaceName>,
+    iface_in: Iface,
+    iface_out: Iface,
     /// Sent by the machine itself: its path starts at OUTPUT.
     local_out: bool,
     notrack: bool,
@@ -246,6 +249,29 @@ struct Skb<'p, 'a> {
     nf_trace: bool,
     /// What a nat rule of the current hook asked for, with the rule.
     nat_request: Option<(NatKind, NatRange, RuleRef)>,
+}
+
+/// An interface of the walk, named without counting a reference per
+/// packet: the one the capture gave, or a route of the topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Iface {
+    Unknown,
+    Captured,
+    Route(usize),
+}
+
+impl Iface {
+    fn name<'n>(self, captured: &'n Option<IfaceName>, topology: &'n Topology) -> Option<&'n str> {
+        match self {
+            Iface::Unknown => None,
+            Iface::Captured => captured.as_deref(),
+            Iface::Route(at) => topology.interfaces.get(at).map(|(name, _)| &**name),
+        }
+    }
+
+    fn route(at: Option<usize>) -> Iface {
+        at.map_or(Iface::Unknown, Iface::Route)
+    }
 }
 
 /// Where the walk ended and who decided.
@@ -414,26 +440,30 @@ impl Firewall {
                 }
             }
         }
-        self.track_and_filter(pkt.iface_in.clone(), pkt, now, rec);
+        let captured = pkt.iface_in.take();
+        pkt.iface_in = self.track_and_filter(captured, pkt, now, rec);
     }
 
     /// The hooks for one whole datagram; `captured_iface` is the interface
-    /// the capture says it arrived on.
+    /// the capture says it arrived on, handed back when the walk is done.
     fn track_and_filter(
         &mut self,
         captured_iface: Option<IfaceName>,
         datagram: &mut Packet<'_>,
         now: f64,
         rec: &mut PacketRecord,
-    ) {
+    ) -> Option<IfaceName> {
         rec.proto = datagram.proto;
         if let Some(reason) = stack_drop(datagram.family, datagram.src, datagram.dst) {
-            return rec.plain(Verdict::Drop, Cow::Borrowed(reason));
+            rec.plain(Verdict::Drop, Cow::Borrowed(reason));
+            return captured_iface;
         }
         let family = datagram.family;
-        let iface_in =
-            captured_iface.or_else(|| self.topology.interface_for(family, datagram.src).cloned());
-        let iface_out = self.topology.interface_for(family, datagram.dst).cloned();
+        let iface_in = match captured_iface {
+            Some(_) => Iface::Captured,
+            None => Iface::route(self.topology.interface_index_for(family, datagram.src)),
+        };
+        let iface_out = Iface::route(self.topology.interface_index_for(family, datagram.dst));
         let (mut path, mut routing_drop) =
             choose_path(&self.topology, family, datagram.src, datagram.dst);
         // What NAT may rewrite, to be put back afterwards.
@@ -446,6 +476,7 @@ impl Firewall {
             pkt: datagram,
             now,
             ct: None,
+            captured_in: captured_iface,
             iface_in,
             iface_out,
             local_out: path.first() == Some(&Hook::Output),
@@ -470,7 +501,8 @@ impl Firewall {
             // Destination NAT happened in the first hook: the packet is
             // routed (PREROUTING) or re-routed (OUTPUT) by its new address.
             if at == 1 && skb.pkt.dst != original.0.dst {
-                skb.iface_out = self.topology.interface_for(family, skb.pkt.dst).cloned();
+                skb.iface_out =
+                    Iface::route(self.topology.interface_index_for(family, skb.pkt.dst));
                 if hook == Hook::PreRouting {
                     (path, routing_drop) =
                         choose_path(&self.topology, family, skb.pkt.src, skb.pkt.dst);
@@ -515,6 +547,7 @@ impl Firewall {
             None => Cow::Borrowed("not tracked"),
         };
         rec.why.walk = outcome.reason;
+        let captured = skb.captured_in.take();
         drop(skb);
         if !rec.nat.is_empty() {
             restore(datagram, original);
@@ -522,6 +555,7 @@ impl Firewall {
                 restore(inner, saved);
             }
         }
+        captured
     }
 
     /// Why ip_rcv_options drops a received IPv4 datagram (None: it does not).
@@ -759,7 +793,7 @@ impl Firewall {
                 if family == 4 && unspecified {
                     return Ok(None);
                 }
-                let Some(iface) = skb.iface_out.as_deref() else {
+                let Some(iface) = skb.iface_out.name(&skb.captured_in, &self.topology) else {
                     return Err(Cow::Borrowed(
                         "MASQUERADE: no outgoing interface \
                          (give the routes with --iface NAME=ADDRESS/PREFIX)",
@@ -778,16 +812,14 @@ impl Firewall {
                     let loopback = if family == 4 { 0x7F00_0001 } else { 1 };
                     return Ok(Some(NatRange::to_address(loopback, range)));
                 }
-                let address = skb
-                    .iface_in
-                    .as_deref()
-                    .and_then(|iface| self.topology.address_of(iface, family));
+                let iface_in = skb.iface_in.name(&skb.captured_in, &self.topology);
+                let address = iface_in.and_then(|iface| self.topology.address_of(iface, family));
                 match address {
                     Some(address) => Ok(Some(NatRange::to_address(address, range))),
                     None => Err(Cow::Owned(format!(
                         "REDIRECT: the incoming interface {} has no {family_name} address \
                          (give it one with --iface NAME=ADDRESS/PREFIX)",
-                        skb.iface_in.as_deref().unwrap_or("(unknown)")
+                        iface_in.unwrap_or("(unknown)")
                     ))),
                 }
             }
@@ -881,8 +913,8 @@ impl Firewall {
             master_helper: helper_name_of(conn, master),
             now: skb.now,
             hook,
-            iface_in: skb.iface_in.as_deref(),
-            iface_out: skb.iface_out.as_deref(),
+            iface_in: skb.iface_in.name(&skb.captured_in, &self.topology),
+            iface_out: skb.iface_out.name(&skb.captured_in, &self.topology),
             local_out: skb.local_out,
             mark: skb.mark,
             nf_trace: skb.nf_trace,

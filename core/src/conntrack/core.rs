@@ -57,8 +57,8 @@ use crate::config::Sysctls;
 use crate::conntrack::acct::{AcctTable, Counters};
 use crate::conntrack::conn::{
     Conn, ConnId, Tuple, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_NEW, CT_RELATED,
-    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ACCT_PENDING, IPS_ASSURED, IPS_CONFIRMED, IPS_DYING,
-    IPS_EXPECTED, IPS_SEEN_REPLY, ORIGINAL, REPLY,
+    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ACCT_PENDING, IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT,
+    IPS_DYING, IPS_EXPECTED, IPS_SEEN_REPLY, IPS_SRC_NAT, ORIGINAL, REPLY,
 };
 use crate::conntrack::early_drop::{
     bucket_of, gc_evictable, gc_threshold, BucketIndex, CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP,
@@ -1362,15 +1362,19 @@ impl ConntrackTable {
 
     /// Would inserting the unconfirmed entry `id` clash with one in the
     /// table? Only a NAT binding can make it so: its reply tuple is the
-    /// one the port search ended on when every port was taken.
+    /// one the port search ended on when every port was taken. (The
+    /// original tuple was looked up when the packet arrived, and nothing
+    /// was inserted since.)
     fn clashes(&self, id: ConnId) -> bool {
         let Some(conn) = self.conn(id) else {
             return false;
         };
-        let (family, proto, zone) = (conn.family, conn.proto, conn.zone);
-        let (orig, reply) = (conn.orig, conn.reply);
-        self.index_find(family, proto, zone, &orig).is_some()
-            || self.index_find(family, proto, zone, &reply).is_some()
+        if conn.status & (IPS_SRC_NAT | IPS_DST_NAT) == 0 {
+            return false;
+        }
+        let reply = conn.reply;
+        self.index_find(conn.family, conn.proto, conn.zone, &reply)
+            .is_some()
     }
 
     fn insert(&mut self, slot: u32) {

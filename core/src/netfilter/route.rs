@@ -121,15 +121,22 @@ impl Topology {
     }
 
     pub fn interface_for(&self, family: u8, address: u128) -> Option<&IfaceName> {
-        let mut best: Option<(u128, &IfaceName)> = None;
-        for (name, nets) in &self.interfaces {
+        self.interface_index_for(family, address)
+            .map(|at| &self.interfaces[at].0)
+    }
+
+    /// `interface_for` as the interface's position in `interfaces` (a
+    /// packet's walk keeps the position, not a counted reference).
+    pub fn interface_index_for(&self, family: u8, address: u128) -> Option<usize> {
+        let mut best: Option<(u128, usize)> = None;
+        for (at, (_, nets)) in self.interfaces.iter().enumerate() {
             for net in nets.iter().filter(|net| net.contains(family, address)) {
                 if best.is_none_or(|(mask, _)| net.mask > mask) {
-                    best = Some((net.mask, name));
+                    best = Some((net.mask, at));
                 }
             }
         }
-        best.map(|(_, name)| name)
+        best.map(|(_, at)| at)
     }
 }
 
