@@ -67,6 +67,10 @@ pub const IPS_HELPER: u32 = 1 << 13;
 /// and clears the bit before anything else reads the status; it lives in
 /// the status word because a field of its own would grow every entry.
 pub const IPS_ACCT_PENDING: u32 = 1 << 31;
+/// Not a kernel bit: NAT bound the (unconfirmed) entry to a tuple it did not
+/// find free (every port taken, or a fixed port it does not check), so
+/// confirmation must look for a clash. Cleared when the entry is confirmed.
+pub const IPS_NAT_UNVERIFIED: u32 = 1 << 30;
 
 /// The status bits users see, in the order listings and results name them.
 pub const STATUS_NAMES: [(u32, &str); 6] = [

@@ -57,8 +57,8 @@ use crate::config::Sysctls;
 use crate::conntrack::acct::{AcctTable, Counters};
 use crate::conntrack::conn::{
     Conn, ConnId, Tuple, CT_ESTABLISHED, CT_ESTABLISHED_REPLY, CT_INVALID, CT_NEW, CT_RELATED,
-    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ACCT_PENDING, IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT,
-    IPS_DYING, IPS_EXPECTED, IPS_SEEN_REPLY, IPS_SRC_NAT, ORIGINAL, REPLY,
+    CT_RELATED_REPLY, CT_UNTRACKED, IPS_ACCT_PENDING, IPS_ASSURED, IPS_CONFIRMED, IPS_DYING,
+    IPS_EXPECTED, IPS_NAT_UNVERIFIED, IPS_SEEN_REPLY, ORIGINAL, REPLY,
 };
 use crate::conntrack::early_drop::{
     bucket_of, gc_evictable, gc_threshold, BucketIndex, CAUSE_EARLY_DROP, CAUSE_GC_EARLY_DROP,
@@ -1328,6 +1328,9 @@ impl ConntrackTable {
                 return false;
             }
             result.unconfirmed = false;
+            if let Some(conn) = self.conn_mut(id) {
+                conn.status &= !IPS_NAT_UNVERIFIED;
+            }
             if self.state.get(slot as usize) == Some(&SlotState::Unconfirmed) {
                 self.insert(slot);
                 let events = self.events.enabled();
@@ -1361,15 +1364,15 @@ impl ConntrackTable {
     }
 
     /// Would inserting the unconfirmed entry `id` clash with one in the
-    /// table? Only a NAT binding can make it so: its reply tuple is the
-    /// one the port search ended on when every port was taken. (The
-    /// original tuple was looked up when the packet arrived, and nothing
-    /// was inserted since.)
+    /// table? Only a NAT binding can make it so, one NAT did not find free
+    /// (IPS_NAT_UNVERIFIED): its reply tuple is the one the port search
+    /// ended on when every port was taken. (The original tuple was looked up
+    /// when the packet arrived, and nothing was inserted since.)
     fn clashes(&self, id: ConnId) -> bool {
         let Some(conn) = self.conn(id) else {
             return false;
         };
-        if conn.status & (IPS_SRC_NAT | IPS_DST_NAT) == 0 {
+        if conn.status & IPS_NAT_UNVERIFIED == 0 {
             return false;
         }
         let reply = conn.reply;

@@ -60,7 +60,8 @@ impl NatRng {
 use hashbrown::HashTable;
 
 use crate::conntrack::conn::{
-    Conn, ConnId, Tuple, IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
+    Conn, ConnId, Tuple, IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_NAT_UNVERIFIED, IPS_SRC_NAT,
+    IPS_SRC_NAT_DONE,
 };
 use crate::conntrack::core::{l4_invert, tuple_hash, ConntrackTable};
 use crate::conntrack::l4proto::ExpectHooks;
@@ -146,20 +147,22 @@ impl NatCore {
             manip,
             range,
         };
-        let (chosen, random) = {
+        let (chosen, random, verified) = {
             let mut space = Space {
                 table,
                 hooks,
                 by_source: &self.by_source,
                 rng: &mut self.rng,
                 drew: false,
+                free: None,
                 family,
                 proto,
                 zone,
                 now,
             };
             let chosen = unique_tuple(&current, &request, &mut space);
-            (chosen, space.drew)
+            let verified = space.free == Some(chosen);
+            (chosen, space.drew, verified)
         };
         let reply = l4_invert(proto, family, &chosen)?;
         let conn = table.conn_mut(id)?;
@@ -171,6 +174,9 @@ impl NatCore {
             };
         }
         conn.status |= done_bit(manip);
+        if !verified {
+            conn.status |= IPS_NAT_UNVERIFIED;
+        }
         if manip == Manip::Src && conn.status & IPS_SRC_NAT != 0 {
             let key = source_key(conn);
             self.remember_source(table, id, &key);
@@ -220,6 +226,8 @@ struct Space<'s> {
     rng: &'s mut NatRng,
     /// Whether the selection drew a random number.
     drew: bool,
+    /// The last tuple `used` found free.
+    free: Option<Tuple>,
     family: u8,
     proto: u8,
     zone: u16,
@@ -244,6 +252,8 @@ impl TupleSpace for Space<'_> {
             .is_some();
         if found {
             self.table.stats.found += 1;
+        } else {
+            self.free = Some(*tuple);
         }
         found
     }
