@@ -57,3 +57,19 @@ def test_diff_sees_a_port_forward_moved_to_another_host(
     assert out[0] == ("filter FORWARD #3: leaves as 198.51.100.99:5000 > 192.168.1.20:80 -> "
                       "198.51.100.99:5000 > 192.168.1.21:80: 1 packet, 1 connection")
     assert out[-1].startswith("1 packet of 2 differs")
+
+
+@pytest.mark.kernel
+def test_verify_loads_ipsets_into_both_firewalls(
+        kernel: None, made: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rules, sets, capture = tmp_path / "r", tmp_path / "sets", tmp_path / "c.pcap"
+    rules.write_text("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+                     ":OUTPUT ACCEPT [0:0]\n"
+                     "-A FORWARD -m set --match-set blocked src -j DROP\nCOMMIT\n")
+    sets.write_text("create blocked hash:ip family inet hashsize 1024 maxelem 65536\n"
+                    "add blocked 198.51.100.7\n")
+    write_pcap(capture, [(1.0, b.ethernet(b.udp("198.51.100.7", "203.0.113.9", 1, 53))),
+                         (2.0, b.ethernet(b.udp("198.51.100.8", "203.0.113.9", 1, 53)))])
+    assert main(["verify", str(capture), "--rules", str(rules), "--ipset", str(sets)]) == 0
+    assert capsys.readouterr().out == "2/2 packets agree, tables same\n"

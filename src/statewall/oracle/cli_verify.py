@@ -27,6 +27,7 @@ from statewall._core import escape_controls
 from statewall.api import MachineOptions
 from statewall.profiles import add_profile_options, changed_values, values_from_args
 from statewall.rules.errors import RulesetError
+from statewall.rules.ipset import IpSet, parse_ipset_save
 from statewall.topology import Interface, Network, add_topology_options, parse_iface
 from statewall.wording import count
 
@@ -47,6 +48,9 @@ def add_verify_command(subparsers: Any) -> None:
                         help="iptables-save file loaded into both (IPv4); without any "
                              "ruleset every policy is ACCEPT")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--ipset", action="append", default=[], metavar="FILE",
+                        help="`ipset save` output holding the sets -m set and -j SET use "
+                             "(repeatable); loaded into the kernel's firewall too")
     parser.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                         help="set a knob in both, e.g. nf_conntrack_tcp_loose=0 (repeatable)")
     add_profile_options(parser)
@@ -177,13 +181,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     check_numbers(args)
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
+    ipset_texts = [_read_text(path) or "" for path in args.ipset]
     datagrams, skipped = read_capture(args.capture, args.limit)
     machine: Machine = args.machine
     topology = wiring_for([d.data for d in datagrams], machine.local, machine.ifaces, (),
                           None, machine.addresses).topology
     try:
+        sets: dict[str, IpSet] = {}
+        for path, text in zip(args.ipset, ipset_texts, strict=True):
+            sets.update(parse_ipset_save(text, path))  # a later file wins a name
         engine = load_rule_engine(rules_v4, rules_v6, v4_source=args.rules or "<rules>",
-                                  v6_source=args.rules6 or "<rules6>", topology=topology)
+                                  v6_source=args.rules6 or "<rules6>", topology=topology,
+                                  sets=sets)
     except RulesetError as error:
         return _fail(EXIT_INPUT, f"ruleset: {error}")
     try:
@@ -195,7 +204,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             result = verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
                                       keep_namespaces=args.keep_namespaces, rule_engine=engine,
                                       local=machine.local, ifaces=machine.ifaces,
-                                      addresses=machine.addresses)
+                                      addresses=machine.addresses,
+                                      ipsets="".join(ipset_texts) if args.ipset else None)
     except OracleError as error:
         if str(error).startswith(_RULESET_TOOLS):
             return _fail(EXIT_INPUT, f"the kernel refused the ruleset: {error}")
