@@ -701,16 +701,8 @@ impl Firewall {
             if let Some((kind, range, rule)) = skb.nat_request.take() {
                 match self.target_range(kind, &range, hook, skb, id) {
                     Ok(Some(range)) => {
-                        let now = skb.now;
-                        let random = self.nat.setup(
-                            &mut self.table,
-                            &mut self.expectations,
-                            id,
-                            &range,
-                            manip,
-                            now,
-                        );
-                        bound = Some((kind.name(), Some(rule), random == Some(true)));
+                        let random = self.bind(id, &range, manip, skb.now);
+                        bound = Some((kind.name(), Some(rule), random));
                     }
                     Ok(None) => {}
                     Err(reason) => {
@@ -732,17 +724,9 @@ impl Firewall {
                     Manip::Dst => conn.reply.src,
                 };
                 let range = NatRange::to_address(address, &NatRange::default());
-                let now = skb.now;
-                let random = self.nat.setup(
-                    &mut self.table,
-                    &mut self.expectations,
-                    id,
-                    &range,
-                    manip,
-                    now,
-                );
+                let random = self.bind(id, &range, manip, skb.now);
                 // Only a port clash moves anything here.
-                bound = Some(("null binding", None, random == Some(true)));
+                bound = Some(("null binding", None, random));
             }
         }
         let Some(conn) = self.table.conn(id) else {
@@ -770,6 +754,20 @@ impl Firewall {
             random: bound.is_some_and(|(_, _, random)| random),
         });
         true
+    }
+
+    /// Bind entry `id` for `manip` within `range`; true when a port was
+    /// picked at random.
+    fn bind(&mut self, id: ConnId, range: &NatRange, manip: Manip, now: f64) -> bool {
+        let random = self.nat.setup(
+            &mut self.table,
+            &mut self.expectations,
+            id,
+            range,
+            manip,
+            now,
+        );
+        random == Some(true)
     }
 
     /// The range a nat target binds within, resolved for this packet:
