@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +91,24 @@ def made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     assert created, "the test created no namespace"
     left = set(created) & set(netns.list_namespaces())
     assert not left, f"namespaces left behind: {sorted(left)}"
+
+
+def nat_table(*rules: str) -> str:
+    """An iptables-save `*nat` table with its four built-in chains and `rules`."""
+    chains = "".join(f":{c} ACCEPT [0:0]\n" for c in ("PREROUTING", "INPUT", "OUTPUT",
+                                                       "POSTROUTING"))
+    return "*nat\n" + chains + "".join(f"{rule}\n" for rule in rules) + "COMMIT\n"
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A bare network namespace of the test's own, deleted afterwards."""
+    if shutil.which("iptables-restore") is None or shutil.which("ip") is None:
+        pytest.skip("iptables-restore / ip not installed")
+    name = f"swtest{uuid.uuid4().hex[:8]}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode:
+        pytest.skip("cannot create a network namespace (needs root)")
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Iterable, Sequence
 
 import pytest
+from conftest import nat_table
 
 from statewall import builder as b
 from statewall.oracle.verify import Datagram, VerifyResult, verify_datagrams
@@ -40,14 +41,7 @@ RAW = """*raw
 -A PREROUTING -p udp --dport 10080 -j CT --helper amanda
 COMMIT
 """
-NAT = """*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A POSTROUTING -o wan -j MASQUERADE
-COMMIT
-"""
+NAT = nat_table("-A POSTROUTING -o wan -j MASQUERADE")
 FILTER = """*filter
 :INPUT DROP [0:0]
 :FORWARD DROP [0:0]

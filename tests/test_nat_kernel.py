@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from conftest import nat_table
 
 from statewall import builder as b
+from statewall.demo import ROUTER_RULES
 from statewall.oracle.verify import Datagram, VerifyResult, load_rule_engine, verify_datagrams
 from statewall.topology import Topology
 
@@ -25,23 +27,13 @@ SERVER, OUTSIDER = "198.51.100.20", "198.51.100.99"
 WAN = "203.0.113.1"
 CLIENT6, WAN6, SERVER6 = "2001:db8:1::10", "2001:db8:2::1", "2001:db8:9::20"
 
-FILTER = """*filter
-:INPUT DROP [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A INPUT -i lan -j ACCEPT
--A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A FORWARD -i lan -o wan -j ACCEPT
--A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
-COMMIT
-"""
+# The home router's filter table (statewall demo --router): out from the LAN, back
+# in when established or related, and what a port forward lets in.
+FILTER = ROUTER_RULES[ROUTER_RULES.index("*filter"):]
 
 
 def nat(*rules: str) -> str:
-    chains = "".join(f":{c} ACCEPT [0:0]\n" for c in ("PREROUTING", "INPUT", "OUTPUT",
-                                                       "POSTROUTING"))
-    return "*nat\n" + chains + "".join(f"{r}\n" for r in rules) + "COMMIT\n" + FILTER
+    return nat_table(*rules) + FILTER
 
 
 def run(rules: str, traffic: Sequence[bytes], ifaces: Sequence[str] = (LAN_IF, WAN_IF),
@@ -174,7 +166,7 @@ def test_a_different_translation_is_a_disagreement(kernel: None, made: list[str]
 
 @pytest.mark.kernel
 def test_the_router_demo_is_the_kernels(kernel: None, made: list[str]) -> None:
-    from statewall.demo import ROUTER_IFACES, ROUTER_RULES, router_datagrams
+    from statewall.demo import ROUTER_IFACES, router_datagrams
 
     result = run(ROUTER_RULES, [data for _, data in router_datagrams()],
                  ifaces=[f"{name}={','.join(nets)}" for name, nets in ROUTER_IFACES])
@@ -300,7 +292,7 @@ def test_masquerade_picks_the_uplink_address_for_the_destination(kernel: None,
 def test_the_router_demos_events_are_the_kernels(kernel: None, made: list[str]) -> None:
     """`conntrack -E` of a masquerading, port-forwarding router: the NEW events
     already carry the translated reply tuples."""
-    from statewall.demo import ROUTER_IFACES, ROUTER_RULES, router_datagrams
+    from statewall.demo import ROUTER_IFACES, router_datagrams
     from statewall.oracle.verify_events import verify_events
 
     machine = Topology.build((), ROUTER_IFACES)

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import nat_table
+
 import statewall
 from statewall import builder as b
 from statewall.capture import write_pcap
 
-RULES = """*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A POSTROUTING -o wan -j MASQUERADE
-COMMIT
-"""
+RULES = nat_table("-A POSTROUTING -o wan -j MASQUERADE")
 IFACES = {"lan": "192.168.1.1/24", "wan": ["203.0.113.1/24", "0.0.0.0/0"]}
 
 

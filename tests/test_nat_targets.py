@@ -4,10 +4,9 @@ and what an accepted one asks the NAT core for."""
 from __future__ import annotations
 
 import subprocess
-import uuid
-from collections.abc import Iterator
 
 import pytest
+from conftest import nat_table
 
 from statewall.rules.errors import RulesetError
 from statewall.rules.hooks import compile_text
@@ -40,9 +39,7 @@ CASES = [
 
 
 def ruleset(rule: str) -> str:
-    chains = "".join(f":{c} ACCEPT [0:0]\n" for c in ("PREROUTING", "INPUT", "OUTPUT",
-                                                       "POSTROUTING"))
-    return f"*nat\n{chains}{rule}\nCOMMIT\n"
+    return nat_table(rule)
 
 
 def statewall_accepts(family: int, rule: str) -> bool:
@@ -51,17 +48,6 @@ def statewall_accepts(family: int, rule: str) -> bool:
     except RulesetError:
         return False
     return True
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"swnat{uuid.uuid4().hex[:8]}"
-    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode:
-        pytest.skip("cannot create a network namespace (needs root)")
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
 @pytest.mark.kernel

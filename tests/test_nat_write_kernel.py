@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import nat_table
 
 from statewall import builder as b
 from statewall.capture import LINKTYPE_RAW, open_capture, write_pcap
@@ -32,14 +33,7 @@ from statewall.oracle.kernel import KernelFirewall
 
 LAN4, WAN4, FAR4 = "192.0.2.10", "203.0.113.1", "198.51.100.20"
 LAN6, WAN6, FAR6 = "2001:db8:1::10", "2001:db8:2::1", "2001:db8:3::20"
-RULES = """*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A POSTROUTING -o swr -j MASQUERADE
-COMMIT
-*filter
+RULES = nat_table("-A POSTROUTING -o swr -j MASQUERADE") + """*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]

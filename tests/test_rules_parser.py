@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -181,19 +178,6 @@ def test_parse_print_parse_gives_the_same_model() -> None:
     second = parse_ruleset(format_ruleset(first))
     assert second == first
     assert format_ruleset(second) == format_ruleset(first)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if shutil.which("iptables-restore") is None or shutil.which("ip") is None:
-        pytest.skip("iptables-restore / ip not installed")
-    name = f"swtest{uuid.uuid4().hex[:8]}"
-    if subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode:
-        pytest.skip("cannot create a network namespace (needs root)")
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
 
 
 @pytest.mark.kernel
