@@ -250,6 +250,16 @@ impl Default for Machine {
 }
 
 impl Machine {
+    /// What a helper reads and writes besides its connection.
+    fn helper_env(&mut self, now: f64) -> HelperEnv<'_> {
+        HelperEnv {
+            table: &mut self.exp,
+            now,
+            expect_max: self.cfg.nf_conntrack_expect_max,
+            rng: &mut self.rng,
+        }
+    }
+
     pub fn new(cfg: Sysctls, params: HelperParams) -> Self {
         let mut exp = ExpectationTable::new(params);
         exp.set_events(true);
@@ -371,18 +381,7 @@ impl Machine {
             };
             let t = self.timeout(&conn);
             conn.set_timeout(now, t);
-            let verdict = run_helper(
-                &mut conn,
-                id,
-                ctinfo,
-                &pkt,
-                &mut HelperEnv {
-                    table: &mut self.exp,
-                    now,
-                    expect_max: self.cfg.nf_conntrack_expect_max,
-                    rng: &mut self.rng,
-                },
-            );
+            let verdict = run_helper(&mut conn, id, ctinfo, &pkt, &mut self.helper_env(now));
             self.conns[id.0 as usize] = Some(conn);
             Seen {
                 state: ctstate_name(ctinfo),
@@ -444,18 +443,7 @@ impl Machine {
                     id: None,
                 };
             }
-            let verdict = run_helper(
-                &mut conn,
-                id,
-                ctinfo,
-                &pkt,
-                &mut HelperEnv {
-                    table: &mut self.exp,
-                    now,
-                    expect_max: self.cfg.nf_conntrack_expect_max,
-                    rng: &mut self.rng,
-                },
-            );
+            let verdict = run_helper(&mut conn, id, ctinfo, &pkt, &mut self.helper_env(now));
             if !verdict.accept {
                 self.free.push(id.0);
                 self.exp.master_destroyed(id, now);
