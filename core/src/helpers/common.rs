@@ -135,10 +135,23 @@ pub fn describe(exp: &Expectation) -> String {
 
 /// Register `exp`; the helpers here drop the packet when the kernel refuses it.
 pub fn announce(env: &mut HelperEnv<'_>, exp: Expectation, policy: &ExpectPolicy) -> HelperVerdict {
+    announce_noted(env, exp, policy, "")
+}
+
+/// `announce`, with `note` after the expectation in the reason.
+pub fn announce_noted(
+    env: &mut HelperEnv<'_>,
+    exp: Expectation,
+    policy: &ExpectPolicy,
+    note: &str,
+) -> HelperVerdict {
     let shape = describe(&exp);
     let (helper, description) = (exp.helper, exp.description);
     match env.table.related(exp, policy, env.now, env.expect_max) {
-        Ok(_) => HelperVerdict::new(true, format!("{helper}: {description}, expecting {shape}")),
+        Ok(_) => HelperVerdict::new(
+            true,
+            format!("{helper}: {description}, expecting {shape}{note}"),
+        ),
         Err(refusal) => HelperVerdict::new(
             false,
             format!(

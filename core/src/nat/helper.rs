@@ -16,7 +16,7 @@ use crate::conntrack::conn::{Conn, ConnId, IPS_DST_NAT, IPS_SRC_NAT};
 use crate::conntrack::core::ConntrackTable;
 use crate::conntrack::expect::{ExpectNat, ExpectPolicy, Expectation, Refusal};
 use crate::conntrack::l4proto::ExpectHooks;
-use crate::helpers::common::{describe, HelperEnv, HelperVerdict};
+use crate::helpers::common::{announce_noted, describe, HelperEnv, HelperVerdict};
 use crate::nat::range::{NatRange, MAP_IPS, PROTO_SPECIFIED};
 use crate::nat::{Manip, NatCore};
 
@@ -148,22 +148,7 @@ pub fn expect_following(
         saved_port,
         dir: exp_dir,
     });
-    let shape = describe(&exp);
-    let (helper, description) = (exp.helper, exp.description);
-    match env.table.related(exp, policy, env.now, env.expect_max) {
-        Ok(_) => HelperVerdict::new(
-            true,
-            format!("{helper}: {description}, expecting {shape} (translated like its master)"),
-        ),
-        Err(refusal) => HelperVerdict::new(
-            false,
-            format!(
-                "dropped by the {helper} helper: {description} but cannot add the expectation \
-                 {shape}: {}",
-                refusal.reason
-            ),
-        ),
-    }
+    announce_noted(env, exp, policy, " (translated like its master)")
 }
 
 /// nf_nat_follow_master: the new connection `child`, expected by `master`,
