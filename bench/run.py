@@ -18,6 +18,10 @@ Figures:
   packet (both captures hold the same number of packets), wall clock and
   CPU time (user + system, which other load on the machine disturbs less);
   the two commands take turns, so that both meet the same load;
+* nftables against iptables: the same stateful ruleset as nftables writes it
+  (bench/rules/stateful.nft, what iptables-restore-translate makes of
+  stateful.v4), and with the masquerading nat chain (bench/rules/masquerade.nft),
+  each paired with its iptables form, jsonl to a file and `--summary-only`;
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -161,6 +165,29 @@ def nat_cost(capture: Path, packets: int, repeat: int) -> None:
               f"CPU time {cpu:.3f} x ({cpu - 1:+.1%})")
 
 
+def nft_against_iptables(capture: Path, packets: int, repeat: int) -> None:
+    """The same rules in both languages, taking turns: the nft form's time over the iptables form's."""
+    rules = HERE / "rules"
+    nat_nft = OUT / "stateful-masquerade.nft"
+    nat_nft.write_text((rules / "stateful.nft").read_text() + (rules / "masquerade.nft").read_text())
+    masqueraded = OUT / "bench-nat.pcap"
+    pairs = (("stateful", capture, ["--rules", str(rules / "stateful.v4")],
+              ["--nft", str(rules / "stateful.nft")]),
+             ("stateful + MASQUERADE", masqueraded, ["--rules", str(OUT / "stateful-masquerade.v4")],
+              ["--nft", str(nat_nft)]))
+    for label, cap, iptables, nft in pairs:
+        for name, options, out in (("jsonl > file", ["--format", "jsonl"], "nft.jsonl"),
+                                   ("--summary-only", ["--summary-only"], None)):
+            old, new = measure_pair(
+                [*STATEWALL, "replay", str(cap), *iptables, *ROUTER, *options],
+                [*STATEWALL, "replay", str(cap), *nft, *ROUTER, *options],
+                repeat, OUT / out if out else None)
+            print(f"{f'replay {name}, {label}, iptables:':<70}{rate(packets, old)}")
+            print(f"{f'replay {name}, {label}, nftables:':<70}{rate(packets, new)}")
+            print(f"  nftables: {new.wall / old.wall:.3f} x the iptables time per packet; "
+                  f"CPU time {new.cpu / old.cpu:.3f} x")
+
+
 def memory(repeat: int) -> None:
     flood = ensure_capture(OUT / "flood.pcap", "--flood", str(FLOOD))
     half = ensure_capture(OUT / "flood-half.pcap", "--flood", str(FLOOD // 2))
@@ -220,6 +247,7 @@ def main() -> None:
           f"median of {args.repeat} runs after a warm-up")
     speed(capture, packets, args.repeat)
     nat_cost(capture, packets, args.repeat)
+    nft_against_iptables(capture, packets, args.repeat)
     if not args.skip_memory:
         memory(args.repeat)
     if not args.skip_peers:
