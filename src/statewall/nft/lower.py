@@ -226,8 +226,37 @@ def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
                             "policy": None if base is None else
                             _policy(chain, f"{source}: {table.label} chain {name}"),
                             "base": base})
+    _check_loops(table.label, core_chains, source)
     out.tables.append({"name": table.label, "nft": {"family": table.family},
                        "chains": core_chains})
+
+
+def _check_loops(label: str, chains: list[JsonObject], source: str) -> None:
+    """nft refuses a ruleset whose jumps and gotos lead back to a chain on the way
+    (iterative: any depth of nesting is checked without recursion)."""
+    targets = [[r["target"]["chain"] for r in c["rules"]
+                if r["target"].get("kind") in ("jump", "goto")] for c in chains]
+    done: set[int] = set()
+    for start in range(len(chains)):
+        if start in done:
+            continue
+        path, on_path = [(start, 0)], {start}
+        while path:
+            at, next_edge = path[-1]
+            if next_edge == len(targets[at]):
+                done.add(at)
+                on_path.discard(at)
+                path.pop()
+                continue
+            path[-1] = (at, next_edge + 1)
+            to = targets[at][next_edge]
+            if to in on_path:
+                names = [chains[c]["name"] for c, _ in path[[c for c, _ in path].index(to):]]
+                raise NftError(f"{source}: {label}: jumps loop: "
+                               f"{' -> '.join([*names, chains[to]['name']])}", source)
+            if to not in done:
+                on_path.add(to)
+                path.append((to, 0))
 
 
 def lower_objects(objects: Iterable[JsonObject], source: str, *,
