@@ -38,7 +38,7 @@ use crate::nat::manip::{status_bit, translate, translate_icmp_error};
 use crate::nat::range::MAP_IPS;
 use crate::nat::rewrite::icmp_error_drop;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
-use crate::netfilter::hooks::{Entry, Hook, HookList, TableKind};
+use crate::netfilter::hooks::{Entry, Hook, HookList};
 use crate::netfilter::route::{choose_path, stack_drop, Topology};
 use crate::output::addr::push_u64;
 use crate::output::escape::push_escaped;
@@ -301,7 +301,7 @@ pub struct Firewall {
 
 impl Firewall {
     pub fn new(setup: FirewallSetup) -> Self {
-        let hooks = HookList::build(&chains_of(&setup.rules, 4), &chains_of(&setup.rules, 6));
+        let hooks = HookList::build(&setup.rules.registrations(4), &setup.rules.registrations(6));
         let mut table = ConntrackTable::new(setup.cfg.clone());
         table.set_events(setup.events);
         if setup.conn_log {
@@ -619,8 +619,8 @@ impl Firewall {
                         return false;
                     }
                 }
-                Entry::Table(kind) => {
-                    if !self.run_table(kind, hook, skb, outcome, &mut rec.notes) {
+                entry @ (Entry::Table(_) | Entry::Chain { .. }) => {
+                    if !self.run_table(entry, hook, skb, outcome, &mut rec.notes) {
                         return false;
                     }
                 }
@@ -695,8 +695,17 @@ impl Firewall {
         let mut bound: Option<(&'static str, Option<RuleRef>, bool)> = None;
         if !initialized && matches!(ctinfo, CT_NEW | CT_RELATED) {
             skb.nat_request = None;
-            if !self.run_table(TableKind::Nat, hook, skb, outcome, &mut rec.notes) {
-                return false;
+            // nf_nat_inet_fn: the nat chains in priority order, until one
+            // drops the packet or binds the connection.
+            let family = skb.pkt.family;
+            for i in 0..self.hooks.nat_chains(family, hook).len() {
+                let entry = self.hooks.nat_chains(family, hook)[i].entry;
+                if !self.run_table(entry, hook, skb, outcome, &mut rec.notes) {
+                    return false;
+                }
+                if skb.nat_request.is_some() {
+                    break;
+                }
             }
             if let Some((kind, range, rule)) = skb.nat_request.take() {
                 match self.target_range(kind, &range, hook, skb, id) {
@@ -891,10 +900,11 @@ impl Firewall {
         result
     }
 
-    /// One table's chain for this hook; false when its verdict ends the walk.
+    /// One table's chain for this hook (an iptables table's or an nft base
+    /// chain, `entry`); false when its verdict ends the walk.
     fn run_table(
         &mut self,
-        kind: TableKind,
+        entry: Entry,
         hook: Hook,
         skb: &mut Skb<'_, '_>,
         outcome: &mut HookOutcome,
@@ -924,7 +934,8 @@ impl Firewall {
         };
         let first_of_connection = ct.is_some_and(|ct| ct.conn.is_some() && ct.unconfirmed);
         let family = skb.pkt.family;
-        let Some((decision, fx)) = self.rules.evaluate(kind, &ctx, first_of_connection) else {
+        let is_filter = self.rules.is_filter(family, entry);
+        let Some((decision, fx)) = self.rules.evaluate(entry, &ctx, first_of_connection) else {
             return true;
         };
         skb.mark = fx.mark;
@@ -978,9 +989,8 @@ impl Firewall {
         // everywhere, the filter table's rule (or policy) is what people
         // mean; another table's explicit rule counts only while the filter
         // table has not spoken.
-        let decides = verdict != Verdict::Accept
-            || kind == TableKind::Filter
-            || (outcome.rule.is_none() && rule.number > 0);
+        let decides =
+            verdict != Verdict::Accept || is_filter || (outcome.rule.is_none() && rule.number > 0);
         if decides {
             outcome.rule = Some(rule);
             outcome.reason = reason;
@@ -1273,18 +1283,6 @@ const VISIBLE_STATUS: u32 = {
 };
 
 /// The (table, hook) pairs a family's ruleset has built-in chains for.
-fn chains_of(rules: &IptablesEngine, family: u8) -> Vec<(TableKind, Hook)> {
-    let mut out = Vec::new();
-    for kind in TableKind::ALL {
-        for hook in Hook::ALL {
-            if rules.has_chain(family, kind.name(), hook) {
-                out.push((kind, hook));
-            }
-        }
-    }
-    out
-}
-
 /// Put back the addresses, ports and ICMP id NAT rewrote.
 fn restore(pkt: &mut Packet<'_>, (at, icmp_id): (Addressing, u16)) {
     pkt.src = at.src;

@@ -43,6 +43,7 @@ class MachineOptions:
 
     rules: PathLike | None = None
     rules6: PathLike | None = None
+    nft: PathLike | None = None
     ipsets: tuple[PathLike, ...] = ()
     local: tuple[Address, ...] = ()
     ifaces: tuple[tuple[str, tuple[Address, ...]], ...] = ()
@@ -81,11 +82,12 @@ def build_firewall(options: MachineOptions, event_sink: EventSink | None = None,
     sets: dict[str, Any] = {}
     for path in options.ipsets:
         sets.update(load_ipset_file(path))  # a later file wins a name
-    if options.rules is not None or options.rules6 is not None:
+    if options.rules is not None or options.rules6 is not None or options.nft is not None:
         from statewall.rules.hooks import load_engine
 
         rules = load_engine(options.rules, options.rules6, topology=topology,
-                            allow_unknown=options.allow_unknown, seed=options.seed, sets=sets)
+                            allow_unknown=options.allow_unknown, seed=options.seed, sets=sets,
+                            nft=options.nft)
     return Firewall(cfg=config, rules=rules, topology=topology,
                     auto_helpers=options.auto_helpers, event_sink=event_sink,
                     conn_log=conn_log)
@@ -95,6 +97,7 @@ def load_firewall(
     rules: PathLike | None = None,
     rules6: PathLike | None = None,
     *,
+    nft: PathLike | None = None,
     ipsets: Iterable[PathLike] = (),
     local: Iterable[Address] | Address = (),
     ifaces: Mapping[str, Iterable[Address] | Address] | None = None,
@@ -109,7 +112,9 @@ def load_firewall(
 ) -> Firewall:
     """One simulated Linux machine.
 
-    `rules`/`rules6`: iptables-save and ip6tables-save files; `ipsets`: `ipset save`
+    `rules`/`rules6`: iptables-save and ip6tables-save files; `nft`: an nftables
+    ruleset (`nft list ruleset` text, an nftables.conf or `nft -j list ruleset`
+    JSON), alone or beside them; `ipsets`: `ipset save`
     files for `-m set`; `local`: the machine's own addresses or networks (without
     any it is a router: every packet is forwarded); `ifaces`: interface name to the
     networks it leads to; `sysctls`: knobs by name (`nf_conntrack_tcp_loose` or
@@ -121,7 +126,7 @@ def load_firewall(
     Addresses are strings or `ipaddress` objects.
     """
     options = MachineOptions(
-        rules=rules, rules6=rules6, ipsets=tuple(ipsets), local=_addresses(local),
+        rules=rules, rules6=rules6, nft=nft, ipsets=tuple(ipsets), local=_addresses(local),
         ifaces=tuple((name, _addresses(nets)) for name, nets in (ifaces or {}).items()),
         sysctls=tuple((sysctls or {}).items()), sysctl_files=tuple(sysctl_files),
         profile=profile, memory=memory, auto_helpers=auto_helpers,

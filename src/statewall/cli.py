@@ -172,6 +172,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("capture", help="pcap or pcapng file (gzip accepted); - reads standard input")
     parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    add_nft_option(parser)
     parser.add_argument("--ipset", action="append", default=[], metavar="FILE",
                         help="`ipset save` output with the sets that -m set and SET use (repeatable)")
     parser.add_argument(
@@ -187,6 +188,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     add_topology_options(parser)
     parser.add_argument("--limit", type=int, metavar="N", help="process only the first N packets")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_nft_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nft", metavar="FILE",
+                        help="nftables ruleset: `nft list ruleset` text, an nftables.conf or "
+                             "`nft -j list ruleset` JSON (alone or with --rules/--rules6)")
 
 
 def add_color_option(parser: argparse.ArgumentParser) -> None:
@@ -211,7 +218,8 @@ def options_from(args: argparse.Namespace, **changes: Any) -> MachineOptions:
     except ValueError as error:
         raise UsageError(str(error)) from None
     options = MachineOptions(
-        rules=args.rules, rules6=args.rules6, ipsets=tuple(args.ipset), local=tuple(args.local),
+        rules=args.rules, rules6=args.rules6, nft=args.nft, ipsets=tuple(args.ipset),
+        local=tuple(args.local),
         ifaces=tuple(ifaces), sysctls=tuple(parse_assignment(a) for a in args.sysctl),
         sysctl_files=tuple(args.sysctl_file), profile=args.profile, memory=args.memory,
         auto_helpers=args.auto_helpers, allow_unknown=args.allow_unknown, seed=args.seed)
@@ -287,7 +295,7 @@ def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
     """Likely mistakes in how the machine was described, seen after a replay."""
     out = []
     rules = firewall.rules
-    if rules is not None and rules.v6 is None and ipv6_packets:
+    if rules is not None and not rules.covers(6) and ipv6_packets:
         out.append(f"{count(ipv6_packets, 'IPv6 packet')} met no IPv6 ruleset and passed "
                    "unfiltered: give the ip6tables-save file with --rules6")
     if rules is not None and rules.v4 is not None and not firewall.topology.local:

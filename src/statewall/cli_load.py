@@ -46,6 +46,8 @@ def add_load_commands(sub: Any, add_common: Callable[[argparse.ArgumentParser], 
                          help="side B's iptables-save file (default: --rules)")
     what_if.add_argument("--rules6-b", metavar="FILE",
                          help="side B's ip6tables-save file (default: --rules6)")
+    what_if.add_argument("--nft-b", metavar="FILE",
+                         help="side B's nftables ruleset (default: --nft)")
     what_if.add_argument("--ipset-b", action="append", default=[], metavar="FILE",
                          help="side B's ipsets instead of --ipset (repeatable)")
     for side in ("a", "b"):
@@ -107,6 +109,8 @@ def side_changes(args: argparse.Namespace, side: str) -> dict[str, Any]:
             changes["rules"] = args.rules_b
         if args.rules6_b:
             changes["rules6"] = args.rules6_b
+        if args.nft_b:
+            changes["nft"] = args.nft_b
         if args.ipset_b:
             changes["ipsets"] = tuple(args.ipset_b)
     return changes
@@ -123,9 +127,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         # Each side reads the capture on its own, so it is read twice.
         raise UsageError("diff reads the capture twice: give a file, not - (standard input)")
 
-    if not (args.rules_b or args.rules6_b or args.ipset_b or args.sysctl_a or args.sysctl_b
-            or args.profile_a or args.profile_b):
-        raise UsageError("diff needs something to differ: --rules-b, --rules6-b, --ipset-b, "
+    if not (args.rules_b or args.rules6_b or args.nft_b or args.ipset_b or args.sysctl_a
+            or args.sysctl_b or args.profile_a or args.profile_b):
+        raise UsageError("diff needs something to differ: --rules-b, --rules6-b, --nft-b, "
+                         "--ipset-b, "
                          "--sysctl-a/--sysctl-b or --profile-a/--profile-b")
     check_numbers(args)
     a = options_from(args, **side_changes(args, "a"))

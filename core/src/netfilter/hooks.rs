@@ -5,8 +5,17 @@
 //! -200, mangle -150, destination NAT -100, filter 0, security 50, source
 //! NAT 100, and the confirm step (helpers, then insertion) last. A table's
 //! entry exists only where the loaded ruleset has that table's built-in
-//! chain, so a packet never asks "is there a chain here?". New kinds of
-//! entry (nftables base chains at any priority) are one more variant.
+//! chain, so a packet never asks "is there a chain here?". An nftables base
+//! chain is an entry of its own at its priority; nat-type chains (nft's and
+//! the iptables nat table alike) are walked inside the NAT core's entry, in
+//! their own priority order.
+//!
+//! Equal priorities: the kernel (nf_hook_entries_grow) inserts a new entry
+//! before the first one whose priority is not lower than its own, so of two
+//! entries at one priority the one registered LATER runs first. statewall
+//! registers the built-in entries, then the nft base chains in ruleset
+//! order, then the iptables tables (as when `nft -f` runs before
+//! `iptables-restore`).
 
 /// The five netfilter hooks of the IPv4 and IPv6 families, in the order
 /// the kernel numbers them (named as iptables names the built-in chains).
@@ -120,6 +129,9 @@ pub enum Entry {
     Conntrack,
     /// An iptables table's built-in chain for this hook.
     Table(TableKind),
+    /// An nft base chain (filter or route type): table and chain positions
+    /// in the family's ruleset.
+    Chain { table: u16, chain: u16 },
     /// The NAT core (nf_nat_ipv4_fn), registered with the nat table: it
     /// walks the table's chain for a connection's first packet and rewrites
     /// every packet to its connection's binding.
@@ -135,10 +147,42 @@ pub struct HookEntry {
     pub entry: Entry,
 }
 
-/// `hooks[family][hook]`: the entries of each hook of IPv4 and IPv6, in order.
+/// `hooks[family][hook]`: the entries of each hook of IPv4 and IPv6, in
+/// order; `nat[family][hook]`: the nat chains the NAT core walks there
+/// (`Entry::Table(TableKind::Nat)` or `Entry::Chain`), in order.
 #[derive(Clone, Debug, Default)]
 pub struct HookList {
     hooks: [[Vec<HookEntry>; 5]; 2],
+    nat: [[Vec<HookEntry>; 5]; 2],
+}
+
+/// Something a family's ruleset hooks in, in registration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// An iptables table's built-in chain.
+    Table(TableKind, Hook),
+    /// An nft base chain; `nat`: of type nat (walked by the NAT core).
+    Chain {
+        hook: Hook,
+        priority: i32,
+        table: u16,
+        chain: u16,
+        nat: bool,
+    },
+}
+
+/// nf_hook_entries_grow: before the first entry of a priority not lower.
+fn register(entries: &mut Vec<HookEntry>, new: HookEntry) {
+    let at = entries
+        .iter()
+        .position(|e| e.priority >= new.priority)
+        .unwrap_or(entries.len());
+    entries.insert(at, new);
+}
+
+/// The NAT core's own priority at `hook`.
+fn nat_core_priority(hook: Hook) -> i32 {
+    TableKind::Nat.priority(hook)
 }
 
 fn family_index(family: u8) -> usize {
@@ -146,40 +190,77 @@ fn family_index(family: u8) -> usize {
 }
 
 impl HookList {
-    /// Build the list from the (table, hook) pairs each family's ruleset has chains for.
-    pub fn build(chains_v4: &[(TableKind, Hook)], chains_v6: &[(TableKind, Hook)]) -> Self {
+    /// Build the list from what each family's ruleset registers, in order.
+    pub fn build(v4: &[Registration], v6: &[Registration]) -> Self {
         let mut list = HookList::default();
-        for (family, chains) in [(4u8, chains_v4), (6u8, chains_v6)] {
+        for (family, registered) in [(4u8, v4), (6u8, v6)] {
+            let f = family_index(family);
             for hook in Hook::ALL {
-                let entries = &mut list.hooks[family_index(family)][hook.index()];
+                let entries = &mut list.hooks[f][hook.index()];
                 if matches!(hook, Hook::PreRouting | Hook::Output) {
-                    entries.push(HookEntry {
-                        priority: PRI_DEFRAG,
-                        entry: Entry::Defrag,
-                    });
-                    entries.push(HookEntry {
-                        priority: PRI_CONNTRACK,
-                        entry: Entry::Conntrack,
-                    });
+                    register(
+                        entries,
+                        HookEntry {
+                            priority: PRI_DEFRAG,
+                            entry: Entry::Defrag,
+                        },
+                    );
+                    register(
+                        entries,
+                        HookEntry {
+                            priority: PRI_CONNTRACK,
+                            entry: Entry::Conntrack,
+                        },
+                    );
                 }
                 if matches!(hook, Hook::Input | Hook::PostRouting) {
-                    entries.push(HookEntry {
-                        priority: PRI_CONFIRM,
-                        entry: Entry::Confirm,
-                    });
-                }
-                for &(table, _) in chains.iter().filter(|(_, h)| *h == hook) {
-                    entries.push(HookEntry {
-                        priority: table.priority(hook),
-                        entry: if table == TableKind::Nat {
-                            Entry::Nat
-                        } else {
-                            Entry::Table(table)
+                    register(
+                        entries,
+                        HookEntry {
+                            priority: PRI_CONFIRM,
+                            entry: Entry::Confirm,
                         },
-                    });
+                    );
                 }
-                // Stable: entries of equal priority keep their registration order.
-                entries.sort_by_key(|entry| entry.priority);
+            }
+            for &item in registered {
+                let (hook, entry, nat) = match item {
+                    Registration::Table(kind, hook) => {
+                        let entry = HookEntry {
+                            priority: kind.priority(hook),
+                            entry: Entry::Table(kind),
+                        };
+                        (hook, entry, kind == TableKind::Nat)
+                    }
+                    Registration::Chain {
+                        hook,
+                        priority,
+                        table,
+                        chain,
+                        nat,
+                    } => (
+                        hook,
+                        HookEntry {
+                            priority,
+                            entry: Entry::Chain { table, chain },
+                        },
+                        nat,
+                    ),
+                };
+                if !nat {
+                    register(&mut list.hooks[f][hook.index()], entry);
+                    continue;
+                }
+                // The first nat chain of a hook registers the NAT core there.
+                let chains = &mut list.nat[f][hook.index()];
+                if chains.is_empty() {
+                    let core = HookEntry {
+                        priority: nat_core_priority(hook),
+                        entry: Entry::Nat,
+                    };
+                    register(&mut list.hooks[f][hook.index()], core);
+                }
+                register(chains, entry);
             }
         }
         list
@@ -188,6 +269,11 @@ impl HookList {
     /// The entries of one hook, in priority order.
     pub fn entries(&self, family: u8, hook: Hook) -> &[HookEntry] {
         &self.hooks[family_index(family)][hook.index()]
+    }
+
+    /// The nat chains the NAT core walks at one hook, in priority order.
+    pub fn nat_chains(&self, family: u8, hook: Hook) -> &[HookEntry] {
+        &self.nat[family_index(family)][hook.index()]
     }
 }
 
@@ -204,6 +290,7 @@ mod tests {
                 Entry::Confirm => "confirm".to_string(),
                 Entry::Table(t) => t.name().to_string(),
                 Entry::Nat => "nat".to_string(),
+                Entry::Chain { table, chain } => format!("{table}.{chain}"),
             })
             .collect()
     }
@@ -219,7 +306,8 @@ mod tests {
             (TableKind::Security, Hook::Input),
             (TableKind::Filter, Hook::Input),
             (TableKind::Nat, Hook::Input),
-        ];
+        ]
+        .map(|(kind, hook)| Registration::Table(kind, hook));
         let list = HookList::build(&v4, &[]);
         assert_eq!(
             names(&list, 4, Hook::PreRouting),
@@ -233,5 +321,47 @@ mod tests {
         assert_eq!(names(&list, 4, Hook::PostRouting), ["nat", "confirm"]);
         assert_eq!(names(&list, 6, Hook::PreRouting), ["defrag", "conntrack"]);
         assert_eq!(names(&list, 6, Hook::Forward), Vec::<String>::new());
+    }
+
+    fn chain(hook: Hook, priority: i32, chain: u16, nat: bool) -> Registration {
+        Registration::Chain {
+            hook,
+            priority,
+            table: 0,
+            chain,
+            nat,
+        }
+    }
+
+    #[test]
+    fn nft_base_chains_at_their_priorities_later_first_when_equal() {
+        let v4 = [
+            chain(Hook::Forward, 0, 1, false),
+            chain(Hook::Forward, -5, 2, false),
+            chain(Hook::Forward, 0, 3, false),
+            chain(Hook::PostRouting, 100, 4, true),
+            chain(Hook::PostRouting, 50, 5, true),
+            Registration::Table(TableKind::Filter, Hook::Forward),
+            Registration::Table(TableKind::Nat, Hook::PostRouting),
+        ];
+        let list = HookList::build(&v4, &[]);
+        assert_eq!(
+            names(&list, 4, Hook::Forward),
+            ["0.2", "filter", "0.3", "0.1"]
+        );
+        assert_eq!(names(&list, 4, Hook::PostRouting), ["nat", "confirm"]);
+        let nat: Vec<_> = list
+            .nat_chains(4, Hook::PostRouting)
+            .iter()
+            .map(|e| e.entry)
+            .collect();
+        assert_eq!(
+            nat,
+            [
+                Entry::Chain { table: 0, chain: 5 },
+                Entry::Table(TableKind::Nat),
+                Entry::Chain { table: 0, chain: 4 },
+            ]
+        );
     }
 }

@@ -7,10 +7,10 @@
 //! And a table with no chain for the hook, or no ruleset for the family,
 //! lets the packet pass as ACCEPT.
 
-use crate::netfilter::hooks::TableKind;
+use crate::netfilter::hooks::{Entry, Registration, TableKind};
 use crate::output::escape::escape;
 use crate::rules::context::{Decision, Effects, RuleCtx};
-use crate::rules::model::{Chain, Hook, Match, Rule, Target};
+use crate::rules::model::{Chain, ChainType, Hook, Match, Rule, Target};
 use crate::rules::walker::Engine;
 
 /// The loaded IPv4 and IPv6 rulesets of one simulated machine.
@@ -43,18 +43,82 @@ impl IptablesEngine {
             .is_some_and(|t| t.entry(hook).is_some())
     }
 
-    /// The table's decision, or None for "passes as ACCEPT, no rule decided".
+    /// What a family's ruleset hooks in, in the order statewall registers
+    /// it: the nft base chains (in ruleset order), then the iptables tables.
+    pub fn registrations(&self, family: u8) -> Vec<Registration> {
+        let mut out = Vec::new();
+        let Some(engine) = self.engine(family) else {
+            return out;
+        };
+        for (ti, table) in engine.ruleset.tables.iter().enumerate() {
+            if table.nft.is_none() {
+                continue;
+            }
+            for (ci, chain) in table.chains.iter().enumerate() {
+                if let Some(base) = chain.base {
+                    out.push(Registration::Chain {
+                        hook: base.hook,
+                        priority: base.priority,
+                        table: ti as u16,
+                        chain: ci as u16,
+                        nat: base.kind == ChainType::Nat,
+                    });
+                }
+            }
+        }
+        for kind in TableKind::ALL {
+            for hook in Hook::ALL {
+                if self.has_chain(family, kind.name(), hook) {
+                    out.push(Registration::Table(kind, hook));
+                }
+            }
+        }
+        out
+    }
+
+    /// True when `entry` walks a filter table or a filter-type nft chain.
+    pub fn is_filter(&self, family: u8, entry: Entry) -> bool {
+        match entry {
+            Entry::Table(kind) => kind == TableKind::Filter,
+            Entry::Chain { table, chain } => self
+                .base_chain(family, table, chain)
+                .is_some_and(|c| c.base.is_some_and(|b| b.kind == ChainType::Filter)),
+            _ => false,
+        }
+    }
+
+    fn base_chain(&self, family: u8, table: u16, chain: u16) -> Option<&Chain> {
+        self.engine(family)?
+            .ruleset
+            .tables
+            .get(usize::from(table))?
+            .chains
+            .get(usize::from(chain))
+    }
+
+    /// The decision of an iptables table's chain or an nft base chain
+    /// (`entry`), or None for "passes as ACCEPT, no rule decided".
     /// `first_of_connection`: the packet carries an entry not yet confirmed.
     pub fn evaluate(
         &mut self,
-        table: TableKind,
+        entry: Entry,
         ctx: &RuleCtx<'_>,
         first_of_connection: bool,
     ) -> Option<(Decision<'_>, &mut Effects)> {
-        if table == TableKind::Nat && !first_of_connection {
-            return None;
+        let family = ctx.pkt.family;
+        match entry {
+            Entry::Table(TableKind::Nat) if !first_of_connection => None,
+            Entry::Table(kind) => self.engine_mut(family)?.walk_kind(kind, ctx),
+            Entry::Chain { table, chain } => {
+                let base = self.base_chain(family, table, chain)?.base?;
+                if base.kind == ChainType::Nat && !first_of_connection {
+                    return None;
+                }
+                let engine = self.engine_mut(family)?;
+                engine.walk_chain(usize::from(table), usize::from(chain), ctx)
+            }
+            _ => None,
         }
-        self.engine_mut(ctx.pkt.family)?.walk_kind(table, ctx)
     }
 
     /// The table and chain names at these positions of a family's ruleset.
@@ -186,8 +250,12 @@ mod tests {
         let pkt = testpkt::decode(&data);
         let mut ctx = testpkt::ctx(&pkt);
         ctx.hook = Hook::PreRouting;
-        assert!(e.evaluate(TableKind::Nat, &ctx, false).is_none());
-        let (_, fx) = e.evaluate(TableKind::Nat, &ctx, true).unwrap();
+        assert!(e
+            .evaluate(Entry::Table(TableKind::Nat), &ctx, false)
+            .is_none());
+        let (_, fx) = e
+            .evaluate(Entry::Table(TableKind::Nat), &ctx, true)
+            .unwrap();
         let (kind, range) = fx.nat.unwrap();
         assert_eq!(
             (kind, range.min_addr),

@@ -492,11 +492,35 @@ pub struct Rule {
     pub reason_json: String,
 }
 
+/// What an nft base chain is for (`type filter|nat|route`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainType {
+    Filter,
+    /// Consulted by the NAT core for a connection's first packet only.
+    Nat,
+    /// OUTPUT only: walked as a filter chain (as the mangle table's OUTPUT is).
+    Route,
+}
+
+/// Where an nft base chain hooks in: its hook, its priority and its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct BaseChain {
+    pub hook: Hook,
+    pub priority: i32,
+    #[serde(rename = "type")]
+    pub kind: ChainType,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Chain {
     pub name: String,
-    /// ACCEPT or DROP for a built-in chain, None for a user chain.
+    /// ACCEPT or DROP for a built-in (or nft base) chain, None for a user chain.
     pub policy: Option<Verdict>,
+    /// An nft base chain's hook, priority and type; None for an iptables
+    /// chain or an nft regular chain.
+    #[serde(default)]
+    pub base: Option<BaseChain>,
     #[serde(default)]
     pub line: u32,
     #[serde(default)]
@@ -513,11 +537,22 @@ pub struct Chain {
     pub policy_text: String,
 }
 
+/// What marks a table as an nft table: its nft family ("ip", "ip6", "inet").
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct NftTable {
+    pub family: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Table {
+    /// An iptables table's name, or an nft table's as nft prints it ("inet filter").
     pub name: String,
     pub chains: Vec<Chain>,
-    /// The built-in chain of each hook (by `Hook::index`), found once at load.
+    /// Set for an nft table: its chains hook in by their own `base`.
+    #[serde(default)]
+    pub nft: Option<NftTable>,
+    /// The built-in chain of each hook (by `Hook::index`), found once at
+    /// load; always None for an nft table (a hook may have several of its chains).
     #[serde(skip)]
     pub entries: [Option<usize>; 5],
 }
@@ -528,8 +563,12 @@ impl Table {
         self.entries[hook.index()]
     }
 
-    /// Find the built-in chains (a chain with a policy named after its hook).
+    /// Find the built-in chains (a chain with a policy named after its
+    /// hook) of an iptables table.
     pub fn find_entries(&mut self) {
+        if self.nft.is_some() {
+            return;
+        }
         for hook in Hook::ALL {
             self.entries[hook.index()] = self
                 .chains

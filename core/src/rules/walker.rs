@@ -147,7 +147,11 @@ impl Engine {
                         chain.name
                     );
                     push_str_body(&mut chain.policy_reason_json, &chain.policy_reason);
-                    chain.policy_text = format!("-P {} {}", chain.name, verdict_name(p));
+                    chain.policy_text = if table.nft.is_some() {
+                        format!("policy {};", verdict_name(p).to_lowercase())
+                    } else {
+                        format!("-P {} {}", chain.name, verdict_name(p))
+                    };
                 }
                 for rule in &mut chain.rules {
                     rule.reason = format!(
@@ -221,6 +225,19 @@ impl Engine {
         ti: usize,
         ctx: &RuleCtx<'_>,
     ) -> Option<(Decision<'_>, &mut Effects)> {
+        let entry = self.ruleset.tables.get(ti)?.entry(ctx.hook)?;
+        self.walk_chain(ti, entry, ctx)
+    }
+
+    /// The decision of the base chain `ci` of table `ti` (an nft base chain,
+    /// or an iptables built-in chain): its rules, the chains they jump to,
+    /// then its policy. None when there is no such chain.
+    pub fn walk_chain(
+        &mut self,
+        ti: usize,
+        entry: usize,
+        ctx: &RuleCtx<'_>,
+    ) -> Option<(Decision<'_>, &mut Effects)> {
         let Engine {
             ruleset,
             state,
@@ -229,7 +246,7 @@ impl Engine {
             ..
         } = self;
         let t = ruleset.tables.get(ti)?;
-        let entry = t.entry(ctx.hook)?;
+        t.chains.get(entry)?.policy?;
         stack.clear();
         fx.reset(ctx.mark, ctx.nf_trace);
         let d = walk_table(t, ti, entry, ctx, state, stack, fx);
@@ -533,6 +550,7 @@ mod tests {
         Chain {
             name: name.into(),
             policy,
+            base: None,
             line: 1,
             rules,
             policy_reason: String::new(),
@@ -547,6 +565,7 @@ mod tests {
             source: "t.rules".into(),
             tables: vec![Table {
                 entries: [None; 5],
+                nft: None,
                 name: "filter".into(),
                 chains,
             }],

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the oracle loads only when `verify` runs: other commands st
 
 EXIT_OK, EXIT_DIFFER, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 3, 4
 IFNAMSIZ = 16  # linux/if.h: names are at most 15 characters
-_RULESET_TOOLS = ("`iptables-restore`", "`ip6tables-restore`")
+_RULESET_TOOLS = ("`iptables-restore`", "`ip6tables-restore`", "`nft ")
 
 
 def add_verify_command(subparsers: Any) -> None:
@@ -48,6 +48,9 @@ def add_verify_command(subparsers: Any) -> None:
                         help="iptables-save file loaded into both (IPv4); without any "
                              "ruleset every policy is ACCEPT")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--nft", metavar="FILE",
+                        help="nftables ruleset (text or `nft -j` JSON) loaded into both; "
+                             "the kernel's with `nft -f`")
     parser.add_argument("--ipset", action="append", default=[], metavar="FILE",
                         help="`ipset save` output holding the sets -m set and -j SET use "
                              "(repeatable); loaded into the kernel's firewall too")
@@ -181,6 +184,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     check_numbers(args)
     sysctls = changed_values(values_from_args(args))
     rules_v4, rules_v6 = _read_text(args.rules), _read_text(args.rules6)
+    nft_text = _read_text(args.nft)
     ipset_texts = [_read_text(path) or "" for path in args.ipset]
     datagrams, skipped = read_capture(args.capture, args.limit)
     machine: Machine = args.machine
@@ -192,7 +196,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             sets.update(parse_ipset_save(text, path))  # a later file wins a name
         engine = load_rule_engine(rules_v4, rules_v6, v4_source=args.rules or "<rules>",
                                   v6_source=args.rules6 or "<rules6>", topology=topology,
-                                  sets=sets)
+                                  sets=sets, nft_text=nft_text, nft_source=args.nft or "<nft>")
     except RulesetError as error:
         return _fail(EXIT_INPUT, f"ruleset: {error}")
     try:
@@ -205,7 +209,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                       keep_namespaces=args.keep_namespaces, rule_engine=engine,
                                       local=machine.local, ifaces=machine.ifaces,
                                       addresses=machine.addresses,
-                                      ipsets="".join(ipset_texts) if args.ipset else None)
+                                      ipsets="".join(ipset_texts) if args.ipset else None,
+                                      nft=nft_text)
     except OracleError as error:
         if str(error).startswith(_RULESET_TOOLS):
             return _fail(EXIT_INPUT, f"the kernel refused the ruleset: {error}")

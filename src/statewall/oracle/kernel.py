@@ -98,9 +98,10 @@ def check_prerequisites() -> None:
                           "apt-get install iptables conntrack tcpdump iproute2")
 
 
-def observation_rules(family: int, host: bool = False) -> str:
+def observation_rules(family: int, host: bool = False, exits: bool = True) -> str:
     """iptables-restore --noflush input adding the observation rules for one family
-    (`host`: also for what the firewall sends itself)."""
+    (`host`: also for what the firewall sends itself; `exits`: the security
+    table's exit rules, left to `nft_exit_rules` when an nft ruleset is loaded)."""
     log = f"-j NFLOG --nflog-group {NFLOG_GROUP} --nflog-threshold 1 --nflog-prefix"
     raw: list[str] = []
     if family == 4:
@@ -118,13 +119,29 @@ def observation_rules(family: int, host: bool = False) -> str:
             label = f"{_STATE_PREFIX}{state}" + (f":{direction}" if direction else "")
             lines.append(f"-I {hook} {position} {match} {log} {label}")
     lines += [f"-I {hook} 1 {log} {_ROUTE_PREFIX}{hook}" for hook in ("FORWARD", "INPUT")]
-    lines += ["COMMIT", "*security",
-              f"-A FORWARD {log} {_EXIT_PREFIX}forwarded",
-              f"-A INPUT {log} {_EXIT_PREFIX}local"]
-    if host:
-        lines.append(f"-A OUTPUT {log} {_EXIT_PREFIX}sent")
     lines.append("COMMIT")
+    if exits:
+        lines += ["*security", f"-A FORWARD {log} {_EXIT_PREFIX}forwarded",
+                  f"-A INPUT {log} {_EXIT_PREFIX}local"]
+        if host:
+            lines.append(f"-A OUTPUT {log} {_EXIT_PREFIX}sent")
+        lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+# nft base chains may sit at any priority, also after the security table's:
+# with an nft ruleset, a packet has passed every filter only at the last priority.
+_NFT_EXIT_PRIORITY = 2**31 - 2
+
+
+def nft_exit_rules(host: bool = False) -> str:
+    """`nft -f` input logging what leaves the hooks, after any chain of the ruleset."""
+    hooks = [("forward", "forwarded"), ("input", "local")] + ([("output", "sent")] if host else [])
+    chains = "".join(
+        f"  chain {hook} {{ type filter hook {hook} priority {_NFT_EXIT_PRIORITY}; "
+        f'log prefix "{_EXIT_PREFIX}{exit_}" group {NFLOG_GROUP} queue-threshold 1; }}\n'
+        for hook, exit_ in hooks)
+    return f"table inet statewall_observe {{\n{chains}}}\n"
 
 
 def sysctl_name(name: str) -> str:
@@ -175,7 +192,8 @@ class KernelFirewall:
     by the firewall itself finds, as rpfilter's is. Forwarding goes by input
     interface (netns.py) and never consults them; without any, such a lookup
     finds no route at all. `ipsets` (`ipset save` text) are restored in the
-    firewall before the rules, which refer to them by name.
+    firewall before the rules, which refer to them by name. `nft` (nftables
+    text or `nft -j` JSON) is loaded with `nft -f` before the iptables rules.
     """
 
     def __init__(self, rules_v4: str | None, rules_v6: str | None = None,
@@ -184,8 +202,9 @@ class KernelFirewall:
                  clock: Callable[[], float] = time.time,
                  firewall_ifs: tuple[str, str] = ("swl", "swr"),
                  routes: Sequence[str] = (), host: bool = False,
-                 ipsets: str | None = None) -> None:
+                 ipsets: str | None = None, nft: str | None = None) -> None:
         self.rules_v4 = rules_v4
+        self.nft = nft
         self.rules_v6 = rules_v6
         self.sysctls = dict(sysctls or {})
         self.keep_namespaces = keep_namespaces
@@ -242,11 +261,17 @@ class KernelFirewall:
     def _load_rules(self, firewall: str) -> None:
         if self.ipsets:
             netns.run(["ipset", "restore"], firewall, self.ipsets)
+        if self.nft is not None:
+            json_input = self.nft.lstrip().startswith("{")
+            netns.run(["nft", *(["-j"] if json_input else []), "-f", "-"], firewall, self.nft)
         for tool, rules, family in (("iptables-restore", self.rules_v4, 4),
                                     ("ip6tables-restore", self.rules_v6, 6)):
             if rules is not None:
                 netns.run([tool], firewall, rules)
-            netns.run([tool, "--noflush"], firewall, observation_rules(family, self.host))
+            netns.run([tool, "--noflush"], firewall,
+                      observation_rules(family, self.host, exits=self.nft is None))
+        if self.nft is not None:
+            netns.run(["nft", "-f", "-"], firewall, nft_exit_rules(self.host))
 
     def _open_sockets(self, topo: Topology) -> None:
         with netns.entered(topo.firewall):

@@ -49,7 +49,7 @@ from statewall.oracle.host import side_topology as side_topology
 from statewall.oracle.kernel import KernelFirewall, KernelObservation
 from statewall.oracle.netns import OracleError
 from statewall.oracle.normalise import assign_sides, is_fragment, normalise, parse
-from statewall.rules.hooks import IptablesEngine, compile_text
+from statewall.rules.hooks import IptablesEngine, compile_text, rule_state_for
 from statewall.rules.ipset import IpSet, parse_ipset_save
 from statewall.topology import Interface, Network, Topology
 from statewall.verdict import (
@@ -253,16 +253,26 @@ def read_capture(path: str | os.PathLike[str], limit: int | None = None,
 def load_rule_engine(v4_text: str | None, v6_text: str | None, *,
                      v4_source: str = "<rules>", v6_source: str = "<rules6>",
                      topology: Topology | None = None,
-                     sets: Mapping[str, IpSet] | None = None) -> IptablesEngine | None:
-    """Parse and compile iptables-save / ip6tables-save text; None without any ruleset.
+                     sets: Mapping[str, IpSet] | None = None,
+                     nft_text: str | None = None,
+                     nft_source: str = "<nft>") -> IptablesEngine | None:
+    """Parse and compile iptables-save / ip6tables-save text and an nftables
+    ruleset (text or JSON); None without any ruleset.
 
     Raises the rules package's RulesetError naming the source and line.
     """
-    if v4_text is None and v6_text is None:
+    if v4_text is None and v6_text is None and nft_text is None:
         return None
     v4 = None if v4_text is None else compile_text(v4_text, v4_source, 4, topology, sets=sets)
     v6 = None if v6_text is None else compile_text(v6_text, v6_source, 6, topology, sets=sets)
-    return IptablesEngine(v4, v6)
+    engine = IptablesEngine(v4, v6)
+    if nft_text is not None:
+        from statewall.nft.load import objects_from_text
+        from statewall.nft.lower import lower_objects
+
+        engine.nft = lower_objects(objects_from_text(nft_text, nft_source), nft_source)
+        engine.nft_state = rule_state_for(topology or Topology(), 0, sets)
+    return engine
 
 
 # --- comparing ------------------------------------------------------------------------
@@ -508,6 +518,7 @@ def verify_datagrams(
     ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
     addresses: Sequence[tuple[str, Interface]] = (),
     ipsets: str | None = None,
+    nft: str | None = None,
 ) -> VerifyResult:
     """Inject `datagrams` into the kernel and statewall alike; compare every answer.
 
@@ -523,8 +534,9 @@ def verify_datagrams(
     each side. `local` and `ifaces` (`--local`, `--iface`) make the firewall
     the host statewall models instead (oracle.host); they replace `routes`
     and `topology`. `ipsets` (`ipset save` text) are the sets `-m set` and SET
-    use, restored in the kernel and loaded into statewall alike. The kernel is
-    only started when there is something to inject.
+    use, restored in the kernel and loaded into statewall alike; `nft` (an
+    nftables ruleset, text or `nft -j` JSON) is loaded with `nft -f` before the
+    iptables rules. The kernel is only started when there is something to inject.
     """
     values = dict(sysctls or {})
     pauses = dict(waits or {})
@@ -542,13 +554,14 @@ def verify_datagrams(
     engine = rule_engine
     if engine is None:
         sets = None if ipsets is None else parse_ipset_save(ipsets)
-        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology, sets=sets)
+        engine = load_rule_engine(rules_v4, rules_v6, topology=wiring.topology, sets=sets,
+                                  nft_text=nft)
     firewall = Firewall(cfg=cfg, rules=engine, topology=wiring.topology,
                         auto_helpers=auto_helpers)
     names = wiring.firewall_ifs
     with KernelFirewall(rules_v4, rules_v6, values, keep_namespaces=keep_namespaces,
                         clock=clock, firewall_ifs=names, routes=wiring.routes,
-                        host=bool(local), ipsets=ipsets) as kernel, \
+                        host=bool(local), ipsets=ipsets, nft=nft) as kernel, \
             EgressWatch(_topology(kernel)) as egress:
         for item, data, place in zip(datagrams, fixed, wiring.places, strict=True):
             if place == NOT_SENT:

@@ -50,13 +50,36 @@ def check_text(text: str, source: str, family: int, allow_unknown: bool,
     return [], ruleset, compile_ruleset(ruleset, state, allow_unknown).notes
 
 
+def check_nft(path: str, allow_unknown: bool) -> tuple[list[str], list[str]]:
+    """(the error, if any, as one line; the notes) of an nftables ruleset: read,
+    lowered and loaded by the core (which finds jump loops)."""
+    from statewall.engine import Firewall
+    from statewall.nft.load import NftError
+    from statewall.nft.lower import load_nft
+    from statewall.rules.hooks import IptablesEngine
+
+    try:
+        nft = load_nft(path, allow_unknown=allow_unknown)
+        Firewall(rules=IptablesEngine(None, None, nft=nft))
+    except NftError as error:
+        return [str(error)], []
+    except ValueError as error:  # the core's load-time checks (a jump loop)
+        return [str(error).replace(f"{path}:0: ", f"{path}: ")], []
+    return [], nft.notes
+
+
 def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
-                  allow_unknown: bool, ipsets: Sequence[str] = ()) -> tuple[int, list[str]]:
+                  allow_unknown: bool, ipsets: Sequence[str] = (),
+                  nft: str | None = None) -> tuple[int, list[str]]:
     """Exit code 0 (loads; notes and lint warnings do not fail) or 1 (errors), and the
-    lines to print."""
+    lines to print. `lint` has no checks of nftables rulesets yet."""
     sets = load_sets(ipsets)
     out: list[str] = []
     failed = False
+    if nft is not None:
+        errors, notes = check_nft(nft, allow_unknown)
+        out.extend(errors + notes)
+        failed = bool(errors)
     for path, family in ((rules_v4, 4), (rules_v6, 6)):
         if path is None:
             continue
@@ -91,12 +114,13 @@ def _handle_check(args: argparse.Namespace) -> int:
     from statewall.cli import UsageError
 
     rules, rules6 = args.rules, args.rules6
-    if rules is None and rules6 is None:
-        raise UsageError("check: give a ruleset: RULES (iptables-save) and/or --rules6 FILE")
+    if rules is None and rules6 is None and args.nft is None:
+        raise UsageError("check: give a ruleset: RULES (iptables-save), --rules6 FILE "
+                         "and/or --nft FILE")
     if rules is not None and rules6 is None and looks_ipv6(rules):
         rules, rules6 = None, rules
     code, lines = check_command(rules, rules6, args.lint, args.allow_unknown,
-                                args.ipset or ())
+                                args.ipset or (), args.nft)
     for line in lines:
         print(line)
     return code
@@ -110,6 +134,8 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="iptables-save file (IPv4); one named *.v6, *.ipv6, *6.rules or *.rules6, "
                              "or starting with ip6tables-save's header, is checked as IPv6")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
+    parser.add_argument("--nft", metavar="FILE",
+                        help="nftables ruleset (text or `nft -j list ruleset` JSON)")
     parser.add_argument("--lint", action="store_true",
                         help="also warn about likely mistakes (stray ACKs, INVALID, helpers, "
                              "shadowed rules, unreachable chains)")

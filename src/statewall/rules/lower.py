@@ -1266,6 +1266,13 @@ def lower(compiled: CompiledRuleset) -> LoweredRuleset:
                           _sets_json(state.sets, shared.sets))
 
 
+def machine_only(family: int, source: str, state: RuleState) -> LoweredRuleset:
+    """A ruleset without iptables tables: the machine's addresses and seed only
+    (the nft tables are added to it)."""
+    return LoweredRuleset(family, source, (), state.seed, _nets(state.local_nets),
+                          tuple((n, _nets(v)) for n, v in state.iface_nets.items()))
+
+
 def _sets_json(sets: dict[str, Any], names: list[str]) -> str:
     """The sets the rules use, as JSON text (elements and all)."""
     index = {name: i for i, name in enumerate(names)}
