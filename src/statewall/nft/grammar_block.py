@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from .cursor import Cursor
 from .grammar_expr import Json, scalar, time_ms
 from .grammar_stmt import StmtParser
-from .lexer import STRING, WORD
+from .lexer import STRING, WORD, Token
 from .ruleset import Ruleset, Table
 from .types import set_type_of
 
+DIRECTIVES = ("define", "redefine", "undefine", "include")
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 OBJECT_KINDS = ("counter", "quota", "limit", "secmark", "synproxy")
 CT_OBJECTS = ("helper", "timeout", "expectation")
-_STANDARD_PRIO = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
-                  "srcnat": 100}
+_STANDARD_PRIO = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100}
 _BRIDGE_PRIO = {"dstnat": -300, "filter": -200, "out": 100, "srcnat": 300}
 _JSON_SET_FLAGS = ("constant", "interval", "timeout")
 _ELEMENT_OPTIONS = ("flags", "timeout", "size", "gc-interval", "policy", "comment", "auto-merge")
@@ -21,9 +24,13 @@ _ELEMENT_OPTIONS = ("flags", "timeout", "size", "gc-interval", "policy", "commen
 class BlockParser(StmtParser):
     """Top-level commands of one file, applied to `ruleset`."""
 
-    def __init__(self, cur: object, ruleset: Ruleset) -> None:
-        super().__init__(cur)  # type: ignore[arg-type]
+    def __init__(
+        self, cur: Cursor, ruleset: Ruleset, directive: Callable[[str, Token], None] | None = None
+    ) -> None:
+        super().__init__(cur)
         self.ruleset = ruleset
+        # `define` and `include` may stand inside a table block too
+        self.directive = directive
 
     # -- names --------------------------------------------------------------
 
@@ -64,6 +71,8 @@ class BlockParser(StmtParser):
                 self.object_decl(table, word, cur.word("a name"))
             elif word == "flowtable":
                 self.flowtable_decl(table, cur.word("a flowtable name"))
+            elif word in DIRECTIVES and self.directive is not None:
+                self.directive(word, tok)
             elif word == "comment":
                 cur.word("a comment")  # nft 1.0.6's JSON has no table comment
             elif word == "flags":
@@ -191,10 +200,7 @@ class BlockParser(StmtParser):
 
     def _set_type(self, body: dict[str, Json], kind: str, how: str) -> None:
         cur = self.cur
-        if how == "typeof":
-            key = set_type_of(self.concat())
-        else:
-            key = self._type_names()
+        key = set_type_of(self.concat()) if how == "typeof" else self._type_names()
         body["type"] = key
         if kind == "map":
             cur.expect(":")
@@ -282,8 +288,9 @@ class BlockParser(StmtParser):
     def flowtable_decl(self, table: Table, name: str) -> None:
         raise self.cur.error("flowtables are not supported", near=f"flowtable {name}")
 
-    def add_rule(self, table: Table, chain: str, rule: tuple[list[Json], str | None],
-                 index: int | None = None) -> None:
+    def add_rule(
+        self, table: Table, chain: str, rule: tuple[list[Json], str | None], index: int | None = None
+    ) -> None:
         stmts, comment = rule
         body: dict[str, Json] = {"family": table.family, "table": table.name, "chain": chain}
         if comment is not None:

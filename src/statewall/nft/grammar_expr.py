@@ -16,21 +16,73 @@ from .lexer import PUNCT, STRING, WORD
 Json = Any
 
 PAYLOAD_PROTOCOLS = frozenset(
-    "ether vlan arp ip ip6 icmp icmpv6 igmp tcp udp udplite sctp dccp ah esp comp th gre "
-    "vxlan geneve".split()
+    [
+        "ether",
+        "vlan",
+        "arp",
+        "ip",
+        "ip6",
+        "icmp",
+        "icmpv6",
+        "igmp",
+        "tcp",
+        "udp",
+        "udplite",
+        "sctp",
+        "dccp",
+        "ah",
+        "esp",
+        "comp",
+        "th",
+        "gre",
+        "vxlan",
+        "geneve",
+    ]
 )
-EXTHDRS = frozenset("hbh rt rt0 rt2 srh frag dst mh".split())
+EXTHDRS = frozenset(["hbh", "rt", "rt0", "rt2", "srh", "frag", "dst", "mh"])
 # meta keys nft accepts without the `meta` keyword
 UNQUALIFIED_META = frozenset(
-    "mark iif iifname iiftype oif oifname oiftype skuid skgid nftrace rtclassid ibriport "
-    "obriport ibrname obrname pkttype cpu iifgroup oifgroup cgroup".split()
+    [
+        "mark",
+        "iif",
+        "iifname",
+        "iiftype",
+        "oif",
+        "oifname",
+        "oiftype",
+        "skuid",
+        "skgid",
+        "nftrace",
+        "rtclassid",
+        "ibriport",
+        "obriport",
+        "ibrname",
+        "obrname",
+        "pkttype",
+        "cpu",
+        "iifgroup",
+        "oifgroup",
+        "cgroup",
+    ]
 )
 CT_DIRS = ("original", "reply")
 # nft's "bitmask" types: a bare value there means "any of these bits" (op `in`)
 BITMASK_KEYS = (("ct", "state"), ("ct", "status"), ("ct", "event"), ("payload", "flags"))
 VERDICTS = ("accept", "drop", "continue", "return")
-RELATIONAL = {"==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">=",
-              "eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">="}
+RELATIONAL = {
+    "==": "==",
+    "!=": "!=",
+    "<": "<",
+    ">": ">",
+    "<=": "<=",
+    ">=": ">=",
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "gt": ">",
+    "le": "<=",
+    "ge": ">=",
+}
 BINOPS = ("&", "|", "^", "<<", ">>", "and", "or", "xor", "lshift", "rshift")
 _BINOP_WORDS = {"and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>"}
 _TIME = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
@@ -94,8 +146,24 @@ class ExprParser:
         nxt = self.cur.peek(1)
         if word in PAYLOAD_PROTOCOLS or word in EXTHDRS:
             return nxt.kind == WORD and nxt.text not in ("to",)
-        return word in ("meta", "ct", "fib", "numgen", "jhash", "symhash", "socket", "osf",
-                        "ipsec", "exthdr", "rt", "tunnel") or word in UNQUALIFIED_META
+        return (
+            word
+            in (
+                "meta",
+                "ct",
+                "fib",
+                "numgen",
+                "jhash",
+                "symhash",
+                "socket",
+                "osf",
+                "ipsec",
+                "exthdr",
+                "rt",
+                "tunnel",
+            )
+            or word in UNQUALIFIED_META
+        )
 
     def primary(self) -> Json:
         cur = self.cur
@@ -177,9 +245,12 @@ class ExprParser:
         name = self.cur.word("a name")
         body: dict[str, Json] = {"name": name}
         tok = self.cur.peek()
-        if tok.kind == WORD and tok.text not in ("exists", "missing", "set", "map", "vmap"):
-            if not tok.text[0].isdigit() and not self.cur.at_end():
-                body["field"] = self.cur.word()
+        if (
+            tok.kind == WORD
+            and tok.text not in ("exists", "missing", "set", "map", "vmap")
+            and not tok.text[0].isdigit()
+        ):
+            body["field"] = self.cur.word()
         return {kind: body}
 
     def _ct(self) -> Json:
@@ -265,9 +336,9 @@ class ExprParser:
 
     def value_term(self) -> Json:
         value = self.value_atom()
-        while self.cur.at("|", "&", "^"):
+        while self.cur.at(*BINOPS):
             op = self.cur.next().text
-            value = {op: [value, self.value_atom()]}
+            value = {_BINOP_WORDS.get(op, op): [value, self.value_atom()]}
         return value
 
     def value(self) -> Json:

@@ -330,7 +330,9 @@ class StmtParser(ExprParser):
         body: dict[str, Json] = {}
         if cur.at("ip", "ip6") and cur.peek(1).text == "to":
             body["family"] = cur.word()
-        if cur.accept("to"):
+        if cur.accept("to") or (
+            kind in ("snat", "dnat") and not cur.at_end() and not cur.at(*_NAT_FLAGS, "comment")
+        ):
             self._addr_port(body, port_only=kind in ("masquerade", "redirect"))
         flags: list[str] = []
         while cur.at(*_NAT_FLAGS) or cur.at(","):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from .cursor import Cursor
 from .errors import NftSyntaxError
-from .grammar_block import CT_OBJECTS, OBJECT_KINDS, BlockParser
+from .grammar_block import CT_OBJECTS, DIRECTIVES, OBJECT_KINDS, BlockParser
 from .grammar_expr import Json
-from .lexer import STRING, WORD, Token, tokenize
+from .lexer import WORD, Token, tokenize
 from .ruleset import Ruleset, Table
 
 _MAX_INCLUDE_DEPTH = 16
@@ -31,8 +31,13 @@ class _File:
         self.depth = 0
 
     def run(self, text: str, source: str, here: Path | None) -> None:
+        if text.startswith(("*", ":")):
+            raise NftSyntaxError(
+                source, 1, 1, "an nftables test-suite file (.t), not nft syntax", text.split("\n", 1)[0]
+            )
         cur = Cursor(tokenize(text, source), source, self.defines)
         parser = BlockParser(cur, self.ruleset)
+        parser.directive = lambda word, tok: self._directive(parser, word, tok, here)
         while True:
             cur.skip_nl()
             while cur.accept(";"):
@@ -46,6 +51,19 @@ class _File:
         cur = p.cur
         tok = cur.peek()
         word = cur.word("a command")
+        if word in DIRECTIVES:
+            self._directive(p, word, tok, here)
+        elif word == "table":
+            self._add(p, "table", tok)
+        elif word in ("add", "create", "insert", "replace"):
+            self._add(p, cur.word("what to add"), tok, insert=word == "insert")
+        elif word in ("delete", "destroy", "flush"):
+            self._remove(p, word, cur.word(f"what to {word}"), tok)
+        else:
+            raise cur.error("unknown command", tok)
+
+    def _directive(self, p: BlockParser, word: str, tok: Token, here: Path | None) -> None:
+        cur = p.cur
         if word == "include":
             self._include(p, cur.word("a file name"), tok, here)
         elif word == "define" or word == "redefine":
@@ -61,23 +79,18 @@ class _File:
                 cur.pos += 1
                 cur._expand()
             self.defines[name] = cur.tokens[start : cur.pos]
-        elif word == "undefine":
-            self.defines.pop(cur.word("a name"), None)
-        elif word == "table":
-            self._add(p, "table", tok)
-        elif word in ("add", "create", "insert", "replace"):
-            self._add(p, cur.word("what to add"), tok, insert=word == "insert")
-        elif word in ("delete", "destroy", "flush"):
-            self._remove(p, word, cur.word(f"what to {word}"), tok)
         else:
-            raise cur.error("unknown command", tok)
+            self.defines.pop(cur.word("a name"), None)
 
     def _include(self, p: BlockParser, name: str, tok: Token, here: Path | None) -> None:
         if self.depth >= _MAX_INCLUDE_DEPTH:
             raise p.cur.error("includes nested too deeply", tok, name)
         path = Path(name)
-        bases = [path] if path.is_absolute() else [
-            *( [here.parent / path] if here else []), *(d / path for d in self.include_dirs)]
+        bases = (
+            [path]
+            if path.is_absolute()
+            else [*([here.parent / path] if here else []), *(d / path for d in self.include_dirs)]
+        )
         for candidate in bases:
             matches = sorted(glob.glob(str(candidate)))
             if not glob.has_magic(str(candidate)) and not candidate.is_file():
@@ -114,14 +127,15 @@ class _File:
                 raise cur.error("no such set", tok)
             found.setdefault("elem", []).extend(p.elements())
             return
+        if what == "ct" and cur.at(*CT_OBJECTS):
+            kind = "ct " + cur.word()
+            p.object_decl(p.table_ref(), kind, cur.word("a name"))
+            return
         table = p.table_ref()
         if what == "chain":
             p.chain_decl(table, cur.word("a chain name"))
         elif what in ("set", "map"):
             p.set_decl(table, what, cur.word("a set name"))
-        elif what == "ct" and cur.at(*CT_OBJECTS):
-            kind = "ct " + cur.word()
-            p.object_decl(table, kind, cur.word("a name"))
         elif what in OBJECT_KINDS:
             p.object_decl(table, what, cur.word("a name"))
         elif what == "flowtable":
