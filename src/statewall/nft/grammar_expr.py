@@ -63,6 +63,9 @@ UNQUALIFIED_META = frozenset(
         "iifgroup",
         "oifgroup",
         "cgroup",
+        "time",
+        "day",
+        "hour",
     ]
 )
 CT_DIRS = ("original", "reply")

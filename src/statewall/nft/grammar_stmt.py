@@ -238,7 +238,7 @@ class StmtParser(ExprParser):
         while self.cur.at("num", "bypass", "fanout", "flags", "to"):
             option = self.cur.word()
             if option in ("num", "to"):
-                body["num"] = self.value()
+                body["num"] = self.value_or_expr()
             elif option == "flags":
                 flags = self.value()
                 body["flags"] = flags if isinstance(flags, list) else [flags]
