@@ -135,7 +135,7 @@ def test_commands_run_in_order(tmp_path: Path) -> None:
             "table ip t {\n\tchain c {\n\t\ttcp dport 22 frobnicate\n\t}\n}\n",
             "t.nft:3:16: unknown statement (near 'frobnicate')",
         ),
-        ("add rule ip nosuch c accept\n", "t.nft:1:13: no such table: ip nosuch (near 'nosuch')"),
+        ("add rule ip nosuch c accept\n", "t.nft:1:10: no such table: ip nosuch (near 'nosuch')"),
         (
             "table ip t { chain c { ip saddr $nope } }\n",
             "t.nft:1:33: undefined variable '$nope' (near '$nope')",

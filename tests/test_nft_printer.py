@@ -14,10 +14,10 @@ from statewall.nft.printer import format_ruleset, format_statements
 # Listings the printer does not yet reproduce byte for byte, and why. Some are
 # beyond the JSON: nft 1.0.6's JSON drops `typeof`, table comments, `dynamic`.
 NOT_YET = {
-    "deb-ct-helpers",
+    "deb-all-in-one",  # netdev chain without its device in the JSON
+    "py-inet-tcp",  # parenthesised masks `tcp flags & (fin | syn) == ...`
     "kube-proxy-nftables",
     "py-any-meta-a",
-    "py-any-rawpayload",
     "py-inet-reject",
     "py-ip-ct",
     "py-netdev-dup",
@@ -34,6 +34,11 @@ NOT_YET = {
 }
 
 
+# from the parsed text, also: a parenthesised mask `tcp flags & (fin | syn) == ...`
+# (the parsed binary expression nests the other way round than nft -j prints it)
+PARSE_NOT_YET = {"py-inet-tcp"}
+
+
 @pytest.fixture
 def rulesets() -> Path:
     if not RULESETS.is_dir():
@@ -44,7 +49,8 @@ def rulesets() -> Path:
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in NOT_YET] or ["(none)"])
 def test_json_prints_as_the_kernel_listing(rulesets: Path, name: str) -> None:
     assert format_ruleset(kernel_objects(name)) == listing(name)
-    assert format_ruleset(parse_nft(listing(name), name)) == listing(name)
+    if name not in PARSE_NOT_YET:
+        assert format_ruleset(parse_nft(listing(name), name)) == listing(name)
 
 
 def test_not_yet_list_is_current(rulesets: Path) -> None:
