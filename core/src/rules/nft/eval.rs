@@ -17,11 +17,11 @@ use crate::rules::targets::{self, log, mark, Step};
 fn value<'r>(
     ctx: &RuleCtx<'_>,
     fx: &Effects,
-    state: &RuleState,
+    state: &mut RuleState,
     e: &Expr,
     regs: &'r mut Regs,
 ) -> Result<&'r [u8], Hit> {
-    match load(ctx, fx, &state.topology, e, regs) {
+    match load(ctx, fx, state, e, regs) {
         Loaded::Len(n) => Ok(&regs[..n]),
         Loaded::Break => Err(Hit::No),
         Loaded::Unknown(why) => Err(Hit::Undecided(why.to_owned())),

@@ -4,9 +4,10 @@
 
 use crate::conntrack::conn::{direction_of, Conn, CT_INVALID, CT_UNTRACKED, IPS_CONFIRMED};
 use crate::rules::context::{Effects, RuleCtx};
-use crate::rules::matches::addrtype::{self, Topology};
+use crate::rules::matches::{addrtype, rpfilter};
 use crate::rules::matches::{no_l4, pkttype};
 use crate::rules::nft::{Base, Expr, Key, REG_BYTES};
+use crate::rules::state::RuleState;
 
 /// What loading a key gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,7 +232,7 @@ fn rtn(mask: u16) -> u32 {
 
 fn fib(
     ctx: &RuleCtx<'_>,
-    topo: &Topology,
+    topo: &addrtype::Topology,
     (result, addr, iif, oif): (&str, &str, bool, bool),
     out: &mut [u8],
 ) -> Loaded {
@@ -249,13 +250,38 @@ fn fib(
             let t = addrtype::address_type(topo, pkt.family, address, dev);
             put(out, &rtn(t).to_be_bytes())
         }
+        "oif" | "oifname" if addr == "saddr" && iif => {
+            // The input interface when the route back leaves through it, else none.
+            match ctx.iface_in {
+                Some(name) if rpfilter::back_through_iif(ctx, topo) => put_name(out, name),
+                _ => put(out, &[0; IFNAMSIZ]),
+            }
+        }
         _ => Loaded::Unknown(
-            "fib oif/oifname: statewall has no routing table to look the address up in",
+            "fib oif/oifname: only saddr . iif is answered (statewall has no routing table)",
         ),
     }
 }
 
-fn key(ctx: &RuleCtx<'_>, fx: &Effects, topo: &Topology, k: &Key, out: &mut [u8]) -> Loaded {
+/// numgen (nft_numgen.c): a counter per rule, or a draw scaled to the modulus.
+fn numgen(state: &mut RuleState, (random, modulus, offset, slot): (bool, u32, u32, usize)) -> u32 {
+    let modulus = modulus.max(1);
+    let n = if random {
+        ((u64::from(state.rng.next_u32()) * u64::from(modulus)) >> 32) as u32
+    } else {
+        match state.nft.numgen.get_mut(slot) {
+            Some(c) => {
+                let v = *c % modulus;
+                *c = c.wrapping_add(1);
+                v
+            }
+            None => 0,
+        }
+    };
+    n.wrapping_add(offset)
+}
+
+fn key(ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState, k: &Key, out: &mut [u8]) -> Loaded {
     match k {
         Key::Payload { base, offset, len } => payload(ctx, *base, *offset, *len, out),
         Key::Meta { key } => meta(ctx, fx, key, out),
@@ -265,14 +291,23 @@ fn key(ctx: &RuleCtx<'_>, fx: &Effects, topo: &Topology, k: &Key, out: &mut [u8]
             addr,
             iif,
             oif,
-        } => fib(ctx, topo, (result, addr, *iif, *oif), out),
+        } => fib(ctx, &state.topology, (result, addr, *iif, *oif), out),
+        Key::Numgen {
+            random,
+            modulus,
+            offset,
+            slot,
+        } => put(
+            out,
+            &numgen(state, (*random, *modulus, *offset, *slot)).to_be_bytes(),
+        ),
         Key::Concat { parts } => {
             let mut at = 0;
             for part in parts {
                 let Some(rest) = out.get_mut(at..) else {
                     return Loaded::Break;
                 };
-                match load_into(ctx, fx, topo, part, rest) {
+                match load_into(ctx, fx, state, part, rest) {
                     Loaded::Len(n) => {
                         let padded = n.div_ceil(4) * 4;
                         if let Some(pad) = out.get_mut(at + n..at + padded) {
@@ -288,8 +323,14 @@ fn key(ctx: &RuleCtx<'_>, fx: &Effects, topo: &Topology, k: &Key, out: &mut [u8]
     }
 }
 
-fn load_into(ctx: &RuleCtx<'_>, fx: &Effects, topo: &Topology, e: &Expr, out: &mut [u8]) -> Loaded {
-    let got = key(ctx, fx, topo, &e.key, out);
+fn load_into(
+    ctx: &RuleCtx<'_>,
+    fx: &Effects,
+    state: &mut RuleState,
+    e: &Expr,
+    out: &mut [u8],
+) -> Loaded {
+    let got = key(ctx, fx, state, &e.key, out);
     if let (Loaded::Len(n), Some(mask)) = (got, &e.mask) {
         let xor = e.xor.as_deref().unwrap_or(&[]);
         for (i, b) in out.iter_mut().take(n).enumerate() {
@@ -300,8 +341,14 @@ fn load_into(ctx: &RuleCtx<'_>, fx: &Effects, topo: &Topology, e: &Expr, out: &m
 }
 
 /// Loads `e` into `regs`; the value is `regs[..n]` for `Loaded::Len(n)`.
-pub fn load(ctx: &RuleCtx<'_>, fx: &Effects, topo: &Topology, e: &Expr, regs: &mut Regs) -> Loaded {
-    load_into(ctx, fx, topo, e, regs)
+pub fn load(
+    ctx: &RuleCtx<'_>,
+    fx: &Effects,
+    state: &mut RuleState,
+    e: &Expr,
+    regs: &mut Regs,
+) -> Loaded {
+    load_into(ctx, fx, state, e, regs)
 }
 
 #[cfg(test)]
@@ -326,7 +373,9 @@ mod tests {
             mark: 0x11,
             ..Effects::default()
         };
-        let topo = Topology::default();
+        let mut ruleset: crate::rules::model::Ruleset =
+            serde_json::from_str(r#"{"family": 4, "tables": []}"#).unwrap();
+        let topo = &mut RuleState::for_ruleset(&mut ruleset).unwrap();
         let mut regs = [0u8; REG_BYTES];
         let saddr = Key::Payload {
             base: Base::Nh,
@@ -334,7 +383,7 @@ mod tests {
             len: 4,
         };
         assert_eq!(
-            load(&ctx, &fx, &topo, &expr(saddr.clone()), &mut regs),
+            load(&ctx, &fx, topo, &expr(saddr.clone()), &mut regs),
             Loaded::Len(4)
         );
         assert_eq!(&regs[..4], &[192, 0, 2, 1]);
@@ -351,7 +400,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            load(&ctx, &fx, &topo, &expr(concat), &mut regs),
+            load(&ctx, &fx, topo, &expr(concat), &mut regs),
             Loaded::Len(12)
         );
         assert_eq!(&regs[..12], &[0, 53, 0, 0, 0, 0, 0, 0x11, 192, 0, 2, 1]);
@@ -361,7 +410,7 @@ mod tests {
             len: 2,
         };
         assert_eq!(
-            load(&ctx, &fx, &topo, &expr(beyond), &mut regs),
+            load(&ctx, &fx, topo, &expr(beyond), &mut regs),
             Loaded::Break
         );
     }

@@ -93,6 +93,16 @@ pub enum Key {
     },
     /// Parts, each padded to a multiple of 4 bytes.
     Concat { parts: Vec<Expr> },
+    /// numgen inc|random mod M offset O (4 bytes); `slot` is the counter of
+    /// an `inc` generator, given at load.
+    Numgen {
+        random: bool,
+        modulus: u32,
+        #[serde(default)]
+        offset: u32,
+        #[serde(default)]
+        slot: usize,
+    },
 }
 
 /// A key, then `(value & mask) ^ xor` when a mask is given (nft bitwise).
@@ -194,6 +204,9 @@ pub struct SetSpec {
     pub timeout: Option<f64>,
     #[serde(default)]
     pub size: Option<usize>,
+    /// A map's data parts, padded (two for `ipv4_addr . inet_service`).
+    #[serde(default)]
+    pub data_fields: Vec<usize>,
     #[serde(default)]
     pub elements: Vec<Elem>,
 }

@@ -190,6 +190,7 @@ mod tests {
             interval,
             timeout: None,
             size: Some(3),
+            data_fields: vec![],
             elements,
         }
     }

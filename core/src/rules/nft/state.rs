@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::rules::model::{Match, Ruleset, Target};
 use crate::rules::nft::set::NftSet;
-use crate::rules::nft::{LimitSpec, NftMatch, SetRef, Source};
+use crate::rules::nft::{Expr, Key, LimitSpec, NftMatch, SetRef, Source};
 
 /// nft_limit's bucket: tokens are nanoseconds of credit.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +61,8 @@ pub struct NftState {
     pub limits: Vec<LimitBucket>,
     /// Bytes consumed per quota slot.
     pub quotas: Vec<u64>,
+    /// The next value of each `numgen inc`.
+    pub numgen: Vec<u32>,
 }
 
 /// Gives slots while a ruleset loads.
@@ -99,12 +101,38 @@ impl Slots<'_> {
 
     fn source(&mut self, s: &mut Source) -> Result<(), String> {
         match s {
-            Source::Map { map, .. } => self.set(map),
-            _ => Ok(()),
+            Source::Map { map, expr } => {
+                self.expr(expr);
+                self.set(map)
+            }
+            Source::Load { expr } => {
+                self.expr(expr);
+                Ok(())
+            }
+            Source::Imm { .. } => Ok(()),
+        }
+    }
+
+    fn expr(&mut self, e: &mut Expr) {
+        match &mut e.key {
+            Key::Numgen { slot, .. } => {
+                *slot = self.state.numgen.len();
+                self.state.numgen.push(0);
+            }
+            Key::Concat { parts } => parts.iter_mut().for_each(|p| self.expr(p)),
+            _ => {}
         }
     }
 
     fn one(&mut self, m: &mut NftMatch) -> Result<(), String> {
+        match m {
+            NftMatch::Cmp { left, .. } | NftMatch::Range { left, .. } => self.expr(left),
+            NftMatch::Dynset { key, .. } => self.expr(key),
+            _ => {}
+        }
+        if let NftMatch::Lookup { left, .. } = m {
+            self.expr(left);
+        }
         match m {
             NftMatch::Lookup { set, .. } | NftMatch::Dynset { set, .. } => self.set(set)?,
             NftMatch::Set { value, .. } => self.source(value)?,
@@ -165,7 +193,8 @@ impl NftState {
                     slots.one(expr)?;
                 }
             }
-            if let Target::NftVmap { map, .. } = &mut rule.target {
+            if let Target::NftVmap { map, left } = &mut rule.target {
+                slots.expr(left);
                 slots.set(map)?;
             }
             if let Target::NftNat { addr, port, .. } = &mut rule.target {
