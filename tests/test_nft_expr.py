@@ -272,8 +272,11 @@ def test_dynamic_set_updates_time_out_on_the_packets_clock() -> None:
 def test_counters_quota_and_limit() -> None:
     e = engine({"fwd": [[{"quota": {"val": 100, "val_unit": "bytes"}}, ACCEPT]]},
                policy="DROP")
-    # 29-byte datagrams: the fourth brings the total to 116 >= 100.
+    # 29-byte datagrams: the fourth brings the total to 116, over 100 (exactly 100 is not).
     assert verdicts(e, [udp() for _ in range(4)]) == ["ACCEPT"] * 3 + ["DROP"]
+    e = engine({"fwd": [[{"quota": {"val": 58, "val_unit": "bytes"}}, ACCEPT]]},
+               policy="DROP")
+    assert verdicts(e, [udp() for _ in range(3)]) == ["ACCEPT", "ACCEPT", "DROP"]
     e = engine({"fwd": [[{"limit": {"rate": 1, "per": "second", "burst": 2}}, ACCEPT]]},
                policy="DROP")
     got = [one(e, udp(), now=t).verdict for t in (0.0, 0.1, 0.2, 1.3)]

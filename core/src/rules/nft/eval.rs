@@ -127,8 +127,9 @@ pub fn eval(m: &NftMatch, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleS
             bytes, over, slot, ..
         } => match state.nft.quotas.get_mut(*slot) {
             Some(used) => {
+                // Over once the bytes counted, this packet's included, pass the quota.
                 *used += u64::from(ctx.pkt.ip_len);
-                ((*used >= *bytes) == *over).into()
+                ((*used > *bytes) == *over).into()
             }
             None => Hit::No,
         },
