@@ -3,7 +3,8 @@ network namespace, datagrams are sent through its output hook, and the
 rules' counters must equal what the core counts for the same datagrams
 walked through the kernel's own `nft -j` listing of the ruleset, lowered by
 statewall.nft.expr (bit tests, interval and concatenated set lookups,
-verdict maps, limit's burst, quota, dynamic set timeouts).
+verdict maps, limit's burst, quota, dynamic set timeouts, marks set from
+maps and expressions, numgen, interface wildcards, fib types).
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ table ip t {
         tcp dport 22 add @s { ip saddr timeout 1s } counter
         tcp dport vmap { 22 : jump j, 443 : continue }
         tcp sport >= 1000 tcp sport <= 1002 counter
+        meta mark set ip saddr map { 192.0.2.1 : 5, 192.0.2.2 : 6 }
+        meta mark & 0xff == 5 counter
+        meta mark set meta mark | 0x100
+        meta mark 0x106 counter
+        numgen inc mod 3 0 counter
+        oifname "sw*" ip daddr 203.0.113.0/25 counter
+        ip saddr 192.0.2.0-192.0.2.15 tcp sport 1000-1003 counter
+        fib daddr type unicast counter
+        fib daddr type local counter
     }
     chain j {
         counter
