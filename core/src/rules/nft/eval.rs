@@ -9,7 +9,7 @@ use crate::nat::{NatKind, NatRange};
 use crate::rules::context::{Effects, Outcome, RuleCtx};
 use crate::rules::matches::Hit;
 use crate::rules::nft::load::{load, Loaded, Regs};
-use crate::rules::nft::{CmpOp, Expr, NftMatch, NftVerdict, SetRef, Source, REG_BYTES};
+use crate::rules::nft::{CmpOp, Expr, NftMatch, NftVerdict, SetRef, SetWhat, Source, REG_BYTES};
 use crate::rules::state::RuleState;
 use crate::rules::targets::{self, log, mark, Step};
 
@@ -77,17 +77,16 @@ fn be_u32(b: &[u8]) -> u32 {
     b.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x))
 }
 
-fn set_value(ctx: &RuleCtx<'_>, fx: &mut Effects, what: &str, v: &[u8]) -> Hit {
+fn set_value(ctx: &RuleCtx<'_>, fx: &mut Effects, what: SetWhat, v: &[u8]) -> Hit {
     let n = be_u32(v);
     match what {
-        "meta mark" => {
+        SetWhat::MetaMark => {
             mark::mark(u32::MAX, n, fx);
         }
-        "ct mark" => {
+        SetWhat::CtMark => {
             mark::connmark_set(ctx, u32::MAX, n, fx);
         }
-        "ct zone" => fx.effects.push(("zone".into(), n.into())),
-        _ => return Hit::Undecided(format!("nft: setting {what} is not evaluated")),
+        SetWhat::CtZone => fx.effects.push(("zone".into(), n.into())),
     }
     Hit::Yes
 }
@@ -149,7 +148,7 @@ pub fn eval(m: &NftMatch, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleS
             Hit::Yes
         }
         NftMatch::Set { what, value: src } => match source(ctx, fx, state, src, &mut regs) {
-            Ok(n) => set_value(ctx, fx, what, &regs[..n]),
+            Ok(n) => set_value(ctx, fx, *what, &regs[..n]),
             Err(hit) => hit,
         },
         NftMatch::Effect { effect, value: v } => {

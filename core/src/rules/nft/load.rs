@@ -2,11 +2,11 @@
 //! nft_ct.c, nft_fib.c): big-endian bytes of the key's width, written into a
 //! fixed buffer so evaluation allocates nothing.
 
-use crate::conntrack::conn::{direction_of, Conn, CT_INVALID, CT_UNTRACKED, IPS_CONFIRMED};
+use crate::conntrack::conn::{direction_of, Conn, Tuple, CT_INVALID, CT_UNTRACKED, IPS_CONFIRMED};
 use crate::rules::context::{Effects, RuleCtx};
 use crate::rules::matches::{addrtype, rpfilter};
 use crate::rules::matches::{no_l4, pkttype};
-use crate::rules::nft::{Base, Expr, Key, REG_BYTES};
+use crate::rules::nft::{Base, CtDir, CtKey, Expr, Key, MetaKey, REG_BYTES};
 use crate::rules::state::RuleState;
 
 /// What loading a key gave.
@@ -93,30 +93,18 @@ fn payload(ctx: &RuleCtx<'_>, base: Base, offset: u32, len: u32, out: &mut [u8])
     }
 }
 
-/// Seconds since the epoch as the capture's clock tells it (UTC).
-fn time_keys(key: &str, now: f64, out: &mut [u8]) -> Loaded {
-    let secs = now.max(0.0) as u64;
-    match key {
-        "time" => put(out, &((now.max(0.0) * 1e9) as u64).to_be_bytes()),
-        // 1970-01-01 was a Thursday (4); 0 is Sunday.
-        "day" => put(out, &[((secs / 86_400 + 4) % 7) as u8]),
-        "hour" => put(out, &((secs % 86_400) as u32).to_be_bytes()),
-        _ => Loaded::Break,
-    }
-}
-
-fn meta(ctx: &RuleCtx<'_>, fx: &Effects, key: &str, out: &mut [u8]) -> Loaded {
+fn meta(ctx: &RuleCtx<'_>, fx: &Effects, key: MetaKey, out: &mut [u8]) -> Loaded {
     let pkt = ctx.pkt;
     match key {
-        "mark" => put(out, &fx.mark.to_be_bytes()),
-        "iifname" => put_name(out, ctx.iface_in.unwrap_or("")),
-        "oifname" => put_name(out, ctx.iface_out.unwrap_or("")),
-        // statewall knows interfaces by name only: iif/oif compare names
-        // (the lowering writes the name), and a missing device stops the rule.
-        "iif" => ctx.iface_in.map_or(Loaded::Break, |n| put_name(out, n)),
-        "oif" => ctx.iface_out.map_or(Loaded::Break, |n| put_name(out, n)),
-        "iiftype" | "oiftype" => {
-            let dev = if key == "iiftype" {
+        MetaKey::Mark => put(out, &fx.mark.to_be_bytes()),
+        MetaKey::Iifname => put_name(out, ctx.iface_in.unwrap_or("")),
+        MetaKey::Oifname => put_name(out, ctx.iface_out.unwrap_or("")),
+        // Names stand for indexes (the lowering writes the name); a missing
+        // device stops the rule.
+        MetaKey::Iif => ctx.iface_in.map_or(Loaded::Break, |n| put_name(out, n)),
+        MetaKey::Oif => ctx.iface_out.map_or(Loaded::Break, |n| put_name(out, n)),
+        MetaKey::Iiftype | MetaKey::Oiftype => {
+            let dev = if key == MetaKey::Iiftype {
                 ctx.iface_in
             } else {
                 ctx.iface_out
@@ -129,13 +117,13 @@ fn meta(ctx: &RuleCtx<'_>, fx: &Effects, key: &str, out: &mut [u8]) -> Loaded {
                 ),
             }
         }
-        "l4proto" => put(out, &[pkt.proto]),
-        "nfproto" => put(out, &[nfproto(pkt.family)]),
-        "protocol" => {
+        MetaKey::L4proto => put(out, &[pkt.proto]),
+        MetaKey::Nfproto => put(out, &[nfproto(pkt.family)]),
+        MetaKey::Protocol => {
             let ethertype: u16 = if pkt.family == 4 { 0x0800 } else { 0x86dd };
             put(out, &ethertype.to_be_bytes())
         }
-        "pkttype" => {
+        MetaKey::Pkttype => {
             let class = match pkttype::packet_class(ctx) {
                 "host" => 0,
                 "broadcast" => 1,
@@ -147,45 +135,56 @@ fn meta(ctx: &RuleCtx<'_>, fx: &Effects, key: &str, out: &mut [u8]) -> Loaded {
             };
             put(out, &[class])
         }
-        "length" => put(out, &pkt.ip_len.to_be_bytes()),
-        "skuid" | "skgid" | "sk" => {
+        MetaKey::Length => put(out, &pkt.ip_len.to_be_bytes()),
+        MetaKey::Skuid | MetaKey::Skgid => {
             if ctx.local_out {
-                Loaded::Unknown("meta skuid/skgid: the capture does not say which local socket sent this packet")
+                Loaded::Unknown(
+                    "meta skuid/skgid: the capture does not say which local socket sent this packet",
+                )
             } else {
-                // A forwarded or received packet has no socket yet.
+                // A forwarded or received packet has no socket.
                 Loaded::Break
             }
         }
-        "time" | "day" | "hour" => time_keys(key, ctx.now, out),
-        _ => Loaded::Unknown("nft: this meta key is not evaluated"),
+        MetaKey::Time => put(out, &((ctx.now.max(0.0) * 1e9) as u64).to_be_bytes()),
+        MetaKey::Day | MetaKey::Hour => {
+            let secs = ctx.now.max(0.0) as u64;
+            if key == MetaKey::Day {
+                // 1970-01-01 was a Thursday (4); 0 is Sunday.
+                put(out, &[((secs / 86_400 + 4) % 7) as u8])
+            } else {
+                put(out, &((secs % 86_400) as u32).to_be_bytes())
+            }
+        }
     }
 }
 
-fn ct_tuple<'c>(conn: &'c Conn, dir: Option<&str>) -> &'c crate::conntrack::conn::Tuple {
-    if dir == Some("reply") {
+fn ct_tuple(conn: &Conn, dir: CtDir) -> &Tuple {
+    if dir == CtDir::Reply {
         &conn.reply
     } else {
         &conn.orig
     }
 }
 
-fn ct(ctx: &RuleCtx<'_>, fx: &Effects, key: &str, dir: Option<&str>, out: &mut [u8]) -> Loaded {
-    if key == "state" {
+fn ct(ctx: &RuleCtx<'_>, fx: &Effects, key: CtKey, dir: CtDir, out: &mut [u8]) -> Loaded {
+    if key == CtKey::State {
         return put(out, &ct_state_bits(ctx.ctinfo).to_be_bytes());
     }
     let Some(conn) = ctx.conn else {
         return Loaded::Break;
     };
     match key {
-        "direction" => put(out, &[direction_of(ctx.ctinfo)]),
-        "status" => put(out, &conn.status.to_be_bytes()),
-        "mark" => put(out, &fx.connmark.unwrap_or(conn.mark).to_be_bytes()),
-        "zone" => put(out, &conn.zone.to_be_bytes()),
-        "helper" => match conn.helper {
+        CtKey::State => Loaded::Break,
+        CtKey::Direction => put(out, &[direction_of(ctx.ctinfo)]),
+        CtKey::Status => put(out, &conn.status.to_be_bytes()),
+        CtKey::Mark => put(out, &fx.connmark.unwrap_or(conn.mark).to_be_bytes()),
+        CtKey::Zone => put(out, &conn.zone.to_be_bytes()),
+        CtKey::Helper => match conn.helper {
             Some(h) => put_name(out, h.name()),
             None => Loaded::Break,
         },
-        "expiration" => {
+        CtKey::Expiration => {
             let ms = if conn.status & IPS_CONFIRMED != 0 {
                 ((conn.expires - ctx.now).max(0.0) * 1000.0) as u32
             } else {
@@ -193,28 +192,27 @@ fn ct(ctx: &RuleCtx<'_>, fx: &Effects, key: &str, dir: Option<&str>, out: &mut [
             };
             put(out, &ms.to_be_bytes())
         }
-        "l3proto" => put(out, &[nfproto(conn.family)]),
-        "protocol" => put(out, &[conn.proto]),
-        "saddr" | "ip saddr" | "ip6 saddr" => put_addr(out, conn.family, ct_tuple(conn, dir).src),
-        "daddr" | "ip daddr" | "ip6 daddr" => put_addr(out, conn.family, ct_tuple(conn, dir).dst),
-        "proto-src" => put(out, &ct_tuple(conn, dir).sport.to_be_bytes()),
-        "proto-dst" => put(out, &ct_tuple(conn, dir).dport.to_be_bytes()),
-        "bytes" | "packets" | "avgpkt" => {
+        CtKey::L3proto => put(out, &[nfproto(conn.family)]),
+        CtKey::Protocol => put(out, &[conn.proto]),
+        CtKey::Saddr => put_addr(out, conn.family, ct_tuple(conn, dir).src),
+        CtKey::Daddr => put_addr(out, conn.family, ct_tuple(conn, dir).dst),
+        CtKey::ProtoSrc => put(out, &ct_tuple(conn, dir).sport.to_be_bytes()),
+        CtKey::ProtoDst => put(out, &ct_tuple(conn, dir).dport.to_be_bytes()),
+        CtKey::Bytes | CtKey::Packets | CtKey::Avgpkt => {
             // Without accounting the kernel reads zeros.
             let c = ctx.conn_counters.unwrap_or([0; 4]);
             let (p, b) = match dir {
-                Some("original") => (c[0], c[1]),
-                Some("reply") => (c[2], c[3]),
-                _ => (c[0] + c[2], c[1] + c[3]),
+                CtDir::Original => (c[0], c[1]),
+                CtDir::Reply => (c[2], c[3]),
+                CtDir::Both => (c[0] + c[2], c[1] + c[3]),
             };
             let v = match key {
-                "bytes" => b,
-                "packets" => p,
+                CtKey::Bytes => b,
+                CtKey::Packets => p,
                 _ => b.checked_div(p).unwrap_or(0),
             };
             put(out, &v.to_be_bytes())
         }
-        _ => Loaded::Unknown("nft: this ct key is not evaluated"),
     }
 }
 
@@ -284,8 +282,8 @@ fn numgen(state: &mut RuleState, (random, modulus, offset, slot): (bool, u32, u3
 fn key(ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState, k: &Key, out: &mut [u8]) -> Loaded {
     match k {
         Key::Payload { base, offset, len } => payload(ctx, *base, *offset, *len, out),
-        Key::Meta { key } => meta(ctx, fx, key, out),
-        Key::Ct { key, dir } => ct(ctx, fx, key, dir.as_deref(), out),
+        Key::Meta { key } => meta(ctx, fx, *key, out),
+        Key::Ct { key, dir } => ct(ctx, fx, *key, *dir, out),
         Key::Fib {
             result,
             addr,
@@ -395,7 +393,7 @@ mod tests {
         let concat = Key::Concat {
             parts: vec![
                 expr(dport),
-                expr(Key::Meta { key: "mark".into() }),
+                expr(Key::Meta { key: MetaKey::Mark }),
                 expr(saddr),
             ],
         };

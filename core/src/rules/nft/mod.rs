@@ -43,6 +43,26 @@ fn de_hex_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Bytes>, D::Erro
     }
 }
 
+/// A ct key's direction: "original", "reply" or none (both, for counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CtDir {
+    #[default]
+    Both,
+    Original,
+    Reply,
+}
+
+fn de_dir<'de, D: Deserializer<'de>>(de: D) -> Result<CtDir, D::Error> {
+    match Option::<String>::deserialize(de)?.as_deref() {
+        None => Ok(CtDir::Both),
+        Some("original") => Ok(CtDir::Original),
+        Some("reply") => Ok(CtDir::Reply),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "bad ct direction {other:?}"
+        ))),
+    }
+}
+
 fn hex(text: &str) -> Option<Bytes> {
     if text.len() % 2 != 0 || text.len() > 2 * REG_BYTES {
         return None;
@@ -67,19 +87,72 @@ pub enum Base {
     Ih,
 }
 
+/// meta keys the core answers (names as nft spells them). iif/oif compare
+/// interface names: statewall knows interfaces by name, not by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetaKey {
+    Mark,
+    Iifname,
+    Oifname,
+    Iif,
+    Oif,
+    Iiftype,
+    Oiftype,
+    L4proto,
+    Nfproto,
+    Protocol,
+    Pkttype,
+    Length,
+    Skuid,
+    Skgid,
+    Time,
+    Day,
+    Hour,
+}
+
+/// ct keys the core answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CtKey {
+    State,
+    Direction,
+    Status,
+    Mark,
+    Zone,
+    Helper,
+    Expiration,
+    L3proto,
+    Protocol,
+    #[serde(rename = "ip saddr", alias = "ip6 saddr", alias = "saddr")]
+    Saddr,
+    #[serde(rename = "ip daddr", alias = "ip6 daddr", alias = "daddr")]
+    Daddr,
+    ProtoSrc,
+    ProtoDst,
+    Bytes,
+    Packets,
+    Avgpkt,
+}
+
 /// A value the packet, its connection or the machine gives.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Key {
     /// `len` bytes at byte `offset` of the header at `base`.
-    Payload { base: Base, offset: u32, len: u32 },
-    /// meta KEY: the name as nft spells it ("mark", "iifname", "l4proto", ...).
-    Meta { key: String },
-    /// ct KEY, in a direction ("original"/"reply") where the key has one.
+    Payload {
+        base: Base,
+        offset: u32,
+        len: u32,
+    },
+    Meta {
+        key: MetaKey,
+    },
+    /// ct KEY, of one direction where given.
     Ct {
-        key: String,
-        #[serde(default)]
-        dir: Option<String>,
+        key: CtKey,
+        #[serde(default, deserialize_with = "de_dir")]
+        dir: CtDir,
     },
     /// fib: `result` ("oif", "oifname", "type") of a route lookup of `addr`
     /// ("saddr"/"daddr"), restricted to the input or output interface.
@@ -92,7 +165,9 @@ pub enum Key {
         oif: bool,
     },
     /// Parts, each padded to a multiple of 4 bytes.
-    Concat { parts: Vec<Expr> },
+    Concat {
+        parts: Vec<Expr>,
+    },
     /// numgen inc|random mod M offset O (4 bytes); `slot` is the counter of
     /// an `inc` generator, given at load.
     Numgen {
@@ -222,6 +297,17 @@ pub struct LimitSpec {
     pub over: bool,
 }
 
+/// What a `set` statement writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SetWhat {
+    #[serde(rename = "meta mark")]
+    MetaMark,
+    #[serde(rename = "ct mark")]
+    CtMark,
+    #[serde(rename = "ct zone")]
+    CtZone,
+}
+
 /// One expression test or non-terminal statement of an nft rule.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -285,9 +371,8 @@ pub enum NftMatch {
         #[serde(default)]
         ip_options: bool,
     },
-    /// `meta mark set VALUE` / `ct mark set VALUE` / `ct zone set VALUE`
-    /// (`what`: "meta mark", "ct mark", "ct zone").
-    Set { what: String, value: Source },
+    /// `meta mark set VALUE` / `ct mark set VALUE` / `ct zone set VALUE`.
+    Set { what: SetWhat, value: Source },
     /// A conntrack template effect, as the CT target hands it over
     /// (("notrack", true), ("helper", "ftp"), ...).
     Effect {
