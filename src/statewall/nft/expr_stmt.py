@@ -127,10 +127,23 @@ def mangle(rule: RuleBuilder, body: Any) -> None:
 
 
 def ct_helper(rule: RuleBuilder, body: Any) -> None:
-    if not isinstance(body, str):
-        raise Unsupported("ct helper set from a map")
-    obj = _object(rule, "ct helper", body)
-    rule.nft({"op": "effect", "effect": "helper", "value": obj.get("type", body)})
+    if isinstance(body, str):
+        obj = _object(rule, "ct helper", body)
+        rule.nft({"op": "effect", "effect": "helper", "value": obj.get("type", body)})
+        return
+    data = body.get("map", {}).get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("set"), list):
+        raise Unsupported("ct helper set from a named map")
+    # The map's data: an index into the helpers the rule names.
+    values: list[Any] = []
+    elements = []
+    for key, name in data["set"]:
+        values.append(_object(rule, "ct helper", name).get("type", name))
+        elements.append([key, len(values) - 1])
+    left = rule.left(body["map"]["key"])
+    ref = rule.set_ref({"set": elements}, left, _MARK)
+    rule.nft({"op": "effect_map", "effect": "helper", "key": left.expr, "map": ref,
+              "values": values})
 
 
 def ct_timeout(rule: RuleBuilder, body: Any) -> None:

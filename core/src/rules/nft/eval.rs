@@ -61,16 +61,25 @@ fn source(
             Ok(n)
         }
         Source::Load { expr } => value(ctx, fx, state, expr, out).map(<[u8]>::len),
-        Source::Map { expr, map } => {
-            let mut key = [0u8; REG_BYTES];
-            let k = value(ctx, fx, state, expr, &mut key)?;
-            let i = find(state, map, k, ctx.now).ok_or(Hit::No)?;
-            let data = state.nft.sets[map.slot].data(i).ok_or(Hit::No)?;
-            let n = data.len().min(REG_BYTES);
-            out[..n].copy_from_slice(&data[..n]);
-            Ok(n)
-        }
+        Source::Map { expr, map } => map_data(ctx, fx, state, (expr, map), out),
     }
+}
+
+/// The data of the element `expr` finds in `map` into `out` (its length).
+fn map_data(
+    ctx: &RuleCtx<'_>,
+    fx: &Effects,
+    state: &mut RuleState,
+    (expr, map): (&Expr, &SetRef),
+    out: &mut Regs,
+) -> Result<usize, Hit> {
+    let mut key = [0u8; REG_BYTES];
+    let k = value(ctx, fx, state, expr, &mut key)?;
+    let i = find(state, map, k, ctx.now).ok_or(Hit::No)?;
+    let data = state.nft.sets[map.slot].data(i).ok_or(Hit::No)?;
+    let n = data.len().min(REG_BYTES);
+    out[..n].copy_from_slice(&data[..n]);
+    Ok(n)
 }
 
 fn be_u32(b: &[u8]) -> u32 {
@@ -155,6 +164,21 @@ pub fn eval(m: &NftMatch, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleS
             fx.effects.push((Cow::Owned(effect.clone()), v.clone()));
             Hit::Yes
         }
+        NftMatch::EffectMap {
+            effect,
+            key,
+            map,
+            values,
+        } => match map_data(ctx, fx, state, (key, map), &mut regs) {
+            Ok(n) => match values.get(be_u32(&regs[..n]) as usize) {
+                Some(v) => {
+                    fx.effects.push((Cow::Owned(effect.clone()), v.clone()));
+                    Hit::Yes
+                }
+                None => Hit::No,
+            },
+            Err(hit) => hit,
+        },
         NftMatch::Dynset {
             update,
             key,

@@ -379,6 +379,15 @@ pub enum NftMatch {
         effect: String,
         value: serde_json::Value,
     },
+    /// An effect whose value a map picks (`ct helper set udp dport map { 69 :
+    /// "tftp" }`): the map's data is an index into `values`; no element, the
+    /// rule stops.
+    EffectMap {
+        effect: String,
+        key: Expr,
+        map: SetRef,
+        values: Vec<serde_json::Value>,
+    },
     /// `add @set { KEY }` / `update @set { KEY timeout T }`.
     Dynset {
         update: bool,

@@ -127,14 +127,16 @@ impl Slots<'_> {
     fn one(&mut self, m: &mut NftMatch) -> Result<(), String> {
         match m {
             NftMatch::Cmp { left, .. } | NftMatch::Range { left, .. } => self.expr(left),
-            NftMatch::Dynset { key, .. } => self.expr(key),
+            NftMatch::Dynset { key, .. } | NftMatch::EffectMap { key, .. } => self.expr(key),
             _ => {}
         }
         if let NftMatch::Lookup { left, .. } = m {
             self.expr(left);
         }
         match m {
-            NftMatch::Lookup { set, .. } | NftMatch::Dynset { set, .. } => self.set(set)?,
+            NftMatch::Lookup { set, .. }
+            | NftMatch::Dynset { set, .. }
+            | NftMatch::EffectMap { map: set, .. } => self.set(set)?,
             NftMatch::Set { value, .. } => self.source(value)?,
             NftMatch::Counter { name, slot } => {
                 let (s, new) = named(&mut self.counters, name, self.state.counters.len());
