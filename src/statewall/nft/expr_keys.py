@@ -80,6 +80,9 @@ L4_OF = {"tcp": "tcp", "udp": "udp", "udplite": "udplite", "sctp": "sctp", "dccp
          "icmp": "icmp", "icmpv6": "ipv6-icmp", "esp": "esp"}
 NF_OF = {"ip": "ipv4", "ip6": "ipv6", "icmp": "ipv4", "icmpv6": "ipv6"}
 
+# IPv6 extension headers `exthdr NAME exists` tests, by protocol number.
+EXTHDR = {"hbh": 0, "rt": 43, "frag": 44, "dst": 60, "mh": 135}
+
 # meta key -> (width, datatype). iif/oif are compared by name: statewall
 # knows interfaces by name, not by index.
 META: dict[str, tuple[int, str]] = {
@@ -228,6 +231,12 @@ def lower_left(node: Any, family: str, core_family: int) -> Left:
         return _ct(body, family, core_family)
     if kind == "fib":
         return _fib(body)
+    if kind == "exthdr":
+        if "field" in body or body.get("name") not in EXTHDR:
+            raise Unsupported("exthdr field" if "field" in body else f"exthdr {body.get('name')}")
+        deps = [dep_cmp("nfproto", "nf_proto", 1, "ipv6")] if family == "inet" else []
+        return Left({"key": {"kind": "exthdr", "hdr": EXTHDR[body["name"]]}}, 1, "integer", 0,
+                    deps)
     if kind == "numgen":
         mode = body.get("mode")
         if mode not in ("inc", "random"):

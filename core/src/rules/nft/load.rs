@@ -261,6 +261,38 @@ fn fib(
     }
 }
 
+/// Whether the IPv6 header chain holds extension header `want` (as
+/// ipv6_find_hdr looks: through hop-by-hop, routing, fragment, AH and
+/// destination options headers; not past a non-first fragment).
+fn has_exthdr(data: &[u8], want: u8) -> bool {
+    let (mut next, mut at) = (data.get(6).copied(), 40usize);
+    while let Some(nh) = next {
+        if nh == want {
+            return true;
+        }
+        let (Some(&following), Some(&len)) = (data.get(at), data.get(at + 1)) else {
+            return false;
+        };
+        let size = match nh {
+            0 | 43 | 60 => (usize::from(len) + 1) * 8,
+            51 => (usize::from(len) + 2) * 4,
+            44 => {
+                let off = data
+                    .get(at + 2..at + 4)
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) & !7);
+                if off != 0 {
+                    return false;
+                }
+                8
+            }
+            _ => return false,
+        };
+        next = Some(following);
+        at += size;
+    }
+    false
+}
+
 /// numgen (nft_numgen.c): a counter per rule, or a draw scaled to the modulus.
 fn numgen(state: &mut RuleState, (random, modulus, offset, slot): (bool, u32, u32, usize)) -> u32 {
     let modulus = modulus.max(1);
@@ -290,6 +322,12 @@ fn key(ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState, k: &Key, out: &mu
             iif,
             oif,
         } => fib(ctx, &state.topology, (result, addr, *iif, *oif), out),
+        Key::Exthdr { hdr } => {
+            if ctx.pkt.family != 6 {
+                return Loaded::Break;
+            }
+            put(out, &[u8::from(has_exthdr(ctx.pkt.data, *hdr))])
+        }
         Key::Numgen {
             random,
             modulus,
@@ -411,6 +449,20 @@ mod tests {
             load(&ctx, &fx, topo, &expr(beyond), &mut regs),
             Loaded::Break
         );
+    }
+
+    #[test]
+    fn extension_headers_are_found_along_the_chain() {
+        let mut data = vec![0u8; 40];
+        data[6] = 0; // hop-by-hop, then a routing header, then UDP
+        data.extend_from_slice(&[43, 0, 0, 0, 0, 0, 0, 0]);
+        data.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(has_exthdr(&data, 0));
+        assert!(has_exthdr(&data, 43));
+        assert!(!has_exthdr(&data, 60));
+        // Like ipv6_find_hdr, a header's first two bytes tell what follows it.
+        assert!(has_exthdr(&data[..42], 43));
+        assert!(!has_exthdr(&data[..41], 43));
     }
 
     #[test]

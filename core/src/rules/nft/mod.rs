@@ -168,6 +168,11 @@ pub enum Key {
     Concat {
         parts: Vec<Expr>,
     },
+    /// `exthdr NAME exists`: 1 when the IPv6 extension header (by its
+    /// protocol number) is in the header chain, else 0 (1 byte).
+    Exthdr {
+        hdr: u8,
+    },
     /// numgen inc|random mod M offset O (4 bytes); `slot` is the counter of
     /// an `inc` generator, given at load.
     Numgen {
