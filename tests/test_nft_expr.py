@@ -173,6 +173,12 @@ def test_tcp_flags_masked_equality_and_the_implicit_flag_test() -> None:
         ["ACCEPT", "ACCEPT", "DROP"]
     # The implied `meta l4proto tcp`: a UDP datagram's bytes at the same offset do not count.
     assert verdicts(e, [udp(sport=0x0202, dport=0x0202)]) == ["DROP"]
+    # `!=` with flags is plain inequality (nft emits `cmp neq`, no bitwise).
+    e = engine({"fwd": [[match(payload("tcp", "flags"), ["syn", "ack"], "!="), ACCEPT]]},
+               policy="DROP")
+    assert verdicts(e, [tcp(flags="S"), tcp(flags="SA")]) == ["ACCEPT", "DROP"]
+    e = engine({"fwd": [[match(ct("state"), {"|": ["established", "related"]}, "!="), DROP]]})
+    assert one(e, udp(), ctinfo=CT_ESTABLISHED).verdict == "DROP"
 
 
 def test_interval_and_prefix_sets_and_their_negation() -> None:
