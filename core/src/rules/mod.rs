@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod ipset;
 pub mod matches;
 pub mod model;
+pub mod nft;
 pub mod state;
 pub mod targets;
 pub mod walker;

@@ -383,6 +383,10 @@ pub enum Match {
         packets: Option<(u8, u64, bool)>,
         bytes: Option<(u8, u64, bool)>,
     },
+    /// An nft expression test or non-terminal statement (`rules::nft`).
+    Nft {
+        expr: crate::rules::nft::NftMatch,
+    },
     /// A match the lowering knows but the core does not evaluate yet: the rule's
     /// outcome is undetermined (the walk reports UNKNOWN with this reason).
     NotPorted {
@@ -467,6 +471,46 @@ pub enum Target {
     NotPorted {
         name: String,
     },
+    /// nft `vmap`: the verdict of the element `left` finds in `map`.
+    NftVmap {
+        left: crate::rules::nft::Expr,
+        map: crate::rules::nft::SetRef,
+    },
+    /// nft snat/dnat whose address or port comes from a map or expression
+    /// (fixed ones lower to `Nat`).
+    NftNat {
+        target: crate::nat::NatKind,
+        flags: u32,
+        #[serde(default)]
+        addr: Option<crate::rules::nft::Source>,
+        #[serde(default)]
+        port: Option<crate::rules::nft::Source>,
+    },
+}
+
+impl Target {
+    /// The chains this target may continue in (jump, goto, a verdict map's jumps).
+    pub fn chains<'t>(&'t self, sets: &'t [crate::rules::nft::SetSpec]) -> Vec<usize> {
+        use crate::rules::nft::NftVerdict;
+        match self {
+            Target::Jump { chain } | Target::Goto { chain } => vec![*chain],
+            Target::NftVmap { map, .. } => {
+                let spec = map.anon.as_deref().or_else(|| sets.get(map.set));
+                spec.map_or_else(Vec::new, |s| {
+                    s.elements
+                        .iter()
+                        .filter_map(|e| match e.verdict {
+                            Some(NftVerdict::Jump { chain } | NftVerdict::Goto { chain }) => {
+                                Some(chain)
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                })
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -637,6 +681,9 @@ pub struct Ruleset {
     pub hashlimit_tables: Vec<HashlimitSpec>,
     #[serde(default)]
     pub sets: Vec<crate::rules::ipset::SetSpec>,
+    /// nft sets and maps (`rules::nft`), named by index from rules.
+    #[serde(default)]
+    pub nft_sets: Vec<crate::rules::nft::SetSpec>,
 }
 
 fn default_recent_size() -> usize {

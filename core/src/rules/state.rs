@@ -31,6 +31,7 @@ pub struct RuleState {
     /// connlimit groups, one per rule.
     pub connlimit: Vec<connlimit::Groups>,
     pub sets: Sets,
+    pub nft: crate::rules::nft::state::NftState,
 }
 
 impl RuleState {
@@ -65,6 +66,7 @@ impl RuleState {
                 .collect(),
             connlimit: Vec::new(),
             sets: Sets { sets },
+            nft: crate::rules::nft::state::NftState::for_ruleset(ruleset)?,
         };
         let mut n = 0;
         for table in &mut ruleset.tables {

@@ -14,6 +14,7 @@ use crate::output::json::push_str_body;
 use crate::rules::context::{Decision, Effects, Outcome, RuleAt, RuleCtx};
 use crate::rules::matches::{self, Hit};
 use crate::rules::model::{Chain, Rule, Ruleset, Table, Target, Verdict};
+use crate::rules::nft::SetSpec;
 use crate::rules::state::RuleState;
 use crate::rules::targets::{self, log, Step};
 
@@ -49,12 +50,12 @@ fn outcome(v: Verdict) -> Outcome {
 
 /// Jump targets exist and are user chains, and no chain reaches itself.
 /// Iterative (an explicit stack), so any depth of nesting loads.
-fn check_table(source: &str, table: &Table) -> Result<(), String> {
+fn check_table(source: &str, table: &Table, sets: &[SetSpec]) -> Result<(), String> {
     let n = table.chains.len();
     let err = |line: u32, msg: String| format!("{source}:{line}: {msg}");
     for chain in &table.chains {
         for rule in &chain.rules {
-            if let Target::Jump { chain: j } | Target::Goto { chain: j } = rule.target {
+            for j in rule.target.chains(sets) {
                 match table.chains.get(j) {
                     None => {
                         return Err(err(
@@ -91,7 +92,18 @@ fn check_table(source: &str, table: &Table) -> Result<(), String> {
             }
             let rule = &rules[*ri];
             *ri += 1;
-            if let Target::Jump { chain: j } | Target::Goto { chain: j } = rule.target {
+            // A verdict map may lead to several chains: each is followed
+            // through a path of its own (the first unvisited one per step).
+            let mut open = rule
+                .target
+                .chains(sets)
+                .into_iter()
+                .filter(|&j| color[j] != 2);
+            let next = open.next();
+            if open.next().is_some() {
+                *ri -= 1;
+            }
+            if let Some(j) = next {
                 match color[j] {
                     0 => {
                         color[j] = 1;
@@ -127,7 +139,7 @@ impl Engine {
 
     pub fn new(mut ruleset: Ruleset) -> Result<Engine, String> {
         for table in &mut ruleset.tables {
-            check_table(&ruleset.source, table)?;
+            check_table(&ruleset.source, table, &ruleset.nft_sets)?;
             table.find_entries();
             for chain in &mut table.chains {
                 if let Some(p) = chain.policy {
@@ -510,6 +522,16 @@ fn walk_table<'e>(
             }
             other => match targets::run(other, ctx, fx, state) {
                 Step::Continue => continue,
+                Step::Jump(j) => {
+                    stack.push((ci, ri));
+                    (ci, ri) = (j, 0);
+                    continue;
+                }
+                Step::Goto(j) => {
+                    (ci, ri) = (j, 0);
+                    continue;
+                }
+                Step::Return => None,
                 Step::Verdict(v) => Some(v),
                 Step::Unknown(why) => {
                     return decide(table, (ti, ci), chain, rule, Outcome::Unknown, Some(why));
@@ -576,6 +598,7 @@ mod tests {
             recent_size: 100,
             hashlimit_tables: vec![],
             sets: vec![],
+            nft_sets: vec![],
         })
     }
 

@@ -347,6 +347,7 @@ pub fn eval(m: &Match, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut RuleStat
             };
             set::set(&mut state.sets, p, ctx.pkt, ctx.now).into()
         }
+        Match::Nft { expr } => crate::rules::nft::eval::eval(expr, ctx, fx, state),
         Match::NotPorted { name } => {
             Hit::Undecided(format!("match {name} is not evaluated by the core yet"))
         }

@@ -135,6 +135,29 @@ fn reverse_route(topo: &Topology, family: u8, src: u128, iface_in: Option<&str>)
     }
 }
 
+/// Loopback input and the sources that have no route yet (DHCP, DAD): the
+/// reverse path check lets them pass.
+fn special(ctx: &RuleCtx<'_>) -> bool {
+    let pkt = ctx.pkt;
+    ctx.iface_in == Some("lo")
+        || (pkt.family == 4
+            && pkt.src == 0
+            && (pkt.dst == 0xFFFF_FFFF || pkt.dst >> 8 == 0xE0_0000))
+        || (pkt.family == 6 && pkt.src == 0)
+}
+
+/// nft `fib saddr . iif oif`: whether the route back to the source leaves
+/// through the input interface (a local source routes through lo: no).
+pub fn back_through_iif(ctx: &RuleCtx<'_>, topo: &Topology) -> bool {
+    if special(ctx) {
+        return true;
+    }
+    matches!(
+        reverse_route(topo, ctx.pkt.family, ctx.pkt.src, ctx.iface_in),
+        Found::Unicast(true)
+    )
+}
+
 pub fn rpfilter(
     ctx: &RuleCtx<'_>,
     topo: &Topology,
@@ -143,12 +166,7 @@ pub fn rpfilter(
     invert: bool,
 ) -> Hit {
     let pkt = ctx.pkt;
-    let special = ctx.iface_in == Some("lo")
-        || (pkt.family == 4
-            && pkt.src == 0
-            && (pkt.dst == 0xFFFF_FFFF || pkt.dst >> 8 == 0xE0_0000))
-        || (pkt.family == 6 && pkt.src == 0);
-    if special {
+    if special(ctx) {
         return Hit::from(!invert);
     }
     let pass = match reverse_route(topo, pkt.family, pkt.src, ctx.iface_in) {

@@ -21,6 +21,10 @@ pub enum Step {
     /// XT_CONTINUE: go on with the next rule.
     Continue,
     Verdict(Outcome),
+    /// An nft verdict map's jump, goto and return.
+    Jump(usize),
+    Goto(usize),
+    Return,
     /// Undetermined, with the reason.
     Unknown(Cow<'static, str>),
 }
@@ -86,6 +90,20 @@ pub fn run(target: &Target, ctx: &RuleCtx<'_>, fx: &mut Effects, state: &mut Rul
             timeout,
             exist,
         } => set::set(&mut state.sets, changes, *timeout, *exist, ctx, fx),
+        Target::NftVmap { left, map } => crate::rules::nft::eval::vmap(left, map, ctx, fx, state),
+        Target::NftNat {
+            target,
+            flags,
+            addr,
+            port,
+        } => crate::rules::nft::eval::nat(
+            (*target, *flags),
+            addr.as_ref(),
+            port.as_ref(),
+            ctx,
+            fx,
+            state,
+        ),
         Target::NotPorted { name } => Step::Unknown(Cow::Owned(format!(
             "target {name} is not evaluated by the core yet"
         ))),
