@@ -9,12 +9,12 @@ line naming the file (and line and column where known).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from statewall.nft.errors import NftSyntaxError
 from statewall.rules.errors import RulesetError
 
 JsonObject = dict[str, Any]
@@ -43,15 +43,12 @@ def objects_from_text(text: str, source: str) -> list[JsonObject]:
     """As `load_objects`, for the file's text (`source` names it in errors)."""
     if text.lstrip().startswith("{"):
         return _from_json(text, source)
+    from statewall.nft.parser import parse_nft
+
     try:
-        parser = importlib.import_module("statewall.nft.parser")
-    except ImportError:
-        raise NftError(f"{source}: nftables text cannot be read by this version; "
-                       "give the JSON of `nft -j list ruleset`", source) from None
-    try:
-        return list(parser.parse_nft(text, source))
-    except ValueError as error:  # the parser's NftSyntaxError: FILE:LINE:COLUMN: problem
-        raise NftError(str(error), source) from None
+        return parse_nft(text, source)
+    except NftSyntaxError as error:
+        raise NftError(str(error), source, error.line) from None
 
 
 def _from_json(text: str, source: str) -> list[JsonObject]:

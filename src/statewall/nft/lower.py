@@ -19,15 +19,17 @@ a note.
 
 from __future__ import annotations
 
-import importlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
+from statewall.nft.expr import lower_rule
+from statewall.nft.expr_keys import Unsupported
 from statewall.nft.load import NftError
-from statewall.nft.scope import JsonObject, LoweredRule, RuleScope
+from statewall.nft.printer import format_statements
+from statewall.nft.scope import JsonObject, RuleScope
+from statewall.nft.sets import lower_set
 
 HOOKS = {"prerouting": "PREROUTING", "input": "INPUT", "forward": "FORWARD",
          "output": "OUTPUT", "postrouting": "POSTROUTING"}
@@ -175,13 +177,21 @@ def _policy(chain: JsonObject, where: str) -> str:
     return policy.upper()
 
 
-def _lower_set(obj: JsonObject, scope: RuleScope) -> JsonObject:
+def _lower_set(obj: JsonObject, scope: RuleScope, table: _Table, source: str,
+               allow_unknown: bool, notes: list[str]) -> JsonObject:
+    """A named set or map for the core; one that cannot be held is refused, or
+    with allow_unknown kept empty (the rules reading it are unknown anyway)."""
+    kind, body = _kind(obj)
     try:
-        sets = importlib.import_module("statewall.nft.sets")
-    except ImportError:
-        # FALLBACK until statewall.nft.sets exists: the set's own JSON object.
-        return obj
-    return cast(JsonObject, sets.lower_set(obj, scope))
+        return lower_set(obj, scope)
+    except Unsupported as why:
+        where = f"{source}: {table.label} {kind} {body.get('name')}"
+        if not allow_unknown:
+            raise NftError(f"{where}: {why} (--allow-unknown loads it empty)", source) from None
+        empty = {key: value for key, value in body.items() if key not in ("elem", "map")}
+        if scope.core_family == 4 or table.family != "inet":
+            notes.append(f"{where}: {why}: loaded empty")
+        return lower_set({"set": empty}, scope)
 
 
 def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
@@ -200,7 +210,7 @@ def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
     for obj in table.sets:
         _, body = _kind(obj)
         sets[str(body.get("name"))] = len(out.sets)
-        out.sets.append(_lower_set(obj, scope))
+        out.sets.append(_lower_set(obj, scope, table, source, allow_unknown, notes))
     core_chains: list[JsonObject] = []
     for chain, base in kept:
         name = str(chain.get("name"))
@@ -284,42 +294,8 @@ def load_nft(path: str, *, allow_unknown: bool = False) -> NftRuleset:
     return lower_objects(load_objects(path), path, allow_unknown=allow_unknown)
 
 
-def lower_rule(stmts: list[JsonObject], scope: RuleScope) -> LoweredRule:
-    """`statewall.nft.expr.lower_rule`, or the verdict-only fallback without it."""
-    try:
-        expr = importlib.import_module("statewall.nft.expr")
-    except ImportError:
-        return _fallback_lower_rule(stmts, scope)
-    return cast(LoweredRule, expr.lower_rule(stmts, scope))
-
-
-# --- FALLBACK (removed once statewall.nft.expr and the printer exist) -------------------
-
-_FALLBACK_VERDICTS = {"accept": "ACCEPT", "drop": "DROP", "return": "RETURN"}
-
-
-def _fallback_lower_rule(stmts: list[JsonObject], scope: RuleScope) -> LoweredRule:
-    """Rules made of counters and one verdict statement only."""
-    rule = LoweredRule()
-    for stmt in stmts:
-        kind, body = next(iter(stmt.items()))
-        if kind == "counter":
-            continue
-        if kind in _FALLBACK_VERDICTS:
-            rule.target = {"kind": "verdict", "verdict": _FALLBACK_VERDICTS[kind]}
-        elif kind == "continue":
-            rule.target = {"kind": "none"}
-        elif kind in ("jump", "goto") and isinstance(body, dict):
-            target = str(body.get("target"))
-            if target not in scope.chains:
-                raise NftError(f"{scope.source}: {kind} to chain {target}, which does not "
-                               f"exist in table {scope.family} {scope.table}")
-            rule.target = {"kind": kind, "chain": scope.chains[target]}
-        else:
-            rule.unsupported = f"statement {kind} is not evaluated yet"
-    return rule
-
-
 def _rule_text(stmts: list[JsonObject]) -> str:
-    """PLACEHOLDER for the printer's `format_statements`: the statements as JSON."""
-    return " ".join(json.dumps(stmt, separators=(",", ":")) for stmt in stmts)
+    """The rule as `nft list ruleset` prints it, its counters without the values
+    they had when listed (the replay counts its own)."""
+    return format_statements([{"counter": None} if isinstance(stmt.get("counter"), dict)
+                              and "packets" in stmt["counter"] else stmt for stmt in stmts])
