@@ -26,6 +26,7 @@ from typing import Any
 
 from statewall.nft.expr import lower_rule
 from statewall.nft.expr_keys import Unsupported
+from statewall.nft.fold import fold
 from statewall.nft.load import NftError
 from statewall.nft.printer import format_statements
 from statewall.nft.scope import JsonObject, RuleScope
@@ -229,7 +230,9 @@ def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
                                    "unknown)", source, line)
                 target = {"kind": "unknown", "why": lowered.unsupported}
                 out.unknown.append(f"{label} {table.label} {name} #{number} (line {line})")
-            rules.append({"matches": lowered.matches, "target": target, "number": number,
+            header, matches = fold(lowered.matches, core_family)
+            rules.append({"header": header, "matches": matches, "target": target,
+                          "number": number,
                           "line": line, "text": _rule_text(stmts),
                           "unknown": lowered.unsupported})
         core_chains.append({"name": name, "rules": rules, "line": 0,

@@ -3,6 +3,8 @@
 //! fixed buffer so evaluation allocates nothing.
 
 use crate::conntrack::conn::{direction_of, Conn, Tuple, CT_INVALID, CT_UNTRACKED, IPS_CONFIRMED};
+use crate::nat::manip::{has_ports, is_icmp_query};
+use crate::packet::Packet;
 use crate::rules::context::{Effects, RuleCtx};
 use crate::rules::matches::{addrtype, rpfilter};
 use crate::rules::matches::{no_l4, pkttype};
@@ -87,9 +89,43 @@ fn payload(ctx: &RuleCtx<'_>, base: Base, offset: u32, len: u32, out: &mut [u8])
         Base::Ih => pkt.payload_off,
     };
     let from = start + offset as usize;
-    match pkt.data.get(from..from + len as usize) {
+    let got = match pkt.data.get(from..from + len as usize) {
         Some(bytes) => put(out, bytes),
-        None => Loaded::Break,
+        None => return Loaded::Break,
+    };
+    if let Loaded::Len(n) = got {
+        overlay_translated(pkt, base, offset as usize, &mut out[..n]);
+    }
+    got
+}
+
+/// The fields NAT rewrites live in the decoded packet, not in its captured
+/// bytes: a payload load overlapping them reads them from there, so that a
+/// chain after DNAT sees the translated destination, as the kernel's
+/// rewritten skb shows it.
+fn overlay_translated(pkt: &Packet<'_>, base: Base, offset: usize, out: &mut [u8]) {
+    let mut put_at = |at: usize, bytes: &[u8]| {
+        for (i, b) in bytes.iter().enumerate() {
+            if let Some(slot) = (at + i).checked_sub(offset).and_then(|k| out.get_mut(k)) {
+                *slot = *b;
+            }
+        }
+    };
+    match base {
+        Base::Nh if pkt.family == 4 => {
+            put_at(12, &(pkt.src as u32).to_be_bytes());
+            put_at(16, &(pkt.dst as u32).to_be_bytes());
+        }
+        Base::Nh => {
+            put_at(8, &pkt.src.to_be_bytes());
+            put_at(24, &pkt.dst.to_be_bytes());
+        }
+        Base::Th if has_ports(pkt.proto) => {
+            put_at(0, &pkt.sport.to_be_bytes());
+            put_at(2, &pkt.dport.to_be_bytes());
+        }
+        Base::Th if is_icmp_query(pkt) => put_at(4, &pkt.icmp_id.to_be_bytes()),
+        _ => {}
     }
 }
 
@@ -398,6 +434,21 @@ mod tests {
             mask: None,
             xor: None,
         }
+    }
+
+    #[test]
+    fn payload_loads_see_the_translated_addresses_and_ports() {
+        let data = testpkt::udp4([192, 0, 2, 1], [203, 0, 113, 1], 5, 80);
+        let mut pkt = testpkt::decode(&data);
+        // As DNAT leaves it: 203.0.113.1:80 -> 198.51.100.2:8080.
+        pkt.dst = u128::from(u32::from_be_bytes([198, 51, 100, 2]));
+        pkt.dport = 8080;
+        let ctx = testpkt::ctx(&pkt);
+        let mut out = [0u8; 8];
+        assert_eq!(payload(&ctx, Base::Nh, 14, 6, &mut out), Loaded::Len(6));
+        assert_eq!(&out[..6], &[data[14], data[15], 198, 51, 100, 2]);
+        assert_eq!(payload(&ctx, Base::Th, 0, 4, &mut out), Loaded::Len(4));
+        assert_eq!(&out[..4], &[0, 5, 0x1f, 0x90]);
     }
 
     #[test]
