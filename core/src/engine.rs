@@ -945,7 +945,22 @@ impl Firewall {
             match what.as_ref() {
                 "notrack" => skb.notrack = value.as_bool().unwrap_or(false),
                 "zone" => skb.zone = value.as_u64().map_or(0, |z| z as u16),
-                "helper" => skb.helper = value.as_str().map(str::to_owned),
+                "helper" => match skb.ct.as_ref() {
+                    // iptables' CT target (raw, before conntrack): the
+                    // template's helper, for the entry conntrack makes.
+                    None => skb.helper = value.as_str().map(str::to_owned),
+                    // nft's `ct helper set` after conntrack: the helper goes
+                    // to the packet's own entry while it is unconfirmed
+                    // (nft_ct_helper_obj_eval); later packets change nothing.
+                    Some(ct) if ct.unconfirmed => {
+                        if let (Some(id), Some(name)) = (ct.conn, value.as_str()) {
+                            if let Some(conn) = self.table.conn_mut(id) {
+                                assign_helper(conn, Some(name), false);
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                },
                 _ => {}
             }
         }

@@ -53,6 +53,24 @@ STATEFUL_HELPERS_V4 = _helpers_raw(_HELPERS_V4) + STATEFUL
 STATEFUL_HELPERS_V6 = _helpers_raw(_HELPERS_V6) + STATEFUL
 
 
+def _helpers_nft() -> str:
+    """The same machine as nftables writes it: ct helper objects, assigned by a
+    prerouting chain after conntrack (nft's `ct helper set` acts on the entry)."""
+    objects = "".join(f'\tct helper {name} {{\n\t\ttype "{name}" protocol {proto}\n'
+                      f'\t\tl3proto {"ip" if name == "irc" else "inet"}\n\t}}\n\n'
+                      for proto, _, name in _HELPERS_V4)
+    sets = "".join(f'\t\t{"meta nfproto ipv4 " if name == "irc" else ""}{proto} dport {port} '
+                   f'ct helper set "{name}"\n' for proto, port, name in _HELPERS_V4)
+    return ("table inet helpers {\n" + objects
+            + "\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; "
+            "policy accept;\n" + sets + "\t}\n\n"
+            "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+            "\t\tct state invalid drop\n\t}\n}\n")
+
+
+STATEFUL_HELPERS_NFT = _helpers_nft()
+
+
 def filter_rules(*rules: str, policy: str = "ACCEPT", raw: tuple[str, ...] = ()) -> str:
     """An iptables-save text: FORWARD rules (and raw PREROUTING rules) in the filter table."""
     text = ""

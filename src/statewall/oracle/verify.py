@@ -651,8 +651,10 @@ def verify_capture(
     keep_loopback: bool = False,
     local: Sequence[Network] = (),
     ifaces: Sequence[tuple[str, Sequence[Network]]] = (),
+    nft: str | None = None,
 ) -> VerifyResult:
     """`statewall verify` as a function: read, select, run both, compare."""
     datagrams, skipped = read_capture(path, limit, keep_loopback)
     return verify_datagrams(datagrams, rules_v4, rules_v6, sysctls, skipped=skipped,
-                            keep_namespaces=keep_namespaces, local=local, ifaces=ifaces)
+                            keep_namespaces=keep_namespaces, local=local, ifaces=ifaces,
+                            nft=nft)
