@@ -107,3 +107,19 @@ def test_a_base_chain_policy_drop_and_return_at_base_level(kernel: None,
         b.udp(LEFT, RIGHT, 4000, 7, b"b"),
     ])
     assert fate(result) == [("DROP", "ip6 t fwd policy"), ("ACCEPT", None)]
+
+
+@pytest.mark.kernel
+def test_of_two_chains_at_one_priority_the_later_registered_runs_first(
+        kernel: None, made: list[str]) -> None:
+    """`first` (listed first) drops marked packets, `second` (same priority 0,
+    registered after it) marks packets to port 9: the kernel puts a new hook
+    entry before the existing ones of its priority, so `second` runs first and
+    `first` then drops what it marked; port 7 goes unmarked and passes."""
+    nft = ("table inet t {\n"
+           "\tchain first {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+           "\t\tmeta mark 1 counter drop\n\t}\n\n"
+           "\tchain second {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+           "\t\tudp dport 9 meta mark set 1\n\t}\n}\n")
+    result = run(nft, [b.udp(LEFT, RIGHT, 4000, 9, b"a"), b.udp(LEFT, RIGHT, 4001, 7, b"b")])
+    assert fate(result) == [("DROP", "inet t first #1"), ("ACCEPT", "inet t first policy")]
