@@ -50,10 +50,12 @@ def check_text(text: str, source: str, family: int, allow_unknown: bool,
     return [], ruleset, compile_ruleset(ruleset, state, allow_unknown).notes
 
 
-def check_nft(path: str, allow_unknown: bool) -> tuple[list[str], list[str]]:
-    """(the error, if any, as one line; the notes) of an nftables ruleset: read,
-    lowered and loaded by the core (which finds jump loops)."""
+def check_nft(path: str, allow_unknown: bool,
+              lint: bool = False) -> tuple[list[str], list[str]]:
+    """(the error, if any, as one line; the notes, then with `lint` the warnings) of
+    an nftables ruleset: read, lowered and loaded by the core (which finds jump loops)."""
     from statewall.engine import Firewall
+    from statewall.nft.lint import lint_nft
     from statewall.nft.load import NftError
     from statewall.nft.lower import load_nft
     from statewall.rules.hooks import IptablesEngine
@@ -65,19 +67,19 @@ def check_nft(path: str, allow_unknown: bool) -> tuple[list[str], list[str]]:
         return [str(error)], []
     except ValueError as error:  # the core's load-time checks (a jump loop)
         return [str(error).replace(f"{path}:0: ", f"{path}: ")], []
-    return [], nft.notes
+    return [], nft.notes + (lint_nft(nft) if lint else [])
 
 
 def check_command(rules_v4: str | None, rules_v6: str | None, lint: bool,
                   allow_unknown: bool, ipsets: Sequence[str] = (),
                   nft: str | None = None) -> tuple[int, list[str]]:
     """Exit code 0 (loads; notes and lint warnings do not fail) or 1 (errors), and the
-    lines to print. `lint` has no checks of nftables rulesets yet."""
+    lines to print."""
     sets = load_sets(ipsets)
     out: list[str] = []
     failed = False
     if nft is not None:
-        errors, notes = check_nft(nft, allow_unknown)
+        errors, notes = check_nft(nft, allow_unknown, lint)
         out.extend(errors + notes)
         failed = bool(errors)
     for path, family in ((rules_v4, 4), (rules_v6, 6)):
