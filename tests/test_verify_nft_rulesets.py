@@ -116,13 +116,14 @@ def overview_traffic() -> list[bytes]:
     return [*web, syn(REMOTE, CLIENT, 40001, 22), *web6, syn(REMOTE6, CLIENT6, 40002, 22),
             dns, b.udp(REMOTE, CLIENT, 53, 5000, b"a"), b.icmp_error(REMOTE, CLIENT, 3, 3, dns),
             b.tcp(CLIENT, REMOTE, 40003, 80, "SA", 5, 6), b.tcp(REMOTE, CLIENT, 80, 40004, "SA", 5, 6),
-            b.udp(REMOTE, CLIENT, 5001, 123, b"n"), b.icmpv6_echo(REMOTE6, CLIENT6, 3, 1)]
+            b.udp(REMOTE, CLIENT, 5001, 123, b"n"), b.icmpv6_echo(REMOTE6, CLIENT6, 3, 1),
+            syn(CLIENT, "192.0.2.60", 40005, 80)]  # in and out of swl
 
 
 def deb_overview_case() -> NftCase:
     """As listed: a chain without a hook filters nothing."""
     answers = [NEW_F, EST_R, EST_O, NEW_F, NEW_F, EST_R, EST_O, NEW_F, NEW_F, EST_R, REL_R,
-               INV_F, INV_F, NEW_F, NEW_F]
+               INV_F, INV_F, NEW_F, NEW_F, NEW_F]
     return NftCase("deb-overview", OVERVIEW, tuple(zip(overview_traffic(), answers,
                                                        strict=True)))
 
@@ -137,6 +138,7 @@ def deb_overview_hooked_case() -> NftCase:
         INV_F,  # INVALID from swl: iif/oif accept comes first
         INV_D,  # INVALID from swr: ct state invalid counter drop
         NEW_D, NEW_D,  # udp and ICMPv6 from swr: reject
+        NEW_D,  # iif "bond0" but oif is swl again: reject
     ]
     return NftCase("deb-overview hooked", OVERVIEW_HOOKED, tuple(zip(overview_traffic(), answers,
                                                                      strict=True)))
@@ -198,6 +200,8 @@ def tor_relay_server_case() -> NftCase:
         (dns6, NEW_S), (b.icmpv6_error(c6, h6, 1, 4, dns6), REL_RL),  # related : accept
         (b.icmp(c, h, 13, 0, b"\0" * 4, b"\0" * 12), NEW_D),  # timestamp: not echo-request
         (b.tcp(c, h, 40021, 22, "F", 5, 0), INV_D),
+        (b.ipv6(c6, h6, 6, b.tcp_segment(c6, h6, 40022, 22, "S", 1, window=1000),
+                ext_headers=[b.destination_options()]), NEW_L),  # tcp dport past the header
     ))
 
 
@@ -263,6 +267,11 @@ def nixos_nnf_zones_case() -> NftCase:
         (b.tcp(target, a, 42, 41009, "SA", 5, 6), INV_D),  # forward: ct state invalid drop
         (b.icmp_error(target, a, 3, 3, web[0]), REL_R),
         (b.tcp(a, fw, 41010, 22, "SA", 5, 6), INV_D),  # input: ct state invalid drop
+        # `ip6 nexthdr` is the header's own field: behind an extension header it is not
+        # ipv6-icmp, so rule-icmp's first rule misses (`icmpv6 type` alone would match).
+        (b.icmpv6(a6, fw6, 128, 0, b"\0\x09\0\x01", ext_headers=[b.hop_by_hop()]), NEW_D),
+        (b.ipv6(a6, target6, 6, b.tcp_segment(a6, target6, 41011, 42, "S", 1, window=1000),
+                ext_headers=[b.destination_options()]), NEW_F),  # tcp dport: past it
     ))
 
 
