@@ -151,3 +151,30 @@ def test_errors_are_one_line_with_place(text: str, message: str) -> None:
     with pytest.raises(NftSyntaxError) as info:
         parse_nft(text, "t.nft")
     assert str(info.value) == message
+
+
+# As the kernel lists them, with the expressions `nft -j list ruleset` gives
+# for each (6.x): `rt mtu` is the route's MTU, not a routing header field.
+TRANSLATED_STATEMENTS = [
+    ("tcp option maxseg size set rt mtu",
+     [{"mangle": {"key": {"tcp option": {"name": "maxseg", "field": "size"}},
+                  "value": {"rt": {"key": "mtu"}}}}]),
+    ("meta nftrace set 1", [{"mangle": {"key": {"meta": {"key": "nftrace"}}, "value": 1}}]),
+    ("meta random & 2147483647 < 1073741824 accept",
+     [{"match": {"op": "<", "left": {"&": [{"meta": {"key": "random"}}, 2147483647]},
+                 "right": 1073741824}}, {"accept": None}]),
+    ('log prefix "x" level info flags ip options',
+     [{"log": {"prefix": "x", "level": "info", "flags": "ip options"}}]),
+    ("log flags tcp sequence,options", [{"log": {"flags": ["tcp sequence", "tcp options"]}}]),
+    ("log flags all", [{"log": {"flags": "all"}}]),
+]
+
+
+@pytest.mark.parametrize(("text", "expr"), TRANSLATED_STATEMENTS)
+def test_statements_translations_use(text: str, expr: list[Any]) -> None:
+    from statewall.nft.printer import format_statements
+
+    objects = parse_nft(f"table ip f {{\n chain c {{\n  {text}\n }}\n}}\n", "t.nft")
+    rule = next(o["rule"] for o in objects if "rule" in o)
+    assert rule["expr"] == expr
+    assert format_statements(expr) == text
