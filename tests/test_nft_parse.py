@@ -178,3 +178,17 @@ def test_statements_translations_use(text: str, expr: list[Any]) -> None:
     rule = next(o["rule"] for o in objects if "rule" in o)
     assert rule["expr"] == expr
     assert format_statements(expr) == text
+
+
+def test_map_element_glued_to_its_verdict(rulesets: Path) -> None:
+    """`{ 25:accept }` (py-inet-tcp.loaded.nft, which the kernel loads): the key, then
+    the verdict, as in the kernel's listing; a MAC keeps its colons."""
+    objects = parse_nft((rulesets / "py-inet-tcp.loaded.nft").read_text(), "py-inet-tcp")
+    vmaps = [o["rule"]["expr"] for o in objects if "rule" in o
+             and "vmap" in o["rule"]["expr"][0]][1:]
+    want = [o["rule"]["expr"] for o in kernel_objects("py-inet-tcp") if "rule" in o
+            and '[25, {"accept": null}]' in json.dumps(o["rule"]["expr"])]
+    assert vmaps == want and len(want) == 2
+    mac = parse_nft("table ip t {\n chain c {\n  ether saddr aa:bb:cc:dd:ee:ff\n }\n}\n", "m")
+    assert next(o["rule"] for o in mac if "rule" in o)["expr"][0]["match"]["right"] == \
+        "aa:bb:cc:dd:ee:ff"
