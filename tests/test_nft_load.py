@@ -4,6 +4,7 @@ base chains and priorities become the core's data."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,22 @@ def test_check_nft_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["check", "--nft", str(bad)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"{bad}: table netdev n is not evaluated")
+
+
+def test_refusals_and_unknown_rules_cite_file_and_line(tmp_path: Path) -> None:
+    """A rule read from text is cited as FILE:LINE (an included file by its own
+    name); the parsed objects themselves stay nft's JSON."""
+    from statewall.nft.parser import parse_nft
+
+    inner = tmp_path / "inner.nft"
+    inner.write_text("add rule ip t c meta priority 1 accept\n")
+    main = tmp_path / "main.nft"
+    main.write_text("table ip t {\n chain c {\n  type filter hook input priority 0\n"
+                    "  osf name \"Linux\" drop\n }\n}\n"
+                    f'include "{inner}"\n')
+    with pytest.raises(NftError, match=re.escape(f"{main}:4: ip t c rule #1: osf name")):
+        load_nft(str(main))
+    lowered = load_nft(str(main), allow_unknown=True)
+    assert lowered.v4 is not None
+    assert lowered.v4.unknown == [f"IPv4 ip t c #1 ({main}:4)", f"IPv4 ip t c #2 ({inner}:1)"]
+    assert all("line" not in o.get("rule", {}) for o in parse_nft(main.read_text(), str(main)))

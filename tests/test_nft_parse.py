@@ -151,3 +151,44 @@ def test_errors_are_one_line_with_place(text: str, message: str) -> None:
     with pytest.raises(NftSyntaxError) as info:
         parse_nft(text, "t.nft")
     assert str(info.value) == message
+
+
+# As the kernel lists them, with the expressions `nft -j list ruleset` gives
+# for each (6.x): `rt mtu` is the route's MTU, not a routing header field.
+TRANSLATED_STATEMENTS = [
+    ("tcp option maxseg size set rt mtu",
+     [{"mangle": {"key": {"tcp option": {"name": "maxseg", "field": "size"}},
+                  "value": {"rt": {"key": "mtu"}}}}]),
+    ("meta nftrace set 1", [{"mangle": {"key": {"meta": {"key": "nftrace"}}, "value": 1}}]),
+    ("meta random & 2147483647 < 1073741824 accept",
+     [{"match": {"op": "<", "left": {"&": [{"meta": {"key": "random"}}, 2147483647]},
+                 "right": 1073741824}}, {"accept": None}]),
+    ('log prefix "x" level info flags ip options',
+     [{"log": {"prefix": "x", "level": "info", "flags": "ip options"}}]),
+    ("log flags tcp sequence,options", [{"log": {"flags": ["tcp sequence", "tcp options"]}}]),
+    ("log flags all", [{"log": {"flags": "all"}}]),
+]
+
+
+@pytest.mark.parametrize(("text", "expr"), TRANSLATED_STATEMENTS)
+def test_statements_translations_use(text: str, expr: list[Any]) -> None:
+    from statewall.nft.printer import format_statements
+
+    objects = parse_nft(f"table ip f {{\n chain c {{\n  {text}\n }}\n}}\n", "t.nft")
+    rule = next(o["rule"] for o in objects if "rule" in o)
+    assert rule["expr"] == expr
+    assert format_statements(expr) == text
+
+
+def test_map_element_glued_to_its_verdict(rulesets: Path) -> None:
+    """`{ 25:accept }` (py-inet-tcp.loaded.nft, which the kernel loads): the key, then
+    the verdict, as in the kernel's listing; a MAC keeps its colons."""
+    objects = parse_nft((rulesets / "py-inet-tcp.loaded.nft").read_text(), "py-inet-tcp")
+    vmaps = [o["rule"]["expr"] for o in objects if "rule" in o
+             and "vmap" in o["rule"]["expr"][0]][1:]
+    want = [o["rule"]["expr"] for o in kernel_objects("py-inet-tcp") if "rule" in o
+            and '[25, {"accept": null}]' in json.dumps(o["rule"]["expr"])]
+    assert vmaps == want and len(want) == 2
+    mac = parse_nft("table ip t {\n chain c {\n  ether saddr aa:bb:cc:dd:ee:ff\n }\n}\n", "m")
+    assert next(o["rule"] for o in mac if "rule" in o)["expr"][0]["match"]["right"] == \
+        "aa:bb:cc:dd:ee:ff"

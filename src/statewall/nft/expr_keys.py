@@ -91,7 +91,7 @@ META: dict[str, tuple[int, str]] = {
     "oiftype": (2, "iface_type"), "l4proto": (1, "inet_proto"), "nfproto": (1, "nf_proto"),
     "protocol": (2, "ether_type"), "pkttype": (1, "pkt_type"), "length": (4, "integer"),
     "skuid": (4, "integer"), "skgid": (4, "integer"), "time": (8, "time"), "day": (1, "day"),
-    "hour": (4, "hour"),
+    "hour": (4, "hour"), "random": (4, "integer"),
 }
 
 # ct key -> (width, datatype); addresses take the table's family.

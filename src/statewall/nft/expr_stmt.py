@@ -121,6 +121,14 @@ def mangle(rule: RuleBuilder, body: Any) -> None:
         # What the DSCP target hands over.
         rule.nft({"op": "effect", "effect": "dscp",
                   "value": int.from_bytes(encode(value, "dscp", 1), "big")})
+    elif key.get("tcp option", {}).get("name") == "maxseg" and \
+            key["tcp option"].get("field") == "size" and (
+                value == {"rt": {"key": "mtu"}} or isinstance(value, int)):
+        # What the TCPMSS target hands over: the MSS conntrack never reads.
+        rule.nft({"op": "effect", "effect": "tcpmss",
+                  "value": value if isinstance(value, int) else "clamp-to-pmtu"})
+    elif key.get("meta", {}).get("key") == "nftrace":
+        pass  # tracing (as the TRACE target) changes no packet's fate
     else:
         name = next(iter(key))
         raise Unsupported(f"{name} {key[name].get('key') or key[name].get('field')} set")

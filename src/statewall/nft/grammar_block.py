@@ -114,7 +114,7 @@ class BlockParser(StmtParser):
                 cur.next()
                 cur.word()  # nft 1.0.6's JSON has no chain comment
             else:
-                self.add_rule(table, name, self.rule())
+                self.add_rule(table, name, self.rule(), line=cur.peek().line)
             cur.end_line()
 
     def _base_chain(self, table: Table, chain: dict[str, Json]) -> None:
@@ -289,7 +289,12 @@ class BlockParser(StmtParser):
         raise self.cur.error("flowtables are not supported", near=f"flowtable {name}")
 
     def add_rule(
-        self, table: Table, chain: str, rule: tuple[list[Json], str | None], index: int | None = None
+        self,
+        table: Table,
+        chain: str,
+        rule: tuple[list[Json], str | None],
+        index: int | None = None,
+        line: int = 0,
     ) -> None:
         stmts, comment = rule
         body: dict[str, Json] = {"family": table.family, "table": table.name, "chain": chain}
@@ -298,6 +303,7 @@ class BlockParser(StmtParser):
         body["expr"] = [_default_reject(stmt, table.family) for stmt in stmts]
         rules = table.rules[chain]
         rules.insert(len(rules) if index is None else index, body)
+        self.ruleset.places[id(body)] = (self.cur.source, line)
 
 
 def _bytes(value: int, unit: str) -> int:

@@ -40,6 +40,8 @@ PAYLOAD_PROTOCOLS = frozenset(
     ]
 )
 EXTHDRS = frozenset(["hbh", "rt", "rt0", "rt2", "srh", "frag", "dst", "mh"])
+# `rt KEY`: the route's values (the routing header's fields have other names).
+_ROUTE_KEYS = ("classid", "nexthop", "mtu", "ipsec")
 # meta keys nft accepts without the `meta` keyword
 UNQUALIFIED_META = frozenset(
     [
@@ -233,6 +235,13 @@ class ExprParser:
             return {"ipsec": {"key": key, "dir": direction, "spnum": spnum}}
         if word == "exthdr":
             return {"exthdr": {"name": cur.word("an extension header")}}
+        if word == "rt" and cur.at(*_ROUTE_KEYS, "ip", "ip6"):
+            # The routing expression, not the routing header (`rt type`).
+            family = cur.word() if cur.at("ip", "ip6") else None
+            route: dict[str, Json] = {"key": cur.word("a route key")}
+            if family is not None:
+                route["family"] = family
+            return {"rt": route}
         if word in EXTHDRS:
             return {"exthdr": {"name": word, "field": cur.word("a header field")}}
         if word in PAYLOAD_PROTOCOLS:

@@ -166,13 +166,26 @@ class StmtParser(ExprParser):
 
     def _stmt_log(self, tok: Token) -> Json:
         body: dict[str, Json] = {}
+        flags: list[str] = []
         while self.cur.at(*_LOG_OPTIONS, "flags"):
             option = self.cur.word()
             if option == "flags":
-                body.setdefault("flags", []).append(self.cur.word("a log flag"))
+                flags += self._log_flags()
             else:
                 body[option] = scalar(self.cur.word("a value"))
+        if flags:  # one flag is a string in nft's JSON, more a list
+            body["flags"] = flags[0] if len(flags) == 1 else flags
         return {"log": body or None}
+
+    def _log_flags(self) -> list[str]:
+        """`ip options`, `tcp sequence,options` (each "tcp ..." in the JSON), `skuid`, ..."""
+        word = self.cur.word("a log flag")
+        if word not in ("ip", "tcp"):
+            return [word]
+        names = [self.cur.word(f"a {word} log flag")]
+        while self.cur.accept(","):
+            names.append(self.cur.word(f"a {word} log flag"))
+        return [f"{word} {name}" for name in names]
 
     def _stmt_reject(self, tok: Token) -> Json:
         if not self.cur.accept("with"):

@@ -17,6 +17,8 @@ from .errors import NftSyntaxError
 WORD, STRING, PUNCT, NL, EOF = "word", "string", "punct", "nl", "eof"
 
 _WORD_CHARS = re.compile(r"[A-Za-z0-9_./:\-*%\\\[\]]+")
+_GLUED = re.compile(r"([^:]+):([A-Za-z][A-Za-z0-9_-]*)")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 _PUNCTS = (
     "==",
     "!=",
@@ -96,6 +98,12 @@ def tokenize(text: str, source: str) -> list[Token]:
                     # `22:"x"`: a map key glued to its value
                     tokens.append(Token(WORD, word[:-1], line, col))
                     tokens.append(Token(PUNCT, ":", line, col + len(word) - 1))
+                elif (glued := _GLUED.fullmatch(word)) and not _HEX.fullmatch(glued[2]):
+                    # `25:accept`: a map key glued to a value that is a name (a hex
+                    # tail, `aa:bb`, stays a MAC or IPv6 fragment)
+                    tokens.append(Token(WORD, glued[1], line, col))
+                    tokens.append(Token(PUNCT, ":", line, col + len(glued[1])))
+                    tokens.append(Token(WORD, glued[2], line, col + len(glued[1]) + 1))
                 else:
                     tokens.append(Token(WORD, word, line, col))
                 continue

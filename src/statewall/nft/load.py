@@ -32,6 +32,7 @@ class NftError(RulesetError):
 
 def load_objects(path: str | os.PathLike[str]) -> list[JsonObject]:
     """The ruleset's objects (tables, chains, rules, sets, ...), metainfo left out.
+    A rule read from text also has "file" and "line": where it was written.
 
     Raises NftError for a file that is neither valid JSON of that shape nor
     text the parser accepts; OSError when it cannot be read."""
@@ -43,12 +44,17 @@ def objects_from_text(text: str, source: str) -> list[JsonObject]:
     """As `load_objects`, for the file's text (`source` names it in errors)."""
     if text.lstrip().startswith("{"):
         return _from_json(text, source)
-    from statewall.nft.parser import parse_nft
+    from statewall.nft.parser import parse_nft_placed
 
     try:
-        return parse_nft(text, source)
+        objects, places = parse_nft_placed(text, source)
     except NftSyntaxError as error:
         raise NftError(str(error), source, error.line) from None
+    for obj in objects:
+        place = places.get(id(obj.get("rule")))
+        if place is not None:  # read by the lowering for FILE:LINE in messages
+            obj["rule"]["file"], obj["rule"]["line"] = place
+    return objects
 
 
 def _from_json(text: str, source: str) -> list[JsonObject]:

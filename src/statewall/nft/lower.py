@@ -218,18 +218,21 @@ def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
         rules = []
         for number, rule in enumerate(table.rules.get(name, []), 1):
             stmts = rule.get("expr") or []
-            scope = RuleScope(table.family, table.name, name, chains, sets, table.objects,
-                              source, core_family)
-            lowered = lower_rule(stmts, scope)
             line = int(rule.get("line", 0) or 0)
+            # Text gives each rule its place; JSON only its position in the chain.
+            place = f"{rule.get('file', source)}:{line}" if line else source
+            scope = RuleScope(table.family, table.name, name, chains, sets, table.objects,
+                              place, core_family)
+            lowered = lower_rule(stmts, scope)
             target = lowered.target
             if lowered.unsupported is not None:
                 if not allow_unknown:
-                    raise NftError(f"{source}: {table.label} {name} rule #{number}: "
+                    raise NftError(f"{place}: {table.label} {name} rule #{number}: "
                                    f"{lowered.unsupported} (--allow-unknown evaluates it as "
                                    "unknown)", source, line)
                 target = {"kind": "unknown", "why": lowered.unsupported}
-                out.unknown.append(f"{label} {table.label} {name} #{number} (line {line})")
+                out.unknown.append(f"{label} {table.label} {name} #{number}" +
+                                   (f" ({place})" if line else ""))
             header, matches = fold(lowered.matches, core_family)
             rules.append({"header": header, "matches": matches, "target": target,
                           "number": number,

@@ -16,7 +16,7 @@ from .errors import NftSyntaxError
 from .grammar_block import CT_OBJECTS, DIRECTIVES, OBJECT_KINDS, BlockParser
 from .grammar_expr import Json
 from .lexer import WORD, Token, tokenize
-from .ruleset import Ruleset, Table
+from .ruleset import Places, Ruleset, Table
 
 _MAX_INCLUDE_DEPTH = 16
 
@@ -118,7 +118,7 @@ class _File:
             table = p.table_ref()
             chain = self._chain_ref(p, table)
             index = self._position(p, table, chain, insert)
-            p.add_rule(table, chain, p.rule(), index)
+            p.add_rule(table, chain, p.rule(), index, line=tok.line)
             return
         if what == "element":
             table = p.table_ref()
@@ -199,13 +199,21 @@ def parse_nft(text: str, source: str, *, include_dirs: Sequence[Path] = ()) -> l
     `source` names the file in errors and locates relative includes.
     Raises NftSyntaxError (one line: FILE:LINE:COLUMN: problem (near 'x')).
     """
+    return parse_nft_placed(text, source, include_dirs=include_dirs)[0]
+
+
+def parse_nft_placed(
+    text: str, source: str, *, include_dirs: Sequence[Path] = ()
+) -> tuple[list[Json], Places]:
+    """As `parse_nft`, with where each rule was written: `id()` of a rule object's
+    body -> (file, line). Beside the objects, which stay exactly nft's JSON."""
     state = _File(include_dirs)
     here = Path(source) if source and not source.startswith("<") else None
     try:
         state.run(text, source, here)
     except RecursionError:
         raise NftSyntaxError(source, 0, 0, "nesting too deep") from None
-    return state.ruleset.objects()
+    return state.ruleset.objects(), state.ruleset.places
 
 
-__all__ = ["NftSyntaxError", "parse_nft"]
+__all__ = ["NftSyntaxError", "Places", "parse_nft", "parse_nft_placed"]

@@ -105,6 +105,8 @@ def statement_text(stmt: Json) -> str:
         if "prefix" in body:
             parts.append(f'prefix "{body["prefix"]}"')
         parts += [f"{k} {body[k]}" for k in ("level", "group", "snaplen") if k in body]
+        if "flags" in body:
+            parts.append(_log_flags(body["flags"]))
         return "log " + " ".join(parts)
     if kind == "ct count":
         over = "over " if body.get("inv") else ""
@@ -333,3 +335,17 @@ def format_ruleset(objects: list[Json]) -> str:
             out += block
         out.append("}")
     return "\n".join(out) + "\n" if out else ""
+
+
+def _log_flags(flags: str | list[str]) -> str:
+    """`flags tcp sequence,options` for ["tcp sequence", "tcp options"]: the flags of
+    one header share its name, each header its own `flags`."""
+    groups: list[tuple[str, list[str]]] = []
+    for flag in [flags] if isinstance(flags, str) else flags:
+        head, _, name = flag.partition(" ")
+        if name and groups and groups[-1][0] == head:
+            groups[-1][1].append(name)
+        else:
+            groups.append((head, [name]) if name else (flag, []))
+    return " ".join(f"flags {head} {','.join(names)}" if names else f"flags {head}"
+                    for head, names in groups)

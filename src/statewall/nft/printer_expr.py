@@ -125,6 +125,9 @@ def expr_text(expr: Json) -> str:
     if kind == "ipsec":
         spnum = f" spnum {body['spnum']}" if body.get("spnum") else ""
         return f"ipsec {body['dir']}{spnum} {body['key']}"
+    if kind == "rt":
+        family = f"{body['family']} " if "family" in body else ""
+        return f"rt {family}{body['key']}"
     if kind == "exthdr":
         return f"{body['name']} {body['field']}" if "field" in body else f"exthdr {body['name']}"
     if kind in ("tcp option", "ip option", "sctp chunk"):

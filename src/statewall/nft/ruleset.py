@@ -35,9 +35,14 @@ class Table:
         return out
 
 
+# A rule body's id() -> the file and line it was written at.
+Places = dict[int, tuple[str, int]]
+
+
 @dataclass
 class Ruleset:
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
+    places: Places = field(default_factory=dict)
 
     def table(self, family: str, name: str) -> Table:
         key = (family, name)

@@ -182,6 +182,7 @@ fn meta(ctx: &RuleCtx<'_>, fx: &Effects, key: MetaKey, out: &mut [u8]) -> Loaded
                 Loaded::Break
             }
         }
+        MetaKey::Random => unreachable!("meta random is drawn in key()"),
         MetaKey::Time => put(out, &((ctx.now.max(0.0) * 1e9) as u64).to_be_bytes()),
         MetaKey::Day | MetaKey::Hour => {
             let secs = ctx.now.max(0.0) as u64;
@@ -350,6 +351,11 @@ fn numgen(state: &mut RuleState, (random, modulus, offset, slot): (bool, u32, u3
 fn key(ctx: &RuleCtx<'_>, fx: &Effects, state: &mut RuleState, k: &Key, out: &mut [u8]) -> Loaded {
     match k {
         Key::Payload { base, offset, len } => payload(ctx, *base, *offset, *len, out),
+        // meta random: a fresh draw from the ruleset's seeded generator (as
+        // numgen random and -m statistic), so a run repeats with its seed.
+        Key::Meta {
+            key: MetaKey::Random,
+        } => put(out, &state.rng.next_u32().to_be_bytes()),
         Key::Meta { key } => meta(ctx, fx, *key, out),
         Key::Ct { key, dir } => ct(ctx, fx, *key, *dir, out),
         Key::Fib {

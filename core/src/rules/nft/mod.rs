@@ -109,6 +109,7 @@ pub enum MetaKey {
     Time,
     Day,
     Hour,
+    Random,
 }
 
 /// ct keys the core answers.
