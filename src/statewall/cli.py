@@ -318,7 +318,7 @@ def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
 
 
 def counters_text(firewall: Firewall, style: str) -> str:
-    """The ruleset with the replay's per-rule counters, as iptables prints them."""
+    """The ruleset with the replay's counters, as iptables and `nft list ruleset` print them."""
     from statewall.rules.counters import format_counters_list, format_counters_save
 
     rules = firewall.rules
@@ -335,6 +335,10 @@ def counters_text(firewall: Firewall, style: str) -> str:
         for table in compiled.tables:
             out.append(f"# {label} -t {table} -L -v -n{' -x' if style == 'exact' else ''}\n"
                        + format_counters_list(compiled, table, exact=style == "exact"))
+    if rules.nft is not None:
+        from statewall.nft.counters import counters_text as nft_text
+
+        out.append("# nft list ruleset\n" + nft_text(rules.nft, firewall.nft_counters()))
     return "\n".join(out)
 
 

@@ -290,6 +290,10 @@ class Firewall:
         machine has addresses of its own (followed by what they cannot decide)."""
         return self._core.unknown_rules()
 
+    def nft_counters(self) -> list[tuple[int, str, str, int, int, str | None, int, int]]:
+        """Every nft `counter` statement's count, each with its family (statewall.nft.counters)."""
+        return [(family, *count) for family in (4, 6) for count in self._core.nft_counters(family)]
+
     def sync_counters(self) -> None:
         """Copy the core's per-rule counters into the compiled rulesets (for printing)."""
         from statewall.rules.counters import set_counters

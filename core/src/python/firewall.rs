@@ -518,6 +518,27 @@ impl PyFirewall {
         engine.as_ref().map_or_else(Vec::new, Engine::counters)
     }
 
+    /// The nft `counter` statements of one family: (table, chain, rule number,
+    /// place among the rule's counters, named object, packets, bytes).
+    #[allow(clippy::type_complexity)]
+    fn nft_counters(
+        &self,
+        family: u8,
+    ) -> Vec<(String, String, u32, usize, Option<String>, u64, u64)> {
+        let rules = self.fw.rules();
+        let engine = if family == 4 { &rules.v4 } else { &rules.v6 };
+        engine
+            .as_ref()
+            .map_or_else(Vec::new, Engine::nft_counters)
+            .into_iter()
+            .map(|c| {
+                (
+                    c.table, c.chain, c.rule, c.place, c.name, c.packets, c.bytes,
+                )
+            })
+            .collect()
+    }
+
     /// Rules evaluated as unknown, as `IPv4 filter INPUT #3 (line 12)`.
     fn unknown_rules(&self) -> Vec<String> {
         self.fw.rules().unknown_rules()

@@ -13,10 +13,23 @@ use crate::netfilter::hooks::TableKind;
 use crate::output::json::push_str_body;
 use crate::rules::context::{Decision, Effects, Outcome, RuleAt, RuleCtx};
 use crate::rules::matches::{self, Hit};
-use crate::rules::model::{Chain, Rule, Ruleset, Table, Target, Verdict};
+use crate::rules::model::{Chain, Match, Rule, Ruleset, Table, Target, Verdict};
+use crate::rules::nft::NftMatch;
 use crate::rules::nft::SetSpec;
 use crate::rules::state::RuleState;
 use crate::rules::targets::{self, log, Step};
+
+/// One nft `counter` statement's count (`Engine::nft_counters`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NftCounter {
+    pub table: String,
+    pub chain: String,
+    pub rule: u32,
+    pub place: usize,
+    pub name: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+}
 
 /// A loaded ruleset of one family and what it remembers between packets.
 #[derive(Clone, Debug)]
@@ -210,6 +223,44 @@ impl Engine {
                 for (ri, rule) in chain.rules.iter().enumerate() {
                     let (p, b) = state.rule(ti, ci, ri);
                     out.push((table.name.clone(), chain.name.clone(), rule.number, p, b));
+                }
+            }
+        }
+        out
+    }
+
+    /// The nft `counter` statements' counts, in rule order: (table, chain,
+    /// rule number, the statement's place among the rule's counters, the
+    /// named counter object it updates if any, packets, bytes).
+    pub fn nft_counters(&self) -> Vec<NftCounter> {
+        let mut out = Vec::new();
+        for table in self.ruleset.tables.iter().filter(|t| t.nft.is_some()) {
+            for chain in &table.chains {
+                for rule in &chain.rules {
+                    let counters = rule.matches.iter().filter_map(|m| match m {
+                        Match::Nft {
+                            expr: NftMatch::Counter { name, slot },
+                        } => Some((name, slot)),
+                        _ => None,
+                    });
+                    for (place, (name, slot)) in counters.enumerate() {
+                        let (packets, bytes) = self
+                            .state
+                            .nft
+                            .counters
+                            .get(*slot)
+                            .copied()
+                            .unwrap_or((0, 0));
+                        out.push(NftCounter {
+                            table: table.name.clone(),
+                            chain: chain.name.clone(),
+                            rule: rule.number,
+                            place,
+                            name: name.clone(),
+                            packets,
+                            bytes,
+                        });
+                    }
                 }
             }
         }

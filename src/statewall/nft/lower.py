@@ -64,6 +64,8 @@ class NftRuleset:
     v4: NftFamily | None = None
     v6: NftFamily | None = None
     notes: list[str] = field(default_factory=list)
+    objects: list[JsonObject] = field(default_factory=list)
+    """The ruleset as read (what `replay --counters` prints back)."""
 
     def family(self, family: int) -> NftFamily | None:
         return self.v4 if family == 4 else self.v6
@@ -278,7 +280,8 @@ def _check_loops(label: str, chains: list[JsonObject], source: str) -> None:
 def lower_objects(objects: Iterable[JsonObject], source: str, *,
                   allow_unknown: bool = False) -> NftRuleset:
     """The ruleset's IPv4 and IPv6 parts; NftError (one line) for what is refused."""
-    result = NftRuleset(source)
+    objects = list(objects)
+    result = NftRuleset(source, objects=objects)
     tables = _collect(objects, source, allow_unknown, result.notes)
     for core_family in (4, 6):
         part = NftFamily()
