@@ -3,6 +3,8 @@
 //! fixed buffer so evaluation allocates nothing.
 
 use crate::conntrack::conn::{direction_of, Conn, Tuple, CT_INVALID, CT_UNTRACKED, IPS_CONFIRMED};
+use crate::nat::manip::{has_ports, is_icmp_query};
+use crate::packet::Packet;
 use crate::rules::context::{Effects, RuleCtx};
 use crate::rules::matches::{addrtype, rpfilter};
 use crate::rules::matches::{no_l4, pkttype};
@@ -87,9 +89,45 @@ fn payload(ctx: &RuleCtx<'_>, base: Base, offset: u32, len: u32, out: &mut [u8])
         Base::Ih => pkt.payload_off,
     };
     let from = start + offset as usize;
-    match pkt.data.get(from..from + len as usize) {
-        Some(bytes) => put(out, bytes),
-        None => Loaded::Break,
+    let Some(bytes) = pkt.data.get(from..from + len as usize) else {
+        return Loaded::Break;
+    };
+    let loaded = put(out, bytes);
+    if let Loaded::Len(n) = loaded {
+        translated_fields(pkt, base, offset as usize, &mut out[..n]);
+    }
+    loaded
+}
+
+/// Over `out` (the bytes at `offset` from `base`, as captured): the
+/// addresses, ports and ICMP query identifier as the packet has them now.
+/// NAT rewrites those fields on the way (the captured bytes stay as they
+/// were), and a later chain reads what the kernel's rewritten skb holds:
+/// a forward chain sees a DNATed packet's new destination. (Checksums are
+/// not recomputed: no rule here reads them after a translation.)
+fn translated_fields(pkt: &Packet<'_>, base: Base, offset: usize, out: &mut [u8]) {
+    let mut field = |at: usize, value: &[u8]| {
+        let start = at.max(offset);
+        let end = (at + value.len()).min(offset + out.len());
+        if start < end {
+            out[start - offset..end - offset].copy_from_slice(&value[start - at..end - at]);
+        }
+    };
+    match base {
+        Base::Nh if pkt.family == 4 => {
+            field(12, &(pkt.src as u32).to_be_bytes());
+            field(16, &(pkt.dst as u32).to_be_bytes());
+        }
+        Base::Nh => {
+            field(8, &pkt.src.to_be_bytes());
+            field(24, &pkt.dst.to_be_bytes());
+        }
+        Base::Th if has_ports(pkt.proto) => {
+            field(0, &pkt.sport.to_be_bytes());
+            field(2, &pkt.dport.to_be_bytes());
+        }
+        Base::Th if is_icmp_query(pkt) => field(4, &pkt.icmp_id.to_be_bytes()),
+        _ => {}
     }
 }
 
@@ -449,6 +487,34 @@ mod tests {
             load(&ctx, &fx, topo, &expr(beyond), &mut regs),
             Loaded::Break
         );
+    }
+
+    #[test]
+    fn payload_reads_the_addresses_and_ports_nat_wrote() {
+        // DNAT in prerouting: the forward chain's `ip daddr . tcp dport`
+        // sees the new destination, as the kernel's rewritten skb holds it.
+        let data = testpkt::udp4([198, 51, 100, 30], [203, 0, 113, 1], 43000, 8080);
+        let mut pkt = testpkt::decode(&data);
+        pkt.dst = u128::from(u32::from_be_bytes([192, 168, 0, 2]));
+        pkt.dport = 80;
+        let ctx = testpkt::ctx(&pkt);
+        let mut ruleset: crate::rules::model::Ruleset =
+            serde_json::from_str(r#"{"family": 4, "tables": []}"#).unwrap();
+        let state = &mut RuleState::for_ruleset(&mut ruleset).unwrap();
+        let mut regs = [0u8; REG_BYTES];
+        let mut read = |base, offset, len| {
+            let key = Key::Payload { base, offset, len };
+            let n = match load(&ctx, &Effects::default(), state, &expr(key), &mut regs) {
+                Loaded::Len(n) => n,
+                other => panic!("{other:?}"),
+            };
+            regs[..n].to_vec()
+        };
+        assert_eq!(read(Base::Nh, 16, 4), [192, 168, 0, 2]);
+        // A load across both addresses: the old source's end, the new destination's start.
+        assert_eq!(read(Base::Nh, 14, 4), [100, 30, 192, 168]);
+        assert_eq!(read(Base::Th, 0, 4), [0xA7, 0xF8, 0, 80]);
+        assert_eq!(read(Base::Th, 3, 1), [80]);
     }
 
     #[test]
