@@ -180,8 +180,11 @@ def docker_bridge_snat_ip_case() -> NftCase:
         (syn(WEB, c, 43002, 80), "- dropped"),  # raw-PREROUTING: DROP DIRECT ACCESS
         (syn(WEB, OTHER, 43003, 22), NEW_D),  # UNPUBLISHED PORT DROP
         (syn(WEB, up, 43004, 8081), NEW_L),  # nothing published there
-        # nat-OUTPUT: the host itself asks its published port
-        (syn(up, up, 43005, 8080), as_("NEW/ORIGINAL sent", up, c, 43005, 80)),
+        # nat-OUTPUT: the host's own connection elsewhere is not fib daddr type local
+        # (the host asking its own published port would not leave it: not injectable)
+        (syn(up, WEB, 43005, 8080), "NEW/ORIGINAL sent"),
+        (b.icmp_echo(c, WEB, 6, 1), as_(NEW_F, "192.168.123.0", WEB)),
+        (b.icmp_echo(WEB, "192.168.123.0", 6, 1, reply=True), as_(EST_R, WEB, c)),
     ))
 
 
