@@ -945,6 +945,17 @@ impl Firewall {
             match what.as_ref() {
                 "notrack" => skb.notrack = value.as_bool().unwrap_or(false),
                 "zone" => skb.zone = value.as_u64().map_or(0, |z| z as u16),
+                "helper" if matches!(entry, Entry::Chain { .. }) => {
+                    // nft `ct helper set` (nft_ct_helper_obj_eval): the entry
+                    // itself gets the helper while it is still unconfirmed;
+                    // before conntrack or once confirmed, nothing happens.
+                    let unconfirmed = skb.ct.as_ref().filter(|ct| ct.unconfirmed);
+                    let conn = unconfirmed.and_then(|ct| ct.conn);
+                    if let Some(conn) = conn.and_then(|id| self.table.conn_mut(id)) {
+                        assign_helper(conn, value.as_str(), false);
+                    }
+                }
+                // iptables' CT --helper: the raw table's template, read by conntrack.
                 "helper" => skb.helper = value.as_str().map(str::to_owned),
                 _ => {}
             }
