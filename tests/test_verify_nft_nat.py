@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from nftverify import NftSetup, run_nft
+from test_nat_helpers_kernel import Stream
 from test_verify_rulesets import (
     EST_O,
     EST_R,
@@ -42,7 +43,8 @@ from test_verify_rulesets import (
 )
 
 from statewall import builder as b
-from statewall.oracle.verify import Datagram
+from statewall.oracle.verify import Datagram, verify_datagrams
+from statewall.topology import Topology, parse_iface
 
 UPLINK = "203.0.113.1"  # the uplink address of every router here that masquerades
 UPLINK_IF = f"swr={UPLINK}/24,0.0.0.0/0"
@@ -188,8 +190,32 @@ def docker_bridge_snat_ip_case() -> NftCase:
     ))
 
 
+# --- Debian's ct helper example: helper objects assigned in input -------------------------
+
+# The firewall is the server (the chain hooks input), on the clients' side. As listed the
+# example assigns helpers but accepts nothing new: the first packet of a control
+# connection gets its helper and dies by the policy, so nothing is ever expected.
+HELPERS_IFACES = ("swl=192.0.2.1/24", UPLINK_IF)
+HELPERS = NftSetup("deb-ct-helpers", ifaces=HELPERS_IFACES)
+# The fitted case accepts the control connections after the helpers are set.
+HELPERS_OPEN = NftSetup("deb-ct-helpers", ifaces=HELPERS_IFACES, fixes=((
+    'ct helper set udp dport map { 69 : "tftp-69", 5060 : "sip-5060" }\n',
+    'ct helper set udp dport map { 69 : "tftp-69", 5060 : "sip-5060" }\n'
+    "\t\ttcp dport 21 accept\n\t\tudp dport 69 accept\n"),))
+SERVER = "192.0.2.1"
+
+
+def deb_ct_helpers_case() -> NftCase:
+    return NftCase("deb-ct-helpers", HELPERS, (
+        (syn(PC, SERVER, 44000, 21), NEW_LD),  # ct helper set "ftp-standard"; policy drop
+        (b.tcp(SERVER, PC, 21, 44000, "SA", 9000, 7001), "INVALID sent"),  # no connection
+        (b.udp(PC, SERVER, 44001, 69, b"\x00\x01f\x00octet\x00"), NEW_LD),  # tftp-69
+        (b.udp(SERVER, PC, 3000, 44001, b"\x00\x03\x00\x01d"), "NEW/ORIGINAL sent"),
+    ))
+
+
 CASES = [wireless_router_case, pi_access_point_case, deb_nat_case,
-         docker_bridge_snat_ip_case]
+         docker_bridge_snat_ip_case, deb_ct_helpers_case]
 
 
 @pytest.mark.kernel
@@ -204,3 +230,44 @@ def test_nft_nat_case(kernel: None, shared: Path, make: object) -> None:
                                                          strict=True))
     assert got == tuple(answer for _, answer in case.packets), f"{case.name}: the kernel changed"
     assert_agrees(case.name, result)
+
+
+@pytest.mark.kernel
+@pytest.mark.shared
+def test_deb_ct_helpers_ftp_passive_and_active(kernel: None, shared: Path) -> None:
+    """ftp-standard on an accepted control connection to the firewall: the 227 it
+    answers PASV with and the PORT the client sends are expected, and both data
+    connections are RELATED (input: ct state established,related accept)."""
+    ctl = Stream(PC, SERVER, PC, 44100, 21)
+    traffic = [*ctl.handshake(), ctl.server_says(b"220 ready\r\n"),
+               ctl.client_says(b"PASV\r\n"),
+               ctl.server_says(b"227 Entering Passive Mode (192,0,2,1,195,81).\r\n")]
+    pasv = len(traffic)
+    traffic += [b.tcp(PC, SERVER, 44101, 50001, "S", 0x0BAD_CAFE, window=64240),
+                b.tcp(SERVER, PC, 50001, 44101, "SA", 0x7777_0001, 0x0BAD_CAFF, window=64240),
+                ctl.client_says(b"PORT 192,0,2,10,172,69\r\n")]
+    port = len(traffic)
+    traffic += [ctl.server_says(b"200 PORT command successful\r\n"),
+                b.tcp(SERVER, PC, 20, 44101, "S", 0x3333_0000, window=64240),
+                b.tcp(PC, SERVER, 44101, 20, "SA", 0x4444_0000, 0x3333_0001, window=64240),
+                b.tcp(PC, SERVER, 44102, 50002, "S", 0x0BAD_CAFE, window=64240),
+                b.udp(PC, SERVER, 44103, 69, b"\x00\x01f\x00octet\x00"),
+                b.udp(SERVER, PC, 3000, 44103, b"\x00\x03\x00\x01d"),
+                b.udp(PC, SERVER, 44103, 3000, b"\x00\x04\x00\x01")]
+    machine = Topology.build((), [parse_iface(t) for t in HELPERS_OPEN.ifaces])
+    result = verify_datagrams([Datagram(n, d) for n, d in enumerate(traffic, 1)], None,
+                              nft=HELPERS_OPEN.text(shared), local=machine.local,
+                              ifaces=machine.interfaces, addresses=machine.addresses,
+                              expect_after=[pasv, port])
+    sent, est_r, est_o = "NEW/ORIGINAL sent", "ESTABLISHED/REPLY sent", "ESTABLISHED/ORIGINAL local"
+    assert [p.kernel_answer() for p in result.packets] == [
+        NEW_L, est_r, est_o, est_r, est_o, est_r,  # tcp dport 21 ct helper set; accept
+        "RELATED/ORIGINAL local", est_r,  # to the port the 227 named
+        est_o, est_r,  # PORT 192,0,2,10,172,69: 44101
+        "RELATED/ORIGINAL sent", "ESTABLISHED/REPLY local",  # from port 20 to it
+        NEW_LD,  # a port nobody named: policy drop
+        NEW_L, "RELATED/ORIGINAL sent", "ESTABLISHED/REPLY local",  # tftp-69 via the map
+    ], "the kernel changed"
+    assert [len(e.listing.kernel) for e in result.expectations] == [1, 1, 0]
+    assert_agrees("deb-ct-helpers ftp", result)
+    assert result.expectations_same, result.expectations
