@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from test_nat_helpers_kernel import Stream
 
 from statewall import builder as b
 from statewall.oracle.verify import Datagram, VerifyResult, verify_datagrams
@@ -123,3 +124,29 @@ def test_of_two_chains_at_one_priority_the_later_registered_runs_first(
            "\t\tudp dport 9 meta mark set 1\n\t}\n}\n")
     result = run(nft, [b.udp(LEFT, RIGHT, 4000, 9, b"a"), b.udp(LEFT, RIGHT, 4001, 7, b"b")])
     assert fate(result) == [("DROP", "inet t first #1"), ("ACCEPT", "inet t first policy")]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(("prio", "helped"), [(0, True), (-300, False)])
+def test_ct_helper_set_acts_only_after_conntrack(kernel: None, made: list[str], prio: int,
+                                                 helped: bool) -> None:
+    """`ct helper set` gives the helper to the packet's still unconfirmed entry: at
+    priority filter the FTP connection gets it and the data connection its 227 names
+    is RELATED; at priority raw there is no entry yet and nothing happens (no
+    template, as iptables' CT --helper would make)."""
+    f, t = "inet", "t"
+    nft = ruleset(
+        table(f, t),
+        {"ct helper": {"family": f, "table": t, "name": "ftp-standard", "type": "ftp",
+                       "protocol": "tcp", "l3proto": "inet"}},
+        chain(f, t, "pre", "prerouting", prio),
+        rule(f, t, "pre", {"match": {"op": "==", "left": {"payload": {
+            "protocol": "tcp", "field": "dport"}}, "right": 21}},
+            {"ct helper": "ftp-standard"}))
+    ctl = Stream(LEFT, RIGHT, LEFT, 40000, 21)
+    result = run(nft, [*ctl.handshake(), ctl.server_says(b"220 ready\r\n"),
+                       ctl.client_says(b"PASV\r\n"),
+                       ctl.server_says(b"227 Entering Passive Mode (198,51,100,20,195,81).\r\n"),
+                       b.tcp(LEFT, RIGHT, 40001, 50001, "S", 5, window=64240)])
+    assert result.packets[-1].statewall.ctstate == ("RELATED" if helped else "NEW")
+    assert any("helper=ftp" in line for line in result.table.kernel) == helped

@@ -945,22 +945,18 @@ impl Firewall {
             match what.as_ref() {
                 "notrack" => skb.notrack = value.as_bool().unwrap_or(false),
                 "zone" => skb.zone = value.as_u64().map_or(0, |z| z as u16),
-                "helper" => match skb.ct.as_ref() {
-                    // iptables' CT target (raw, before conntrack): the
-                    // template's helper, for the entry conntrack makes.
-                    None => skb.helper = value.as_str().map(str::to_owned),
-                    // nft's `ct helper set` after conntrack: the helper goes
-                    // to the packet's own entry while it is unconfirmed
-                    // (nft_ct_helper_obj_eval); later packets change nothing.
-                    Some(ct) if ct.unconfirmed => {
-                        if let (Some(id), Some(name)) = (ct.conn, value.as_str()) {
-                            if let Some(conn) = self.table.conn_mut(id) {
-                                assign_helper(conn, Some(name), false);
-                            }
-                        }
+                "helper" if matches!(entry, Entry::Chain { .. }) => {
+                    // nft `ct helper set` (nft_ct_helper_obj_eval): the entry
+                    // itself gets the helper while it is still unconfirmed;
+                    // before conntrack or once confirmed, nothing happens.
+                    let unconfirmed = skb.ct.as_ref().filter(|ct| ct.unconfirmed);
+                    let conn = unconfirmed.and_then(|ct| ct.conn);
+                    if let Some(conn) = conn.and_then(|id| self.table.conn_mut(id)) {
+                        assign_helper(conn, value.as_str(), false);
                     }
-                    Some(_) => {}
-                },
+                }
+                // iptables' CT --helper: the raw table's template, read by conntrack.
+                "helper" => skb.helper = value.as_str().map(str::to_owned),
                 _ => {}
             }
         }

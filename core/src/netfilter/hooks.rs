@@ -180,6 +180,14 @@ fn register(entries: &mut Vec<HookEntry>, new: HookEntry) {
     entries.insert(at, new);
 }
 
+/// The hooks the NAT core registers at (nf_nat_ipv4_ops, nf_nat_ipv6_ops).
+const NAT_HOOKS: [Hook; 4] = [
+    Hook::PreRouting,
+    Hook::Input,
+    Hook::Output,
+    Hook::PostRouting,
+];
+
 /// The NAT core's own priority at `hook`.
 fn nat_core_priority(hook: Hook) -> i32 {
     TableKind::Nat.priority(hook)
@@ -223,6 +231,7 @@ impl HookList {
                     );
                 }
             }
+            let mut nat_core = false;
             for &item in registered {
                 let (hook, entry, nat) = match item {
                     Registration::Table(kind, hook) => {
@@ -251,16 +260,20 @@ impl HookList {
                     register(&mut list.hooks[f][hook.index()], entry);
                     continue;
                 }
-                // The first nat chain of a hook registers the NAT core there.
-                let chains = &mut list.nat[f][hook.index()];
-                if chains.is_empty() {
-                    let core = HookEntry {
-                        priority: nat_core_priority(hook),
-                        entry: Entry::Nat,
-                    };
-                    register(&mut list.hooks[f][hook.index()], core);
+                // The family's first nat chain, whatever its hook, registers the
+                // NAT core at all four NAT hooks (nf_nat_register_fn): a reply is
+                // translated back in prerouting though only postrouting has a chain.
+                if !nat_core {
+                    nat_core = true;
+                    for hook in NAT_HOOKS {
+                        let core = HookEntry {
+                            priority: nat_core_priority(hook),
+                            entry: Entry::Nat,
+                        };
+                        register(&mut list.hooks[f][hook.index()], core);
+                    }
                 }
-                register(chains, entry);
+                register(&mut list.nat[f][hook.index()], entry);
             }
         }
         list
@@ -363,5 +376,25 @@ mod tests {
                 Entry::Chain { table: 0, chain: 4 },
             ]
         );
+    }
+
+    #[test]
+    fn one_nat_chain_registers_the_nat_core_at_all_four_nat_hooks() {
+        // The kernel translates a masqueraded connection's replies back in
+        // prerouting though the ruleset's only nat chain is in postrouting.
+        let list = HookList::build(&[chain(Hook::PostRouting, 100, 1, true)], &[]);
+        assert_eq!(
+            names(&list, 4, Hook::PreRouting),
+            ["defrag", "conntrack", "nat"]
+        );
+        assert_eq!(names(&list, 4, Hook::Input), ["nat", "confirm"]);
+        assert_eq!(
+            names(&list, 4, Hook::Output),
+            ["defrag", "conntrack", "nat"]
+        );
+        assert_eq!(names(&list, 4, Hook::PostRouting), ["nat", "confirm"]);
+        assert_eq!(names(&list, 4, Hook::Forward), Vec::<String>::new());
+        assert!(list.nat_chains(4, Hook::PreRouting).is_empty());
+        assert_eq!(names(&list, 6, Hook::PreRouting), ["defrag", "conntrack"]);
     }
 }

@@ -89,42 +89,44 @@ fn payload(ctx: &RuleCtx<'_>, base: Base, offset: u32, len: u32, out: &mut [u8])
         Base::Ih => pkt.payload_off,
     };
     let from = start + offset as usize;
-    let got = match pkt.data.get(from..from + len as usize) {
-        Some(bytes) => put(out, bytes),
-        None => return Loaded::Break,
+    let Some(bytes) = pkt.data.get(from..from + len as usize) else {
+        return Loaded::Break;
     };
-    if let Loaded::Len(n) = got {
-        overlay_translated(pkt, base, offset as usize, &mut out[..n]);
+    let loaded = put(out, bytes);
+    if let Loaded::Len(n) = loaded {
+        translated_fields(pkt, base, offset as usize, &mut out[..n]);
     }
-    got
+    loaded
 }
 
-/// The fields NAT rewrites live in the decoded packet, not in its captured
-/// bytes: a payload load overlapping them reads them from there, so that a
-/// chain after DNAT sees the translated destination, as the kernel's
-/// rewritten skb shows it.
-fn overlay_translated(pkt: &Packet<'_>, base: Base, offset: usize, out: &mut [u8]) {
-    let mut put_at = |at: usize, bytes: &[u8]| {
-        for (i, b) in bytes.iter().enumerate() {
-            if let Some(slot) = (at + i).checked_sub(offset).and_then(|k| out.get_mut(k)) {
-                *slot = *b;
-            }
+/// Over `out` (the bytes at `offset` from `base`, as captured): the
+/// addresses, ports and ICMP query identifier as the packet has them now.
+/// NAT rewrites those fields on the way (the captured bytes stay as they
+/// were), and a later chain reads what the kernel's rewritten skb holds:
+/// a forward chain sees a DNATed packet's new destination. (Checksums are
+/// not recomputed: no rule here reads them after a translation.)
+fn translated_fields(pkt: &Packet<'_>, base: Base, offset: usize, out: &mut [u8]) {
+    let mut field = |at: usize, value: &[u8]| {
+        let start = at.max(offset);
+        let end = (at + value.len()).min(offset + out.len());
+        if start < end {
+            out[start - offset..end - offset].copy_from_slice(&value[start - at..end - at]);
         }
     };
     match base {
         Base::Nh if pkt.family == 4 => {
-            put_at(12, &(pkt.src as u32).to_be_bytes());
-            put_at(16, &(pkt.dst as u32).to_be_bytes());
+            field(12, &(pkt.src as u32).to_be_bytes());
+            field(16, &(pkt.dst as u32).to_be_bytes());
         }
         Base::Nh => {
-            put_at(8, &pkt.src.to_be_bytes());
-            put_at(24, &pkt.dst.to_be_bytes());
+            field(8, &pkt.src.to_be_bytes());
+            field(24, &pkt.dst.to_be_bytes());
         }
         Base::Th if has_ports(pkt.proto) => {
-            put_at(0, &pkt.sport.to_be_bytes());
-            put_at(2, &pkt.dport.to_be_bytes());
+            field(0, &pkt.sport.to_be_bytes());
+            field(2, &pkt.dport.to_be_bytes());
         }
-        Base::Th if is_icmp_query(pkt) => put_at(4, &pkt.icmp_id.to_be_bytes()),
+        Base::Th if is_icmp_query(pkt) => field(4, &pkt.icmp_id.to_be_bytes()),
         _ => {}
     }
 }
@@ -443,21 +445,6 @@ mod tests {
     }
 
     #[test]
-    fn payload_loads_see_the_translated_addresses_and_ports() {
-        let data = testpkt::udp4([192, 0, 2, 1], [203, 0, 113, 1], 5, 80);
-        let mut pkt = testpkt::decode(&data);
-        // As DNAT leaves it: 203.0.113.1:80 -> 198.51.100.2:8080.
-        pkt.dst = u128::from(u32::from_be_bytes([198, 51, 100, 2]));
-        pkt.dport = 8080;
-        let ctx = testpkt::ctx(&pkt);
-        let mut out = [0u8; 8];
-        assert_eq!(payload(&ctx, Base::Nh, 14, 6, &mut out), Loaded::Len(6));
-        assert_eq!(&out[..6], &[data[14], data[15], 198, 51, 100, 2]);
-        assert_eq!(payload(&ctx, Base::Th, 0, 4, &mut out), Loaded::Len(4));
-        assert_eq!(&out[..4], &[0, 5, 0x1f, 0x90]);
-    }
-
-    #[test]
     fn payload_meta_and_concat() {
         let data = testpkt::udp4([192, 0, 2, 1], [198, 51, 100, 2], 5, 53);
         let pkt = testpkt::decode(&data);
@@ -506,6 +493,34 @@ mod tests {
             load(&ctx, &fx, topo, &expr(beyond), &mut regs),
             Loaded::Break
         );
+    }
+
+    #[test]
+    fn payload_reads_the_addresses_and_ports_nat_wrote() {
+        // DNAT in prerouting: the forward chain's `ip daddr . tcp dport`
+        // sees the new destination, as the kernel's rewritten skb holds it.
+        let data = testpkt::udp4([198, 51, 100, 30], [203, 0, 113, 1], 43000, 8080);
+        let mut pkt = testpkt::decode(&data);
+        pkt.dst = u128::from(u32::from_be_bytes([192, 168, 0, 2]));
+        pkt.dport = 80;
+        let ctx = testpkt::ctx(&pkt);
+        let mut ruleset: crate::rules::model::Ruleset =
+            serde_json::from_str(r#"{"family": 4, "tables": []}"#).unwrap();
+        let state = &mut RuleState::for_ruleset(&mut ruleset).unwrap();
+        let mut regs = [0u8; REG_BYTES];
+        let mut read = |base, offset, len| {
+            let key = Key::Payload { base, offset, len };
+            let n = match load(&ctx, &Effects::default(), state, &expr(key), &mut regs) {
+                Loaded::Len(n) => n,
+                other => panic!("{other:?}"),
+            };
+            regs[..n].to_vec()
+        };
+        assert_eq!(read(Base::Nh, 16, 4), [192, 168, 0, 2]);
+        // A load across both addresses: the old source's end, the new destination's start.
+        assert_eq!(read(Base::Nh, 14, 4), [100, 30, 192, 168]);
+        assert_eq!(read(Base::Th, 0, 4), [0xA7, 0xF8, 0, 80]);
+        assert_eq!(read(Base::Th, 3, 1), [80]);
     }
 
     #[test]
