@@ -13,6 +13,8 @@ connection's ladder diagram only when it is opened.
 from __future__ import annotations
 
 import os
+import sys
+import types
 from typing import Any
 
 from statewall import __version__
@@ -84,3 +86,14 @@ def _chosen(filter: str | None, conn: int | None) -> str | None:
 
 
 __all__ = ["Caps", "build_report", "report"]
+
+
+class _CallableModule(types.ModuleType):
+    """`statewall.report(...)` works even where `statewall.report` is this package
+    (importing a submodule names the package on its parent)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
