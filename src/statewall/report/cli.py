@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -53,7 +52,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     except RulesetError as error:
         raise InputError(str(error)) from None
     write_page(args.output, page)
-    print(f"statewall: wrote {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -86,5 +84,4 @@ def demo_report(path: str, router: bool) -> int:
         page = build_report(capture, machine, title=title)
     page = page.replace(folder + "/", "")  # the page names the demo's files, not where they were
     write_page(path, page)
-    print(f"statewall: wrote {path}", file=sys.stderr)
     return EXIT_OK
