@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_firewall": "statewall.api",
     "replay": "statewall.api",
+    "report": "statewall.report",
     "Replay": "statewall.api",
     "Summary": "statewall.api",
     "MachineOptions": "statewall.api",

@@ -125,13 +125,36 @@ def load_firewall(
     `-m statistic --mode random`; `event_sink`: receives every conntrack event.
     Addresses are strings or `ipaddress` objects.
     """
-    options = MachineOptions(
+    options = machine_options(
+        rules=rules, rules6=rules6, nft=nft, ipsets=ipsets, local=local, ifaces=ifaces,
+        sysctls=sysctls, sysctl_files=sysctl_files, profile=profile, memory=memory,
+        auto_helpers=auto_helpers, allow_unknown=allow_unknown, seed=seed)
+    return build_firewall(options, event_sink)
+
+
+def machine_options(
+    rules: PathLike | None = None,
+    rules6: PathLike | None = None,
+    *,
+    nft: PathLike | None = None,
+    ipsets: Iterable[PathLike] = (),
+    local: Iterable[Address] | Address = (),
+    ifaces: Mapping[str, Iterable[Address] | Address] | None = None,
+    sysctls: Mapping[str, int | str] | None = None,
+    sysctl_files: Iterable[PathLike] = (),
+    profile: str = DEFAULT_PROFILE,
+    memory: str | int | None = None,
+    auto_helpers: bool = False,
+    allow_unknown: bool = False,
+    seed: int = 0,
+) -> MachineOptions:
+    """The arguments of `load_firewall` (without the event sink) as one value."""
+    return MachineOptions(
         rules=rules, rules6=rules6, nft=nft, ipsets=tuple(ipsets), local=_addresses(local),
         ifaces=tuple((name, _addresses(nets)) for name, nets in (ifaces or {}).items()),
         sysctls=tuple((sysctls or {}).items()), sysctl_files=tuple(sysctl_files),
         profile=profile, memory=memory, auto_helpers=auto_helpers,
         allow_unknown=allow_unknown, seed=seed)
-    return build_firewall(options, event_sink)
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--explain", action="store_true",
                       help="print the deciding rule's text under each packet's line")
     add_color_option(demo)
+    demo.add_argument("--report", metavar="FILE",
+                      help="write the demo's HTML report (as `statewall report`) to FILE instead")
     demo.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
 
@@ -160,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     from statewall.conns import add_conns_command
 
     add_conns_command(sub, _add_common)
+
+    from statewall.report.cli import add_report_command
+
+    add_report_command(sub, _add_common)
 
     from statewall.rules.cli_commands import add_check_parser
 
@@ -478,6 +484,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     router = args.router
     rules = ROUTER_RULES if router else DEMO_RULES
+    if args.report is not None:
+        from statewall.report.cli import demo_report
+
+        return demo_report(args.report, router)
     topology = Topology.build((), ROUTER_IFACES if router else ())
     firewall = Firewall(rules=IptablesEngine(compile_text(rules, "demo.rules", 4, topology),
                                              None), topology=topology)

@@ -202,7 +202,11 @@ class Firewall:
         """Stream a capture through the core and yield its results as columnar
         batches (up to 65,536 packets each); the capture's error, if any,
         follows the last batch."""
-        run = self._core.replay(str(path), "columns", limit)
+        yield from self.batches(self._core.replay(str(path), "columns", limit))
+
+    def batches(self, run: _core.ReplayRun) -> Iterator[Batch]:
+        """The batches of a "columns" run (`replay_file(path, "columns", ...)`, which
+        also takes a selection: then only the packets it selects)."""
         rules: list[RuleRef] = []
         while (batch := run.next_batch()) is not None:
             (index, ts, verdict, ctinfo, ctdir, status, rule, conn, proto, tcp), texts = batch

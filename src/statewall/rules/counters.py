@@ -25,7 +25,8 @@ from statewall.rules.model import Address, Chain, Rule, Table
 from statewall.rules.save import rule_text
 
 
-def _ordered(table: Table) -> list[Chain]:
+def ordered_chains(table: Table) -> list[Chain]:
+    """Built-in chains first, then user chains by name, as iptables lists them."""
     builtin = [c for c in table.chains if c.builtin]
     return builtin + sorted((c for c in table.chains if not c.builtin), key=lambda c: c.name)
 
@@ -57,7 +58,7 @@ def format_counters_save(compiled: CompiledRuleset) -> str:
     for table in compiled.source.tables:
         loaded = compiled.tables[table.name]
         lines.append(f"*{table.name}")
-        chains = _ordered(table)
+        chains = ordered_chains(table)
         for chain in chains:
             cc = _compiled_chain(loaded, chain.name)
             packets, octets = (cc.packets, cc.octets) if chain.builtin else (0, 0)
@@ -145,7 +146,7 @@ def format_counters_list(compiled: CompiledRuleset, table: str, exact: bool = Fa
     loaded = compiled.tables[table]
     family = compiled.source.family
     blocks: list[str] = []
-    for chain in _ordered(model):
+    for chain in ordered_chains(model):
         cc = _compiled_chain(loaded, chain.name)
         if chain.builtin:
             head = (f"Chain {chain.name} (policy {chain.policy} "
