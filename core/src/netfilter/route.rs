@@ -88,7 +88,8 @@ impl Topology {
     /// address's own prefix length; among equals the address added last,
     /// which Linux lists first.
     pub fn masquerade_address(&self, iface: &str, family: u8, dst: u128) -> Option<u128> {
-        let held: Vec<&Held> = self.held(iface, family).collect();
+        // Called for every masqueraded connection: no allocation here.
+        let mut held = self.held(iface, family);
         if family == 6 {
             let shared = |h: &Held| {
                 (h.address ^ dst)
@@ -96,21 +97,16 @@ impl Topology {
                     .min(h.net.mask.count_ones())
             };
             // max_by_key keeps the last of equals: the address added last.
-            return held
-                .into_iter()
-                .max_by_key(|h| shared(h))
-                .map(|h| h.address);
+            return held.max_by_key(|h| shared(h)).map(|h| h.address);
         }
-        let mut primary = held
-            .iter()
+        let first = held.next()?;
+        let is_primary =
+            |n: usize, h: &Held| !self.held(iface, family).take(n).any(|e| e.net == h.net);
+        std::iter::once(first)
+            .chain(held)
             .enumerate()
-            .filter(|(n, h)| !held[..*n].iter().any(|earlier| earlier.net == h.net))
-            .map(|(_, h)| *h);
-        let first = held.first().map(|h| h.address);
-        primary
-            .find(|h| h.net.contains(family, dst))
-            .map(|h| h.address)
-            .or(first)
+            .find(|&(n, h)| h.net.contains(family, dst) && is_primary(n, h))
+            .map_or(Some(first.address), |(_, h)| Some(h.address))
     }
 
     fn held<'a>(&'a self, iface: &'a str, family: u8) -> impl Iterator<Item = &'a Held> + 'a {
