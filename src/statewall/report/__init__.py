@@ -36,7 +36,7 @@ def build_report(capture: PathLike, machine: MachineOptions, *,
     caps = caps or Caps()
     firewall = build_firewall(machine, conn_log=True)
     path = os.fspath(capture)
-    run = firewall.replay_file(path, "columns", limit, select=select)
+    run = firewall.replay_file(path, "report", limit, select=select, caps=caps.core())
     meta: dict[str, Any] = {
         "title": title or f"statewall report: {os.path.basename(path)}",
         "capture": path, "version": __version__, "limit": limit,
