@@ -5,9 +5,10 @@
 
 The page holds its data (one JSON model, model.py), its style and its
 script (assets/); opening it asks no network address for anything. The
-replay runs once, in the core, in columnar batches; the page aggregates
-nothing itself but lays out what the model holds, and draws a
-connection's ladder diagram only when it is opened.
+replay runs once, in the core, which counts what the page shows as it goes
+(model.py); the page aggregates nothing itself but lays out what the model
+holds, draws a connection's ladder diagram only when it is opened, and
+marks itself ready (`data-ready` on the root element) once laid out.
 """
 
 from __future__ import annotations
