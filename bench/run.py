@@ -28,11 +28,18 @@ Figures:
   capture, divided by the entries;
 * memory flat in capture length: the same flood once and twice as long at
   the default nf_conntrack_max (the table stays full);
+* the report (`statewall report`, the stateful ruleset): the time it takes
+  beyond the replay's (`--summary-only`; the two commands take turns), wall
+  clock and CPU time, and the time the page takes to open in headless Chromium
+  (Selenium, as tests/report_browser.py drives it): from the navigation's start
+  to the page's ready mark (set once the page is laid out and painted), median
+  of `--repeat` loads after a warm-up; skipped, saying why, without Chromium or
+  Selenium;
 * the peers, on the same capture in the same run, where installed
   (bench/setup.sh): nfstream's flow meter and tshark's one-line-per-packet
   output.
 
-Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory]
+Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory] [--skip-report]
 (generates the captures with bench/generate.py when they are missing or older
 than it).
 """
@@ -188,6 +195,46 @@ def nft_against_iptables(capture: Path, packets: int, repeat: int) -> None:
                   f"CPU time {new.cpu / old.cpu:.3f} x")
 
 
+def report(capture: Path, repeat: int) -> None:
+    """What the report adds to the replay, and how long its page takes to open."""
+    rules = str(HERE / "rules" / "stateful.v4")
+    page = OUT / "report.html"
+    replay, written = measure_pair(
+        [*STATEWALL, "replay", str(capture), "--rules", rules, "--summary-only"],
+        [*STATEWALL, "report", str(capture), "--rules", rules, "-o", str(page)], repeat)
+    print(f"report -o file, stateful ruleset: {written.wall:.2f} s, "
+          f"{written.wall - replay.wall:.2f} s beyond replay --summary-only "
+          f"({replay.wall:.2f} s); CPU time {written.cpu - replay.cpu:.2f} s beyond; "
+          f"page {page.stat().st_size / 2**20:.1f} MiB")
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from report_browser import browser_missing
+
+    missing = browser_missing()
+    if missing is not None:
+        print(f"report opening in headless Chromium: skipped ({missing})")
+        return
+    marks = open_page(page, repeat)
+    print(f"report opening in headless Chromium: {statistics.median(marks) / 1000:.2f} s "
+          "to the page's ready mark")
+
+
+def open_page(page: Path, repeat: int) -> list[float]:
+    """Milliseconds from navigation to the page's ready mark, for `repeat` loads
+    after a warm-up, each after a blank page (nothing of the last load kept)."""
+    from report_browser import open_browser, page_url
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    marks = []
+    with open_browser() as driver:
+        for _ in range(max(repeat, 1) + 1):
+            driver.get("about:blank")
+            driver.get(page_url(page))
+            mark = WebDriverWait(driver, 120, poll_frequency=0.02).until(
+                lambda d: d.execute_script("return document.documentElement.dataset.ready"))
+            marks.append(float(mark))
+    return marks[1:]
+
+
 def memory(repeat: int) -> None:
     flood = ensure_capture(OUT / "flood.pcap", "--flood", str(FLOOD))
     half = ensure_capture(OUT / "flood-half.pcap", "--flood", str(FLOOD // 2))
@@ -238,6 +285,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="counted runs per figure (median)")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-report", action="store_true")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     compile_package()
@@ -248,6 +296,8 @@ def main() -> None:
     speed(capture, packets, args.repeat)
     nat_cost(capture, packets, args.repeat)
     nft_against_iptables(capture, packets, args.repeat)
+    if not args.skip_report:
+        report(capture, args.repeat)
     if not args.skip_memory:
         memory(args.repeat)
     if not args.skip_peers:

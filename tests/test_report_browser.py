@@ -184,9 +184,19 @@ def test_ftp_related_children_link_to_their_master(browser: Any, shared: Path,
     assert any("--dport 22" in text for text in dead)
 
 
-def test_opens_quickly(browser: Any, demo: tuple[Path, Any]) -> None:
+def test_marks_itself_ready_once_laid_out(browser: Any, demo: tuple[Path, Any]) -> None:
+    """The ready mark bench/run.py times the opening by: set once the overview,
+    the ruleset and the connections are on the page, to the milliseconds since
+    the navigation began."""
     page, _ = demo
-    start = time.monotonic()
     load(browser, page)
+    mark = None
+    for _ in range(200):
+        mark = js(browser, "return document.documentElement.dataset.ready")
+        if mark is not None:
+            break
+        time.sleep(0.01)
+    assert mark is not None and float(mark) > 0
+    assert js(browser, "return document.querySelectorAll('#state-verdict td').length") > 0
+    assert js(browser, "return document.querySelectorAll('tr.rule').length") > 0
     assert js(browser, "return document.querySelectorAll('tr.conn').length") > 0
-    assert time.monotonic() - start < 2.0

@@ -119,17 +119,45 @@ class RuleEngine:
     def counters(self) -> list[tuple[str, str, int, int, int]]:
         """(table, chain, rule number or 0 for a built-in chain's policy, packets, bytes)."""
 
+# A deciding rule: table, chain, number (0: the chain's policy), file line, family (4, 6).
+RuleTuple = tuple[str, str, int, int, int]
+
 # (index, ts, verdict, ctstate, ctdir, status), then
-# (rule (table, chain, number, line) or None, reason, summary, proto, tcp_state, conn, notes),
+# (rule or None, reason, summary, proto, tcp_state, conn, notes),
 # then (src, dst, sport, dport), then NAT's rewrites (target, from, to, rule) and the
 # addressing as the packet left (None without NAT); `random`: the port was picked at random.
 RecordHead = tuple[int, float, str, str | None, str | None, list[str]]
-RecordRest = tuple[tuple[str, str, int, int] | None, str, str, int, str | None, int | None,
+RecordRest = tuple[RuleTuple | None, str, str, int, str | None, int | None,
                    list[str]]
 RecordAddresses = tuple[str | None, str | None, int | None, int | None]
-RecordNat = tuple[list[tuple[str, str, str, tuple[str, str, int, int] | None, bool]],
+RecordNat = tuple[list[tuple[str, str, str, RuleTuple | None, bool]],
                   RecordAddresses | None]
 Record = tuple[RecordHead, RecordRest, RecordAddresses, RecordNat]
+
+# A "report" run (core/src/output/report.rs, python/report.rs). Caps: connections, rows
+# per connection, rows, connections per rule, frames per TCP transition, drop reasons,
+# table points.
+ReportCaps = tuple[int, int, int, int, int, int, int]
+# A kept packet: frame, seconds from the first, ctdir, verdict, ctinfo, tcp_state, rule
+# number in the run (-1: none), reason, summary.
+ReportRow = tuple[int, float, int, int, int, int, int, str, str]
+# Packets, first ts, (ctinfo, verdict, n), drops by rule number, drops by reason (the most
+# common), drops of the other reasons.
+ReportCounts = tuple[int, float | None, list[tuple[int, int, int]], list[tuple[int, int]],
+                     list[tuple[str, int]], int]
+# The run's deciding rules, and per rule: packets decided, connections decided, the
+# lowest-numbered of those (capped).
+ReportRules = tuple[list[RuleTuple], list[tuple[int, int, list[int]]]]
+# Connections seen, those listed (conn, packets, drops), (packets, drops) of none, kept
+# packets by connection, packets kept, connections cut at their cap.
+ReportConns = tuple[int, list[tuple[int, int, int]], tuple[int, int],
+                    list[tuple[int, list[ReportRow]]], int, int]
+# TCP transitions: (from, to, packets, first frames), most common first.
+ReportTransitions = list[tuple[int, int, int, list[int]]]
+# Table curve, connections by (protocol, final state), confirmed, RELATED, the listed
+# connections' jsonl records.
+ReportLog = tuple[list[tuple[float, int]], list[tuple[str, str, int]], int, int, bytes]
+Report = tuple[ReportCounts, ReportRules, ReportConns, ReportTransitions, ReportLog]
 
 class Firewall:
     """One simulated machine: defragmentation, conntrack, expectations, helpers and
@@ -179,7 +207,7 @@ class Firewall:
     def replay(self, path: str, fmt: str, limit: int | None = None,
                until: float | None = None, filter: str | None = None, conn: int | None = None,
                write: str | None = None, explain: bool = False,
-               color: bool = False) -> ReplayRun: ...
+               color: bool = False, caps: ReportCaps | None = None) -> ReplayRun: ...
 
 class ReplayRun:
     """A capture streaming through a Firewall: yields output chunks, then raises
@@ -193,7 +221,7 @@ class ReplayRun:
     def first_ts(self) -> float | None: ...
     def next_batch(self) -> tuple[
         tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes],
-        tuple[list[str], list[str], list[tuple[str, str, int, int]]]] | None:
+        tuple[list[str], list[str], list[RuleTuple]]] | None:
         """The next batch of a "columns" run (see python/firewall.rs), None at the end."""
     def totals(self) -> tuple[int, int, list[tuple[str, int]], list[tuple[str, int]],
                               list[tuple[str, int]]]:
@@ -203,5 +231,7 @@ class ReplayRun:
     def next_records(self) -> list[Record] | None:
         """The next records of a "records" run, None at the end."""
     def totals_lines(self) -> list[str]: ...
+    def report(self) -> Report:
+        """A "report" run's data, once the run is finished (see python/report.rs)."""
     def write_to_stdout(self) -> None:
         """Write the rest of the output to file descriptor 1 from the core."""

@@ -23,12 +23,15 @@ UNKNOWN = "UNKNOWN"  # a rule statewall cannot evaluate decided (see --allow-unk
 @dataclass(frozen=True, slots=True)
 class RuleRef:
     """Where a rule sits: table, chain and 1-based rule number (0 = the chain's policy),
-    and the line of the ruleset file it came from (0 when unknown)."""
+    the line of the ruleset file it came from (0 when unknown), and its family (4 or 6;
+    0 when unknown). The family is not compared: a reference written by hand as the
+    outputs cite a rule (`RuleRef("filter", "INPUT", 2)`) equals the replay's."""
 
     table: str
     chain: str
     number: int
     line: int = 0
+    family: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         """`filter FORWARD #3` or `filter FORWARD policy`, as the text outputs cite it."""

@@ -108,7 +108,7 @@ fn state_name(proto: u8, state: u8) -> &'static str {
 }
 
 /// The latest protocol state (None for protocols without states).
-fn final_state(record: &ConnRecord) -> Option<&'static str> {
+pub(crate) fn final_state(record: &ConnRecord) -> Option<&'static str> {
     Some(state_name(record.proto, record.states.current()?))
 }
 
@@ -161,7 +161,7 @@ fn verdicts_of(record: &ConnRecord) -> impl Iterator<Item = (Verdict, u32)> + '_
         .filter(|&(_, n)| n > 0)
 }
 
-fn proto_label(proto: u8) -> &'static str {
+pub(crate) fn proto_label(proto: u8) -> &'static str {
     userspace_l4_name(proto)
 }
 

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod json;
 pub mod nat;
 pub mod record;
+pub mod report;
 pub mod summary;
 
 /// Where the writers put text: a `String`, or the raw bytes of an output

@@ -33,9 +33,11 @@ use crate::output::filter::{EntrySubject, EventSubject, Filter, Follow, Selectio
 use crate::output::record::{
     direction_name, tcp_state_name, write_jsonl, write_text, TextOptions, Totals,
 };
+use crate::output::report::{RuleIndex, Tally};
 use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
+use crate::python::report::{report_caps, report_tuple, CapsTuple, ReportTuple};
 use crate::python::select::{compile_filter, open_output, Output};
 use crate::rules::hooks::IptablesEngine;
 use crate::rules::walker::Engine;
@@ -94,10 +96,11 @@ type RecordNat = (
     Option<RecordAddresses>,
 );
 
-type RuleTuple = (String, String, u32, u32);
+/// A deciding rule: table, chain, number (0: the chain's policy), file line, family.
+pub(crate) type RuleTuple = (String, String, u32, u32, u8);
 
 type RecordRest = (
-    Option<(String, String, u32, u32)>,
+    Option<RuleTuple>,
     String,
     String,
     u8,
@@ -106,9 +109,15 @@ type RecordRest = (
     Vec<String>,
 );
 
-fn rule_tuple(fw: &Firewall, r: RuleRef) -> RuleTuple {
+pub(crate) fn rule_tuple(fw: &Firewall, r: RuleRef) -> RuleTuple {
     let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
-    (table.to_string(), chain.to_string(), r.number, r.line)
+    (
+        table.to_string(),
+        chain.to_string(),
+        r.number,
+        r.line,
+        r.family,
+    )
 }
 
 fn record_tuple(fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) -> RecordTuple {
@@ -551,9 +560,13 @@ impl PyFirewall {
     /// `statewall.select`) and `conn` (a connection followed with its
     /// expected children) choose the packets written out, as lines and to
     /// the pcapng file `write`; the totals count every packet. `explain`
-    /// and `color` shape the "text" lines (`TextOptions`).
+    /// and `color` shape the "text" lines (`TextOptions`). Also "columns"
+    /// (`ReplayRun::next_batch`), "records" (`ReplayRun::next_records`) and
+    /// "report" (`ReplayRun::report`, which needs `caps`: connections,
+    /// rows per connection, rows, connections per rule, frames per TCP
+    /// transition, drop reasons, table points).
     #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None,
-                        explain=false, color=false))]
+                        explain=false, color=false, caps=None))]
     #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
@@ -566,6 +579,7 @@ impl PyFirewall {
         write: Option<PathBuf>,
         explain: bool,
         color: bool,
+        caps: Option<CapsTuple>,
     ) -> PyResult<ReplayRun> {
         let py = slf.py();
         let format = match fmt {
@@ -574,7 +588,15 @@ impl PyFirewall {
             "summary" => Format::Summary,
             "columns" => Format::Columns,
             "records" => Format::Records,
+            "report" => Format::Report,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
+        };
+        let tally = match (format, caps) {
+            (Format::Report, Some(caps)) => Some(Box::new(Tally::new(report_caps(caps)))),
+            (Format::Report, None) => {
+                return Err(PyValueError::new_err("a \"report\" run needs caps"))
+            }
+            _ => None,
         };
         let filter = filter.map(compile_filter).transpose()?;
         let select = Selection::new(filter, conn.map(Follow::new));
@@ -594,6 +616,7 @@ impl PyFirewall {
             totals: Totals::default(),
             columns: Columns::default(),
             records: Vec::new(),
+            tally,
             error: None,
         })
     }
@@ -620,6 +643,7 @@ impl ReplayRun {
             totals: &mut self.totals,
             columns: &mut self.columns,
             records: &mut self.records,
+            tally: self.tally.as_deref_mut(),
         };
         let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
@@ -705,6 +729,8 @@ enum Format {
     Columns,
     /// Per-packet record tuples (`ReplayRun::next_records`), as `process` gives.
     Records,
+    /// The report's counts (`ReplayRun::report`).
+    Report,
 }
 
 /// One batch of records, column by column: numbers in typed vectors (handed
@@ -725,31 +751,20 @@ struct Columns {
     reason: Vec<String>,
     summary: Vec<String>,
     /// Deciding rules met so far, numbered in order of first appearance.
-    rule_ids: std::collections::HashMap<RuleRef, i32>,
-    /// Rules first met in this batch: (table, chain, number, line).
-    new_rules: Vec<(String, String, u32, u32)>,
+    rules: RuleIndex,
+    /// Rules handed to Python with earlier batches.
+    handed: usize,
 }
 
 impl Columns {
     fn push(&mut self, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) {
+        let rule = self.rules.id(rec.rule);
         self.index.push(rec.index);
         self.ts.push(rec.ts);
         self.verdict.push(rec.verdict as u8);
         self.ctinfo.push(rec.ctinfo.map_or(-1, |c| c as i8));
         self.ctdir.push(rec.ctdir.map_or(-1, |d| d as i8));
         self.status.push(rec.status);
-        let rule = match rec.rule {
-            None => -1,
-            Some(r) => {
-                let next = self.rule_ids.len() as i32;
-                *self.rule_ids.entry(r).or_insert_with(|| {
-                    let (table, chain) = fw.rules().names(r.family, r.table, r.chain);
-                    self.new_rules
-                        .push((table.to_string(), chain.to_string(), r.number, r.line));
-                    next
-                })
-            }
-        };
         self.rule.push(rule);
         self.conn.push(rec.conn.unwrap_or(0));
         self.proto.push(rec.proto);
@@ -811,6 +826,8 @@ pub struct ReplayRun {
     totals: Totals,
     columns: Columns,
     records: Vec<RecordTuple>,
+    /// What a "report" run counts (taken by `report`).
+    tally: Option<Box<Tally>>,
     error: Option<CaptureError>,
 }
 
@@ -880,6 +897,11 @@ fn fill(
             Format::Jsonl => write_jsonl(out, &fw.fw, &fw.rec, &pkt),
             Format::Text(opts) => write_text(out, &fw.fw, &fw.rec, &pkt, pkt.ts - first, opts),
             Format::Summary => {}
+            Format::Report => {
+                if let Some(tally) = run.tally.as_deref_mut() {
+                    tally.push(&fw.fw, &fw.rec, &pkt);
+                }
+            }
             Format::Columns => run.columns.push(&fw.fw, &fw.rec, &pkt),
             Format::Records => run.records.push(record_tuple(&fw.fw, &fw.rec, &pkt)),
         }
@@ -897,6 +919,7 @@ struct RunState<'r> {
     totals: &'r mut Totals,
     columns: &'r mut Columns,
     records: &'r mut Vec<RecordTuple>,
+    tally: Option<&'r mut Tally>,
 }
 
 #[pymethods]
@@ -949,6 +972,12 @@ impl ReplayRun {
             }
         }
         let c = &mut self.columns;
+        let fw = self.firewall.borrow(py);
+        let new_rules: Vec<RuleTuple> = c.rules.rules()[c.handed..]
+            .iter()
+            .map(|&r| rule_tuple(&fw.fw, r))
+            .collect();
+        c.handed = c.rules.rules().len();
         let numbers = (
             take_column(py, &mut c.index),
             take_column(py, &mut c.ts),
@@ -964,7 +993,7 @@ impl ReplayRun {
         let texts = (
             std::mem::take(&mut c.reason),
             std::mem::take(&mut c.summary),
-            std::mem::take(&mut c.new_rules),
+            new_rules,
         );
         Ok(Some(
             (numbers, texts).into_pyobject(py)?.into_any().unbind(),
@@ -984,6 +1013,22 @@ impl ReplayRun {
             }
         }
         Ok(Some(std::mem::take(&mut self.records)))
+    }
+
+    /// The report's data (`statewall.report.model`): the run is finished
+    /// first (its capture's error, if any, raised); then the counts and
+    /// kept packets, and the connection log's share (`python/report.rs`).
+    fn report(&mut self, py: Python<'_>) -> PyResult<ReportTuple> {
+        if self.format != Format::Report {
+            return Err(PyValueError::new_err("report needs a \"report\" run"));
+        }
+        while self.next_chunk(py)?.is_some() {}
+        let tally = self
+            .tally
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this run's report was taken"))?;
+        let fw = self.firewall.borrow(py);
+        report_tuple(&fw.fw, tally.finish(), self.first_ts, py)
     }
 
     /// Packets processed so far.

@@ -8,6 +8,7 @@ mod capture;
 mod conns;
 mod decode;
 mod firewall;
+mod report;
 mod rules;
 mod select;
 

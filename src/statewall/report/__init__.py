@@ -5,9 +5,10 @@
 
 The page holds its data (one JSON model, model.py), its style and its
 script (assets/); opening it asks no network address for anything. The
-replay runs once, in the core, in columnar batches; the page aggregates
-nothing itself but lays out what the model holds, and draws a
-connection's ladder diagram only when it is opened.
+replay runs once, in the core, which counts what the page shows as it goes
+(model.py); the page aggregates nothing itself but lays out what the model
+holds, draws a connection's ladder diagram only when it is opened, and
+marks itself ready (`data-ready` on the root element) once laid out.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def build_report(capture: PathLike, machine: MachineOptions, *,
     caps = caps or Caps()
     firewall = build_firewall(machine, conn_log=True)
     path = os.fspath(capture)
-    run = firewall.replay_file(path, "columns", limit, select=select)
+    run = firewall.replay_file(path, "report", limit, select=select, caps=caps.core())
     meta: dict[str, Any] = {
         "title": title or f"statewall report: {os.path.basename(path)}",
         "capture": path, "version": __version__, "limit": limit,

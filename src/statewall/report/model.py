@@ -1,11 +1,14 @@
 """The report's data: one replay, aggregated into one compact JSON-ready model.
 
-The packets come from the core in columnar batches (`Firewall.batches`), so
-a million packets cost one pass over a few `array.array`s, not a Python
-object each. Everything a chart shows is counted up front; what a person
-opens on demand (a connection's packets, a rule's connections, a
-transition's packets) is kept up to the caps below, and the model says
-what was capped so the page can say it too.
+The core counts while it replays (a "report" run, core/src/output/report.rs):
+packets by ctstate and verdict, by deciding rule and connection, drops by
+rule and reason, TCP state transitions, and the connection log's share
+(the table's size over time, connections by protocol and final state).
+What a person opens on demand (a connection's packets, a rule's
+connections, a transition's packets) is kept up to the caps below, and
+the reason and summary texts are written only for the packets kept, so a
+million packets cost the replay and little more. The model says what was
+capped so the page can say it too.
 
 Per-packet rows are lists, not objects, to keep the page small:
 `[frame, seconds from the first packet, ctdir, verdict, ctinfo, tcp_state,
@@ -16,12 +19,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from statewall import _core
-from statewall.conns import ConnRecord, connection_records
-from statewall.engine import CTSTATES, TCP_STATES, VERDICTS, Batch, Firewall
+from statewall.conns import ConnRecord
+from statewall.engine import CTSTATES, TCP_STATES, VERDICTS, Firewall
 from statewall.rules.save import rule_text
 from statewall.verdict import RuleRef
 
@@ -38,76 +41,10 @@ class Caps:
     reasons: int = 25  # drop reasons shown (the rest summed)
     table_points: int = 400  # points of the table-size curve
 
-
-DROPS = frozenset(i for i, name in enumerate(VERDICTS) if name in ("DROP", "REJECT"))
-
-
-@dataclass
-class _Tally:
-    """What one pass over the batches gathers."""
-
-    caps: Caps
-    first_ts: float | None = None
-    packets: int = 0
-    state_verdict: Counter[tuple[int, int]] = field(default_factory=Counter)
-    rule_conn: Counter[tuple[int, int]] = field(default_factory=Counter)
-    drop_rules: Counter[int] = field(default_factory=Counter)
-    drop_reasons: Counter[str] = field(default_factory=Counter)
-    rows: dict[int, list[list[Any]]] = field(default_factory=dict)
-    seen: Counter[int] = field(default_factory=Counter)  # packets per connection
-    drops: Counter[int] = field(default_factory=Counter)  # drops per connection
-    kept: int = 0
-    tcp_last: dict[int, int] = field(default_factory=dict)
-    transitions: Counter[tuple[int, int]] = field(default_factory=Counter)
-    transition_frames: dict[tuple[int, int], list[int]] = field(default_factory=dict)
-    refs: list[RuleRef] = field(default_factory=list)
-
-    def add(self, batch: Batch) -> None:
-        if self.first_ts is None and len(batch):
-            self.first_ts = batch.ts[0]
-        origin = self.first_ts or 0.0
-        self.refs = batch.rules
-        self.packets += len(batch)
-        self.state_verdict.update(zip(batch.ctinfo, batch.verdict, strict=True))
-        self.rule_conn.update(zip(batch.rule, batch.conn, strict=True))
-        self.seen.update(batch.conn)
-        caps = self.caps
-        rows, seen_before = self.rows, self.tcp_last
-        for i, (verdict, conn, proto) in enumerate(zip(batch.verdict, batch.conn, batch.proto,
-                                                       strict=True)):
-            dropped = verdict in DROPS
-            if dropped:
-                self.drop_rules[batch.rule[i]] += 1
-                self.drop_reasons[batch.reason[i]] += 1
-                self.drops[conn] += 1
-            if proto == 6 and conn:
-                state = batch.tcp_state[i]
-                before = seen_before.get(conn, 0)
-                if state >= 0 and state != before:
-                    key = (before, state)
-                    self.transitions[key] += 1
-                    frames = self.transition_frames.setdefault(key, [])
-                    if len(frames) < caps.frames_per_transition:
-                        frames.append(batch.index[i] + 1)
-                    seen_before[conn] = state
-            kept = rows.get(conn)
-            if kept is None:
-                if len(rows) >= caps.connections:
-                    continue
-                kept = rows[conn] = []
-            if len(kept) < caps.rows_per_connection and self.kept < caps.rows:
-                self.kept += 1
-                kept.append([batch.index[i] + 1, round(batch.ts[i] - origin, 6), batch.ctdir[i],
-                             verdict, batch.ctinfo[i], batch.tcp_state[i], batch.rule[i],
-                             batch.reason[i], batch.summary[i]])
-
-
-def tally(firewall: Firewall, run: _core.ReplayRun, caps: Caps) -> _Tally:
-    """One pass over a "columns" run."""
-    out = _Tally(caps)
-    for batch in firewall.batches(run):
-        out.add(batch)
-    return out
+    def core(self) -> _core.ReportCaps:
+        """As a "report" run takes them (the fields in order)."""
+        return (self.connections, self.rows_per_connection, self.rows, self.conns_per_rule,
+                self.frames_per_transition, self.reasons, self.table_points)
 
 
 @dataclass(frozen=True)
@@ -153,39 +90,10 @@ def ruleset_entries(firewall: Firewall) -> list[RuleEntry]:
 
 
 def rule_ids(entries: list[RuleEntry], refs: list[RuleRef]) -> list[int]:
-    """Each deciding rule of a run (`Batch.rules`) as the id of its entry (-1: none found).
-    The run names no family: the file line tells IPv4 and IPv6 rules apart."""
-    exact = {(e.table, e.chain, e.number, e.line): e.id for e in entries}
-    loose: dict[tuple[str, str, int], int] = {}
-    for e in entries:
-        loose.setdefault((e.table, e.chain, e.number), e.id)
-    return [exact.get((r.table, r.chain, r.number, r.line),
-                      loose.get((r.table, r.chain, r.number), -1)) for r in refs]
-
-
-def table_curve(records: Iterable[ConnRecord], origin: float, points: int) -> list[list[float]]:
-    """The table's size over time, from each entry's confirmation and end: [seconds, entries],
-    the largest size in each of at most `points` steps."""
-    changes: list[tuple[float, int]] = []
-    for record in records:
-        changes.append((record.ts, 1))
-        if record.end_ts is not None:
-            changes.append((record.end_ts, -1))
-    if not changes:
-        return []
-    changes.sort()
-    start, end = changes[0][0], changes[-1][0]
-    step = (end - start) / points if end > start else 1.0
-    curve: list[list[float]] = []
-    size = 0
-    for when, change in changes:
-        size += change
-        slot = start + int((when - start) / step) * step
-        if curve and curve[-1][0] == round(slot - origin, 6):
-            curve[-1][1] = max(curve[-1][1], size)
-        else:
-            curve.append([round(slot - origin, 6), size])
-    return curve
+    """Each deciding rule of a run as the id of its entry (-1: none, as for an nft
+    ruleset's rules, which have no entries)."""
+    ids = {(e.family, e.table, e.chain, e.number, e.line): e.id for e in entries}
+    return [ids.get((r.family, r.table, r.chain, r.number, r.line), -1) for r in refs]
 
 
 def connection_entry(record: ConnRecord, origin: float) -> dict[str, Any]:
@@ -209,75 +117,68 @@ def _flow(flow: Any) -> dict[str, Any]:
 
 def build_model(firewall: Firewall, run: _core.ReplayRun, *, caps: Caps,
                 meta: dict[str, Any]) -> dict[str, Any]:
-    """The page's model after replaying `run` ("columns") through `firewall` (which
-    needs `conn_log=True`)."""
-    got = tally(firewall, run, caps)
+    """The page's model after replaying `run` (a "report" run with `caps.core()`)
+    through `firewall` (which needs `conn_log=True`)."""
+    counts, (refs, decided), conns, transitions, log = run.report()
+    selected, first_ts, state_verdict, drops_by_rule, reasons, other_reasons = counts
+    conns_seen, listed, outside, kept_rows, kept, long = conns
+    curve, by_proto_state, confirmed, related, records = log
     packets, connections, states, verdicts, invalid = run.totals()
-    origin = got.first_ts if got.first_ts is not None else (run.first_ts or 0.0)
+    origin = first_ts if first_ts is not None else (run.first_ts or 0.0)
     entries = ruleset_entries(firewall)
-    ids = rule_ids(entries, got.refs)
+    ids = rule_ids(entries, [RuleRef(*r) for r in refs])
 
     def rid(index: int) -> int:
         return ids[index] if index >= 0 else -1
 
-    for rows in got.rows.values():
-        for row in rows:
-            row[6] = rid(row[6])
-    decided: dict[int, list[int]] = {}
-    decided_packets: Counter[int] = Counter()
-    for (rule, conn), n in sorted(got.rule_conn.items(), key=lambda item: item[0][1]):
-        entry = rid(rule)
-        if entry < 0:
-            continue
-        decided_packets[entry] += n
-        if conn:
-            decided.setdefault(entry, []).append(conn)
-    records = connection_records(firewall)
-    listed = {r.conn: r for r in records}
-    conns: list[dict[str, Any]] = []
-    shown = sorted(c for c in got.seen if c)
-    for conn in shown[:caps.connections]:
-        record = listed.get(conn)
+    per_rule = {ids[i]: share for i, share in enumerate(decided) if ids[i] >= 0}
+    drop_rules: Counter[int] = Counter()
+    for rule, n in drops_by_rule:
+        drop_rules[rid(rule)] += n
+    logged = {r.conn: r for r in map(ConnRecord.from_json, records.splitlines())}
+    items: list[dict[str, Any]] = []
+    for conn, shown, drops in listed:
+        record = logged.get(conn)
         item = connection_entry(record, origin) if record is not None else _unconfirmed(conn)
-        item["shown"] = got.seen[conn]
-        item["drops"] = got.drops[conn]
-        conns.append(item)
-    if got.seen[0]:  # packets that belonged to no connection, listed under one line
-        conns.append({**_unconfirmed(0), "end": None, "shown": got.seen[0], "drops": got.drops[0]})
-    drop_rules = Counter({rid(r): n for r, n in got.drop_rules.items()})
+        items.append({**item, "shown": shown, "drops": drops})
+    if outside[0]:  # packets that belonged to no connection, listed under one line
+        items.append({**_unconfirmed(0), "end": None, "shown": outside[0], "drops": outside[1]})
     stats = firewall.stats()
-    capped = _capped(got, caps, shown, decided)
-    by_proto_state = Counter((r.proto_name, r.state or "-") for r in records)
+    capped = _capped(caps, conns_seen, long, kept, per_rule.values(), transitions)
     return {
-        "meta": {**meta, "packets": packets, "selected": got.packets,
+        "meta": {**meta, "packets": packets, "selected": selected,
                  "connections_seen": connections, "first_ts": origin, "capped": capped},
         "names": {"verdicts": list(VERDICTS), "ctstates": {str(k): v for k, v in CTSTATES.items()},
                   "tcp": list(TCP_STATES)},
         "states": states, "verdicts": verdicts, "invalid": invalid,
-        "state_verdict": [[c, v, n] for (c, v), n in got.state_verdict.most_common()],
+        "state_verdict": [list(cell) for cell in state_verdict],
         "drop_rules": [[r, n] for r, n in drop_rules.most_common()],
-        "drop_reasons": _top(got.drop_reasons, caps.reasons),
-        "conns_by_proto_state": [[p, s, n] for (p, s), n in by_proto_state.most_common()],
-        "table": {"curve": table_curve(records, origin, caps.table_points),
-                  "max": firewall.cfg.nf_conntrack_max, "confirmed": len(records)},
+        "drop_reasons": [[text, n] for text, n in reasons]
+        + ([[None, other_reasons]] if other_reasons else []),  # the page: "other reasons"
+        "conns_by_proto_state": [list(cell) for cell in by_proto_state],
+        "table": {"curve": [list(point) for point in curve],
+                  "max": firewall.cfg.nf_conntrack_max, "confirmed": confirmed},
         "expectations": {"created": stats.get("expect_create", 0),
                          "used": stats.get("expect_new", 0),
                          "deleted": stats.get("expect_delete", 0),
-                         "related": sum(1 for r in records if r.master is not None)},
-        "rules": [_rule_json(e, decided.get(e.id, []), decided_packets[e.id], caps)
-                  for e in entries],
-        "connections": conns,
-        "packets": {str(conn): rows for conn, rows in got.rows.items()},
-        "tcp": [[a, b, n, got.transition_frames[(a, b)]]
-                for (a, b), n in got.transitions.most_common()],
+                         "related": related},
+        "rules": [_rule_json(e, per_rule.get(e.id, (0, 0, []))) for e in entries],
+        "connections": items,
+        "packets": {str(conn): [[frame, t, ctdir, verdict, ctinfo, tcp, rid(rule), reason,
+                                 summary]
+                                for frame, t, ctdir, verdict, ctinfo, tcp, rule, reason, summary
+                                in rows]
+                    for conn, rows in kept_rows},
+        "tcp": [list(transition) for transition in transitions],
     }
 
 
-def _rule_json(entry: RuleEntry, conns: list[int], packets: int, caps: Caps) -> dict[str, Any]:
+def _rule_json(entry: RuleEntry, decided: tuple[int, int, list[int]]) -> dict[str, Any]:
+    packets, conns_total, conns = decided
     return {"id": entry.id, "family": entry.family, "table": entry.table, "chain": entry.chain,
             "number": entry.number, "line": entry.line, "text": entry.text,
             "packets": entry.packets, "bytes": entry.bytes, "decided": packets,
-            "conns": conns[:caps.conns_per_rule], "conns_total": len(conns)}
+            "conns": conns, "conns_total": conns_total}
 
 
 def _unconfirmed(conn: int) -> dict[str, Any]:
@@ -288,29 +189,21 @@ def _unconfirmed(conn: int) -> dict[str, Any]:
             "end": "never confirmed", "history": []}
 
 
-def _top(counter: Counter[str], n: int) -> list[list[Any]]:
-    top: list[list[Any]] = [[text, count] for text, count in counter.most_common(n)]
-    rest = sum(counter.values()) - sum(count for _, count in top)
-    if rest:
-        top.append([None, rest])  # the page names it "other reasons"
-    return top
-
-
-def _capped(got: _Tally, caps: Caps, shown: list[int], decided: dict[int, list[int]]) -> list[str]:
+def _capped(caps: Caps, conns_seen: int, long: int, kept: int,
+            decided: Iterable[tuple[int, int, list[int]]],
+            transitions: _core.ReportTransitions) -> list[str]:
     """What the page holds less of than the replay saw, in words."""
     out = []
-    if len(shown) > caps.connections:
-        out.append(f"connections: the first {caps.connections} of {len(shown)} are listed")
-    long = sum(1 for conn, rows in got.rows.items()
-               if len(rows) < got.seen[conn] and len(rows) >= caps.rows_per_connection)
+    if conns_seen > caps.connections:
+        out.append(f"connections: the first {caps.connections} of {conns_seen} are listed")
     if long:
         out.append(f"packets: {long} connection(s) show their first "
                    f"{caps.rows_per_connection} packets only")
-    if got.kept >= caps.rows:
+    if kept >= caps.rows:
         out.append(f"packets: {caps.rows} packets are kept in all; later packets of "
                    "listed connections are counted but not shown")
-    if any(len(c) > caps.conns_per_rule for c in decided.values()):
+    if any(total > caps.conns_per_rule for _, total, _ in decided):
         out.append(f"rules: each rule lists at most {caps.conns_per_rule} connections")
-    if any(len(f) >= caps.frames_per_transition for f in got.transition_frames.values()):
+    if any(n > len(frames) for _, _, n, frames in transitions):
         out.append(f"TCP transitions: each lists at most {caps.frames_per_transition} packets")
     return out

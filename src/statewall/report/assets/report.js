@@ -324,4 +324,10 @@
         el("span", { cls: "change" }, ch.change), ": " + fmt(ch.packets) + " packet(s), " + fmt(ch.connections) + " connection(s)",
         el("ul", {}, ch.examples.map(([f, s, a, b]) => el("li", { cls: "text" }, "#" + f + " " + s, el("br"), "A: " + a, el("br"), "B: " + b)))))) : el("p", {}, "No packet changes."));
   }
+
+  // Ready: the page is laid out and painted (the frame after this script's, which
+  // built it). The value is the milliseconds since navigation began (bench/run.py).
+  requestAnimationFrame(() => setTimeout(() => {
+    document.documentElement.dataset.ready = performance.now().toFixed(0);
+  }, 0));
 })();
