@@ -9,7 +9,10 @@ Exit codes (also in the README):
   3  bad input: a capture, ruleset, ipset or sysctl file that is missing or
      unreadable, a truncated capture, a ruleset or ipset error (all packets
      that could be read were still processed and reported)
-  4  the environment lacks something (verify: not root, tool missing)
+  4  the environment lacks something (verify: not root, tool missing;
+     --engine dask: dask not installed, no scheduler at the address)
+  5  --engine dask refused: what partitioning cannot keep exact is in play
+     (listed; --inexact runs it anyway, marked)
   130 interrupted
 """
 
@@ -36,6 +39,7 @@ from statewall.cli_select import (
     table_output,
 )
 from statewall.config import SysctlError, Sysctls, parse_assignment
+from statewall.dask.options import add_engine_options
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
 from statewall.topology import Topology, add_topology_options, parse_iface
@@ -46,6 +50,7 @@ EXIT_NO = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_ENVIRONMENT = 4
+EXIT_INEXACT = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -91,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def classify_error(error: Exception) -> tuple[int, str]:
+    from statewall.dask.options import classify_dask_error
+
+    dask_error = classify_dask_error(error)
+    if dask_error is not None:
+        return dask_error
     if isinstance(error, (SysctlError, UsageError)):
         return EXIT_USAGE, str(error)
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
@@ -122,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "`iptables-save -c` (save, the default), `iptables -L -v -n` (list) "
                              "or with -x (exact)")
     add_replay_options(replay)
+    add_engine_options(replay)
     replay.set_defaults(handler=cmd_replay)
 
     table = sub.add_parser("table", help="the conntrack table after the capture (or at --at)")
@@ -134,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the expectation table instead (/proc/net/nf_conntrack_expect or "
                             "`conntrack -L expect`)")
     add_table_options(table)
+    add_engine_options(table)
     table.set_defaults(handler=cmd_table)
 
     demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
@@ -276,25 +288,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("--explain shapes the text lines; jsonl's reason holds the rule's "
                          "text already")
     fmt = "summary" if args.summary_only else args.format
+    if args.engine == "dask":
+        from statewall.dask.cli import dask_replay
+
+        return dask_replay(args, firewall, select, fmt)
     run: ReplayRun | None = None
     try:
         run = firewall.replay_file(args.capture, fmt, args.limit, select=select,
                                    explain=args.explain, color=use_color(args.color, sys.stdout))
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
-        unknown = firewall.unknown_rules()
-        if fmt != "jsonl" and not args.no_summary:
-            if run is not None:
-                sys.stdout.writelines(f"hint: {hint}\n"
-                                      for hint in hints(firewall, run.ipv6_packets))
-            if unknown:
-                sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
-                sys.stdout.writelines(f"  {line}\n" for line in unknown)
-            if firewall.rules is not None:
-                sys.stdout.writelines(f"{note}\n" for note in firewall.rules.notes)
-        if args.counters:
-            sys.stdout.write(counters_text(firewall, args.counters))
-        sys.stdout.flush()
+        replay_trailer(args, firewall, fmt, run.ipv6_packets if run is not None else None)
+
+
+def replay_trailer(args: argparse.Namespace, firewall: Firewall, fmt: str,
+                   ipv6_packets: int | None) -> None:
+    """What `replay` prints after the totals: hints (when the replay ran,
+    `ipv6_packets` not None), rules left unknown, ruleset notes, counters."""
+    unknown = firewall.unknown_rules()
+    if fmt != "jsonl" and not args.no_summary:
+        if ipv6_packets is not None:
+            sys.stdout.writelines(f"hint: {hint}\n" for hint in hints(firewall, ipv6_packets))
+        if unknown:
+            sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
+            sys.stdout.writelines(f"  {line}\n" for line in unknown)
+        if firewall.rules is not None:
+            sys.stdout.writelines(f"{note}\n" for note in firewall.rules.notes)
+    if args.counters:
+        sys.stdout.write(counters_text(firewall, args.counters))
+    sys.stdout.flush()
 
 
 def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
@@ -421,6 +443,10 @@ def cmd_table(args: argparse.Namespace) -> int:
     entries = table_filter(args)
     firewall = firewall_from(args)
     at_value = parse_at(args.at)
+    if args.engine == "dask":
+        from statewall.dask.cli import dask_table
+
+        return dask_table(args, firewall, entries, at_value)
     run = firewall.replay_file(args.capture, "summary", args.limit, until=at_value)
     try:
         for _ in run:

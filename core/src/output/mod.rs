@@ -8,6 +8,7 @@ pub mod escape;
 pub mod filter;
 pub mod json;
 pub mod nat;
+pub mod partial;
 pub mod record;
 pub mod summary;
 

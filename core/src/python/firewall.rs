@@ -36,6 +36,7 @@ use crate::output::record::{
 use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
+use crate::python::part::{totals_tuple, Part, PartResults, TotalsTuple};
 use crate::python::select::{compile_filter, open_output, Output};
 use crate::rules::hooks::IptablesEngine;
 use crate::rules::walker::Engine;
@@ -552,8 +553,10 @@ impl PyFirewall {
     /// expected children) choose the packets written out, as lines and to
     /// the pcapng file `write`; the totals count every packet. `explain`
     /// and `color` shape the "text" lines (`TextOptions`).
+    /// `partition` (index, partitions): process only the packets of that
+    /// partition of a partitioned run (python/part.rs).
     #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None,
-                        explain=false, color=false))]
+                        explain=false, color=false, partition=None))]
     #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
@@ -566,6 +569,7 @@ impl PyFirewall {
         write: Option<PathBuf>,
         explain: bool,
         color: bool,
+        partition: Option<(u32, u32)>,
     ) -> PyResult<ReplayRun> {
         let py = slf.py();
         let format = match fmt {
@@ -576,6 +580,9 @@ impl PyFirewall {
             "records" => Format::Records,
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
+        let part = partition
+            .map(|(index, parts)| Part::new(index, parts))
+            .transpose()?;
         let filter = filter.map(compile_filter).transpose()?;
         let select = Selection::new(filter, conn.map(Follow::new));
         let reader = py
@@ -592,6 +599,7 @@ impl PyFirewall {
             until,
             first_ts: None,
             totals: Totals::default(),
+            part,
             columns: Columns::default(),
             records: Vec::new(),
             error: None,
@@ -620,6 +628,7 @@ impl ReplayRun {
             totals: &mut self.totals,
             columns: &mut self.columns,
             records: &mut self.records,
+            part: &mut self.part,
         };
         let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
@@ -628,6 +637,9 @@ impl ReplayRun {
                 fill(fw_ref, reader, &mut run, &mut out)
             }))
         });
+        if let Some(part) = self.part.as_mut() {
+            part.emitted(out.len());
+        }
         let stop = match caught {
             Ok(stop) => stop,
             Err(payload) => {
@@ -647,6 +659,12 @@ impl ReplayRun {
                 self.reader = None;
                 return Err(err);
             }
+        }
+        if self.reader.is_none() && self.part.is_some() {
+            // A single run's last packet, another partition's perhaps, reaped
+            // what had expired by its time: so does the partition, now.
+            let now = fw.fw.now();
+            fw.fw.advance_to(now);
         }
         if self.reader.is_none() {
             if let Some(output) = self.output.take() {
@@ -812,6 +830,8 @@ pub struct ReplayRun {
     columns: Columns,
     records: Vec<RecordTuple>,
     error: Option<CaptureError>,
+    /// One partition of a partitioned run: only its packets are processed.
+    part: Option<Part>,
 }
 
 /// How one chunk ended.
@@ -849,7 +869,15 @@ fn fill(
                 return Stop::Done;
             }
         }
+        if let Some(part) = run.part.as_mut() {
+            if !part.admits(&mut fw.fw, &pkt) {
+                continue;
+            }
+        }
         fw.fw.process(&mut pkt, &mut fw.rec);
+        if let Some(part) = run.part.as_mut() {
+            part.processed(&fw.fw, &fw.rec);
+        }
         run.totals.add(&fw.rec, &fw.fw);
         run.totals.ipv6 += u64::from(pkt.family == 6);
         if !run.select.is_everything() && !run.select.admits(&fw.fw, &fw.rec, &pkt) {
@@ -883,6 +911,9 @@ fn fill(
             Format::Columns => run.columns.push(&fw.fw, &fw.rec, &pkt),
             Format::Records => run.records.push(record_tuple(&fw.fw, &fw.rec, &pkt)),
         }
+        if let Some(part) = run.part.as_mut() {
+            part.mark(fw.rec.index, out.len());
+        }
     }
     Stop::Full
 }
@@ -897,6 +928,7 @@ struct RunState<'r> {
     totals: &'r mut Totals,
     columns: &'r mut Columns,
     records: &'r mut Vec<RecordTuple>,
+    part: &'r mut Option<Part>,
 }
 
 #[pymethods]
@@ -1033,6 +1065,22 @@ impl ReplayRun {
     /// The totals lines printed after a replay.
     fn totals_lines(&self) -> Vec<String> {
         self.totals.lines()
+    }
+
+    /// The totals as plain values, for `merged_totals_lines`.
+    fn totals_part(&self) -> TotalsTuple {
+        totals_tuple(&self.totals)
+    }
+
+    /// A partition's run (`partition=`): (the bytes of the u64 index of the
+    /// packet that confirmed each connection, by number - 1; the most
+    /// entries, expectations, IPv4 and IPv6 fragment bytes held at once; ICMP errors in fragments that quote another
+    /// partition's pair; the bytes of (packet index, output end) u64 pairs).
+    fn part_results<'py>(&self, py: Python<'py>) -> PyResult<PartResults<'py>> {
+        self.part
+            .as_ref()
+            .map(|part| part.results(py))
+            .ok_or_else(|| PyValueError::new_err("not a partition's run"))
     }
 }
 

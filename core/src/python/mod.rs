@@ -8,6 +8,7 @@ mod capture;
 mod conns;
 mod decode;
 mod firewall;
+mod part;
 mod rules;
 mod select;
 
@@ -68,6 +69,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conns::register(m)?;
     decode::register(m)?;
     firewall::register(m)?;
+    part::register(m)?;
     rules::register(m)?;
     Ok(())
 }

@@ -1,0 +1,145 @@
+"""`replay`, `table` and `conns` with `--engine dask`: the same output as a single run.
+
+The machine is built here first, as the single engine builds it, so a bad
+option or ruleset is reported before any cluster starts; what partitioning
+cannot keep exact is listed from it (`plan.static_reasons`) and refused
+without `--inexact`. Then the run goes to the cluster (`run.run_job`) and
+its merged output is written as the single engine writes its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from statewall.api import MachineOptions
+from statewall.engine import Firewall
+
+if TYPE_CHECKING:
+    from statewall.dask.run import PartitionedRun
+    from statewall.dask.worker import Job
+    from statewall.select import Selection
+
+STDIN = "-"
+
+
+def dask_replay(args: argparse.Namespace, firewall: Firewall, select: Selection | None,
+                fmt: str) -> int:
+    from statewall.cli import EXIT_OK, replay_trailer, use_color
+
+    if select is not None and (select.conn is not None or select.write is not None):
+        _refuse_option("--conn" if select.conn is not None else "-w")
+    if args.counters:
+        _refuse_option("--counters")
+    job_fields = dict(kind="replay", fmt=fmt, limit=args.limit, explain=args.explain,
+                      color=use_color(args.color, sys.stdout),
+                      filter=select.filter if select is not None else None)
+    run = _run(args, firewall, job_fields)
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    out.write(run.output)
+    if fmt != "jsonl" and not args.no_summary and (run.error is None or run.packets):
+        out.write(("\n".join(run.totals_lines) + "\n").encode())
+        out.writelines(f"inexact: {reason}\n".encode() for reason in run.inexact)
+    out.flush()
+    replay_trailer(args, firewall, fmt, run.ipv6_packets)
+    if run.error is not None:
+        raise run.error
+    return EXIT_OK
+
+
+def dask_table(args: argparse.Namespace, firewall: Firewall, entries: str | None,
+               at_value: float | None) -> int:
+    from statewall.cli import EXIT_OK, at_time
+
+    if args.expectations:
+        _refuse_option("--expectations")
+
+    def when(first_ts: float | None, now: float) -> float:
+        if at_value is not None and first_ts is not None:
+            return at_time(args.at, at_value, first_ts)
+        return now
+
+    run = _run(args, firewall, dict(kind="table", fmt=args.format, limit=args.limit,
+                                    until=at_value, filter=entries), when)
+    _write(run.output)
+    if run.error is not None:
+        raise run.error
+    return EXIT_OK
+
+
+def dask_conns(args: argparse.Namespace, firewall: Firewall, color: bool) -> int:
+    from statewall import _core
+    from statewall.cli import EXIT_OK
+
+    run = _run(args, firewall, dict(kind="conns", fmt=args.format, limit=args.limit,
+                                    color=color))
+    header = _core.CONNS_TSV_HEADER.encode() if args.format == "tsv" else b""
+    _write(header + run.output)
+    if run.error is not None:
+        raise run.error
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, object],
+         when: Callable[[float | None, float], float | None] | None = None) -> PartitionedRun:
+    """Check, plan and run the job on the cluster the options name."""
+    from statewall.cli import UsageError, options_from
+    from statewall.dask.cluster import connect
+    from statewall.dask.plan import static_reasons
+    from statewall.dask.run import InexactRun, new_job, run_job
+
+    if args.capture == STDIN:
+        raise UsageError("--engine dask: every worker reads the capture itself: give a file, "
+                         "not standard input")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected a number of workers (1 or more)")
+    _check_capture(args.capture)
+    reasons = static_reasons(firewall)
+    if reasons and not args.inexact:
+        raise InexactRun(reasons)
+    if reasons:
+        sys.stderr.writelines(f"statewall: inexact (--inexact): {r}\n" for r in reasons)
+    job: Job = new_job(capture=os.path.abspath(args.capture),
+                       options=absolute(options_from(args)), **job_fields)
+    with connect(args.scheduler, args.workers) as client:
+        run = run_job(client, job, firewall.cfg, inexact=reasons if args.inexact else None,
+                      when=when)
+    for reason in run.inexact[len(reasons):]:
+        sys.stderr.write(f"statewall: inexact (--inexact): {reason}\n")
+    return run
+
+
+def _check_capture(path: str) -> None:
+    """Open the capture here, so that one that cannot be read is reported
+    before a cluster starts (CaptureError, exit 3)."""
+    from statewall import _core
+
+    _core.CaptureFrames(path)
+
+
+def absolute(options: MachineOptions) -> MachineOptions:
+    """`options` with absolute file names: a worker's working directory is its own."""
+    def path(name: str | os.PathLike[str] | None) -> str | None:
+        return None if name is None else os.path.abspath(name)
+
+    return replace(options, rules=path(options.rules), rules6=path(options.rules6),
+                   nft=path(options.nft),
+                   ipsets=tuple(os.path.abspath(p) for p in options.ipsets),
+                   sysctl_files=tuple(os.path.abspath(p) for p in options.sysctl_files))
+
+
+def _refuse_option(option: str) -> None:
+    from statewall.cli import UsageError
+
+    raise UsageError(f"{option} is not available with --engine dask")
+
+
+def _write(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()

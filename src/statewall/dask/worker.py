@@ -1,0 +1,162 @@
+"""The tasks a Dask worker runs: one partition of a replay, in two steps.
+
+`run_part` replays the whole capture, processing only the partition's
+packets (the core's `partition=`), and keeps the machine and its output in
+the worker's memory (`_RESIDENT`); it returns what the driver needs to
+number the connections as a single run would (which packet confirmed each
+of the partition's connections) and the totals. `render_part`, pinned to
+the same worker, writes the partition's share of the output with those
+numbers. Only options, numbers and finished output travel; each worker
+reads the capture itself from storage it shares with the driver.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from statewall import _core
+from statewall.api import MachineOptions, build_firewall
+from statewall.capture import CaptureError
+from statewall.engine import Firewall
+
+# What `run_part` left for `render_part`, by (run id, partition).
+_RESIDENT: dict[tuple[str, int], _Resident] = {}
+_LOCK = threading.Lock()
+# Seconds between progress reports to the driver.
+PROGRESS_EVERY = 0.5
+
+
+@dataclass(frozen=True)
+class Job:
+    """One command's replay, as every partition runs it. Paths are absolute:
+    workers need not share the driver's working directory."""
+
+    run_id: str
+    capture: str
+    options: MachineOptions
+    kind: str  # "replay", "table" or "conns"
+    fmt: str  # replay: text, jsonl, summary; table: proc, conntrack, json; conns: text, jsonl, tsv
+    limit: int | None = None
+    until: float | None = None
+    filter: str | None = None  # replay: the packets shown; table: the entries listed
+    explain: bool = False
+    color: bool = False
+
+
+@dataclass(frozen=True)
+class PartSummary:
+    """What one partition's replay tells the driver."""
+
+    part: int
+    address: str  # the worker holding the partition for `render_part`
+    confirms: bytes  # u64: the index of the packet that confirmed connection n, at n - 1
+    peaks: tuple[int, int, int, int]  # entries, expectations, IPv4 and IPv6 fragment bytes
+    strays: int
+    totals: _core.TotalsPart
+    packets: int
+    first_ts: float | None
+    now: float
+    error: tuple[bool, str] | None  # (truncated, message) of the capture's error
+
+
+@dataclass
+class _Resident:
+    firewall: Firewall
+    run: _core.ReplayRun
+    output: bytes
+
+
+def run_part(job: Job, part: int, parts: int) -> PartSummary:
+    """Replay the partition `part` of `parts` and keep it for `render_part`."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    firewall = build_firewall(job.options, conn_log=job.kind == "conns")
+    replay_fmt = job.fmt if job.kind == "replay" else "summary"
+    select = None
+    if job.kind == "replay" and job.filter is not None:
+        from statewall.select import Selection
+
+        select = Selection(job.filter)
+    run = firewall.replay_file(job.capture, replay_fmt, job.limit, job.until, select=select,
+                               explain=job.explain, color=job.color, partition=(part, parts))
+    chunks: list[bytes] = []
+    error: tuple[bool, str] | None = None
+    topic = progress_topic(job.run_id)
+    last = time.monotonic()
+    try:
+        for chunk in run:
+            chunks.append(chunk)
+            if time.monotonic() - last >= PROGRESS_EVERY:
+                last = time.monotonic()
+                worker.log_event(topic, {"part": part, "packets": run.packets})
+    except CaptureError as err:
+        from statewall.capture import CaptureTruncated
+
+        error = (isinstance(err, CaptureTruncated), str(err))
+    worker.log_event(topic, {"part": part, "packets": run.packets})
+    confirms, peaks, strays, _ = run.part_results()
+    with _LOCK:
+        _RESIDENT[(job.run_id, part)] = _Resident(firewall, run, b"".join(chunks))
+    return PartSummary(part, worker.address, confirms, peaks, strays, run.totals_part(),
+                       run.packets, run.first_ts, firewall.now, error)
+
+
+def progress_topic(run_id: str) -> str:
+    return f"statewall-progress-{run_id}"
+
+
+def render_part(job: Job, part: int, numbers: bytes, when: float | None,
+                origin: float) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
+    """The partition's share of the output, its connections numbered by
+    `numbers` (u32, the run's number of connection n at n - 1): (marks, data)
+    for `merge_keyed`, or for `table --format json` (number, entry) pairs.
+    `when`: the table's time; `origin`: the capture's first packet's time."""
+    with _LOCK:
+        resident = _RESIDENT.pop((job.run_id, part))
+    if job.kind == "replay":
+        _, _, _, marks = resident.run.part_results()
+        if job.fmt == "jsonl":
+            return _core.renumber_jsonl(resident.output, marks, numbers)
+        return marks, resident.output
+    if job.kind == "conns":
+        return _core.conn_log_renumbered(resident.firewall._core, job.fmt, numbers, origin,
+                                         job.color)
+    return _table(resident.firewall, job, numbers, when)
+
+
+def _table(firewall: Firewall, job: Job, numbers: bytes,
+           when: float | None) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
+    from array import array
+
+    from statewall.cli_select import entry_json
+
+    mapping = array("I")
+    mapping.frombytes(numbers)
+    at = firewall.now if when is None else when
+    entries = firewall.connections(at, job.filter)
+    if job.fmt == "json":
+        out = []
+        for conn in entries:
+            value = entry_json(conn, at)
+            value["id"] = mapping[conn.conn - 1]
+            if conn.master is not None:
+                value["master"] = mapping[conn.master - 1]
+            out.append((value["id"], value))
+        return out
+    lines = firewall.table_lines(at, job.fmt, filter=job.filter)
+    marks = array("Q")
+    data = bytearray()
+    for conn, line in zip(entries, lines, strict=True):
+        data += line.encode()
+        marks.extend((mapping[conn.conn - 1], len(data)))
+    return marks.tobytes(), bytes(data)
+
+
+def discard(run_id: str, part: int) -> None:
+    """Forget a partition whose run is abandoned."""
+    with _LOCK:
+        _RESIDENT.pop((run_id, part), None)
