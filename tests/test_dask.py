@@ -67,10 +67,12 @@ def run(capfd: pytest.CaptureFixture[bytes], argv: list[str]) -> tuple[int, byte
 
 
 def same_output(capfd: pytest.CaptureFixture[bytes], cluster: tuple[int, str],
-                capture: Path, *extra: str, commands: tuple[list[str], ...] | None = None) -> None:
+                capture: Path | list[str], *extra: str,
+                commands: tuple[list[str], ...] | None = None) -> None:
     workers, address = cluster
+    captures = capture if isinstance(capture, list) else [str(capture)]
     for command in commands or (ALL_COMMANDS if workers == 2 else COMMANDS):
-        argv = [command[0], str(capture), *command[1:], *extra]
+        argv = [command[0], *captures, *command[1:], *extra]
         single = run(capfd, argv)
         partitioned = run(capfd, [*argv, "--engine", "dask", "--scheduler", address])
         assert partitioned[:2] == single[:2], (command, single[2], partitioned[2])
@@ -96,6 +98,14 @@ def test_helpers_data_connections_meet_their_masters(
     same_output(capfdbinary, cluster, shared / "traces" / name,
                 "--rules", str(rules), "--rules6", str(rules6),
                 commands=(["replay", "--format", "jsonl"], ["conns"]))
+
+
+def test_several_captures_give_the_single_runs_bytes(
+        shared: Path, cluster: tuple[int, str], capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    traces = shared / "traces"
+    same_output(capfdbinary, cluster, [str(traces / "tcp-*.pcap*"),
+                                       str(traces / "icmp-port-unreachable-dns-mixed.pcap"),
+                                       str(traces / "ftp-epsv-eprt-internet-ipv6.pcap")])
 
 
 def built_capture(path: Path) -> Path:

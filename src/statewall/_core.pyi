@@ -200,7 +200,7 @@ class Firewall:
     def nft_counters(self, family: int
                      ) -> list[tuple[str, str, int, int, str | None, int, int]]: ...
     def unknown_rules(self) -> list[str]: ...
-    def replay(self, path: str, fmt: str, limit: int | None = None,
+    def replay(self, path: str | list[str], fmt: str, limit: int | None = None,
                until: float | None = None, filter: str | None = None, conn: int | None = None,
                write: str | None = None, explain: bool = False,
                color: bool = False,

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay = sub.add_parser("replay", help="one line per packet: ctstate, verdict, reason")
-    _add_common(replay)
+    _add_common(replay, several=True)
     replay.add_argument("--format", choices=("text", "jsonl"), default="text")
     replay.add_argument("--explain", action="store_true",
                         help="text: print the deciding rule's text under each packet's line")
@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(handler=cmd_replay)
 
     table = sub.add_parser("table", help="the conntrack table after the capture (or at --at)")
-    _add_common(table)
+    _add_common(table, several=True)
     table.add_argument("--at", metavar="TIME",
                        help="seconds since the first packet (e.g. 12.5) or an absolute epoch time")
     table.add_argument("--format", choices=("proc", "conntrack", "json"), default="proc",
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from statewall.conns import add_conns_command
 
-    add_conns_command(sub, _add_common)
+    add_conns_command(sub, lambda parser: _add_common(parser, several=True))
 
     from statewall.report.cli import add_report_command
 
@@ -186,8 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted); - reads standard input")
+def _add_common(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """The options every replaying command takes; `several`: more than one
+    capture may be given (`capture_paths`)."""
+    if several:
+        parser.add_argument("capture", nargs="+",
+                            help="pcap or pcapng file (gzip accepted); - reads standard input; "
+                                 "several files, folders or quoted glob patterns: captures of "
+                                 "one link, merged by timestamp")
+    else:
+        parser.add_argument("capture",
+                            help="pcap or pcapng file (gzip accepted); - reads standard input")
     parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
     add_nft_option(parser)
@@ -263,6 +272,42 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed {seed}: expected a number from 0 to {SEED_MAX}")
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+def capture_paths(args: argparse.Namespace) -> str | list[str]:
+    """The captures the arguments name, in place of them in `args.capture`: a
+    file as given; a folder: its files named *.pcap, *.pcapng, *.cap (gzip:
+    with .gz), by name; a pattern with *, ? or [ (quoted, or the shell would
+    expand it): the files it matches, by name. One capture is a path,
+    several a list (merged by timestamp)."""
+    import glob
+
+    given: list[str] = args.capture if isinstance(args.capture, list) else [args.capture]
+    if "-" in given and len(given) > 1:
+        raise UsageError("- (standard input) is one capture: it cannot be merged with others")
+    paths: list[str] = []
+    for arg in given:
+        if os.path.isdir(arg):
+            found = sorted(os.path.join(arg, name) for name in os.listdir(arg)
+                           if name.endswith(CAPTURE_SUFFIXES)
+                           and os.path.isfile(os.path.join(arg, name)))
+            if not found:
+                raise InputError(f"{arg}: a folder without captures (*.pcap, *.pcapng, *.cap, "
+                                 "gzip-compressed or not)")
+            paths += found
+        elif glob.has_magic(arg) and not os.path.exists(arg):
+            found = sorted(glob.glob(arg))
+            if not found:
+                raise InputError(f"{arg}: no file matches this pattern")
+            paths += found
+        else:
+            paths.append(arg)
+    resolved: str | list[str] = paths[0] if len(paths) == 1 else paths
+    args.capture = resolved
+    return resolved
+
+
 def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
                   conn_log: bool = False, **changes: Any) -> Firewall:
     check_numbers(args)
@@ -280,7 +325,10 @@ def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    captures = capture_paths(args)
     select = selection_from(args)
+    if isinstance(captures, list) and select is not None and select.write is not None:
+        raise UsageError("-w writes one capture's packets: give one capture")
     firewall = firewall_from(args)
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
@@ -294,7 +342,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return dask_replay(args, firewall, select, fmt)
     run: ReplayRun | None = None
     try:
-        run = firewall.replay_file(args.capture, fmt, args.limit, select=select,
+        run = firewall.replay_file(captures, fmt, args.limit, select=select,
                                    explain=args.explain, color=use_color(args.color, sys.stdout))
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
@@ -440,6 +488,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     A capture that breaks off still gets the table of what was read, then
     its error (exit 3), as `replay` does with its packets.
     """
+    captures = capture_paths(args)
     entries = table_filter(args)
     firewall = firewall_from(args)
     at_value = parse_at(args.at)
@@ -447,7 +496,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         from statewall.dask.cli import dask_table
 
         return dask_table(args, firewall, entries, at_value)
-    run = firewall.replay_file(args.capture, "summary", args.limit, until=at_value)
+    run = firewall.replay_file(captures, "summary", args.limit, until=at_value)
     try:
         for _ in run:
             pass

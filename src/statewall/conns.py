@@ -122,15 +122,16 @@ def add_conns_command(sub: Any, add_common: Callable[[argparse.ArgumentParser], 
 
 def cmd_conns(args: argparse.Namespace) -> int:
     """The log of what was read, also when the capture breaks off (then exit 3)."""
-    from statewall.cli import firewall_from, use_color
+    from statewall.cli import capture_paths, firewall_from, use_color
 
+    captures = capture_paths(args)
     color = args.format == "text" and use_color(args.color, sys.stdout)
     firewall = firewall_from(args, conn_log=True)
     if args.engine == "dask":
         from statewall.dask.cli import dask_conns
 
         return dask_conns(args, firewall, color)
-    run = firewall.replay_file(args.capture, "summary", args.limit)
+    run = firewall.replay_file(captures, "summary", args.limit)
     try:
         for _ in run:
             pass

@@ -183,11 +183,12 @@ class Firewall:
         for pkt in packets:
             yield self.process(pkt)
 
-    def replay_file(self, path: str, fmt: str, limit: int | None = None,
+    def replay_file(self, path: str | list[str], fmt: str, limit: int | None = None,
                     until: float | None = None, select: Selection | None = None,
                     explain: bool = False, color: bool = False,
                     partition: tuple[int, int] | None = None) -> _core.ReplayRun:
-        """Stream a capture through the core: an iterator of output chunks
+        """Stream a capture (or several of one link, merged by timestamp)
+        through the core: an iterator of output chunks
         (bytes; none for fmt "summary"), then the capture's error if any.
         `until`: stop before the first packet after that time (below 1e9: seconds
         from the first packet). `select` (statewall.select): which packets the
@@ -196,10 +197,11 @@ class Firewall:
         line, `color` marks drops and INVALID with terminal colours.
         `partition` (index, partitions): only that partition's packets are
         processed (statewall.dask); the others only move the clock."""
+        paths = [str(p) for p in path] if isinstance(path, list) else str(path)
         if select is None:
-            return self._core.replay(str(path), fmt, limit, until, explain=explain, color=color,
+            return self._core.replay(paths, fmt, limit, until, explain=explain, color=color,
                                      partition=partition)
-        return self._core.replay(str(path), fmt, limit, until, select.filter, select.conn,
+        return self._core.replay(paths, fmt, limit, until, select.filter, select.conn,
                                  select.write, explain=explain, color=color,
                                  partition=partition)
 

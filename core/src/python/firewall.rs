@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueErro
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::capture::{self, CaptureError, Frame, Reader};
+use crate::capture::{Capture, CaptureError, Frame};
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::ConnId;
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
@@ -194,6 +194,13 @@ type ExpectTuple = (
     f64,
     i64,
 );
+
+/// One capture file, or several of one link merged by timestamp.
+#[derive(FromPyObject)]
+pub enum Paths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
 
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
@@ -545,7 +552,8 @@ impl PyFirewall {
         self.fw.rules().unknown_rules()
     }
 
-    /// Stream a capture through the machine. `fmt`: "jsonl", "text" or
+    /// Stream a capture (`path`: a file, or a list of files of one link,
+    /// merged by timestamp) through the machine. `fmt`: "jsonl", "text" or
     /// "summary" (no per-packet output); `limit`: packets to read; `until`:
     /// stop before the first packet later than this time (None: no stop;
     /// below 1e9 it counts from the first packet). `filter` (JSON from
@@ -560,7 +568,7 @@ impl PyFirewall {
     #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
-        path: PathBuf,
+        path: Paths,
         fmt: &str,
         limit: Option<u64>,
         until: Option<f64>,
@@ -585,8 +593,15 @@ impl PyFirewall {
             .transpose()?;
         let filter = filter.map(compile_filter).transpose()?;
         let select = Selection::new(filter, conn.map(Follow::new));
+        let paths = match path {
+            Paths::One(path) => vec![path],
+            Paths::Many(paths) => paths,
+        };
+        if paths.is_empty() {
+            return Err(PyValueError::new_err("no capture to replay"));
+        }
         let reader = py
-            .detach(|| capture::open(&path))
+            .detach(|| Capture::open(&paths))
             .map_err(|err| to_pyerr(py, &err))?;
         let output = write.map(|path| open_output(py, &path)).transpose()?;
         Ok(ReplayRun {
@@ -821,7 +836,7 @@ pub struct ReplayRun {
     select: Selection,
     /// The pcapng file the selected packets go to (`-w`).
     output: Option<Output>,
-    reader: Option<Reader>,
+    reader: Option<Capture>,
     format: Format,
     limit: Option<u64>,
     until: Option<f64>,
@@ -845,7 +860,7 @@ enum Stop {
 
 fn fill(
     fw: &mut PyFirewall,
-    reader: &mut Reader,
+    reader: &mut Capture,
     run: &mut RunState<'_>,
     out: &mut Vec<u8>,
 ) -> Stop {

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["replay"]
 
 
-def replay(client: Client, capture: str | os.PathLike[str], *, fmt: str = "jsonl",
+def replay(client: Client, capture: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
+           fmt: str = "jsonl",
            limit: int | None = None, inexact: bool = False, **options: Any) -> PartitionedRun:
-    """Replay `capture` on the cluster of `client` through the machine `options`
+    """Replay `capture` (a file, or a list of files of one link, merged by
+    timestamp) on the cluster of `client` through the machine `options`
     describe (the arguments of `statewall.load_firewall`); `fmt`: "jsonl",
     "text" or "summary". The result's `output` is byte for byte what a single
     `statewall replay` writes before its totals, `totals_lines` the totals.
@@ -49,6 +51,7 @@ def replay(client: Client, capture: str | os.PathLike[str], *, fmt: str = "jsonl
     reasons = static_reasons(firewall)
     if reasons and not inexact:
         raise InexactRun(reasons)
-    job = new_job(capture=os.path.abspath(capture), options=machine, kind="replay", fmt=fmt,
-                  limit=limit)
+    captures = capture if isinstance(capture, list) else [capture]
+    job = new_job(captures=tuple(os.path.abspath(c) for c in captures), options=machine,
+                  kind="replay", fmt=fmt, limit=limit)
     return run_job(client, job, firewall.cfg, inexact=reasons if inexact else None)

@@ -93,18 +93,20 @@ def _run(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, obj
     from statewall.dask.plan import static_reasons
     from statewall.dask.run import InexactRun, new_job, run_job
 
-    if args.capture == STDIN:
+    captures: list[str] = args.capture if isinstance(args.capture, list) else [args.capture]
+    if STDIN in captures:
         raise UsageError("--engine dask: every worker reads the capture itself: give a file, "
                          "not standard input")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers {args.workers}: expected a number of workers (1 or more)")
-    _check_capture(args.capture)
+    for capture in captures:
+        _check_capture(capture)
     reasons = static_reasons(firewall)
     if reasons and not args.inexact:
         raise InexactRun(reasons)
     if reasons:
         sys.stderr.writelines(f"statewall: inexact (--inexact): {r}\n" for r in reasons)
-    job: Job = new_job(capture=os.path.abspath(args.capture),
+    job: Job = new_job(captures=tuple(os.path.abspath(c) for c in captures),
                        options=absolute(options_from(args)), **job_fields)
     with connect(args.scheduler, args.workers) as client:
         run = run_job(client, job, firewall.cfg, inexact=reasons if args.inexact else None,

@@ -35,7 +35,7 @@ class Job:
     workers need not share the driver's working directory."""
 
     run_id: str
-    capture: str
+    captures: tuple[str, ...]  # several: of one link, merged by timestamp
     options: MachineOptions
     kind: str  # "replay", "table" or "conns"
     fmt: str  # replay: text, jsonl, summary; table: proc, conntrack, json; conns: text, jsonl, tsv
@@ -81,7 +81,7 @@ def run_part(job: Job, part: int, parts: int) -> PartSummary:
         from statewall.select import Selection
 
         select = Selection(job.filter)
-    run = firewall.replay_file(job.capture, replay_fmt, job.limit, job.until, select=select,
+    run = firewall.replay_file(list(job.captures), replay_fmt, job.limit, job.until, select=select,
                                explain=job.explain, color=job.color, partition=(part, parts))
     chunks: list[bytes] = []
     error: tuple[bool, str] | None = None
