@@ -22,6 +22,10 @@ Figures:
   (bench/rules/stateful.nft, what iptables-restore-translate makes of
   stateful.v4), and with the masquerading nat chain (bench/rules/masquerade.nft),
   each paired with its iptables form, jsonl to a file and `--summary-only`;
+* the Dask engine (`--engine dask`) against the single process: the same
+  replay, jsonl to a file, on a local cluster of 1 and of 2 worker processes
+  started and stopped by the command (so the figure includes the cluster's
+  start), after checking that the output is byte for byte the single run's;
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -32,7 +36,7 @@ Figures:
   (bench/setup.sh): nfstream's flow meter and tshark's one-line-per-packet
   output.
 
-Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory]
+Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory] [--only FIGURE]
 (generates the captures with bench/generate.py when they are missing or older
 than it).
 """
@@ -188,6 +192,20 @@ def nft_against_iptables(capture: Path, packets: int, repeat: int) -> None:
                   f"CPU time {new.cpu / old.cpu:.3f} x")
 
 
+def dask_engine(capture: Path, packets: int, repeat: int) -> None:
+    rules = ["--rules", str(HERE / "rules" / "stateful.v4")]
+    argv = [*STATEWALL, "replay", str(capture), *rules, "--format", "jsonl"]
+    single = measure(argv, repeat, OUT / "single.jsonl")
+    print(f"{'replay --format jsonl > file, single process:':<58}{rate(packets, single)}")
+    for workers in (1, 2):
+        out = OUT / f"dask{workers}.jsonl"
+        run = measure([*argv, "--engine", "dask", "--workers", str(workers)], repeat, out)
+        same = out.read_bytes() == (OUT / "single.jsonl").read_bytes()
+        print(f"{f'replay --format jsonl > file, --engine dask --workers {workers}:':<58}"
+              f"{rate(packets, run)}  {single.wall / run.wall:.2f} x the single process's "
+              f"speed; output {'identical' if same else 'DIFFERENT'}")
+
+
 def memory(repeat: int) -> None:
     flood = ensure_capture(OUT / "flood.pcap", "--flood", str(FLOOD))
     half = ensure_capture(OUT / "flood-half.pcap", "--flood", str(FLOOD // 2))
@@ -238,6 +256,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="counted runs per figure (median)")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only", choices=FIGURES, help="measure this figure only")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     compile_package()
@@ -245,13 +264,19 @@ def main() -> None:
     packets = count_packets(capture)
     print(f"capture: {capture} ({packets:,} packets, {BENCH_CONNECTIONS:,} TCP connections); "
           f"median of {args.repeat} runs after a warm-up")
-    speed(capture, packets, args.repeat)
-    nat_cost(capture, packets, args.repeat)
-    nft_against_iptables(capture, packets, args.repeat)
-    if not args.skip_memory:
-        memory(args.repeat)
-    if not args.skip_peers:
-        peers(capture, packets, args.repeat)
+    wanted = {args.only} if args.only else set(FIGURES) - {
+        *(["memory"] if args.skip_memory else []), *(["peers"] if args.skip_peers else [])}
+    for name in FIGURES:
+        if name in wanted:
+            if name == "memory":
+                memory(args.repeat)
+            else:
+                FIGURE_RUNS[name](capture, packets, args.repeat)
+
+
+FIGURES = ("speed", "nat", "nft", "dask", "memory", "peers")
+FIGURE_RUNS = {"speed": speed, "nat": nat_cost, "nft": nft_against_iptables,
+               "dask": dask_engine, "peers": peers}
 
 
 if __name__ == "__main__":

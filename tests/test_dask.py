@@ -56,7 +56,7 @@ COMMIT
 @pytest.fixture(scope="module", params=(1, 2, 4), ids=lambda n: f"{n}workers")
 def cluster(request: pytest.FixtureRequest) -> Iterator[tuple[int, str]]:
     with LocalCluster(n_workers=request.param, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=50) as local:
+                      dashboard_address=":0", silence_logs=50) as local:
         yield request.param, local.scheduler_address
 
 

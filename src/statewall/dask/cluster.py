@@ -47,9 +47,11 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Client]:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    # Quiet: the cluster's own log lines are not the command's output.
+    # Quiet, and on any free port: the cluster's own log lines and its dashboard
+    # are not the command's output (a dashboard on the default port would warn
+    # when another cluster holds it).
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=50) as cluster, \
+                                  dashboard_address=":0", silence_logs=50) as cluster, \
             distributed.Client(cluster) as client:
         yield client
 
