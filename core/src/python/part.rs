@@ -191,13 +191,14 @@ fn merged_totals_lines(parts: Vec<TotalsTuple>) -> Vec<String> {
 #[pyfunction]
 fn merge_keyed<'py>(
     py: Python<'py>,
-    parts: Vec<(Vec<u8>, Vec<u8>)>,
+    parts: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let marks: Vec<Vec<u64>> = parts
         .iter()
-        .map(|(m, _)| u64s(m))
+        .map(|(m, _)| u64s(m.as_bytes()))
         .collect::<PyResult<_>>()?;
-    let total: usize = parts.iter().map(|(_, d)| d.len()).sum();
+    let data: Vec<&[u8]> = parts.iter().map(|(_, d)| d.as_bytes()).collect();
+    let total: usize = data.iter().map(|d| d.len()).sum();
     let merged = py.detach(|| {
         let mut out = Vec::with_capacity(total);
         // (key, part, position in the part's marks)
@@ -211,7 +212,7 @@ fn merge_keyed<'py>(
             let m = &marks[part];
             let start = if at == 0 { 0 } else { m[at - 1] as usize };
             let end = m[at + 1] as usize;
-            if let Some(bytes) = parts[part].1.get(start..end) {
+            if let Some(bytes) = data[part].get(start..end) {
                 out.extend_from_slice(bytes);
             }
             if at + 3 < m.len() {
@@ -225,8 +226,9 @@ fn merge_keyed<'py>(
 
 /// jsonl replay lines with their `"conn":N` numbers replaced by
 /// `numbers[N - 1]` (the bytes of u32 values), and their marks (u64
-/// (packet index, end offset) pairs) moved to match. Strings in a line
-/// escape their quotes, so `,"conn":` can only be the key itself.
+/// (packet index, end offset) pairs, one per line) moved to match. Strings
+/// in a line escape their quotes, so `,"conn":` can only be the key itself;
+/// only notes and NAT's fields follow it, so it is looked for from the end.
 #[pyfunction]
 fn renumber_jsonl<'py>(
     py: Python<'py>,
@@ -237,41 +239,37 @@ fn renumber_jsonl<'py>(
     let numbers = u32s(numbers)?;
     let mut marks = u64s(marks)?;
     const KEY: &[u8] = b",\"conn\":";
-    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
-    // Marks (every other value, the end offsets) not yet moved.
-    let mut next_mark = 1;
-    let mut move_marks = |upto: usize, out_len: usize, marks: &mut Vec<u64>| {
-        // Every mark at or before `upto` in `data` ends `out_len - upto` bytes later in `out`.
-        while next_mark < marks.len() && marks[next_mark] as usize <= upto {
-            marks[next_mark] = (marks[next_mark] as usize + out_len - upto) as u64;
-            next_mark += 2;
+    let out = py.detach(|| {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+        let mut start = 0;
+        for end in marks.iter_mut().skip(1).step_by(2) {
+            let line = data.get(start..*end as usize).unwrap_or(&[]);
+            match line.windows(KEY.len()).rposition(|w| w == KEY) {
+                Some(at) => {
+                    let digits_at = at + KEY.len();
+                    let digits = line[digits_at..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    let text = &line[digits_at..digits_at + digits];
+                    out.extend_from_slice(&line[..digits_at]);
+                    let local: Option<usize> =
+                        std::str::from_utf8(text).ok().and_then(|t| t.parse().ok());
+                    match local.and_then(|n: usize| numbers.get(n.checked_sub(1)?)) {
+                        Some(global) => out.extend_from_slice(global.to_string().as_bytes()),
+                        None => out.extend_from_slice(text), // null
+                    }
+                    out.extend_from_slice(&line[digits_at + digits..]);
+                }
+                None => out.extend_from_slice(line),
+            }
+            start = *end as usize;
+            *end = out.len() as u64;
         }
-    };
-    let mut at = 0;
-    while let Some(found) = find(&data[at..], KEY) {
-        let start = at + found + KEY.len();
-        out.extend_from_slice(&data[at..start]);
-        // Lines ending before this number keep the shift of the numbers before it.
-        move_marks(start, out.len(), &mut marks);
-        let digits = data[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let text = &data[start..start + digits];
-        let local: Option<usize> = std::str::from_utf8(text).ok().and_then(|t| t.parse().ok());
-        match local.and_then(|n: usize| numbers.get(n.checked_sub(1)?)) {
-            Some(global) => out.extend_from_slice(global.to_string().as_bytes()),
-            None => out.extend_from_slice(text), // null, or not ours
-        }
-        at = start + digits;
-    }
-    out.extend_from_slice(&data[at..]);
-    move_marks(data.len(), out.len(), &mut marks);
+        out.extend_from_slice(data.get(start..).unwrap_or(&[]));
+        out
+    });
     Ok((u64_bytes(py, &marks), PyBytes::new(py, &out)))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The connection log in `fmt` ("text", "jsonl", "tsv", without the tsv

@@ -108,9 +108,9 @@ def _run(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, obj
         sys.stderr.writelines(f"statewall: inexact (--inexact): {r}\n" for r in reasons)
     job: Job = new_job(captures=tuple(os.path.abspath(c) for c in captures),
                        options=absolute(options_from(args)), **job_fields)
-    with connect(args.scheduler, args.workers) as client:
+    with connect(args.scheduler, args.workers) as (client, spill):
         run = run_job(client, job, firewall.cfg, inexact=reasons if args.inexact else None,
-                      when=when)
+                      when=when, spill=spill)
     for reason in run.inexact[len(reasons):]:
         sys.stderr.write(f"statewall: inexact (--inexact): {reason}\n")
     return run

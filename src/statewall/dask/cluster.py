@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -36,15 +37,17 @@ def import_distributed() -> Any:
 
 
 @contextmanager
-def connect(scheduler: str | None, workers: int | None) -> Iterator[Client]:
+def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Client, str | None]]:
     """A client of the cluster at `scheduler`, or of a local cluster of
-    `workers` processes (default: the machine's CPUs), shut down after."""
+    `workers` processes (default: the machine's CPUs), shut down after; and a
+    folder the workers can hand their output through (a local cluster's:
+    this machine's temporary folder; None for another cluster)."""
     distributed = import_distributed()
     if scheduler is not None:
         with distributed.Client(scheduler, timeout="30s") as client:
             if workers is not None:
                 client.wait_for_workers(workers, timeout=300)
-            yield client
+            yield client, None
         return
     n = workers or os.cpu_count() or 1
     # Quiet, and on any free port: the cluster's own log lines and its dashboard
@@ -52,8 +55,9 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Client]:
     # when another cluster holds it).
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", silence_logs=50) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
+            distributed.Client(cluster) as client, \
+            tempfile.TemporaryDirectory(prefix="statewall-dask-") as spill:
+        yield client, spill
 
 
 def slots(client: Client) -> list[str]:
@@ -85,24 +89,28 @@ class Progress:
         _, message = event
         with self.lock:
             self.packets[message["part"]] = message["packets"]
+        self.show()
 
     def task_done(self) -> None:
         self.done += 1
         self.show()
 
     def show(self) -> None:
+        """Called from the main thread and from the client's event thread."""
         if not self.enabled:
             return
         with self.lock:
             packets = sum(self.packets.values())
-        rate = packets / max(time.monotonic() - self.start, 1e-9)
-        sys.stderr.write(f"\r{self.done}/{self.tasks} tasks done, {count(packets, 'packet')}, "
-                         f"{rate:,.0f} packets/s\033[K")
-        sys.stderr.flush()
-        self.shown = True
+            rate = packets / max(time.monotonic() - self.start, 1e-9)
+            sys.stderr.write(f"\r{self.done}/{self.tasks} tasks done, "
+                             f"{count(packets, 'packet')}, {rate:,.0f} packets/s\033[K")
+            sys.stderr.flush()
+            self.shown = True
 
     def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self.shown = False
+        with self.lock:
+            if self.shown:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+                self.shown = False
+            self.enabled = False  # late events print nothing more

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from array import array
 from collections.abc import Callable
@@ -28,7 +29,15 @@ from statewall.capture import CaptureError, CaptureTruncated
 from statewall.config import Sysctls
 from statewall.dask.cluster import Progress, import_distributed, slots
 from statewall.dask.plan import proven_reasons
-from statewall.dask.worker import Job, PartSummary, discard, progress_topic, render_part, run_part
+from statewall.dask.worker import (
+    Job,
+    PartSummary,
+    discard,
+    progress_topic,
+    render_part,
+    run_part,
+    spill_path,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -61,11 +70,14 @@ def new_job(**fields: Any) -> Job:
 
 
 def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None = None,
-            when: Callable[[float | None, float], float | None] | None = None) -> PartitionedRun:
+            when: Callable[[float | None, float], float | None] | None = None,
+            spill: str | None = None) -> PartitionedRun:
     """Run `job` on the cluster of `client`. `inexact`: what is known to be
     inexact already, accepted (None: nothing may be inexact, InexactRun if
     the run shows something); `when`: the table's time from the first
-    packet's time and the clock at the end."""
+    packet's time and the clock at the end; `spill`: a folder both the
+    workers and this process can use, for the output (none: it comes through
+    the cluster)."""
     distributed = import_distributed()
     places = slots(client)
     parts = len(places)
@@ -96,10 +108,13 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
     numbers = numbering([s.confirms for s in summaries])
     origin = first_ts if first_ts is not None else 0.0
     shares = client.gather([  # type: ignore[no-untyped-call]
-        client.submit(render_part, job, s.part, numbers[s.part], at, origin,
+        client.submit(render_part, job, s.part, numbers[s.part], at, origin, spill,
                       workers=[s.address], allow_other_workers=False, pure=False,
                       key=f"statewall-render-{job.run_id}-{s.part}")
         for s in summaries])
+    if spill is not None:
+        shares = [_unspill(share, spill_path(spill, job, s.part))
+                  for share, s in zip(shares, summaries, strict=True)]
     error = next((s.error for s in summaries if s.error is not None), None)
     return PartitionedRun(
         output=merge(shares),
@@ -124,6 +139,17 @@ def numbering(confirms: list[bytes]) -> list[bytes]:
     for rank, (_, part, n) in enumerate(order, start=1):
         out[part][n] = rank
     return [column.tobytes() for column in out]
+
+
+def _unspill(share: Any, path: str) -> Any:
+    """A share whose data a worker wrote to `path`, with its data (the file is removed)."""
+    if isinstance(share, list):
+        return share
+    marks, _ = share
+    with open(path, "rb") as data:
+        share = marks, data.read()
+    os.unlink(path)
+    return share
 
 
 def merge(shares: list[Any]) -> bytes:

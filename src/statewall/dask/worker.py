@@ -7,11 +7,14 @@ number the connections as a single run would (which packet confirmed each
 of the partition's connections) and the totals. `render_part`, pinned to
 the same worker, writes the partition's share of the output with those
 numbers. Only options, numbers and finished output travel; each worker
-reads the capture itself from storage it shares with the driver.
+reads the capture itself from storage it shares with the driver, and on a
+local cluster writes its share of the output to a file the driver reads
+(large results are several times slower through the cluster's connections).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -109,12 +112,29 @@ def progress_topic(run_id: str) -> str:
     return f"statewall-progress-{run_id}"
 
 
-def render_part(job: Job, part: int, numbers: bytes, when: float | None,
-                origin: float) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
+def render_part(job: Job, part: int, numbers: bytes, when: float | None, origin: float,
+                spill: str | None = None) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
     """The partition's share of the output, its connections numbered by
     `numbers` (u32, the run's number of connection n at n - 1): (marks, data)
     for `merge_keyed`, or for `table --format json` (number, entry) pairs.
-    `when`: the table's time; `origin`: the capture's first packet's time."""
+    `when`: the table's time; `origin`: the capture's first packet's time.
+    `spill`: a folder the driver reads too: the data goes to `spill_path`
+    there, and b"" comes back in its place."""
+    share = _render(job, part, numbers, when, origin)
+    if spill is None or isinstance(share, list):
+        return share
+    marks, data = share
+    with open(spill_path(spill, job, part), "wb") as out:
+        out.write(data)
+    return marks, b""
+
+
+def spill_path(spill: str, job: Job, part: int) -> str:
+    return os.path.join(spill, f"{job.run_id}-{part}")
+
+
+def _render(job: Job, part: int, numbers: bytes, when: float | None,
+            origin: float) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
     with _LOCK:
         resident = _RESIDENT.pop((job.run_id, part))
     if job.kind == "replay":
