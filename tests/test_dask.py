@@ -244,9 +244,24 @@ def test_a_table_limit_within_reach_is_refused_after_the_run(
     assert (code, err) == (0, b"")
 
 
-def test_standard_input_is_refused(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
-    code, _, err = run(capfdbinary, ["replay", "-", "--engine", "dask"])
-    assert code == 2 and b"not standard input" in err
+@pytest.mark.parametrize(("argv", "message"), [
+    (["replay", "-"], b"not standard input"),
+    (["replay", "{capture}", "--filter", "conn == 3"], b"a filter on conn or master"),
+    (["table", "{capture}", "--filter", "master > 0"], b"a filter on conn or master"),
+    (["replay", "{capture}", "--conn", "3"], b"--conn is not available"),
+    (["replay", "{capture}", "-w", "{capture}.out"], b"-w is not available"),
+    (["replay", "{capture}", "--counters"], b"--counters is not available"),
+    (["table", "{capture}", "--expectations"], b"--expectations is not available"),
+    (["replay", "{capture}", "--workers", "0"], b"--workers 0: expected"),
+])
+def test_what_the_engine_cannot_do_is_a_usage_error(
+        capfdbinary: pytest.CaptureFixture[bytes], tmp_path: Path, argv: list[str],
+        message: bytes) -> None:
+    capture = built_capture(tmp_path / "built.pcap")
+    code, out, err = run(capfdbinary, [*(a.format(capture=capture) for a in argv),
+                                       "--engine", "dask"])
+    assert (code, out) == (2, b"") and err.startswith(b"statewall: ") and message in err
+    assert err.count(b"\n") == 1
 
 
 def test_statewall_works_without_dask(tmp_path: Path) -> None:

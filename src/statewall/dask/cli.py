@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,8 @@ def dask_replay(args: argparse.Namespace, firewall: Firewall, select: Selection 
         _refuse_option("--conn" if select.conn is not None else "-w")
     if args.counters:
         _refuse_option("--counters")
+    if select is not None:
+        _refuse_numbers(select.filter)
     job_fields = dict(kind="replay", fmt=fmt, limit=args.limit, explain=args.explain,
                       color=use_color(args.color, sys.stdout),
                       filter=select.filter if select is not None else None)
@@ -58,6 +60,7 @@ def dask_table(args: argparse.Namespace, firewall: Firewall, entries: str | None
 
     if args.expectations:
         _refuse_option("--expectations")
+    _refuse_numbers(entries)
 
     def when(first_ts: float | None, now: float) -> float:
         if at_value is not None and first_ts is not None:
@@ -139,6 +142,27 @@ def _refuse_option(option: str) -> None:
     from statewall.cli import UsageError
 
     raise UsageError(f"{option} is not available with --engine dask")
+
+
+def _refuse_numbers(filter: str | None) -> None:
+    """A filter on connection numbers cannot run in a partition: its numbers
+    are the partition's own until the run is over."""
+    import json
+
+    def fields(node: object) -> Iterator[object]:
+        if isinstance(node, dict):
+            yield node.get("field")
+            for value in node.values():
+                yield from fields(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from fields(value)
+
+    if filter is not None and {"conn", "master"} & set(fields(json.loads(filter))):
+        from statewall.cli import UsageError
+
+        raise UsageError("a filter on conn or master is not available with --engine dask "
+                         "(connection numbers are known only after the run)")
 
 
 def _write(data: bytes) -> None:
