@@ -160,6 +160,25 @@ def test_a_built_capture_gives_the_single_runs_bytes(
     assert code == 0 and b"RELATED" in out and b"frag" in out.lower()
 
 
+def test_compressed_and_truncated_captures_give_the_single_runs_bytes_and_error(
+        cluster: tuple[int, str], capfdbinary: pytest.CaptureFixture[bytes],
+        tmp_path: Path) -> None:
+    import gzip
+
+    whole = built_capture(tmp_path / "built.pcap").read_bytes()
+    compressed = tmp_path / "built.pcap.gz"
+    compressed.write_bytes(gzip.compress(whole))
+    truncated = tmp_path / "truncated.pcap"
+    truncated.write_bytes(whole[: len(whole) * 2 // 3])
+    for capture in (compressed, truncated):
+        for command in (["replay", "--format", "jsonl"], ["replay"], ["table"], ["conns"]):
+            argv = [command[0], str(capture), *command[1:]]
+            single = run(capfdbinary, argv)
+            partitioned = run(capfdbinary, [*argv, "--engine", "dask", "--scheduler", cluster[1]])
+            assert partitioned == single
+            assert single[0] == (3 if capture == truncated else 0)
+
+
 def test_benchs_capture_gives_the_single_runs_bytes(
         cluster: tuple[int, str], capfdbinary: pytest.CaptureFixture[bytes],
         tmp_path: Path) -> None:
