@@ -22,7 +22,9 @@ Figures:
   (bench/rules/stateful.nft, what iptables-restore-translate makes of
   stateful.v4), and with the masquerading nat chain (bench/rules/masquerade.nft),
   each paired with its iptables form, jsonl to a file and `--summary-only`;
-* the Dask engine (`--engine dask`) against the single process: the same
+* the Dask engine (`--engine dask`): how fast a worker passes over the other
+  partitions' packets (a whole process, interpreter start included), and against
+  the single process: the same
   replay, jsonl to a file and `--summary-only`, on a local cluster of 1 and of 2
   worker processes
   started and stopped by the command (so the figure includes the cluster's
@@ -194,7 +196,17 @@ def nft_against_iptables(capture: Path, packets: int, repeat: int) -> None:
                   f"CPU time {new.cpu / old.cpu:.3f} x")
 
 
+# What every Dask worker does with another partition's packet: read, decode the
+# link and IP headers, find its partition, move the clock (a partition of a
+# million holds none of the capture's packets, so nothing else runs).
+SCAN = ("import sys; from statewall.engine import Firewall; "
+        "run = Firewall().replay_file(sys.argv[1], 'summary', partition=(0, 1_000_000)); "
+        "[None for _ in run]")
+
+
 def dask_engine(capture: Path, packets: int, repeat: int) -> None:
+    scan = measure([sys.executable, "-c", SCAN, str(capture)], repeat)
+    print(f"{'partitioning scan (a process, a partition of none):':<58}{rate(packets, scan)}")
     rules = ["--rules", str(HERE / "rules" / "stateful.v4")]
     for label, args, out in (("--format jsonl > file", ["--format", "jsonl"], "jsonl"),
                              ("--summary-only", ["--summary-only"], "summary")):
