@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,6 +188,21 @@ def test_benchs_capture_gives_the_single_runs_bytes(
                     "--out", str(capture)], check=True, capture_output=True)
     same_output(capfdbinary, cluster, capture, "--rules", str(REPO / "bench" / "rules" /
                                                               "stateful.v4"))
+
+
+@pytest.mark.parametrize("command", [["replay", "--format", "jsonl"], ["replay"],
+                                     ["conns", "--format", "tsv"]])
+def test_a_local_cluster_of_the_commands_own_gives_the_single_runs_bytes(
+        capfdbinary: pytest.CaptureFixture[bytes], tmp_path: Path, command: list[str]) -> None:
+    """Without --scheduler: the command's own cluster, whose workers hand their
+    output over in files."""
+    rules = tmp_path / "helpers.v4"
+    rules.write_text(FTP_HELPER)
+    argv = [command[0], str(built_capture(tmp_path / "built.pcap")), *command[1:],
+            "--rules", str(rules)]
+    single = run(capfdbinary, argv)
+    assert run(capfdbinary, [*argv, "--engine", "dask", "--workers", "2"]) == single
+    assert single[1] and not list(Path(tempfile.gettempdir()).glob("statewall-dask-*"))
 
 
 def test_the_library_gives_the_single_runs_bytes(cluster: tuple[int, str],

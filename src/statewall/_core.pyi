@@ -41,6 +41,12 @@ def renumber_jsonl(data: bytes, marks: bytes, numbers: bytes) -> tuple[bytes, by
     """jsonl replay lines with `"conn":N` written as the u32 `numbers[N - 1]`:
     (their marks moved to match, the lines)."""
 
+def renumber_jsonl_file(source: str, target: str, marks: bytes, numbers: bytes) -> bytes:
+    """`renumber_jsonl` from file to file; returns the moved marks."""
+
+def merge_keyed_files_to_stdout(parts: list[tuple[bytes, str]]) -> None:
+    """`merge_keyed` of (marks, file) parts, written to file descriptor 1 as merged."""
+
 def conn_log_renumbered(firewall: Firewall, fmt: str, numbers: bytes, origin: float = 0.0,
                         color: bool = False) -> tuple[bytes, bytes]:
     """The connection log without tsv header, connection numbers mapped through

@@ -7,6 +7,7 @@ pub mod conns;
 pub mod escape;
 pub mod filter;
 pub mod json;
+pub mod merge;
 pub mod nat;
 pub mod partial;
 pub mod record;

@@ -11,15 +11,17 @@
 //! all partitions' confirmations), the largest number of entries the
 //! partition's table held, and where each packet's output ends.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::engine::{Firewall, PacketRecord};
 use crate::output::conns::{write_record, ConnFormat, TSV_HEADER};
+use crate::output::merge;
 use crate::output::partial::TotalsPart;
 use crate::output::record::Totals;
 use crate::packet::Packet;
@@ -193,42 +195,45 @@ fn merge_keyed<'py>(
     py: Python<'py>,
     parts: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let marks: Vec<Vec<u64>> = parts
+    let mut readers = parts
         .iter()
-        .map(|(m, _)| u64s(m.as_bytes()))
-        .collect::<PyResult<_>>()?;
-    let data: Vec<&[u8]> = parts.iter().map(|(_, d)| d.as_bytes()).collect();
-    let total: usize = data.iter().map(|d| d.len()).sum();
+        .map(|(m, d)| Ok((u64s(m.as_bytes())?, d.as_bytes())))
+        .collect::<PyResult<Vec<_>>>()?;
+    let total: usize = parts.iter().map(|(_, d)| d.as_bytes().len()).sum();
     let merged = py.detach(|| {
         let mut out = Vec::with_capacity(total);
-        // (key, part, position in the part's marks)
-        let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = marks
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.len() >= 2)
-            .map(|(part, m)| Reverse((m[0], part, 0)))
-            .collect();
-        while let Some(Reverse((_, part, at))) = heap.pop() {
-            let m = &marks[part];
-            let start = if at == 0 { 0 } else { m[at - 1] as usize };
-            let end = m[at + 1] as usize;
-            if let Some(bytes) = data[part].get(start..end) {
-                out.extend_from_slice(bytes);
-            }
-            if at + 3 < m.len() {
-                heap.push(Reverse((m[at + 2], part, at + 2)));
-            }
-        }
-        out
+        merge::merge_keyed(&mut readers, &mut out).map(|()| out)
     });
-    Ok(PyBytes::new(py, &merged))
+    Ok(PyBytes::new(py, &merged.map_err(io_error)?))
 }
 
-/// jsonl replay lines with their `"conn":N` numbers replaced by
-/// `numbers[N - 1]` (the bytes of u32 values), and their marks (u64
-/// (packet index, end offset) pairs, one per line) moved to match. Strings
-/// in a line escape their quotes, so `,"conn":` can only be the key itself;
-/// only notes and NAT's fields follow it, so it is looked for from the end.
+/// `merge_keyed` of parts whose data are files, written to standard output
+/// (file descriptor 1) as it is merged.
+#[pyfunction]
+fn merge_keyed_files_to_stdout(py: Python<'_>, parts: Vec<(Vec<u8>, PathBuf)>) -> PyResult<()> {
+    let mut readers = Vec::with_capacity(parts.len());
+    for (marks, path) in &parts {
+        let file = File::open(path).map_err(io_error)?;
+        readers.push((u64s(marks)?, BufReader::with_capacity(1 << 20, file)));
+    }
+    py.detach(|| {
+        let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        merge::merge_keyed(&mut readers, &mut out)?;
+        out.flush()
+    })
+    .map_err(|err| match err.kind() {
+        std::io::ErrorKind::BrokenPipe => PyBrokenPipeError::new_err(err.to_string()),
+        _ => io_error(err),
+    })
+}
+
+fn io_error(err: std::io::Error) -> PyErr {
+    PyOSError::new_err(err.to_string())
+}
+
+/// jsonl replay lines (`data`, one line per mark) with their `"conn":N`
+/// numbers written as `numbers[N - 1]` (the bytes of u32 values): (the
+/// marks moved to match, the lines).
 #[pyfunction]
 fn renumber_jsonl<'py>(
     py: Python<'py>,
@@ -238,38 +243,33 @@ fn renumber_jsonl<'py>(
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
     let numbers = u32s(numbers)?;
     let mut marks = u64s(marks)?;
-    const KEY: &[u8] = b",\"conn\":";
     let out = py.detach(|| {
         let mut out = Vec::with_capacity(data.len() + data.len() / 16);
-        let mut start = 0;
-        for end in marks.iter_mut().skip(1).step_by(2) {
-            let line = data.get(start..*end as usize).unwrap_or(&[]);
-            match line.windows(KEY.len()).rposition(|w| w == KEY) {
-                Some(at) => {
-                    let digits_at = at + KEY.len();
-                    let digits = line[digits_at..]
-                        .iter()
-                        .take_while(|b| b.is_ascii_digit())
-                        .count();
-                    let text = &line[digits_at..digits_at + digits];
-                    out.extend_from_slice(&line[..digits_at]);
-                    let local: Option<usize> =
-                        std::str::from_utf8(text).ok().and_then(|t| t.parse().ok());
-                    match local.and_then(|n: usize| numbers.get(n.checked_sub(1)?)) {
-                        Some(global) => out.extend_from_slice(global.to_string().as_bytes()),
-                        None => out.extend_from_slice(text), // null
-                    }
-                    out.extend_from_slice(&line[digits_at + digits..]);
-                }
-                None => out.extend_from_slice(line),
-            }
-            start = *end as usize;
-            *end = out.len() as u64;
-        }
-        out.extend_from_slice(data.get(start..).unwrap_or(&[]));
-        out
+        merge::renumber_jsonl(&mut &data[..], &mut out, &mut marks, &numbers).map(|()| out)
     });
+    let out = out.map_err(io_error)?;
     Ok((u64_bytes(py, &marks), PyBytes::new(py, &out)))
+}
+
+/// `renumber_jsonl` from the file `source` to the file `target`; returns the moved marks.
+#[pyfunction]
+fn renumber_jsonl_file<'py>(
+    py: Python<'py>,
+    source: PathBuf,
+    target: PathBuf,
+    marks: &[u8],
+    numbers: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let numbers = u32s(numbers)?;
+    let mut marks = u64s(marks)?;
+    py.detach(|| {
+        let mut data = BufReader::with_capacity(1 << 20, File::open(&source)?);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&target)?);
+        merge::renumber_jsonl(&mut data, &mut out, &mut marks, &numbers)?;
+        out.flush()
+    })
+    .map_err(io_error)?;
+    Ok(u64_bytes(py, &marks))
 }
 
 /// The connection log in `fmt` ("text", "jsonl", "tsv", without the tsv
@@ -320,5 +320,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merged_totals_lines, m)?)?;
     m.add_function(wrap_pyfunction!(merge_keyed, m)?)?;
     m.add_function(wrap_pyfunction!(renumber_jsonl, m)?)?;
+    m.add_function(wrap_pyfunction!(renumber_jsonl_file, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_keyed_files_to_stdout, m)?)?;
     m.add_function(wrap_pyfunction!(conn_log_renumbered, m)?)
 }

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -40,10 +42,9 @@ def dask_replay(args: argparse.Namespace, firewall: Firewall, select: Selection 
     job_fields = dict(kind="replay", fmt=fmt, limit=args.limit, explain=args.explain,
                       color=use_color(args.color, sys.stdout),
                       filter=select.filter if select is not None else None)
-    run = _run(args, firewall, job_fields)
-    sys.stdout.flush()
+    with _running(args, firewall, job_fields) as run:
+        run.write_to_stdout()
     out = sys.stdout.buffer
-    out.write(run.output)
     if fmt != "jsonl" and not args.no_summary and (run.error is None or run.packets):
         out.write(("\n".join(run.totals_lines) + "\n").encode())
         out.writelines(f"inexact: {reason}\n".encode() for reason in run.inexact)
@@ -67,9 +68,9 @@ def dask_table(args: argparse.Namespace, firewall: Firewall, entries: str | None
             return at_time(args.at, at_value, first_ts)
         return now
 
-    run = _run(args, firewall, dict(kind="table", fmt=args.format, limit=args.limit,
-                                    until=at_value, filter=entries), when)
-    _write(run.output)
+    with _running(args, firewall, dict(kind="table", fmt=args.format, limit=args.limit,
+                                       until=at_value, filter=entries), when) as run:
+        run.write_to_stdout()
     if run.error is not None:
         raise run.error
     return EXIT_OK
@@ -79,18 +80,23 @@ def dask_conns(args: argparse.Namespace, firewall: Firewall, color: bool) -> int
     from statewall import _core
     from statewall.cli import EXIT_OK
 
-    run = _run(args, firewall, dict(kind="conns", fmt=args.format, limit=args.limit,
-                                    color=color))
-    header = _core.CONNS_TSV_HEADER.encode() if args.format == "tsv" else b""
-    _write(header + run.output)
+    with _running(args, firewall, dict(kind="conns", fmt=args.format, limit=args.limit,
+                                       color=color)) as run:
+        if args.format == "tsv":
+            sys.stdout.write(_core.CONNS_TSV_HEADER)
+        run.write_to_stdout()
     if run.error is not None:
         raise run.error
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, object],
-         when: Callable[[float | None, float], float | None] | None = None) -> PartitionedRun:
-    """Check, plan and run the job on the cluster the options name."""
+@contextmanager
+def _running(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, object],
+             when: Callable[[float | None, float], float | None] | None = None
+             ) -> Iterator[PartitionedRun]:
+    """Check, plan and run the job on the cluster the options name; the run's
+    output lasts as long as the context (on a local cluster, its workers
+    hand it over in files in a temporary folder)."""
     from statewall.cli import UsageError, options_from
     from statewall.dask.cluster import connect
     from statewall.dask.plan import static_reasons
@@ -111,12 +117,13 @@ def _run(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, obj
         sys.stderr.writelines(f"statewall: inexact (--inexact): {r}\n" for r in reasons)
     job: Job = new_job(captures=tuple(os.path.abspath(c) for c in captures),
                        options=absolute(options_from(args)), **job_fields)
-    with connect(args.scheduler, args.workers) as (client, spill):
+    with connect(args.scheduler, args.workers) as (client, local), \
+            tempfile.TemporaryDirectory(prefix="statewall-dask-") as folder:
         run = run_job(client, job, firewall.cfg, inexact=reasons if args.inexact else None,
-                      when=when, spill=spill)
-    for reason in run.inexact[len(reasons):]:
-        sys.stderr.write(f"statewall: inexact (--inexact): {reason}\n")
-    return run
+                      when=when, spill=folder if local else None)
+        for reason in run.inexact[len(reasons):]:
+            sys.stderr.write(f"statewall: inexact (--inexact): {reason}\n")
+        yield run
 
 
 def _check_capture(path: str) -> None:
@@ -163,9 +170,3 @@ def _refuse_numbers(filter: str | None) -> None:
 
         raise UsageError("a filter on conn or master is not available with --engine dask "
                          "(connection numbers are known only after the run)")
-
-
-def _write(data: bytes) -> None:
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,17 +36,16 @@ def import_distributed() -> Any:
 
 
 @contextmanager
-def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Client, str | None]]:
+def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Client, bool]]:
     """A client of the cluster at `scheduler`, or of a local cluster of
-    `workers` processes (default: the machine's CPUs), shut down after; and a
-    folder the workers can hand their output through (a local cluster's:
-    this machine's temporary folder; None for another cluster)."""
+    `workers` processes (default: the machine's CPUs), shut down after; and
+    whether the cluster is local (its workers share this machine's files)."""
     distributed = import_distributed()
     if scheduler is not None:
         with distributed.Client(scheduler, timeout="30s") as client:
             if workers is not None:
                 client.wait_for_workers(workers, timeout=300)
-            yield client, None
+            yield client, False
         return
     n = workers or os.cpu_count() or 1
     # Quiet, and on any free port: the cluster's own log lines and its dashboard
@@ -55,9 +53,8 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Client
     # when another cluster holds it).
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", silence_logs=50) as cluster, \
-            distributed.Client(cluster) as client, \
-            tempfile.TemporaryDirectory(prefix="statewall-dask-") as spill:
-        yield client, spill
+            distributed.Client(cluster) as client:
+        yield client, True
 
 
 def slots(client: Client) -> list[str]:

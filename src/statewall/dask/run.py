@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from array import array
 from collections.abc import Callable
@@ -53,9 +52,11 @@ class InexactRun(Exception):
 
 @dataclass
 class PartitionedRun:
-    """A partitioned run's output, as a single run writes it."""
+    """A partitioned run's output, as a single run writes it: `output`, or
+    `write_to_stdout()` (which streams what the workers left in files)."""
 
-    output: bytes  # the lines: per packet (replay), per entry (table), per connection (conns)
+    shares: list[Any]  # (marks, data) per partition, or table --format json's entries
+    files: list[str] | None  # where each share's data is, when not in `shares`
     totals_lines: list[str]
     packets: int
     ipv6_packets: int
@@ -63,6 +64,29 @@ class PartitionedRun:
     partitions: int
     inexact: list[str] = field(default_factory=list)  # what may differ (only with inexact=True)
     error: CaptureError | None = None  # the capture's error, after what was read
+
+    @property
+    def output(self) -> bytes:
+        """The lines: per packet (replay), per entry (table), per connection (conns)."""
+        shares = self.shares
+        if self.files is not None:
+            shares = []
+            for (marks, _), path in zip(self.shares, self.files, strict=True):
+                with open(path, "rb") as data:
+                    shares.append((marks, data.read()))
+        return merge(shares)
+
+    def write_to_stdout(self) -> None:
+        """Write `output` to file descriptor 1, merged as it is written."""
+        import sys
+
+        sys.stdout.flush()
+        if self.files is not None:
+            _core.merge_keyed_files_to_stdout(
+                [(marks, path) for (marks, _), path in zip(self.shares, self.files, strict=True)])
+        else:
+            sys.stdout.buffer.write(self.output)
+            sys.stdout.buffer.flush()
 
 
 def new_job(**fields: Any) -> Job:
@@ -82,7 +106,7 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
     places = slots(client)
     parts = len(places)
     progress = Progress(client, progress_topic(job.run_id), parts)
-    futures = [client.submit(run_part, job, part, parts, workers=[places[part]],
+    futures = [client.submit(run_part, job, part, parts, spill, workers=[places[part]],
                              allow_other_workers=True, pure=False,
                              key=f"statewall-part-{job.run_id}-{part}")
                for part in range(parts)]
@@ -112,12 +136,12 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
                       workers=[s.address], allow_other_workers=False, pure=False,
                       key=f"statewall-render-{job.run_id}-{s.part}")
         for s in summaries])
-    if spill is not None:
-        shares = [_unspill(share, spill_path(spill, job, s.part))
-                  for share, s in zip(shares, summaries, strict=True)]
+    files = None
+    if spill is not None and not (shares and isinstance(shares[0], list)):
+        files = [spill_path(spill, job, s.part) for s in summaries]
     error = next((s.error for s in summaries if s.error is not None), None)
     return PartitionedRun(
-        output=merge(shares),
+        shares=shares, files=files,
         totals_lines=_core.merged_totals_lines([s.totals for s in summaries]),
         packets=sum(s.packets for s in summaries),
         ipv6_packets=sum(s.totals[1] for s in summaries),
@@ -139,17 +163,6 @@ def numbering(confirms: list[bytes]) -> list[bytes]:
     for rank, (_, part, n) in enumerate(order, start=1):
         out[part][n] = rank
     return [column.tobytes() for column in out]
-
-
-def _unspill(share: Any, path: str) -> Any:
-    """A share whose data a worker wrote to `path`, with its data (the file is removed)."""
-    if isinstance(share, list):
-        return share
-    marks, _ = share
-    with open(path, "rb") as data:
-        share = marks, data.read()
-    os.unlink(path)
-    return share
 
 
 def merge(shares: list[Any]) -> bytes:

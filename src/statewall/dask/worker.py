@@ -69,11 +69,13 @@ class PartSummary:
 class _Resident:
     firewall: Firewall
     run: _core.ReplayRun
-    output: bytes
+    output: bytes  # the per-packet output, or b"" when it went to a file (`spill`)
 
 
-def run_part(job: Job, part: int, parts: int) -> PartSummary:
-    """Replay the partition `part` of `parts` and keep it for `render_part`."""
+def run_part(job: Job, part: int, parts: int, spill: str | None = None) -> PartSummary:
+    """Replay the partition `part` of `parts` and keep it for `render_part`;
+    `spill`: a folder for the per-packet output (`spill_path`), which then
+    never needs to fit in memory."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -87,12 +89,16 @@ def run_part(job: Job, part: int, parts: int) -> PartSummary:
     run = firewall.replay_file(list(job.captures), replay_fmt, job.limit, job.until, select=select,
                                explain=job.explain, color=job.color, partition=(part, parts))
     chunks: list[bytes] = []
+    sink = None if spill is None else open(spill_path(spill, job, part, "raw"), "wb")  # noqa: SIM115
     error: tuple[bool, str] | None = None
     topic = progress_topic(job.run_id)
     last = time.monotonic()
     try:
         for chunk in run:
-            chunks.append(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                chunks.append(chunk)
             if time.monotonic() - last >= PROGRESS_EVERY:
                 last = time.monotonic()
                 worker.log_event(topic, {"part": part, "packets": run.packets})
@@ -100,6 +106,9 @@ def run_part(job: Job, part: int, parts: int) -> PartSummary:
         from statewall.capture import CaptureTruncated
 
         error = (isinstance(err, CaptureTruncated), str(err))
+    finally:
+        if sink is not None:
+            sink.close()
     worker.log_event(topic, {"part": part, "packets": run.packets})
     confirms, peaks, strays, _ = run.part_results()
     with _LOCK:
@@ -118,25 +127,35 @@ def render_part(job: Job, part: int, numbers: bytes, when: float | None, origin:
     `numbers` (u32, the run's number of connection n at n - 1): (marks, data)
     for `merge_keyed`, or for `table --format json` (number, entry) pairs.
     `when`: the table's time; `origin`: the capture's first packet's time.
-    `spill`: a folder the driver reads too: the data goes to `spill_path`
+    `spill`: the folder `run_part` was given: the data goes to `spill_path`
     there, and b"" comes back in its place."""
-    share = _render(job, part, numbers, when, origin)
-    if spill is None or isinstance(share, list):
-        return share
-    marks, data = share
-    with open(spill_path(spill, job, part), "wb") as out:
-        out.write(data)
+    with _LOCK:
+        resident = _RESIDENT.pop((job.run_id, part))
+    if job.kind == "replay" and spill is not None:
+        _, _, _, marks = resident.run.part_results()
+        raw, share = spill_path(spill, job, part, "raw"), spill_path(spill, job, part)
+        if job.fmt == "jsonl":
+            marks = _core.renumber_jsonl_file(raw, share, marks, numbers)
+            os.unlink(raw)
+        else:
+            os.replace(raw, share)
+        return marks, b""
+    out = _render(resident, job, numbers, when, origin)
+    if spill is None or isinstance(out, list):
+        return out
+    marks, data = out
+    with open(spill_path(spill, job, part), "wb") as file:
+        file.write(data)
     return marks, b""
 
 
-def spill_path(spill: str, job: Job, part: int) -> str:
-    return os.path.join(spill, f"{job.run_id}-{part}")
+def spill_path(spill: str, job: Job, part: int, stage: str = "out") -> str:
+    """Where a partition's output goes in `spill`: "raw" as replayed, "out" as merged."""
+    return os.path.join(spill, f"{job.run_id}-{part}.{stage}")
 
 
-def _render(job: Job, part: int, numbers: bytes, when: float | None,
+def _render(resident: _Resident, job: Job, numbers: bytes, when: float | None,
             origin: float) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
-    with _LOCK:
-        resident = _RESIDENT.pop((job.run_id, part))
     if job.kind == "replay":
         _, _, _, marks = resident.run.part_results()
         if job.fmt == "jsonl":
