@@ -115,10 +115,8 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
         for future in distributed.as_completed(futures):
             summaries.append(future.result())
             progress.task_done()
-    finally:
         progress.clear()
-    summaries.sort(key=lambda s: s.part)
-    try:
+        summaries.sort(key=lambda s: s.part)
         found = proven_reasons(cfg, [s.peaks for s in summaries], sum(s.strays for s in summaries))
         if found and inexact is None:
             raise InexactRun(found)
@@ -126,8 +124,11 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
         now = max(s.now for s in summaries)
         at = when(first_ts, now) if when is not None else None
     except BaseException:
+        # The run ends here: the workers forget the partitions they hold.
+        progress.clear()
         for s in summaries:
-            client.submit(discard, job.run_id, s.part, workers=[s.address], pure=False)
+            distributed.fire_and_forget(
+                client.submit(discard, job.run_id, s.part, workers=[s.address], pure=False))
         raise
     numbers = numbering([s.confirms for s in summaries])
     origin = first_ts if first_ts is not None else 0.0
