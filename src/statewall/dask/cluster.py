@@ -42,7 +42,12 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Client
     whether the cluster is local (its workers share this machine's files)."""
     distributed = import_distributed()
     if scheduler is not None:
-        with distributed.Client(scheduler, timeout="30s") as client:
+        try:
+            client = distributed.Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as error:
+            raise DaskUnavailable(f"--scheduler {scheduler}: no Dask scheduler answers there "
+                                  f"({error})") from None
+        with client:
             if workers is not None:
                 client.wait_for_workers(workers, timeout=300)
             yield client, False
