@@ -39,6 +39,16 @@ def test_iptables_rule_state_shared_across_pairs_is_named(tmp_path: Path, rule: 
     assert len(reasons) == 1 and reasons[0].startswith(f"{rules}:{named} ")
 
 
+def test_set_element_counters_are_named_and_plain_set_lookups_are_not(tmp_path: Path) -> None:
+    sets = tmp_path / "sets"
+    sets.write_text("create nets hash:net counters\nadd nets 192.0.2.0/24\n")
+    rules = tmp_path / "r.v4"
+    rules.write_text(HEAD + "-A FORWARD -m set --match-set nets src -j ACCEPT\n"
+                     "-A FORWARD -m set --match-set nets src --packets-gt 10 -j DROP\nCOMMIT\n")
+    reasons = static_reasons(build_firewall(MachineOptions(rules=rules, ipsets=(sets,))))
+    assert [r.split(" (")[0] for r in reasons] == [f"{rules}:6: -m set --packets-*/--bytes-*"]
+
+
 def test_the_irc_helper_and_auto_helpers_are_named_and_ftp_is_not(tmp_path: Path) -> None:
     rules = tmp_path / "r.v4"
     rules.write_text(RAW + "-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\n"

@@ -6,9 +6,10 @@ rule state shared by packets of different host pairs (`-m recent`,
 `limit`, `hashlimit`, `connlimit`, `statistic`, `-j SET`, nft `limit`,
 `quota`, `add`/`update @set`, `numgen`), NAT (a translated reply's
 addresses differ from its original's, and port selection looks at every
-connection), and the IRC helper, whose DCC expectations admit a data
-connection from any host. After the run, from the partitions' peaks: the
-machine-wide limits (`nf_conntrack_max`, `nf_conntrack_expect_max`, the
+connection), the IRC helper, whose DCC expectations admit a data
+connection from any host, and `-m set` tests of an element's counters, which
+count the packets of every host pair the element covers. After the run, from
+the partitions' peaks: the machine-wide limits (`nf_conntrack_max`, `nf_conntrack_expect_max`, the
 fragment memory thresholds) are proven out of reach when the partitions'
 peaks add up to less than the limit; and an ICMP error that came in
 fragments and quotes another partition's host pair (see core/src/partition.rs).
@@ -69,6 +70,8 @@ def _rule_reasons(rule: dict[str, Any]) -> Iterator[str]:
         kind = match.get("kind")
         if kind in SHARED_MATCHES:
             yield f"{SHARED_MATCHES[kind]} (its state is shared across host pairs)"
+        elif kind == "set" and (match.get("packets") or match.get("bytes")):
+            yield "-m set --packets-*/--bytes-* (a set element's counters count every host pair)"
         elif kind == "nft":
             yield from _nft_reasons(match.get("expr", {}))
     target = rule.get("target") or {}
