@@ -91,6 +91,18 @@ def test_nft_state_shared_across_pairs_and_nat_are_named(tmp_path: Path) -> None
     assert all(r.startswith(f"{nft}:") for r in reasons)
 
 
+def test_an_irc_helper_chosen_through_a_map_is_named(tmp_path: Path) -> None:
+    nft = tmp_path / "r.nft"
+    nft.write_text('table inet f {\n ct helper i { type "irc" protocol tcp; }\n'
+                   ' ct helper f { type "ftp" protocol tcp; }\n'
+                   ' chain pre {\n  type filter hook prerouting priority 0;\n'
+                   '  ct helper set tcp dport map { 21 : "f", 6667 : "i" }\n }\n}\n')
+    assert static_reasons(build_firewall(MachineOptions(nft=nft))) == [
+        f"{nft}:6: the IRC helper (its DCC expectations admit a connection from any host)"]
+    nft.write_text(nft.read_text().replace('6667 : "i"', '2121 : "f"'))
+    assert static_reasons(build_firewall(MachineOptions(nft=nft))) == []
+
+
 def test_a_stateful_ruleset_is_exact() -> None:
     assert static_reasons(build_firewall(MachineOptions())) == []
 

@@ -36,6 +36,7 @@ SHARED_MATCHES = {
 # nft expression ops with state shared across host pairs.
 SHARED_NFT = {"limit": "nft limit", "quota": "nft quota", "dynset": "nft add/update @set"}
 NAT_TARGETS = ("nat", "nft_nat")
+IRC = "the IRC helper (its DCC expectations admit a connection from any host)"
 # A fragment of a datagram is at most this big: the slack a fragment memory peak needs.
 DATAGRAM = 65_536
 
@@ -81,15 +82,16 @@ def _rule_reasons(rule: dict[str, Any]) -> Iterator[str]:
     elif kind == "set":
         yield "-j SET (adds to sets every host pair reads)"
     elif kind == "ct" and ["helper", "irc"] in target.get("effects", ()):
-        yield "the IRC helper (its DCC expectations admit a connection from any host)"
+        yield IRC
 
 
 def _nft_reasons(expr: dict[str, Any]) -> Iterator[str]:
     op = expr.get("op")
     if op in SHARED_NFT:
         yield f"{SHARED_NFT[op]} (its state is shared across host pairs)"
-    elif op == "effect" and expr.get("effect") == "helper" and expr.get("value") == "irc":
-        yield "the IRC helper (its DCC expectations admit a connection from any host)"
+    elif expr.get("effect") == "helper" and (
+            expr.get("value") == "irc" or "irc" in expr.get("values", ())):  # set, or by a map
+        yield IRC
     if '"numgen"' in json.dumps(expr):
         yield "nft numgen (its counter is shared across host pairs)"
 
