@@ -89,7 +89,10 @@ def run_part(job: Job, part: int, parts: int, spill: str | None = None) -> PartS
     run = firewall.replay_file(list(job.captures), replay_fmt, job.limit, job.until, select=select,
                                explain=job.explain, color=job.color, partition=(part, parts))
     chunks: list[bytes] = []
-    sink = None if spill is None else open(spill_path(spill, job, part, "raw"), "wb")  # noqa: SIM115
+    # Only a replay writes per-packet output (table and conns render theirs at the end).
+    sink = None
+    if spill is not None and job.kind == "replay":
+        sink = open(spill_path(spill, job, part, "raw"), "wb")  # noqa: SIM115
     error: tuple[bool, str] | None = None
     topic = progress_topic(job.run_id)
     last = time.monotonic()
