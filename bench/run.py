@@ -22,6 +22,13 @@ Figures:
   (bench/rules/stateful.nft, what iptables-restore-translate makes of
   stateful.v4), and with the masquerading nat chain (bench/rules/masquerade.nft),
   each paired with its iptables form, jsonl to a file and `--summary-only`;
+* the Dask engine (`--engine dask`): how fast a worker passes over the other
+  partitions' packets (a whole process, interpreter start included), and against
+  the single process: the same
+  replay, jsonl to a file and `--summary-only`, on a local cluster of 1 and of 2
+  worker processes
+  started and stopped by the command (so the figure includes the cluster's
+  start), after checking that the output is byte for byte the single run's;
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -40,6 +47,7 @@ Figures:
   output.
 
 Usage: python bench/run.py [--repeat N] [--skip-peers] [--skip-memory] [--skip-report]
+[--only FIGURE]
 (generates the captures with bench/generate.py when they are missing or older
 than it).
 """
@@ -47,6 +55,7 @@ than it).
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import shutil
 import statistics
@@ -233,6 +242,32 @@ def open_page(page: Path, repeat: int) -> list[float]:
                 lambda d: d.execute_script("return document.documentElement.dataset.ready"))
             marks.append(float(mark))
     return marks[1:]
+# What every Dask worker does with another partition's packet: read, decode the
+# link and IP headers, find its partition, move the clock (a partition of a
+# million holds none of the capture's packets, so nothing else runs).
+SCAN = ("import sys; from statewall.engine import Firewall; "
+        "run = Firewall().replay_file(sys.argv[1], 'summary', partition=(0, 1_000_000)); "
+        "[None for _ in run]")
+
+
+def dask_engine(capture: Path, packets: int, repeat: int) -> None:
+    scan = measure([sys.executable, "-c", SCAN, str(capture)], repeat)
+    print(f"{'partitioning scan (a process, a partition of none):':<58}{rate(packets, scan)}")
+    rules = ["--rules", str(HERE / "rules" / "stateful.v4")]
+    for label, args, out in (("--format jsonl > file", ["--format", "jsonl"], "jsonl"),
+                             ("--summary-only", ["--summary-only"], "summary")):
+        argv = [*STATEWALL, "replay", str(capture), *rules, *args]
+        single_out = OUT / f"single.{out}"
+        single = measure(argv, repeat, single_out)
+        print(f"{f'replay {label}, single process:':<58}{rate(packets, single)}")
+        for workers in (1, 2):
+            dask_out = OUT / f"dask{workers}.{out}"
+            run = measure([*argv, "--engine", "dask", "--workers", str(workers)], repeat, dask_out)
+            # Compared in chunks: a child's peak RSS starts from its parent's at fork.
+            same = filecmp.cmp(dask_out, single_out, shallow=False)
+            print(f"{f'replay {label}, --engine dask --workers {workers}:':<58}"
+                  f"{rate(packets, run)}  {single.wall / run.wall:.2f} x the single process's "
+                  f"speed; output {'identical' if same else 'DIFFERENT'}")
 
 
 def memory(repeat: int) -> None:
@@ -286,6 +321,7 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-report", action="store_true")
+    parser.add_argument("--only", choices=FIGURES, help="measure this figure only")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     compile_package()
@@ -293,15 +329,21 @@ def main() -> None:
     packets = count_packets(capture)
     print(f"capture: {capture} ({packets:,} packets, {BENCH_CONNECTIONS:,} TCP connections); "
           f"median of {args.repeat} runs after a warm-up")
-    speed(capture, packets, args.repeat)
-    nat_cost(capture, packets, args.repeat)
-    nft_against_iptables(capture, packets, args.repeat)
-    if not args.skip_report:
-        report(capture, args.repeat)
-    if not args.skip_memory:
-        memory(args.repeat)
-    if not args.skip_peers:
-        peers(capture, packets, args.repeat)
+    wanted = {args.only} if args.only else set(FIGURES) - {
+        *(["memory"] if args.skip_memory else []), *(["peers"] if args.skip_peers else []),
+        *(["report"] if args.skip_report else [])}
+    for name in FIGURES:
+        if name in wanted:
+            if name == "memory":
+                memory(args.repeat)
+            else:
+                FIGURE_RUNS[name](capture, packets, args.repeat)
+
+
+FIGURES = ("speed", "nat", "nft", "report", "dask", "memory", "peers")
+FIGURE_RUNS = {"speed": speed, "nat": nat_cost, "nft": nft_against_iptables,
+               "report": lambda capture, _packets, repeat: report(capture, repeat),
+               "dask": dask_engine, "peers": peers}
 
 
 if __name__ == "__main__":

@@ -344,6 +344,10 @@ impl Firewall {
         &self.expectations
     }
 
+    pub fn defrag(&self) -> &Defragmenter {
+        &self.defrag
+    }
+
     pub fn rules(&self) -> &IptablesEngine {
         &self.rules
     }
@@ -365,6 +369,16 @@ impl Firewall {
         }
         self.expire(self.now);
         self.collect_events();
+    }
+
+    /// Let the clock see a packet this machine does not process (another
+    /// partition's, in a partitioned run): the clock is the latest packet
+    /// time of the whole capture, as a single run would have it. Nothing
+    /// expires here: that happens, as always, when the next packet is processed.
+    pub fn observe_time(&mut self, ts: f64) {
+        if ts > self.now {
+            self.now = ts;
+        }
     }
 
     /// Run one captured packet through the machine; `rec` receives the result.

@@ -16,6 +16,7 @@ pub mod nat;
 pub mod netfilter;
 pub mod output;
 pub mod packet;
+pub mod partition;
 pub mod reason;
 pub mod rules;
 pub mod verdict;

@@ -22,6 +22,36 @@ def conn_log(firewall: Firewall, fmt: str, origin: float = 0.0,
     tsv) and where the next chunk starts (None: done); the firewall needs conn_log=True.
     `color`: text with DROP and REJECT in terminal red."""
 
+# --- partitioned runs (core/src/python/part.rs) ---
+
+# (packets, ipv6 packets, connections, by ctstate key, by verdict code, INVALID
+# reasons): (key, count, first packet index) each.
+TotalsPart = tuple[int, int, int, list[tuple[int, int, int]], list[tuple[int, int, int]],
+                   list[tuple[str, int, int]]]
+
+def merged_totals_lines(parts: list[TotalsPart]) -> list[str]:
+    """The totals lines of a run whose partitions' totals are `parts`."""
+
+CONNS_TSV_HEADER: str  # the first line of `conns --format tsv`, newline included
+
+def merge_keyed(parts: list[tuple[bytes, bytes]]) -> bytes:
+    """Interleave (marks, data) parts by key; marks: u64 (key, end offset) pairs."""
+
+def renumber_jsonl(data: bytes, marks: bytes, numbers: bytes) -> tuple[bytes, bytes]:
+    """jsonl replay lines with `"conn":N` written as the u32 `numbers[N - 1]`:
+    (their marks moved to match, the lines)."""
+
+def renumber_jsonl_file(source: str, target: str, marks: bytes, numbers: bytes) -> bytes:
+    """`renumber_jsonl` from file to file; returns the moved marks."""
+
+def merge_keyed_files_to_stdout(parts: list[tuple[bytes, str]]) -> None:
+    """`merge_keyed` of (marks, file) parts, written to file descriptor 1 as merged."""
+
+def conn_log_renumbered(firewall: Firewall, fmt: str, numbers: bytes, origin: float = 0.0,
+                        color: bool = False) -> tuple[bytes, bytes]:
+    """The connection log without tsv header, connection numbers mapped through
+    the u32 `numbers`: (u64 (number, end offset) marks, data)."""
+
 def escape_controls(text: str) -> str:
     """`text` with control characters (C0, DEL, C1) shown as `\\t`, `\\n`, `\\r` or `\\xHH`."""
 
@@ -204,10 +234,11 @@ class Firewall:
     def nft_counters(self, family: int
                      ) -> list[tuple[str, str, int, int, str | None, int, int]]: ...
     def unknown_rules(self) -> list[str]: ...
-    def replay(self, path: str, fmt: str, limit: int | None = None,
+    def replay(self, path: str | list[str], fmt: str, limit: int | None = None,
                until: float | None = None, filter: str | None = None, conn: int | None = None,
                write: str | None = None, explain: bool = False,
-               color: bool = False, caps: ReportCaps | None = None) -> ReplayRun: ...
+               color: bool = False, caps: ReportCaps | None = None,
+               partition: tuple[int, int] | None = None) -> ReplayRun: ...
 
 class ReplayRun:
     """A capture streaming through a Firewall: yields output chunks, then raises
@@ -233,5 +264,11 @@ class ReplayRun:
     def totals_lines(self) -> list[str]: ...
     def report(self) -> Report:
         """A "report" run's data, once the run is finished (see python/report.rs)."""
+    def totals_part(self) -> TotalsPart:
+        """The totals as plain values, for `merged_totals_lines`."""
+    def part_results(self) -> tuple[bytes, tuple[int, int, int, int], int, bytes]:
+        """A partition's run: (u64 confirming packet index per connection number - 1,
+        peak (entries, expectations, IPv4, IPv6 fragment bytes), fragmented ICMP
+        errors quoting another partition's pair, u64 (packet index, output end) pairs)."""
     def write_to_stdout(self) -> None:
         """Write the rest of the output to file descriptor 1 from the core."""

@@ -9,7 +9,10 @@ Exit codes (also in the README):
   3  bad input: a capture, ruleset, ipset or sysctl file that is missing or
      unreadable, a truncated capture, a ruleset or ipset error (all packets
      that could be read were still processed and reported)
-  4  the environment lacks something (verify: not root, tool missing)
+  4  the environment lacks something (verify: not root, tool missing;
+     --engine dask: dask not installed, no scheduler at the address)
+  5  --engine dask refused: what partitioning cannot keep exact is in play
+     (listed; --inexact runs it anyway, marked)
   130 interrupted
 """
 
@@ -36,6 +39,7 @@ from statewall.cli_select import (
     table_output,
 )
 from statewall.config import SysctlError, Sysctls, parse_assignment
+from statewall.dask.options import add_engine_options
 from statewall.engine import EventSink, Firewall
 from statewall.profiles import add_profile_options, values_from_args
 from statewall.topology import Topology, add_topology_options, parse_iface
@@ -46,6 +50,7 @@ EXIT_NO = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_ENVIRONMENT = 4
+EXIT_INEXACT = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -91,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def classify_error(error: Exception) -> tuple[int, str]:
+    from statewall.dask.options import classify_dask_error
+
+    dask_error = classify_dask_error(error)
+    if dask_error is not None:
+        return dask_error
     if isinstance(error, (SysctlError, UsageError)):
         return EXIT_USAGE, str(error)
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
@@ -109,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay = sub.add_parser("replay", help="one line per packet: ctstate, verdict, reason")
-    _add_common(replay)
+    _add_common(replay, several=True)
     replay.add_argument("--format", choices=("text", "jsonl"), default="text")
     replay.add_argument("--explain", action="store_true",
                         help="text: print the deciding rule's text under each packet's line")
@@ -122,10 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "`iptables-save -c` (save, the default), `iptables -L -v -n` (list) "
                              "or with -x (exact)")
     add_replay_options(replay)
+    add_engine_options(replay)
     replay.set_defaults(handler=cmd_replay)
 
     table = sub.add_parser("table", help="the conntrack table after the capture (or at --at)")
-    _add_common(table)
+    _add_common(table, several=True)
     table.add_argument("--at", metavar="TIME",
                        help="seconds since the first packet (e.g. 12.5) or an absolute epoch time")
     table.add_argument("--format", choices=("proc", "conntrack", "json"), default="proc",
@@ -134,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the expectation table instead (/proc/net/nf_conntrack_expect or "
                             "`conntrack -L expect`)")
     add_table_options(table)
+    add_engine_options(table)
     table.set_defaults(handler=cmd_table)
 
     demo = sub.add_parser("demo", help="replay a built-in capture that shows every state")
@@ -161,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from statewall.conns import add_conns_command
 
-    add_conns_command(sub, _add_common)
+    add_conns_command(sub, lambda parser: _add_common(parser, several=True))
 
     from statewall.report.cli import add_report_command
 
@@ -174,8 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", help="pcap or pcapng file (gzip accepted); - reads standard input")
+def _add_common(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """The options every replaying command takes; `several`: more than one
+    capture may be given (`capture_paths`)."""
+    if several:
+        parser.add_argument("capture", nargs="+",
+                            help="pcap or pcapng file (gzip accepted); - reads standard input; "
+                                 "several files, folders or quoted glob patterns: captures of "
+                                 "one link, merged by timestamp")
+    else:
+        parser.add_argument("capture",
+                            help="pcap or pcapng file (gzip accepted); - reads standard input")
     parser.add_argument("--rules", metavar="FILE", help="iptables-save file (IPv4)")
     parser.add_argument("--rules6", metavar="FILE", help="ip6tables-save file (IPv6)")
     add_nft_option(parser)
@@ -251,6 +272,42 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed {seed}: expected a number from 0 to {SEED_MAX}")
 
 
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+def capture_paths(args: argparse.Namespace) -> str | list[str]:
+    """The captures the arguments name, in place of them in `args.capture`: a
+    file as given; a folder: its files named *.pcap, *.pcapng, *.cap (gzip:
+    with .gz), by name; a pattern with *, ? or [ (quoted, or the shell would
+    expand it): the files it matches, by name. One capture is a path,
+    several a list (merged by timestamp)."""
+    import glob
+
+    given: list[str] = args.capture if isinstance(args.capture, list) else [args.capture]
+    if "-" in given and len(given) > 1:
+        raise UsageError("- (standard input) is one capture: it cannot be merged with others")
+    paths: list[str] = []
+    for arg in given:
+        if os.path.isdir(arg):
+            found = sorted(os.path.join(arg, name) for name in os.listdir(arg)
+                           if name.endswith(CAPTURE_SUFFIXES)
+                           and os.path.isfile(os.path.join(arg, name)))
+            if not found:
+                raise InputError(f"{arg}: a folder without captures (*.pcap, *.pcapng, *.cap, "
+                                 "gzip-compressed or not)")
+            paths += found
+        elif glob.has_magic(arg) and not os.path.exists(arg):
+            found = sorted(glob.glob(arg))
+            if not found:
+                raise InputError(f"{arg}: no file matches this pattern")
+            paths += found
+        else:
+            paths.append(arg)
+    resolved: str | list[str] = paths[0] if len(paths) == 1 else paths
+    args.capture = resolved
+    return resolved
+
+
 def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
                   conn_log: bool = False, **changes: Any) -> Firewall:
     check_numbers(args)
@@ -268,7 +325,10 @@ def firewall_from(args: argparse.Namespace, event_sink: EventSink | None = None,
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    captures = capture_paths(args)
     select = selection_from(args)
+    if isinstance(captures, list) and select is not None and select.write is not None:
+        raise UsageError("-w writes one capture's packets: give one capture")
     firewall = firewall_from(args)
     if args.summary_only and args.no_summary:
         raise UsageError("--summary-only and --no-summary leave nothing to print")
@@ -276,25 +336,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("--explain shapes the text lines; jsonl's reason holds the rule's "
                          "text already")
     fmt = "summary" if args.summary_only else args.format
+    if args.engine == "dask":
+        from statewall.dask.cli import dask_replay
+
+        return dask_replay(args, firewall, select, fmt)
     run: ReplayRun | None = None
     try:
-        run = firewall.replay_file(args.capture, fmt, args.limit, select=select,
+        run = firewall.replay_file(captures, fmt, args.limit, select=select,
                                    explain=args.explain, color=use_color(args.color, sys.stdout))
         return render_run(run, fmt, sys.stdout, summary=not args.no_summary)
     finally:
-        unknown = firewall.unknown_rules()
-        if fmt != "jsonl" and not args.no_summary:
-            if run is not None:
-                sys.stdout.writelines(f"hint: {hint}\n"
-                                      for hint in hints(firewall, run.ipv6_packets))
-            if unknown:
-                sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
-                sys.stdout.writelines(f"  {line}\n" for line in unknown)
-            if firewall.rules is not None:
-                sys.stdout.writelines(f"{note}\n" for note in firewall.rules.notes)
-        if args.counters:
-            sys.stdout.write(counters_text(firewall, args.counters))
-        sys.stdout.flush()
+        replay_trailer(args, firewall, fmt, run.ipv6_packets if run is not None else None)
+
+
+def replay_trailer(args: argparse.Namespace, firewall: Firewall, fmt: str,
+                   ipv6_packets: int | None) -> None:
+    """What `replay` prints after the totals: hints (when the replay ran,
+    `ipv6_packets` not None), rules left unknown, ruleset notes, counters."""
+    unknown = firewall.unknown_rules()
+    if fmt != "jsonl" and not args.no_summary:
+        if ipv6_packets is not None:
+            sys.stdout.writelines(f"hint: {hint}\n" for hint in hints(firewall, ipv6_packets))
+        if unknown:
+            sys.stdout.write("rules that can leave a packet's fate undetermined (UNKNOWN):\n")
+            sys.stdout.writelines(f"  {line}\n" for line in unknown)
+        if firewall.rules is not None:
+            sys.stdout.writelines(f"{note}\n" for note in firewall.rules.notes)
+    if args.counters:
+        sys.stdout.write(counters_text(firewall, args.counters))
+    sys.stdout.flush()
 
 
 def hints(firewall: Firewall, ipv6_packets: int) -> list[str]:
@@ -418,10 +488,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     A capture that breaks off still gets the table of what was read, then
     its error (exit 3), as `replay` does with its packets.
     """
+    captures = capture_paths(args)
     entries = table_filter(args)
     firewall = firewall_from(args)
     at_value = parse_at(args.at)
-    run = firewall.replay_file(args.capture, "summary", args.limit, until=at_value)
+    if args.engine == "dask":
+        from statewall.dask.cli import dask_table
+
+        return dask_table(args, firewall, entries, at_value)
+    run = firewall.replay_file(captures, "summary", args.limit, until=at_value)
     try:
         for _ in run:
             pass

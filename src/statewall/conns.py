@@ -108,6 +108,7 @@ def connection_records(firewall: Firewall) -> list[ConnRecord]:
 def add_conns_command(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register `conns` on the CLI's subparsers."""
     from statewall.cli import add_color_option
+    from statewall.dask.options import add_engine_options
 
     conns = sub.add_parser("conns", help="one line per connection (as Zeek's conn.log): "
                                          "times, counters, TCP states, verdicts, first drop")
@@ -115,16 +116,22 @@ def add_conns_command(sub: Any, add_common: Callable[[argparse.ArgumentParser], 
     conns.add_argument("--format", choices=FORMATS, default="text",
                        help="aligned text (default), jsonl, or tsv with a header line")
     add_color_option(conns)
+    add_engine_options(conns)
     conns.set_defaults(handler=cmd_conns)
 
 
 def cmd_conns(args: argparse.Namespace) -> int:
     """The log of what was read, also when the capture breaks off (then exit 3)."""
-    from statewall.cli import firewall_from, use_color
+    from statewall.cli import capture_paths, firewall_from, use_color
 
+    captures = capture_paths(args)
     color = args.format == "text" and use_color(args.color, sys.stdout)
     firewall = firewall_from(args, conn_log=True)
-    run = firewall.replay_file(args.capture, "summary", args.limit)
+    if args.engine == "dask":
+        from statewall.dask.cli import dask_conns
+
+        return dask_conns(args, firewall, color)
+    run = firewall.replay_file(captures, "summary", args.limit)
     try:
         for _ in run:
             pass

@@ -183,23 +183,29 @@ class Firewall:
         for pkt in packets:
             yield self.process(pkt)
 
-    def replay_file(self, path: str, fmt: str, limit: int | None = None,
+    def replay_file(self, path: str | list[str], fmt: str, limit: int | None = None,
                     until: float | None = None, select: Selection | None = None,
                     explain: bool = False, color: bool = False,
-                    caps: _core.ReportCaps | None = None) -> _core.ReplayRun:
-        """Stream a capture through the core: an iterator of output chunks
+                    caps: _core.ReportCaps | None = None,
+                    partition: tuple[int, int] | None = None) -> _core.ReplayRun:
+        """Stream a capture (or several of one link, merged by timestamp)
+        through the core: an iterator of output chunks
         (bytes; none for fmt "summary"), then the capture's error if any.
         `until`: stop before the first packet after that time (below 1e9: seconds
         from the first packet). `select` (statewall.select): which packets the
         output shows and the pcapng file they are also written to. For fmt
         "text": `explain` adds each deciding rule's text under the packet's
         line, `color` marks drops and INVALID with terminal colours. For fmt
-        "report" (statewall.report.model): `caps`, the detail the run keeps."""
+        "report" (statewall.report.model): `caps`, the detail the run keeps.
+        `partition` (index, partitions): only that partition's packets are
+        processed (statewall.dask); the others only move the clock."""
+        paths = [str(p) for p in path] if isinstance(path, list) else str(path)
         if select is None:
-            return self._core.replay(str(path), fmt, limit, until, explain=explain, color=color,
-                                     caps=caps)
-        return self._core.replay(str(path), fmt, limit, until, select.filter, select.conn,
-                                 select.write, explain=explain, color=color, caps=caps)
+            return self._core.replay(paths, fmt, limit, until, explain=explain, color=color,
+                                     caps=caps, partition=partition)
+        return self._core.replay(paths, fmt, limit, until, select.filter, select.conn,
+                                 select.write, explain=explain, color=color, caps=caps,
+                                 partition=partition)
 
     def replay_batches(self, path: str, limit: int | None = None) -> Iterator[Batch]:
         """Stream a capture through the core and yield its results as columnar

@@ -18,6 +18,7 @@
 //! `unsafe` and cannot die of SIGBUS when another process truncates the file
 //! under us (a tcpdump still writing, a rotated capture).
 
+mod merge;
 mod pcap;
 mod pcapng;
 mod source;
@@ -30,6 +31,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use merge::Capture;
 use source::{Break, Input, Source};
 
 /// Bytes asked of the file (or of the decompressor) per read.

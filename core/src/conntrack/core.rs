@@ -423,6 +423,11 @@ impl ConntrackTable {
             })
     }
 
+    /// The number the next confirmed entry will get (numbers run from 1).
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
     /// Confirmed entries in confirmation order.
     pub fn in_order(&self) -> Vec<ConnId> {
         let mut ids: Vec<(u32, ConnId)> = self.iter().map(|(id, conn)| (conn.id, id)).collect();

@@ -308,15 +308,44 @@ fn state_key(ctinfo: u8) -> usize {
 pub struct Tally {
     at: HashMap<Box<str>, usize>,
     counts: Vec<(Box<str>, u64)>,
+    /// The packet index each name was first counted at, as `counts`: a
+    /// partitioned run's tallies merge back into first-seen order by it.
+    first: Vec<u64>,
 }
 
 impl Tally {
-    pub fn add(&mut self, name: &str) {
+    /// Count `name` once, for the packet at `index`.
+    pub fn add(&mut self, name: &str, index: u64) {
         match self.at.get(name) {
             Some(&i) => self.counts[i].1 += 1,
             None => {
                 self.at.insert(name.into(), self.counts.len());
                 self.counts.push((name.into(), 1));
+                self.first.push(index);
+            }
+        }
+    }
+
+    /// (name, count, first packet index), in first-seen order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .zip(&self.first)
+            .map(|((name, n), &first)| (&**name, *n, first))
+    }
+
+    /// Add `n` counts of `name`, first seen at `first` (merging tallies,
+    /// visited in first-seen order).
+    pub fn add_many(&mut self, name: &str, n: u64, first: u64) {
+        match self.at.get(name) {
+            Some(&i) => {
+                self.counts[i].1 += n;
+                self.first[i] = self.first[i].min(first);
+            }
+            None => {
+                self.at.insert(name.into(), self.counts.len());
+                self.counts.push((name.into(), n));
+                self.first.push(first);
             }
         }
     }
@@ -340,18 +369,23 @@ pub struct Totals {
     /// IPv6 packets among them (a hint when no IPv6 ruleset is loaded).
     pub ipv6: u64,
     /// Packets by ctinfo (index 8: no state), in first-seen order.
-    states: Firsts<9>,
-    verdicts: Firsts<6>,
+    pub(crate) states: Firsts<9>,
+    pub(crate) verdicts: Firsts<6>,
     pub invalid_reasons: Tally,
     pub connections: IdSet,
+    /// Connections counted by the partitions of a partitioned run, merged
+    /// in by number only (their ids were each partition's own).
+    pub merged_connections: u64,
 }
 
 /// Counts over a small fixed set of keys, remembering which came first
 /// (ties are reported in first-seen order).
 #[derive(Clone, Debug)]
-struct Firsts<const N: usize> {
+pub(crate) struct Firsts<const N: usize> {
     counts: [u64; N],
     order: Vec<usize>,
+    /// The packet index each key was first counted at.
+    first: [u64; N],
 }
 
 impl<const N: usize> Default for Firsts<N> {
@@ -359,16 +393,46 @@ impl<const N: usize> Default for Firsts<N> {
         Firsts {
             counts: [0; N],
             order: Vec::new(),
+            first: [0; N],
         }
     }
 }
 
 impl<const N: usize> Firsts<N> {
-    fn add(&mut self, key: usize) {
+    fn add(&mut self, key: usize, index: u64) {
         if self.counts[key] == 0 {
             self.order.push(key);
+            self.first[key] = index;
         }
         self.counts[key] += 1;
+    }
+
+    /// (key, count, first packet index), in first-seen order.
+    pub(crate) fn entries(&self) -> Vec<(usize, u64, u64)> {
+        self.order
+            .iter()
+            .map(|&k| (k, self.counts[k], self.first[k]))
+            .collect()
+    }
+
+    /// The counts of several runs over disjoint packets, `(key, count,
+    /// first index)` each; keys out of range are ignored.
+    pub(crate) fn merged(entries: impl IntoIterator<Item = (usize, u64, u64)>) -> Self {
+        let mut out = Firsts::default();
+        for (key, n, first) in entries {
+            if key >= N || n == 0 {
+                continue;
+            }
+            out.first[key] = if out.counts[key] == 0 {
+                first
+            } else {
+                out.first[key].min(first)
+            };
+            out.counts[key] += n;
+        }
+        out.order = (0..N).filter(|&k| out.counts[k] > 0).collect();
+        out.order.sort_by_key(|&k| out.first[k]);
+        out
     }
 
     /// (key, count), most common first.
@@ -413,15 +477,15 @@ impl Totals {
     pub fn add(&mut self, rec: &PacketRecord, fw: &Firewall) {
         self.packets += 1;
         // ctinfo values whose names coincide (ESTABLISHED and its reply) count as one.
-        self.states.add(rec.ctinfo.map_or(8, state_key));
-        self.verdicts.add(rec.verdict as usize);
+        self.states.add(rec.ctinfo.map_or(8, state_key), rec.index);
+        self.verdicts.add(rec.verdict as usize, rec.index);
         if let Some(id) = rec.conn {
             self.connections.insert(id);
         }
         if rec.ctinfo.map(state_key) == Some(STATE_INVALID) {
             let reason = fw.reason(rec);
             let head = reason.split("; ").next().unwrap_or("");
-            self.invalid_reasons.add(head);
+            self.invalid_reasons.add(head, rec.index);
         }
     }
 
@@ -461,7 +525,7 @@ impl Totals {
             format!(
                 "{}; {} seen",
                 counted(self.packets, "packet"),
-                counted(self.connections.len() as u64, "connection")
+                counted(self.connection_count(), "connection")
             ),
             format!("states: {}", counts(states)),
             format!("verdicts: {}", counts(verdicts)),

@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyRuntimeError, PyValueErro
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::capture::{self, CaptureError, Frame, Reader};
+use crate::capture::{Capture, CaptureError, Frame};
 use crate::config::{HelperParams, Sysctls};
 use crate::conntrack::conn::ConnId;
 use crate::conntrack::conn::{ctstate_name, STATUS_NAMES};
@@ -38,6 +38,7 @@ use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
 use crate::python::report::{report_caps, report_tuple, CapsTuple, ReportTuple};
+use crate::python::part::{totals_tuple, Part, PartResults, TotalsTuple};
 use crate::python::select::{compile_filter, open_output, Output};
 use crate::rules::hooks::IptablesEngine;
 use crate::rules::walker::Engine;
@@ -202,6 +203,13 @@ type ExpectTuple = (
     f64,
     i64,
 );
+
+/// One capture file, or several of one link merged by timestamp.
+#[derive(FromPyObject)]
+pub enum Paths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
 
 /// One simulated machine: conntrack, expectations, defragmentation, rules.
 #[pyclass(module = "statewall._core", name = "Firewall")]
@@ -553,7 +561,8 @@ impl PyFirewall {
         self.fw.rules().unknown_rules()
     }
 
-    /// Stream a capture through the machine. `fmt`: "jsonl", "text" or
+    /// Stream a capture (`path`: a file, or a list of files of one link,
+    /// merged by timestamp) through the machine. `fmt`: "jsonl", "text" or
     /// "summary" (no per-packet output); `limit`: packets to read; `until`:
     /// stop before the first packet later than this time (None: no stop;
     /// below 1e9 it counts from the first packet). `filter` (JSON from
@@ -565,12 +574,14 @@ impl PyFirewall {
     /// "report" (`ReplayRun::report`, which needs `caps`: connections,
     /// rows per connection, rows, connections per rule, frames per TCP
     /// transition, drop reasons, table points).
+    /// `partition` (index, partitions): process only the packets of that
+    /// partition of a partitioned run (python/part.rs).
     #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None,
-                        explain=false, color=false, caps=None))]
+                        explain=false, color=false, caps=None, partition=None))]
     #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
-        path: PathBuf,
+        path: Paths,
         fmt: &str,
         limit: Option<u64>,
         until: Option<f64>,
@@ -580,6 +591,7 @@ impl PyFirewall {
         explain: bool,
         color: bool,
         caps: Option<CapsTuple>,
+        partition: Option<(u32, u32)>,
     ) -> PyResult<ReplayRun> {
         let py = slf.py();
         let format = match fmt {
@@ -598,10 +610,20 @@ impl PyFirewall {
             }
             _ => None,
         };
+        let part = partition
+            .map(|(index, parts)| Part::new(index, parts))
+            .transpose()?;
         let filter = filter.map(compile_filter).transpose()?;
         let select = Selection::new(filter, conn.map(Follow::new));
+        let paths = match path {
+            Paths::One(path) => vec![path],
+            Paths::Many(paths) => paths,
+        };
+        if paths.is_empty() {
+            return Err(PyValueError::new_err("no capture to replay"));
+        }
         let reader = py
-            .detach(|| capture::open(&path))
+            .detach(|| Capture::open(&paths))
             .map_err(|err| to_pyerr(py, &err))?;
         let output = write.map(|path| open_output(py, &path)).transpose()?;
         Ok(ReplayRun {
@@ -614,6 +636,7 @@ impl PyFirewall {
             until,
             first_ts: None,
             totals: Totals::default(),
+            part,
             columns: Columns::default(),
             records: Vec::new(),
             tally,
@@ -644,6 +667,7 @@ impl ReplayRun {
             columns: &mut self.columns,
             records: &mut self.records,
             tally: self.tally.as_deref_mut(),
+            part: &mut self.part,
         };
         let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 4096);
         let fw_ref: &mut PyFirewall = &mut fw;
@@ -652,6 +676,9 @@ impl ReplayRun {
                 fill(fw_ref, reader, &mut run, &mut out)
             }))
         });
+        if let Some(part) = self.part.as_mut() {
+            part.emitted(out.len());
+        }
         let stop = match caught {
             Ok(stop) => stop,
             Err(payload) => {
@@ -671,6 +698,12 @@ impl ReplayRun {
                 self.reader = None;
                 return Err(err);
             }
+        }
+        if self.reader.is_none() && self.part.is_some() {
+            // A single run's last packet, another partition's perhaps, reaped
+            // what had expired by its time: so does the partition, now.
+            let now = fw.fw.now();
+            fw.fw.advance_to(now);
         }
         if self.reader.is_none() {
             if let Some(output) = self.output.take() {
@@ -818,7 +851,7 @@ pub struct ReplayRun {
     select: Selection,
     /// The pcapng file the selected packets go to (`-w`).
     output: Option<Output>,
-    reader: Option<Reader>,
+    reader: Option<Capture>,
     format: Format,
     limit: Option<u64>,
     until: Option<f64>,
@@ -829,6 +862,8 @@ pub struct ReplayRun {
     /// What a "report" run counts (taken by `report`).
     tally: Option<Box<Tally>>,
     error: Option<CaptureError>,
+    /// One partition of a partitioned run: only its packets are processed.
+    part: Option<Part>,
 }
 
 /// How one chunk ended.
@@ -842,7 +877,7 @@ enum Stop {
 
 fn fill(
     fw: &mut PyFirewall,
-    reader: &mut Reader,
+    reader: &mut Capture,
     run: &mut RunState<'_>,
     out: &mut Vec<u8>,
 ) -> Stop {
@@ -866,7 +901,15 @@ fn fill(
                 return Stop::Done;
             }
         }
+        if let Some(part) = run.part.as_mut() {
+            if !part.admits(&mut fw.fw, &pkt) {
+                continue;
+            }
+        }
         fw.fw.process(&mut pkt, &mut fw.rec);
+        if let Some(part) = run.part.as_mut() {
+            part.processed(&fw.fw, &fw.rec);
+        }
         run.totals.add(&fw.rec, &fw.fw);
         run.totals.ipv6 += u64::from(pkt.family == 6);
         if !run.select.is_everything() && !run.select.admits(&fw.fw, &fw.rec, &pkt) {
@@ -905,6 +948,9 @@ fn fill(
             Format::Columns => run.columns.push(&fw.fw, &fw.rec, &pkt),
             Format::Records => run.records.push(record_tuple(&fw.fw, &fw.rec, &pkt)),
         }
+        if let Some(part) = run.part.as_mut() {
+            part.mark(fw.rec.index, out.len());
+        }
     }
     Stop::Full
 }
@@ -920,6 +966,7 @@ struct RunState<'r> {
     columns: &'r mut Columns,
     records: &'r mut Vec<RecordTuple>,
     tally: Option<&'r mut Tally>,
+    part: &'r mut Option<Part>,
 }
 
 #[pymethods]
@@ -1078,6 +1125,22 @@ impl ReplayRun {
     /// The totals lines printed after a replay.
     fn totals_lines(&self) -> Vec<String> {
         self.totals.lines()
+    }
+
+    /// The totals as plain values, for `merged_totals_lines`.
+    fn totals_part(&self) -> TotalsTuple {
+        totals_tuple(&self.totals)
+    }
+
+    /// A partition's run (`partition=`): (the bytes of the u64 index of the
+    /// packet that confirmed each connection, by number - 1; the most
+    /// entries, expectations, IPv4 and IPv6 fragment bytes held at once; ICMP errors in fragments that quote another
+    /// partition's pair; the bytes of (packet index, output end) u64 pairs).
+    fn part_results<'py>(&self, py: Python<'py>) -> PyResult<PartResults<'py>> {
+        self.part
+            .as_ref()
+            .map(|part| part.results(py))
+            .ok_or_else(|| PyValueError::new_err("not a partition's run"))
     }
 }
 

@@ -9,6 +9,7 @@ mod conns;
 mod decode;
 mod firewall;
 mod report;
+mod part;
 mod rules;
 mod select;
 
@@ -69,6 +70,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conns::register(m)?;
     decode::register(m)?;
     firewall::register(m)?;
+    part::register(m)?;
     rules::register(m)?;
     Ok(())
 }
