@@ -8,8 +8,8 @@ mod capture;
 mod conns;
 mod decode;
 mod firewall;
-mod report;
 mod part;
+mod report;
 mod rules;
 mod select;
 
