@@ -82,21 +82,30 @@ fn source_key(conn: &Conn) -> SourceKey {
     (conn.proto, conn.zone, conn.orig.src, conn.orig.sport)
 }
 
-fn source_hash(key: &SourceKey) -> u64 {
+/// The 32 bits of a source's hash a filing keeps.
+fn source_hash(key: &SourceKey) -> u32 {
     let (proto, zone, src, sport) = *key;
-    tuple_hash(0, proto, zone, &Tuple::new(src, 0, sport, 0))
+    let h = tuple_hash(0, proto, zone, &Tuple::new(src, 0, sport, 0));
+    (h ^ h >> 32) as u32
 }
 
-/// One connection filed in the bysource hash. Like the kernel's chains it
-/// holds no key of its own: readers check the entry itself, so a filing
-/// is a few bytes and no allocation of its own, which keeps masquerading
-/// a busy network cheap. `seq` orders the filings of one source (the
-/// kernel adds at the head of a chain: newest first).
+/// One connection filed in the bysource hash: its slot and its source's
+/// hash, eight bytes. Like the kernel's chains a filing holds no key of its
+/// own (readers check the entry itself), so the hash, which grows with
+/// every masqueraded connection, stays small: on a busy network its memory
+/// is much of what NAT costs beyond the rewrite.
 #[derive(Clone, Copy, Debug)]
 struct Filed {
-    hash: u64,
-    seq: u64,
+    hash: u32,
     id: ConnId,
+}
+
+impl Filed {
+    /// The hash table's 64-bit hash: the 32 bits in both halves, since the
+    /// table takes buckets from the low bits and its tags from the top ones.
+    fn spread(hash: u32) -> u64 {
+        u64::from(hash) << 32 | u64::from(hash)
+    }
 }
 
 /// The machine's NAT state besides the entries themselves: the generator
@@ -106,7 +115,6 @@ struct Filed {
 pub struct NatCore {
     rng: NatRng,
     by_source: HashTable<Filed>,
-    filed: u64,
 }
 
 impl NatCore {
@@ -114,7 +122,6 @@ impl NatCore {
         NatCore {
             rng: NatRng::new(seed),
             by_source: HashTable::new(),
-            filed: 0,
         }
     }
 
@@ -189,13 +196,10 @@ impl NatCore {
     /// `Space::source_maps` checks each entry it finds).
     fn remember_source(&mut self, table: &ConntrackTable, id: ConnId, key: &SourceKey) {
         let hash = source_hash(key);
-        self.filed += 1;
-        let filed = Filed {
-            hash,
-            seq: self.filed,
-            id,
-        };
-        self.by_source.insert_unique(hash, filed, |f| f.hash);
+        self.by_source
+            .insert_unique(Filed::spread(hash), Filed { hash, id }, |f| {
+                Filed::spread(f.hash)
+            });
         if self.by_source.len() > 2 * table.count() + 1024 {
             self.by_source.retain(|f| {
                 table.conn(f.id).is_some_and(|conn| {
@@ -261,18 +265,19 @@ impl TupleSpace for Space<'_> {
     fn source_maps(&mut self, orig: &Tuple) -> Vec<(u128, u16)> {
         let key = (self.proto, self.zone, orig.src, orig.sport);
         let hash = source_hash(&key);
-        // iter_hash also yields filings whose hash only shares some bits.
-        let mut filings: Vec<Filed> = self
+        // The kernel adds at the head of a chain, so the newest entry
+        // (the last confirmed) is found first; mapped_source checks that a
+        // filing's slot still holds the entry that was filed.
+        let mut filings: Vec<(u32, ConnId)> = self
             .by_source
-            .iter_hash(hash)
-            .filter(|f| f.hash == hash)
-            .copied()
+            .iter_hash(Filed::spread(hash))
+            .filter(|f| f.hash == hash && self.table.is_live(f.id))
+            .filter_map(|f| Some((self.table.conn(f.id)?.id, f.id)))
             .collect();
-        filings.sort_unstable_by_key(|f| std::cmp::Reverse(f.seq));
+        filings.sort_unstable_by_key(|&(order, _)| std::cmp::Reverse(order));
         filings
             .iter()
-            .filter(|f| self.table.is_live(f.id))
-            .filter_map(|f| mapped_source(self.table, f.id, &key))
+            .filter_map(|&(_, id)| mapped_source(self.table, id, &key))
             .collect()
     }
 
