@@ -17,6 +17,7 @@ from test_nat_helpers_kernel import Stream
 
 from statewall import builder as b
 from statewall.oracle.verify import Datagram, VerifyResult, verify_datagrams
+from statewall.topology import Topology, parse_iface
 
 LEFT, RIGHT = "192.0.2.10", "198.51.100.20"
 LEFT6, RIGHT6 = "2001:db8:1::10", "2001:db8:2::20"
@@ -150,3 +151,23 @@ def test_ct_helper_set_acts_only_after_conntrack(kernel: None, made: list[str], 
                        b.tcp(LEFT, RIGHT, 40001, 50001, "S", 5, window=64240)])
     assert result.packets[-1].statewall.ctstate == ("RELATED" if helped else "NEW")
     assert any("helper=ftp" in line for line in result.table.kernel) == helped
+
+
+@pytest.mark.kernel
+def test_no_output_interface_before_routing(kernel: None, made: list[str]) -> None:
+    """A received datagram is routed after prerouting: there `oifname` meets an
+    empty out device and matches no name, while forward sees the interface the
+    route chose (swr, for 198.51.100.0/24)."""
+    nft = ("table inet t {\n"
+           "\tchain pre {\n\t\ttype filter hook prerouting priority filter; policy accept;\n"
+           "\t\toifname \"swr\" counter drop\n\t}\n\n"
+           "\tchain routed {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+           "\t\toifname \"swr\" udp dport 9 counter drop\n\t}\n}\n")
+    machine = Topology.build((), [parse_iface(t) for t in ("swl=192.0.2.1/24",
+                                                           "swr=198.51.100.1/24")])
+    datagrams = [Datagram(n, d) for n, d in enumerate(
+        [b.udp(LEFT, RIGHT, 4000, 7, b"a"), b.udp(LEFT, RIGHT, 4001, 9, b"b")], 1)]
+    result = verify_datagrams(datagrams, None, None, nft=nft, local=machine.local,
+                              ifaces=machine.interfaces, addresses=machine.addresses)
+    assert result.ok, [(p.number, p.differences) for p in result.disagreements]
+    assert fate(result) == [("ACCEPT", "inet t routed policy"), ("DROP", "inet t routed #1")]

@@ -39,7 +39,9 @@ use crate::nat::range::MAP_IPS;
 use crate::nat::rewrite::icmp_error_drop;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
 use crate::netfilter::hooks::{Entry, Hook, HookList};
-use crate::netfilter::route::{choose_path, stack_drop, Topology};
+use crate::netfilter::route::{
+    choose_path, stack_drop, Topology, PATH_OUTPUT, PATH_PREROUTING_ONLY,
+};
 use crate::output::addr::push_u64;
 use crate::output::escape::push_escaped;
 use crate::output::json::push_str_body;
@@ -128,6 +130,14 @@ impl Addressing {
             sport: pkt.sport,
             dport: pkt.dport,
         }
+    }
+
+    /// Write the addresses and ports into the packet.
+    pub fn store(&self, pkt: &mut Packet<'_>) {
+        pkt.src = self.src;
+        pkt.dst = self.dst;
+        pkt.sport = self.sport;
+        pkt.dport = self.dport;
     }
 }
 
@@ -477,9 +487,17 @@ impl Firewall {
             Some(_) => Iface::Captured,
             None => Iface::route(self.topology.interface_index_for(family, datagram.src)),
         };
-        let iface_out = Iface::route(self.topology.interface_index_for(family, datagram.dst));
-        let (mut path, mut routing_drop) =
-            choose_path(&self.topology, family, datagram.src, datagram.dst);
+        // A received datagram is routed after PREROUTING, by the destination
+        // its DNAT left; until then it has no way out (no oif). One the
+        // machine sends is routed before OUTPUT, and again if OUTPUT's DNAT
+        // moved it.
+        let local_out = self.topology.is_local(family, datagram.src);
+        let (mut path, mut routing_drop, iface_out) = if local_out {
+            let iface_out = Iface::route(self.topology.interface_index_for(family, datagram.dst));
+            (PATH_OUTPUT, None, iface_out)
+        } else {
+            (PATH_PREROUTING_ONLY, None, Iface::Unknown)
+        };
         // What NAT may rewrite, to be put back afterwards.
         let original = (Addressing::of(datagram), datagram.icmp_id);
         let original_inner = datagram
@@ -493,7 +511,7 @@ impl Firewall {
             captured_in: captured_iface,
             iface_in,
             iface_out,
-            local_out: path.first() == Some(&Hook::Output),
+            local_out,
             notrack: false,
             zone: 0,
             helper: None,
@@ -512,15 +530,14 @@ impl Firewall {
             if !self.run_hook(hook, &mut skb, &mut outcome, rec) {
                 break;
             }
-            // Destination NAT happened in the first hook: the packet is
-            // routed (PREROUTING) or re-routed (OUTPUT) by its new address.
-            if at == 1 && skb.pkt.dst != original.0.dst {
+            let rerouted = hook == Hook::Output && skb.pkt.dst != original.0.dst;
+            if hook == Hook::PreRouting || rerouted {
                 skb.iface_out =
                     Iface::route(self.topology.interface_index_for(family, skb.pkt.dst));
-                if hook == Hook::PreRouting {
-                    (path, routing_drop) =
-                        choose_path(&self.topology, family, skb.pkt.src, skb.pkt.dst);
-                }
+            }
+            if hook == Hook::PreRouting {
+                (path, routing_drop) =
+                    choose_path(&self.topology, family, skb.pkt.src, skb.pkt.dst);
             }
             // ip_rcv_finish: after routing, the options of a received
             // datagram are parsed; one that fails dies there, its entry
@@ -755,11 +772,10 @@ impl Firewall {
         let Some(conn) = self.table.conn(id) else {
             return true;
         };
-        if conn.status & status_bit(manip, direction) == 0 {
-            return true;
-        }
         let from = Addressing::of(skb.pkt);
-        translate(skb.pkt, conn, manip, direction);
+        let Some(to) = translate(skb.pkt, conn, manip, direction) else {
+            return true;
+        };
         let label = match (bound, manip, direction) {
             (Some((label, _, _)), _, _) => label,
             (None, Manip::Src, 0) => "SNAT",
@@ -772,7 +788,7 @@ impl Firewall {
             family: skb.pkt.family,
             manip,
             from,
-            to: Addressing::of(skb.pkt),
+            to,
             rule: bound.and_then(|(_, rule, _)| rule),
             random: bound.is_some_and(|(_, _, random)| random),
         });
@@ -1310,10 +1326,7 @@ const VISIBLE_STATUS: u32 = {
 /// The (table, hook) pairs a family's ruleset has built-in chains for.
 /// Put back the addresses, ports and ICMP id NAT rewrote.
 fn restore(pkt: &mut Packet<'_>, (at, icmp_id): (Addressing, u16)) {
-    pkt.src = at.src;
-    pkt.dst = at.dst;
-    pkt.sport = at.sport;
-    pkt.dport = at.dport;
+    at.store(pkt);
     pkt.icmp_id = icmp_id;
 }
 

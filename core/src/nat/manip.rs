@@ -7,6 +7,7 @@
 //! (`rewrite_datagram`), with the checksums the kernel would leave.
 
 use crate::conntrack::conn::{Conn, Tuple, IPS_DST_NAT, IPS_SRC_NAT, REPLY};
+use crate::engine::Addressing;
 use crate::nat::Manip;
 use crate::packet::{Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 
@@ -55,38 +56,50 @@ pub fn inverse(proto: u8, tuple: &Tuple) -> Tuple {
 }
 
 /// Set one half of the packet to the target tuple's (l4proto_manip_pkt and
-/// the address rewrite of nf_nat_ipv4/ipv6_manip_pkt).
-pub fn set_half(pkt: &mut Packet<'_>, target: &Tuple, manip: Manip) {
-    let query = is_icmp_query(pkt);
+/// the address rewrite of nf_nat_ipv4/ipv6_manip_pkt); returns the packet's
+/// new addressing. The new values are worked out from one read of the
+/// fields and stored once: reading a port pair back right after a two-byte
+/// store to it would stall the processor's store forwarding on every
+/// translated packet.
+pub fn set_half(pkt: &mut Packet<'_>, target: &Tuple, manip: Manip) -> Addressing {
+    let mut at = Addressing::of(pkt);
+    let ports = has_ports(pkt.proto);
     match manip {
         Manip::Src => {
-            pkt.src = target.src;
-            if has_ports(pkt.proto) {
-                pkt.sport = target.sport;
+            at.src = target.src;
+            if ports {
+                at.sport = target.sport;
             }
         }
         Manip::Dst => {
-            pkt.dst = target.dst;
-            if has_ports(pkt.proto) {
-                pkt.dport = target.dport;
+            at.dst = target.dst;
+            if ports {
+                at.dport = target.dport;
             }
         }
     }
-    if query {
+    if is_icmp_query(pkt) {
         pkt.icmp_id = target.sport;
-        pkt.sport = target.sport;
+        at.sport = target.sport;
     }
+    at.store(pkt);
+    at
 }
 
 /// nf_nat_packet: rewrite a packet of `direction` at a hook doing `manip`,
-/// when the connection's binding changes that half. True when it did.
-pub fn translate(pkt: &mut Packet<'_>, conn: &Conn, manip: Manip, direction: u8) -> bool {
+/// when the connection's binding changes that half. Returns the packet's
+/// new addressing when it did.
+pub fn translate(
+    pkt: &mut Packet<'_>,
+    conn: &Conn,
+    manip: Manip,
+    direction: u8,
+) -> Option<Addressing> {
     if conn.status & status_bit(manip, direction) == 0 {
-        return false;
+        return None;
     }
     let target = inverse(conn.proto, conn.tuple(direction ^ 1));
-    set_half(pkt, &target, manip);
-    true
+    Some(set_half(pkt, &target, manip))
 }
 
 /// nf_nat_icmp_reply_translation: an ICMP error about a translated

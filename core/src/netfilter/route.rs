@@ -190,13 +190,11 @@ pub fn choose_path(
     src: u128,
     dst: u128,
 ) -> (Path, Option<&'static str>) {
-    if !topology.local.is_empty() {
-        if topology.is_local(family, src) {
-            return (PATH_OUTPUT, None);
-        }
-        if topology.is_local(family, dst) {
-            return (PATH_INPUT, None);
-        }
+    if topology.is_local(family, src) {
+        return (PATH_OUTPUT, None);
+    }
+    if topology.is_local(family, dst) {
+        return (PATH_INPUT, None);
     }
     let route = if family == 4 {
         v4_route(src, dst)
