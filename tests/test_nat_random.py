@@ -36,3 +36,21 @@ def test_a_port_clash_moves_the_port_at_random_repeatably(tmp_path: Path) -> Non
     assert random and "port picked at random, repeatable with --seed" in reason
     assert moved_port(tmp_path, 1)[0] == port
     assert {moved_port(tmp_path, seed)[0] for seed in range(2, 8)} - {port}
+
+
+def test_a_single_port_is_no_random_choice(tmp_path: Path) -> None:
+    """DNAT to one other port: the kernel draws a random offset into a range of
+    one port, so every connection gets that port and the reason says nothing of
+    chance (test_nat_kernel's port forward pins the port against the kernel)."""
+    capture, rules = tmp_path / "forward.pcap", tmp_path / "nat.rules"
+    rules.write_text(nat_table("-A PREROUTING -i wan -p tcp --dport 80 "
+                               "-j DNAT --to-destination 192.168.1.2:8080"))
+    write_pcap(capture, [(1.0 + n, b.ethernet(b.tcp(f"198.51.100.{20 + n}", "203.0.113.1",
+                                                    40000, 80, "S", 1)))
+                         for n in range(3)])
+    for seed in (1, 2):
+        for verdict in statewall.replay(capture, rules=rules, ifaces=IFACES, seed=seed):
+            assert verdict.leaves is not None and verdict.leaves.dport == 8080
+            assert not verdict.nat[0].random
+            assert "DNAT 203.0.113.1:80 → 192.168.1.2:8080 by nat PREROUTING #1" in verdict.reason
+            assert "random" not in verdict.reason

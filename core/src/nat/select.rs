@@ -253,6 +253,10 @@ fn unique_port(tuple: &mut Tuple, req: &Request<'_>, space: &mut dyn TupleSpace)
     };
     let mut off: u16 = if range.flags & PROTO_OFFSET != 0 {
         key_of(tuple, req).wrapping_sub(range.base_port)
+    } else if size <= 1 {
+        // One port: the kernel's random offset cannot change the choice,
+        // so none is drawn (and the reason does not call it random).
+        0
     } else {
         space.random_u16()
     };
