@@ -301,3 +301,21 @@ def test_the_router_demos_events_are_the_kernels(kernel: None, made: list[str]) 
                            addresses=machine.addresses)
     assert result.same, result.mismatches
     assert any("[NEW]" in line and f"dst={WAN} sport=443" in line for line in result.kernel)
+
+
+@pytest.mark.kernel
+def test_a_port_forward_to_a_range_takes_the_lowest_free_port(kernel: None,
+                                                              made: list[str]) -> None:
+    """The kernel searches a DNAT port range from its bottom: every connection
+    gets 8000 unless its tuple is taken, when the next port is tried (the same
+    client port through two forwarded ports clashes on 8000, then has 8001)."""
+    rules = nat(*(f"-A PREROUTING -i wan -p tcp --dport {port} -j DNAT "
+                  f"--to-destination {PRINTER}:8000-8010" for port in (8080, 8081)))
+    result = run(rules, [
+        b.tcp(OUTSIDER, WAN, 5555, 8080, "S", 9),
+        b.tcp("198.51.100.98", WAN, 5555, 8080, "S", 9),
+        b.tcp(OUTSIDER, WAN, 5555, 8081, "S", 9),
+        b.tcp(OUTSIDER, WAN, 5556, 8081, "S", 9),
+    ])
+    assert [leaves(result, n)[3] for n in (1, 2, 3, 4)] == [8000, 8000, 8001, 8000]
+    assert not any(step.random for p in result.packets for step in p.statewall.nat)

@@ -4,9 +4,10 @@
 //! else pick the address by a hash of the tuple and search the ports.
 //!
 //! The address choice is the kernel's own deterministic hash (jhash2), so a
-//! pool of addresses hands out the same address the kernel would. Port
-//! searches start at a random offset in the kernel; here the offset comes
-//! from the replay's seeded generator.
+//! pool of addresses hands out the same address the kernel would. Source
+//! port searches start at a random offset in the kernel; here the offset
+//! comes from the replay's seeded generator. Destination port searches start
+//! at the bottom of the range, as the kernel's do.
 
 use crate::conntrack::conn::Tuple;
 use crate::nat::range::{NatRange, MAP_IPS, PERSISTENT, PROTO_OFFSET, PROTO_SPECIFIED, RANDOM_ALL};
@@ -251,11 +252,13 @@ fn unique_port(tuple: &mut Tuple, req: &Request<'_>, space: &mut dyn TupleSpace)
     } else {
         return;
     };
+    // Destination NAT searches from the bottom of the range, so a port
+    // forward to a range is repeatable; source NAT (and any `--random`)
+    // from a random offset. A range of one port draws nothing: no offset
+    // could change the choice (and the reason does not call it random).
     let mut off: u16 = if range.flags & PROTO_OFFSET != 0 {
         key_of(tuple, req).wrapping_sub(range.base_port)
-    } else if size <= 1 {
-        // One port: the kernel's random offset cannot change the choice,
-        // so none is drawn (and the reason does not call it random).
+    } else if size <= 1 || (req.manip == Manip::Dst && range.flags & RANDOM_ALL == 0) {
         0
     } else {
         space.random_u16()
