@@ -13,7 +13,9 @@ exercising the rules its comments name. Replies are addressed to the translated
 addresses, as the peer sees them.
 
 Choices the kernel draws at random (numgen random, a masquerade whose source port
-is taken) are never asked: only single-endpoint services and free ports.
+is taken, `masquerade fully-random`) are never asked: only single-endpoint services
+(kube-proxy's `numgen random mod 1`) and free ports; kube-proxy's masquerade is asked
+in a fitted copy without `fully-random`.
 
 Packets are built in code; addresses come from the rulesets themselves or from
 the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24).
@@ -214,8 +216,121 @@ def deb_ct_helpers_case() -> NftCase:
     ))
 
 
+# --- kube-proxy in nftables mode (pods 10.0.0.0/8 and outside clients on swl, the service
+# endpoints 10.180.0.0/16 on swr) -----------------------------------------------------------
+
+# The node holds 192.168.0.2 (its nodeport-ips) on swl; 203.0.113.0/24 holds the sources
+# that svc5's LoadBalancerSourceRanges (203.0.113.0/25) let through. No interface is named.
+KUBE_IFACES = ("swl=192.0.2.1/24,192.168.0.2/24,203.0.113.0/24,10.0.0.0/8",
+               "swr=10.180.0.254/16,0.0.0.0/0")
+KUBE = NftSetup("kube-proxy-nftables", ifaces=KUBE_IFACES)
+# Masquerade is `fully-random`: the kernel draws every masqueraded source port. The
+# fitted variant masquerades without it, so the marked connections' ports can be asked.
+KUBE_MASQ = NftSetup("kube-proxy-nftables", ifaces=KUBE_IFACES,
+                     fixes=(("masquerade fully-random", "masquerade"),))
+POD, OUTSIDER, NODE, LB_CLIENT = "10.1.0.5", "192.0.2.50", "192.168.0.2", "203.0.113.10"
+KUBE_SNAT = "10.180.0.254"  # swr's address: where masquerade leads
+
+
+def kube_proxy_case() -> NftCase:
+    """What needs no masquerade: pods (10.0.0.0/8) are never marked."""
+    svc1 = handshake(POD, "172.30.0.41", 45000, 80, reply=("10.180.0.1", POD, 80, 45000))
+    ext = handshake(POD, "1.2.3.4", 45001, 80, reply=("10.180.0.2", POD, 80, 45001))
+    return NftCase("kube-proxy-nftables", KUBE, (
+        # services: ip daddr . meta l4proto . th dport vmap @service-ips; numgen random
+        # mod 1 picks the one endpoint; masquerading: mark & 0x4000 == 0 return
+        (svc1[0], as_(NEW_F, POD, "10.180.0.1", 45000, 80)),
+        (svc1[1], as_(EST_R, "172.30.0.41", POD, 80, 45000)),
+        (svc1[2], as_(EST_O, POD, "10.180.0.1", 45000, 80)),
+        # external-42NFTM6N: ip saddr 10.0.0.0/8 goto service-42NFTM6N (short-circuit)
+        (ext[0], as_(NEW_F, POD, "10.180.0.2", 45001, 80)),
+        (ext[1], as_(EST_R, "1.2.3.4", POD, 80, 45001)),
+        (syn(POD, "172.30.0.46", 45002, 80), NEW_D),  # no-endpoint-services: reject-chain
+        (syn(POD, "172.30.0.41", 45003, 443), NEW_D),  # cluster-ips-check: reject
+        (syn(POD, "172.30.0.99", 45004, 80), NEW_D),  # unallocated ClusterIP: drop
+        (b.udp(POD, "172.30.0.41", 45005, 80, b"u"), NEW_D),  # udp: no service, reject
+        # filter-prerouting-pre-dnat: firewall-ips 5.6.7.8 . tcp . 80 from outside
+        # LoadBalancerSourceRanges: drop before any DNAT
+        (syn(OUTSIDER, "5.6.7.8", 45006, 80), NEW_LD),
+        # filter-input: nodeport-endpoints-check, tcp . 3001 : drop (external-42NFTM6N
+        # neither short-circuits nor translates a non-pod, non-local source)
+        (syn(OUTSIDER, NODE, 45007, 3001), NEW_LD),
+        (syn(OUTSIDER, NODE, 45008, 3009), NEW_L),  # no such nodeport: input accepts
+    ))
+
+
+def kube_proxy_masquerade_case() -> NftCase:
+    """The marked connections: mark-for-masquerade (meta mark | 0x4000), then
+    masquerading clears the bit (meta mark ^ 0x4000) and masquerades."""
+    snat = KUBE_SNAT
+    svc1 = handshake(OUTSIDER, "172.30.0.41", 46000, 80, reply=("10.180.0.1", snat, 80, 46000))
+    node = handshake(OUTSIDER, NODE, 46001, 3003, reply=("10.180.0.3", snat, 80, 46001))
+    lb = handshake(LB_CLIENT, "5.6.7.8", 46002, 80, reply=("10.180.0.3", snat, 80, 46002))
+    return NftCase("kube-proxy-nftables masquerade", KUBE_MASQ, (
+        # service-ULMVA6XW: ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump
+        # mark-for-masquerade; endpoint: dnat to 10.180.0.1:80; postrouting: masquerade
+        (svc1[0], as_(NEW_F, snat, "10.180.0.1", 46000, 80)),
+        (svc1[1], as_(EST_R, "172.30.0.41", OUTSIDER, 80, 46000)),
+        (svc1[2], as_(EST_O, snat, "10.180.0.1", 46000, 80)),
+        # service-nodeports tcp . 3003: external-4AT6LBPK marks, its endpoint translates
+        (node[0], as_(NEW_F, snat, "10.180.0.3", 46001, 80)),
+        (node[1], as_(EST_R, NODE, OUTSIDER, 3003, 46001)),
+        # firewall-ips lets 203.0.113.0/25 through; svc5's endpoint adds the source to
+        # its affinity set and translates
+        (lb[0], as_(NEW_F, snat, "10.180.0.3", 46002, 80)),
+        (lb[1], as_(EST_R, "5.6.7.8", LB_CLIENT, 80, 46002)),
+        # the same client again: ip saddr @affinity-... goto its endpoint
+        (syn(LB_CLIENT, "5.6.7.8", 46003, 80), as_(NEW_F, snat, "10.180.0.3", 46003, 80)),
+        # the node's own connection to a ClusterIP: nat-output services, masquerade
+        (syn("192.0.2.1", "172.30.0.42", 46004, 80),
+         as_("NEW/ORIGINAL sent", snat, "10.180.0.2", 46004, 80)),
+        (syn(POD, "172.30.0.41", 46005, 80), as_(NEW_F, POD, "10.180.0.1", 46005, 80)),
+    ))
+
+
+# --- OpenWrt fw4 zone masquerade (zone1 on swl, zone3 on swr) -----------------------------
+
+# zone1 accepts and masquerades IPv4, zone3 rejects and masquerades both families. Traffic
+# between the two zones is never forwarded (each zone's forward chain accepts only towards
+# itself), so what is masqueraded is what the router sends, and what it forwards within
+# zone1 (in and out of swl).
+FW4_MASQ = NftSetup("fw4-zones-masq", {"zone1": "swl", "zone3": "swr"},
+                    ifaces=("swl=192.0.2.1/24,2001:db8:1::1/64",
+                            "swr=203.0.113.1/24,2001:db8:2::1/64,0.0.0.0/0,::/0"))
+LAN_A, LAN_B, FAR = "192.0.2.10", "192.0.2.20", "198.51.100.9"
+
+
+def fw4_zones_masq_case() -> NftCase:
+    r1, r3 = "192.0.2.1", "203.0.113.1"
+    out = handshake(r3, LAN_A, 47000, 80, reply=(LAN_A, r1, 80, 47000))
+    within = handshake(LAN_A, LAN_B, 47001, 22, reply=(LAN_B, r1, 22, 47001))
+    return NftCase("fw4-zones-masq", FW4_MASQ, (
+        # output: oifname zone1 jump output_test1 (accept); srcnat_test1: meta nfproto
+        # ipv4 masquerade, so the router's zone3 address leaves as its zone1 address
+        (out[0], as_("NEW/ORIGINAL sent", r1, LAN_A, 47000, 80)),
+        (out[1], "ESTABLISHED/REPLY local"),  # delivered to 203.0.113.1 (not observed)
+        (out[2], as_("ESTABLISHED/ORIGINAL sent", r1, LAN_A, 47000, 80)),
+        # IPv6 to zone1: accepted, never masqueraded (ipv4 only)
+        (syn("2001:db8:2::1", "2001:db8:1::10", 47002, 80), "NEW/ORIGINAL sent"),
+        # forward within zone1: accept_to_test1, then masquerade to the router's address
+        (within[0], as_(NEW_F, r1, LAN_B, 47001, 22)),
+        (within[1], as_(EST_R, LAN_B, LAN_A, 22, 47001)),
+        (within[2], as_(EST_O, r1, LAN_B, 47001, 22)),
+        # zone1 to zone3: forward_test1 accepts only towards zone1, policy drop
+        (syn(LAN_A, FAR, 47003, 80), NEW_D),
+        # zone3 towards the router or through it: handle_reject
+        (syn(FAR, r3, 47004, 22), "NEW/ORIGINAL dropped"),
+        (b.udp(FAR, r3, 47005, 53, b"q"), "NEW/ORIGINAL dropped"),
+        (syn(FAR, LAN_A, 47006, 80), NEW_D),
+        # output to zone3: reject_to_test3
+        (syn(r3, FAR, 47007, 80), "NEW/ORIGINAL dropped"),
+        (syn(LAN_A, r1, 47008, 22), "NEW/ORIGINAL local"),  # input from zone1: accept
+    ))
+
+
 CASES = [wireless_router_case, pi_access_point_case, deb_nat_case,
-         docker_bridge_snat_ip_case, deb_ct_helpers_case]
+         docker_bridge_snat_ip_case, deb_ct_helpers_case, kube_proxy_case,
+         kube_proxy_masquerade_case, fw4_zones_masq_case]
 
 
 @pytest.mark.kernel
