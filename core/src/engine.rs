@@ -40,7 +40,7 @@ use crate::nat::rewrite::icmp_error_drop;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
 use crate::netfilter::hooks::{Entry, Hook, HookList};
 use crate::netfilter::route::{
-    choose_path, stack_drop, Topology, PATH_OUTPUT, PATH_PREROUTING_ONLY,
+    choose_path, send_drop, stack_drop, Topology, PATH_OUTPUT, PATH_PREROUTING_ONLY,
 };
 use crate::output::addr::push_u64;
 use crate::output::escape::push_escaped;
@@ -492,6 +492,13 @@ impl Firewall {
         // machine sends is routed before OUTPUT, and again if OUTPUT's DNAT
         // moved it.
         let local_out = self.topology.is_local(family, datagram.src);
+        if let Some(reason) = local_out
+            .then(|| send_drop(&self.topology, family, datagram.dst))
+            .flatten()
+        {
+            rec.plain(Verdict::Drop, Cow::Borrowed(reason));
+            return captured_iface;
+        }
         let (mut path, mut routing_drop, iface_out) = if local_out {
             let iface_out = Iface::route(self.topology.interface_index_for(family, datagram.dst));
             (PATH_OUTPUT, None, iface_out)

@@ -148,6 +148,8 @@ pub const PATH_PREROUTING_ONLY: Path = &[Hook::PreRouting];
 const NOT_JOINED: &str = "dropped by routing: multicast group not joined and no multicast routing";
 const LINK_LOCAL: &str = "dropped by routing: link-local addresses are never forwarded";
 const MARTIAN: &str = "dropped by routing: martian source address";
+const NO_ROUTE: &str =
+    "dropped by routing: no route to the destination (no interface's network holds it)";
 
 const V4_ALL_HOSTS: u128 = 0xE000_0001; // 224.0.0.1
 const V4_BROADCAST: u128 = 0xFFFF_FFFF;
@@ -174,6 +176,28 @@ pub fn stack_drop(family: u8, src: u128, dst: u128) -> Option<&'static str> {
     None
 }
 
+/// Why a datagram the machine sends itself never reaches OUTPUT (None if it
+/// does): with interfaces given, a unicast destination that is neither local
+/// nor held by an interface's network has no route, and the sending socket's
+/// own route lookup fails (ENETUNREACH) before netfilter sees anything.
+/// Multicast, broadcast and IPv6 link-local destinations pick their interface
+/// otherwise and are left to the walk.
+pub fn send_drop(topology: &Topology, family: u8, dst: u128) -> Option<&'static str> {
+    let special = if family == 4 {
+        dst >> 28 == 0xE || dst == V4_BROADCAST
+    } else {
+        dst >> 120 == 0xFF || dst >> 118 == 0x3FA
+    };
+    let unroutable = !topology.interfaces.is_empty()
+        && !special
+        && !topology.is_local(family, dst)
+        && topology.interface_index_for(family, dst).is_none();
+    unroutable.then_some(NOT_SENT)
+}
+
+const NOT_SENT: &str = "never sent: no route to the destination (no interface's network \
+                        holds it), so the sender's route lookup fails before OUTPUT";
+
 enum Route {
     Forward,
     Local,
@@ -183,7 +207,10 @@ enum Route {
 /// The hooks a datagram traverses, and why routing drops it (None when it does not).
 ///
 /// A routing drop happens after PREROUTING, so conntrack has already seen
-/// the packet but never confirms its entry.
+/// the packet but never confirms its entry. With interfaces given, their
+/// networks are the only routes: a destination none holds is unreachable
+/// (ip_route_input_slow and ip6_route_input find no route, and the packet is
+/// discarded before FORWARD). Without them every destination is forwarded.
 pub fn choose_path(
     topology: &Topology,
     family: u8,
@@ -201,7 +228,10 @@ pub fn choose_path(
     } else {
         v6_route(src, dst)
     };
+    let routed = topology.interfaces.is_empty()
+        || topology.interface_index_for(family, dst).is_some();
     match route {
+        Route::Forward if !routed => (PATH_PREROUTING_ONLY, Some(NO_ROUTE)),
         Route::Forward => (PATH_FORWARD, None),
         Route::Local => (PATH_INPUT, None),
         Route::Drop(why) => (PATH_PREROUTING_ONLY, Some(why)),
@@ -316,6 +346,42 @@ mod tests {
         let lan = routes.interface_for(4, 0xC000_0207).map(|n| n.to_string());
         assert_eq!(lan.as_deref(), Some("lan"));
         assert_eq!(Net::new(6, u128::MAX, 0).mask, 0);
+    }
+
+    #[test]
+    fn with_interfaces_given_a_destination_none_holds_has_no_route() {
+        let lan_only = Topology {
+            interfaces: vec![("lan".into(), vec![Net::new(4, 0xC000_0200, 24)])],
+            ..Topology::default()
+        };
+        let inside = 0xC000_0207; // 192.0.2.7
+        let outside = 0xC633_6407; // 198.51.100.7
+        assert_eq!(
+            choose_path(&lan_only, 4, outside, inside),
+            (PATH_FORWARD, None)
+        );
+        assert_eq!(
+            choose_path(&lan_only, 4, inside, outside),
+            (PATH_PREROUTING_ONLY, Some(NO_ROUTE))
+        );
+        // No IPv6 network given: no IPv6 route at all.
+        let doc = 0x2001_0db8u128 << 96;
+        assert_eq!(
+            choose_path(&lan_only, 6, doc | 1, doc | 2),
+            (PATH_PREROUTING_ONLY, Some(NO_ROUTE))
+        );
+        // The special destinations are decided before any route is looked up.
+        assert_eq!(
+            choose_path(&lan_only, 4, inside, V4_BROADCAST),
+            (PATH_INPUT, None)
+        );
+        // Without interfaces the router forwards everything.
+        assert_eq!(choose_path(&ROUTER, 4, inside, outside), (PATH_FORWARD, None));
+        // What the machine sends there never leaves its socket.
+        assert_eq!(send_drop(&lan_only, 4, outside), Some(NOT_SENT));
+        assert_eq!(send_drop(&lan_only, 4, inside), None);
+        assert_eq!(send_drop(&lan_only, 4, 0xE000_00FB), None);
+        assert_eq!(send_drop(&ROUTER, 4, outside), None);
     }
 
     #[test]

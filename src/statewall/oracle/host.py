@@ -16,7 +16,8 @@ With them the firewall is the machine statewall models:
   `assign_sides` puts it. The firewall then routes by destination, as
   statewall does: a packet leaves by the interface whose route holds its
   (translated) destination, the one it came in by included; a destination
-  no route holds still leaves by the other interface.
+  no route holds is unreachable, and routing drops the packet after
+  PREROUTING (its conntrack entry is never confirmed).
 * `--local ADDR_OR_CIDR`: a local route in the firewall (`ip route add local`,
   through the interface whose network holds it, else `lo`), and a policy
   rule that looks local addresses up before the forwarding rules, so what
@@ -35,7 +36,6 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from statewall.oracle.netns import ROUTE_TABLES
 from statewall.oracle.normalise import assign_sides, parse
 from statewall.topology import Interface, Network, Topology
 
@@ -45,7 +45,6 @@ NOT_SENT = -2  # the place of a datagram that is not compared
 LOCAL_TO_LOCAL = ("from one local address to another (the kernel loops it back through lo, "
                   "a second pass statewall does not model)")
 LOCAL_RULE_PREF = 50  # before the forwarding rules (netns.py: 100, 101)
-FALLBACK_RULE_PREF = 32800  # after the main table (32766)
 
 
 @dataclass(frozen=True)
@@ -139,15 +138,10 @@ def _place(data: bytes, side: int, topology: Topology, names: tuple[str, str]) -
 def _by_destination(names: tuple[str, str]) -> list[str]:
     """With `--iface` routes the firewall routes by destination, as statewall does (a
     port forward back into the interface it came from, hairpin NAT, goes back out
-    there); the router's rules that send everything out of the other interface
-    (netns.py) move behind the main table, for destinations no route holds."""
-    commands: list[str] = []
-    for family in ("", "-6 "):
-        for side, name in enumerate(names):
-            commands.append(f"{family}rule del pref {100 + side}")
-            commands.append(f"{family}rule add iif {name} lookup {ROUTE_TABLES[side]} "
-                            f"pref {FALLBACK_RULE_PREF + side}")
-    return commands
+    there): the router's rules that send everything out of the other interface
+    (netns.py) go, so a destination no route holds has none."""
+    return [f"{family}rule del pref {100 + side}"
+            for family in ("", "-6 ") for side in range(len(names))]
 
 
 def _routes(topology: Topology, given: bool) -> list[str]:
