@@ -73,3 +73,22 @@ def test_format_statements_for_reasons() -> None:
     assert format_statements(rules[1]) == (
         "tcp dport { 22, 80 } meta mark set 0x00000010 counter packets 0 bytes 0 accept"
     )
+
+
+def test_binary_operators_bind_as_in_nft() -> None:
+    """`&` binds before `^` before `|`, shifts first; a weaker operand prints in
+    parentheses, a shift count as a number (as `nft list ruleset` prints them)."""
+    objects = parse_nft(
+        "table inet t {\n\tchain c {\n"
+        "\t\tct mark set (meta mark or 0x10) << 8\n"
+        "\t\tct mark set ct mark | 0x1 & 0x3\n"
+        "\t\tmeta mark set meta mark and 0xffff00ff xor 0xad\n"
+        "\t}\n}\n",
+        "t.nft",
+    )
+    rules = [o["rule"]["expr"] for o in objects if "rule" in o]
+    mark = {"meta": {"key": "mark"}}
+    assert rules[0][0]["mangle"]["value"] == {"<<": [{"|": [mark, 16]}, 8]}
+    assert format_statements(rules[0]) == "ct mark set (meta mark | 0x00000010) << 8"
+    assert rules[1][0]["mangle"]["value"] == {"|": [{"ct": {"key": "mark"}}, {"&": [1, 3]}]}
+    assert format_statements(rules[2]) == "meta mark set meta mark & 0xffff00ff ^ 0x000000ad"

@@ -187,18 +187,48 @@ def _fib(f: JsonObject) -> Left:
     return Left({"key": key}, width, dtype)
 
 
+BITWISE = ("&", "|", "^", "<<", ">>")
+
+
+def constant(node: Any, dtype: str, width: int, shift: int = 0) -> int:
+    """A value, or binary operators on values (`0x11 ^ 0x1331`), as one number of
+    `width` bytes: nft computes such an expression when it loads the rule, and the
+    kernel only ever sees the result. BadValue when a value does not fit."""
+    if isinstance(node, dict) and len(node) == 1:
+        (op, args), = node.items()
+        if op in BITWISE and isinstance(args, list) and len(args) == 2:
+            a = constant(args[0], dtype, width, shift)
+            b = constant(args[1], dtype, width, shift)
+            full = (1 << 8 * width) - 1
+            results = {"&": a & b, "|": a | b, "^": a ^ b, "<<": a << b, ">>": a >> b}
+            return results[op] & full
+    return int.from_bytes(encode(node, dtype, width, shift), "big")
+
+
+def is_constant(node: Any) -> bool:
+    """True for a value or binary operators on values (no key loaded)."""
+    if isinstance(node, dict) and len(node) == 1:
+        (op, args), = node.items()
+        return op in BITWISE and isinstance(args, list) and len(args) == 2 and \
+            all(is_constant(a) for a in args)
+    return not isinstance(node, (dict, list))
+
+
 def _bitwise(op: str, args: list[Any], family: str, core_family: int) -> Left:
     inner = lower_left(args[0], family, core_family)
     if inner.parts:
         raise Unsupported(f"'{op}' on a concatenation")
+    width = inner.width
+    steps = list(inner.expr.get("steps", []))
+    if op in ("<<", ">>"):
+        return _shift(op, args[1], inner, steps)
     mask_of = inner.expr.get("mask")
     xor_of = inner.expr.get("xor")
-    width = inner.width
     full = (1 << 8 * width) - 1
     m1 = int(mask_of, 16) if mask_of else full
     x1 = int(xor_of, 16) if xor_of else 0
     try:
-        v = int.from_bytes(encode(args[1], inner.dtype, width, inner.shift), "big")
+        v = constant(args[1], inner.dtype, width, inner.shift)
     except BadValue as e:
         raise Unsupported(f"bitwise operand: {e}") from None
     # (x & m1 ^ x1) OP v, kept as one mask and xor.
@@ -209,9 +239,28 @@ def _bitwise(op: str, args: list[Any], family: str, core_family: int) -> Left:
     else:
         m2, x2 = full, v
     mask, xor = m1 & m2, (x1 & m2) ^ x2
-    expr = {"key": inner.expr["key"], "mask": mask.to_bytes(width, "big").hex(),
-            "xor": xor.to_bytes(width, "big").hex()}
+    expr: JsonObject = {"key": inner.expr["key"]}
+    if steps:
+        expr["steps"] = steps
+    expr.update(mask=mask.to_bytes(width, "big").hex(), xor=xor.to_bytes(width, "big").hex())
     return Left(expr, width, inner.dtype, inner.shift, inner.deps)
+
+
+def _shift(op: str, count: Any, inner: Left, steps: list[JsonObject]) -> Left:
+    """`x << n`, `x >> n`: the mask and xor so far become a step, then the shift."""
+    if inner.shift or inner.width > 16:
+        raise Unsupported(f"'{op}' on a value of {inner.width} bytes" if inner.shift == 0
+                          else f"'{op}' on a part of a byte")
+    try:
+        bits = constant(count, "integer", 4)
+    except BadValue as e:
+        raise Unsupported(f"shift count: {e}") from None
+    if "mask" in inner.expr:
+        steps.append({"op": "mask_xor", "mask": inner.expr["mask"],
+                      "xor": inner.expr.get("xor", "00" * inner.width)})
+    steps.append({"op": "shift", "bits": bits if op == "<<" else -bits})
+    return Left({"key": inner.expr["key"], "steps": steps}, inner.width, inner.dtype, 0,
+                inner.deps)
 
 
 def lower_left(node: Any, family: str, core_family: int) -> Left:
@@ -244,7 +293,7 @@ def lower_left(node: Any, family: str, core_family: int) -> Left:
         key = {"kind": "numgen", "random": mode == "random", "modulus": int(body["mod"]),
                "offset": int(body.get("offset", 0))}
         return Left({"key": key}, 4, "integer")
-    if kind in ("&", "|", "^") and isinstance(body, list) and len(body) == 2:
+    if kind in BITWISE and isinstance(body, list) and len(body) == 2:
         return _bitwise(kind, body, family, core_family)
     if kind == "concat":
         parts = [lower_left(p, family, core_family) for p in body]

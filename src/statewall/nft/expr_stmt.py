@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from statewall.nft.expr_keys import JsonObject, Unsupported, dep_cmp
+from statewall.nft.expr_keys import JsonObject, Unsupported, constant, dep_cmp, is_constant
 from statewall.nft.expr_rule import RuleBuilder
 from statewall.nft.expr_values import encode
 from statewall.nft.sets import Part, verdict
@@ -99,6 +99,10 @@ def _source(rule: RuleBuilder, value: Any, part: Part) -> JsonObject:
         left = rule.left(value["map"]["key"])
         ref = rule.set_ref(value["map"]["data"], left, part)
         return {"from": "map", "expr": left.expr, "map": ref}
+    if is_constant(value):
+        # `ct mark set 0x11 xor 0x1331`: nft sets the result.
+        number = constant(value, part[1], part[2])
+        return {"from": "imm", "data": number.to_bytes(part[2], "big").hex()}
     if isinstance(value, dict):
         left = rule.left(value)
         if left.width != part[2]:

@@ -55,7 +55,7 @@ def _fold_one(expr: JsonObject, family: int, header: JsonObject,
               kept: list[JsonObject]) -> bool:
     """Fold one compare into `header` (or `kept` as a state match); False to keep it."""
     left, cmp, data = expr["left"], expr["cmp"], bytes.fromhex(expr["data"])
-    if cmp not in ("eq", "ne") or left.get("xor", "").strip("0"):
+    if cmp not in ("eq", "ne") or left.get("xor", "").strip("0") or left.get("steps"):
         return False
     key, mask = left["key"], left.get("mask")
     neg = cmp == "ne"

@@ -90,6 +90,8 @@ RELATIONAL = {
 }
 BINOPS = ("&", "|", "^", "<<", ">>", "and", "or", "xor", "lshift", "rshift")
 _BINOP_WORDS = {"and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>"}
+# nft's grammar (as C): shifts bind tightest, then &, then ^, then |.
+_BINDING = {"<<": 4, ">>": 4, "&": 3, "^": 2, "|": 1}
 _TIME = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
 _TIME_FACTORS = (86400000, 3600000, 60000, 1000, 1)
 
@@ -280,11 +282,22 @@ class ExprParser:
 
     def term(self) -> Json:
         """A primary with binary operators (`meta mark & 0xff`)."""
-        left = self.primary()
+        return self.binary(self.primary(), 1)
+
+    def binary(self, left: Json, weakest: int) -> Json:
+        """`left` followed by binary operators binding at least as `weakest`, each
+        right operand a value (`ct mark & 0xff00 | 0x12`, `0x1 | 0x2 & 0x3`)."""
         while self.cur.at(*BINOPS):
-            op = self.cur.next().text
-            op = _BINOP_WORDS.get(op, op)
-            left = {op: [left, self.value_atom()]}
+            op = _BINOP_WORDS.get(self.cur.peek().text, self.cur.peek().text)
+            binding = _BINDING[op]
+            if binding < weakest:
+                break
+            self.cur.next()
+            right = self.value_atom()
+            while self.cur.at(*BINOPS) and _BINDING[_BINOP_WORDS.get(
+                    self.cur.peek().text, self.cur.peek().text)] > binding:
+                right = self.binary(right, binding + 1)
+            left = {op: [left, right]}
         return left
 
     def concat(self) -> Json:
@@ -347,11 +360,7 @@ class ExprParser:
         raise cur.error("expected a value", tok)
 
     def value_term(self) -> Json:
-        value = self.value_atom()
-        while self.cur.at(*BINOPS):
-            op = self.cur.next().text
-            value = {_BINOP_WORDS.get(op, op): [value, self.value_atom()]}
-        return value
+        return self.binary(self.value_atom(), 1)
 
     def value(self) -> Json:
         """A value: flags `a,b`, concatenations `a . b`, or a value expression."""

@@ -26,6 +26,9 @@ _HEX_TYPES = ("mark",)
 _QUOTED_TYPES = ("ifname", "iface_index", "string", "devgroup")
 _TIME_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
+# How tightly each binary operator binds (nft's grammar, as C's).
+_BINDING = {"<<": 4, ">>": 4, "&": 3, "^": 2, "|": 1}
+
 
 def value_style(expr: Json) -> str:
     """How values compared with `expr` print: 'hex', 'time', 'quoted' or 'plain'."""
@@ -106,9 +109,13 @@ def expr_text(expr: Json) -> str:
         return f"ct {direction}{body['key']}"
     if kind == "concat":
         return " . ".join(expr_text(part) for part in body)
-    if kind in ("&", "|", "^", "<<", ">>"):
+    if kind in _BINDING:
         style = value_style(body[0])
-        return f"{expr_text(body[0])} {kind} {value_text(body[1], style)}"
+        left = expr_text(body[0])
+        if isinstance(body[0], dict) and _BINDING.get(next(iter(body[0])), 9) < _BINDING[kind]:
+            left = f"({left})"  # `(meta mark | 0x10) << 8`
+        right = str(body[1]) if kind in ("<<", ">>") else value_text(body[1], style)
+        return f"{left} {kind} {right}"
     if kind == "fib":
         return f"fib {' . '.join(body['flags'])} {body['result']}"
     if kind == "numgen":

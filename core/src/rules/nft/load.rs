@@ -8,7 +8,7 @@ use crate::packet::Packet;
 use crate::rules::context::{Effects, RuleCtx};
 use crate::rules::matches::{addrtype, rpfilter};
 use crate::rules::matches::{no_l4, pkttype};
-use crate::rules::nft::{Base, CtDir, CtKey, Expr, Key, MetaKey, REG_BYTES};
+use crate::rules::nft::{Base, Bitwise, CtDir, CtKey, Expr, Key, MetaKey, REG_BYTES};
 use crate::rules::state::RuleState;
 
 /// What loading a key gave.
@@ -411,13 +411,42 @@ fn load_into(
     out: &mut [u8],
 ) -> Loaded {
     let got = key(ctx, fx, state, &e.key, out);
-    if let (Loaded::Len(n), Some(mask)) = (got, &e.mask) {
-        let xor = e.xor.as_deref().unwrap_or(&[]);
-        for (i, b) in out.iter_mut().take(n).enumerate() {
-            *b = (*b & mask.get(i).copied().unwrap_or(0xff)) ^ xor.get(i).copied().unwrap_or(0);
+    if let Loaded::Len(n) = got {
+        let value = &mut out[..n];
+        for step in &e.steps {
+            match step {
+                Bitwise::MaskXor { mask, xor } => mask_xor(value, mask, xor),
+                Bitwise::Shift { bits } => shift(value, *bits),
+            }
+        }
+        if let Some(mask) = &e.mask {
+            mask_xor(value, mask, e.xor.as_deref().unwrap_or(&[]));
         }
     }
     got
+}
+
+fn mask_xor(value: &mut [u8], mask: &[u8], xor: &[u8]) {
+    for (i, b) in value.iter_mut().enumerate() {
+        *b = (*b & mask.get(i).copied().unwrap_or(0xff)) ^ xor.get(i).copied().unwrap_or(0);
+    }
+}
+
+/// `value` (big-endian, at most 16 bytes: the lowering refuses wider) shifted
+/// as one number, the kernel's lshift/rshift on a value nft has put in host
+/// order.
+fn shift(value: &mut [u8], bits: i32) {
+    let n = value.len().min(16);
+    let mut wide = [0u8; 16];
+    wide[16 - n..].copy_from_slice(&value[..n]);
+    let number = u128::from_be_bytes(wide);
+    let count = bits.unsigned_abs();
+    let moved = if bits >= 0 {
+        number.checked_shl(count).unwrap_or(0)
+    } else {
+        number.checked_shr(count).unwrap_or(0)
+    };
+    value[..n].copy_from_slice(&moved.to_be_bytes()[16 - n..]);
 }
 
 /// Loads `e` into `regs`; the value is `regs[..n]` for `Loaded::Len(n)`.
@@ -439,6 +468,7 @@ mod tests {
     fn expr(k: Key) -> Expr {
         Expr {
             key: k,
+            steps: Vec::new(),
             mask: None,
             xor: None,
         }
@@ -493,6 +523,49 @@ mod tests {
             load(&ctx, &fx, topo, &expr(beyond), &mut regs),
             Loaded::Break
         );
+    }
+
+    #[test]
+    fn bitwise_steps_then_the_last_mask_and_xor() {
+        let data = testpkt::udp4([192, 0, 2, 1], [198, 51, 100, 2], 5, 53);
+        let pkt = testpkt::decode(&data);
+        let ctx = testpkt::ctx(&pkt);
+        let fx = Effects {
+            mark: 0x8000_00a5,
+            ..Effects::default()
+        };
+        let mut ruleset: crate::rules::model::Ruleset =
+            serde_json::from_str(r#"{"family": 4, "tables": []}"#).unwrap();
+        let state = &mut RuleState::for_ruleset(&mut ruleset).unwrap();
+        let mut regs = [0u8; REG_BYTES];
+        // (meta mark | 0x10) << 8, then & 0xffff00 ^ 0x1: the high bit is shifted out.
+        let e = Expr {
+            key: Key::Meta {
+                key: MetaKey::Mark,
+            },
+            steps: vec![
+                Bitwise::MaskXor {
+                    mask: vec![0xff, 0xff, 0xff, 0xef].into(),
+                    xor: vec![0, 0, 0, 0x10].into(),
+                },
+                Bitwise::Shift { bits: 8 },
+            ],
+            mask: Some(vec![0, 0xff, 0xff, 0].into()),
+            xor: Some(vec![0, 0, 0, 1].into()),
+        };
+        assert_eq!(load(&ctx, &fx, state, &e, &mut regs), Loaded::Len(4));
+        assert_eq!(&regs[..4], &[0, 0, 0xb5, 1]);
+        let right = Expr {
+            steps: vec![Bitwise::Shift { bits: -4 }],
+            mask: None,
+            xor: None,
+            ..e
+        };
+        assert_eq!(load(&ctx, &fx, state, &right, &mut regs), Loaded::Len(4));
+        assert_eq!(&regs[..4], &[0x08, 0, 0, 0x0a]);
+        let mut wide = [0xffu8; 4];
+        shift(&mut wide, 40);
+        assert_eq!(wide, [0; 4]);
     }
 
     #[test]

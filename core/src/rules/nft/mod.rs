@@ -186,14 +186,34 @@ pub enum Key {
     },
 }
 
-/// A key, then `(value & mask) ^ xor` when a mask is given (nft bitwise).
+/// A key, then its `steps` in order, then `(value & mask) ^ xor` when a
+/// mask is given (nft bitwise: each `&`, `|` and `^` after the last shift
+/// folds into that one mask and xor).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Expr {
     pub key: Key,
+    #[serde(default)]
+    pub steps: Vec<Bitwise>,
     #[serde(default, deserialize_with = "de_hex_opt")]
     pub mask: Option<Bytes>,
     #[serde(default, deserialize_with = "de_hex_opt")]
     pub xor: Option<Bytes>,
+}
+
+/// One nft bitwise operation on a loaded value, before the last shift.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Bitwise {
+    /// `(value & mask) ^ xor`.
+    MaskXor {
+        #[serde(deserialize_with = "de_hex")]
+        mask: Bytes,
+        #[serde(deserialize_with = "de_hex")]
+        xor: Bytes,
+    },
+    /// The value as one big-endian number, shifted left (`<<`) by `bits`,
+    /// or right (`>>`) for a negative count; bits shifted out are lost.
+    Shift { bits: i32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
