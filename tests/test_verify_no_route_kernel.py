@@ -6,8 +6,9 @@ destination DNAT left it: one no route holds is dropped there by the kernel's ro
 (ip_route_input_slow, ip6_route_input: no FORWARD, no POSTROUTING), its conntrack entry
 never confirmed, so the flow's next packet is NEW again and the final table holds
 nothing of it. What the firewall sends to such a destination never reaches OUTPUT: the
-sending socket's route lookup fails first (ENETUNREACH). Through iptables-restore and through nft alike, statewall must agree on
-every packet and on the final table; the kernel's answers are pinned.
+sending socket's route lookup fails first (ENETUNREACH). Through iptables-restore and
+through nft alike, statewall must agree on every packet and on the final table; the
+kernel's answers are pinned.
 """
 
 from __future__ import annotations
