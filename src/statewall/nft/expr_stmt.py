@@ -13,7 +13,7 @@ from typing import Any
 
 from statewall.nft.expr_keys import JsonObject, Unsupported, constant, dep_cmp, is_constant
 from statewall.nft.expr_rule import RuleBuilder
-from statewall.nft.expr_values import encode
+from statewall.nft.expr_values import ICMP_CODE, ICMPV6_CODE, encode
 from statewall.nft.sets import Part, verdict
 
 _PER = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
@@ -215,21 +215,35 @@ def queue(rule: RuleBuilder, body: Any) -> None:
     _target(rule, {"kind": "nfqueue", "num": num, "bypass": "bypass" in flags})
 
 
-_V4_CODES = {"net-unreachable": "icmp-net-unreachable",
-             "host-unreachable": "icmp-host-unreachable",
-             "prot-unreachable": "icmp-proto-unreachable",
-             "port-unreachable": "icmp-port-unreachable",
-             "net-prohibited": "icmp-net-prohibited", "host-prohibited": "icmp-host-prohibited",
-             "admin-prohibited": "icmp-admin-prohibited"}
-_V6_CODES = {"no-route": "icmp6-no-route", "admin-prohibited": "icmp6-adm-prohibited",
-             "addr-unreachable": "icmp6-addr-unreachable",
-             "port-unreachable": "icmp6-port-unreachable", "policy-fail": "icmp6-policy-fail",
-             "reject-route": "icmp6-reject-route"}
-# icmpx codes as each family answers them.
-_ICMPX = {"port-unreachable": ("port-unreachable", "port-unreachable"),
-          "admin-prohibited": ("admin-prohibited", "admin-prohibited"),
-          "no-route": ("net-unreachable", "no-route"),
-          "host-unreachable": ("host-unreachable", "addr-unreachable")}
+# The answer a reject sends, named as iptables' REJECT names it where it has a name
+# (what the core records), by ICMP or ICMPv6 destination-unreachable code.
+_V4_NAMES = {0: "icmp-net-unreachable", 1: "icmp-host-unreachable",
+             2: "icmp-proto-unreachable", 3: "icmp-port-unreachable", 4: "icmp-frag-needed",
+             9: "icmp-net-prohibited", 10: "icmp-host-prohibited", 13: "icmp-admin-prohibited"}
+_V6_NAMES = {0: "icmp6-no-route", 1: "icmp6-adm-prohibited", 3: "icmp6-addr-unreachable",
+             4: "icmp6-port-unreachable", 5: "icmp6-policy-fail", 6: "icmp6-reject-route"}
+# icmpx codes (NFT_REJECT_ICMPX_*) and the ICMP and ICMPv6 codes nft_reject_inet sends.
+_ICMPX = {"no-route": 0, "port-unreachable": 1, "host-unreachable": 2, "admin-prohibited": 3}
+_ICMPX_SENT = {0: (0, 0), 1: (3, 4), 2: (1, 3), 3: (13, 1)}
+
+
+def _code(kind: str, code: Any) -> int:
+    """A reject code as its number: a name nft knows, or the number nft lists
+    for a code without one (`reject with icmpv6 7`)."""
+    names = {"icmpx": _ICMPX, "icmp": ICMP_CODE, "icmpv6": ICMPV6_CODE}[kind]
+    number = names.get(code) if isinstance(code, str) else code
+    if isinstance(code, str) and number is None and code.isdigit():
+        number = int(code)
+    limit = 3 if kind == "icmpx" else 255  # the kernel refuses more
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= limit:
+        raise Unsupported(f"reject with {kind} {code}")
+    return number
+
+
+def _answer(v4: bool, code: int) -> str:
+    if v4:
+        return _V4_NAMES.get(code, f"icmp-code-{code}")
+    return _V6_NAMES.get(code, f"icmp6-code-{code}")
 
 
 def reject(rule: RuleBuilder, body: Any) -> None:
@@ -241,18 +255,21 @@ def reject(rule: RuleBuilder, body: Any) -> None:
         rule.matches.append(dep_cmp("l4proto", "inet_proto", 1, "tcp"))
         _target(rule, {"kind": "reject", "with": "tcp-reset"})
         return
+    if kind not in ("icmpx", "icmp", "icmpv6"):
+        raise Unsupported(f"reject with {kind}")
+    family = rule.scope.family
+    if family in ("ip", "ip6") and kind != {"ip": "icmp", "ip6": "icmpv6"}[family]:
+        # What nft refuses to load ("abstracted ICMP unreachable not supported",
+        # "conflicting protocols").
+        raise Unsupported(f"reject with {kind} in an {family} table")
+    number = _code(kind, code)
     if kind == "icmpx":
-        if code not in _ICMPX:
-            raise Unsupported(f"reject with icmpx {code}")
-        code = _ICMPX[code][0 if v4 else 1]
-    elif kind in ("icmp", "icmpv6") and rule.scope.family == "inet":
+        number = _ICMPX_SENT[number][0 if v4 else 1]
+    elif family == "inet":
         rule.matches.append(dep_cmp("nfproto", "nf_proto", 1,
                                     "ipv4" if kind == "icmp" else "ipv6"))
         v4 = kind == "icmp"
-    names = _V4_CODES if v4 else _V6_CODES
-    if code not in names:
-        raise Unsupported(f"reject with {kind} {code}")
-    _target(rule, {"kind": "reject", "with": names[code]})
+    _target(rule, {"kind": "reject", "with": _answer(v4, number)})
 
 
 def _address(value: Any) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .expr_values import ICMP_CODE, ICMPV6_CODE
 from .grammar_expr import Json
 from .printer_expr import (
     expr_text,
@@ -95,7 +96,7 @@ def statement_text(stmt: Json) -> str:
             return "reject"
         if body["type"] == "tcp reset":
             return "reject with tcp reset"
-        return f"reject with {body['type']} {body['expr']}"
+        return f"reject with {body['type']} {_reject_code(body['type'], body['expr'])}"
     if kind == "limit":
         return "limit " + limit_text(body)
     if kind == "log":
@@ -349,3 +350,13 @@ def _log_flags(flags: str | list[str]) -> str:
             groups.append((head, [name]) if name else (flag, []))
     return " ".join(f"flags {head} {','.join(names)}" if names else f"flags {head}"
                     for head, names in groups)
+
+
+def _reject_code(kind: str, code: Json) -> str:
+    """A reject code by the name nft lists it with (`icmpx 3`: admin-prohibited);
+    a number without a name stays a number."""
+    names = {"icmpx": {"no-route": 0, "port-unreachable": 1, "host-unreachable": 2,
+                       "admin-prohibited": 3},
+             "icmp": ICMP_CODE, "icmpv6": ICMPV6_CODE}.get(kind, {})
+    number = int(code) if isinstance(code, str) and code.isdigit() else code
+    return next((name for name, n in names.items() if n == number), str(code))
