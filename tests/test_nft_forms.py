@@ -31,8 +31,10 @@ def compiled(path: Path) -> Any:
         if part is not None:
             for table in part.tables:
                 for chain in table["chains"]:
-                    for rule in chain["rules"]:
-                        rule.pop("line", None)  # only text knows lines
+                    for placed in (chain, *chain["rules"]):
+                        # Where each was written: a line of text, a line and column of JSON.
+                        placed.pop("line", None)
+                        placed.pop("place", None)
             out[family] = json.loads(json.dumps({"tables": part.tables, "sets": part.sets}))
     return out, [note.replace(str(path), "NAME") for note in ruleset.notes]
 

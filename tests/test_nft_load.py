@@ -127,3 +127,66 @@ def test_refusals_and_unknown_rules_cite_file_and_line(tmp_path: Path) -> None:
     assert lowered.v4 is not None
     assert lowered.v4.unknown == [f"IPv4 ip t c #1 ({main}:4)", f"IPv4 ip t c #2 ({inner}:1)"]
     assert all("line" not in o.get("rule", {}) for o in parse_nft(main.read_text(), str(main)))
+
+
+RULES_JSON = [
+    {"table": {"family": "ip", "name": "t"}},
+    base("ip", "t", "c", "input", 0),
+    {"chain": {"family": "ip", "table": "t", "name": "lonely"}},
+    {"rule": {"family": "ip", "table": "t", "chain": "c", "expr": [{"accept": None}]}},
+    {"rule": {"family": "ip", "table": "t", "chain": "c",
+              "expr": [{"match": {"op": "==", "left": {"meta": {"key": "cpu"}}, "right": 1}},
+                       {"drop": None}]}},
+]
+
+
+def test_json_diagnostics_cite_line_and_column_of_the_object(tmp_path: Path) -> None:
+    """`nft -j` prints the ruleset on one line: a JSON rule is cited as
+    FILE:LINE:COLUMN of its object (and named by table, chain and number), a
+    pretty-printed file gets its own lines. Never line 0."""
+    one_line = tmp_path / "one.json"
+    text = json.dumps({"nftables": [{"metainfo": {"json_schema_version": 1}}, *RULES_JSON]})
+    one_line.write_text(text)
+    column = text.index('{"rule"', text.index('{"rule"') + 1) + 1  # the second rule
+    with pytest.raises(NftError, match="^" + re.escape(
+            f"{one_line}:1:{column}: ip t c rule #2: meta cpu (--allow-unknown")):
+        load_nft(str(one_line))
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps({"nftables": RULES_JSON}, indent=2))
+    lines = pretty.read_text().splitlines()
+    cpu = next(n for n, text in enumerate(lines) if '"cpu"' in text)
+    # The object's "{" stands alone on the line before its `"rule": {` (0-based n: line n).
+    rule_line = max(n for n, text in enumerate(lines[:cpu]) if '"rule"' in text)
+    assert lines[rule_line - 1] == "    {"
+    with pytest.raises(NftError, match="^" + re.escape(f"{pretty}:{rule_line}:5: ip t c rule #2")):
+        load_nft(str(pretty))
+    lowered = load_nft(str(pretty), allow_unknown=True)
+    assert lowered.v4 is not None
+    assert lowered.v4.unknown == [f"IPv4 ip t c #2 ({pretty}:{rule_line}:5)"]
+
+
+def test_json_lint_warnings_have_places(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "lint.json"
+    text = json.dumps({"nftables": RULES_JSON[:4] + [RULES_JSON[3]]})
+    path.write_text(text)
+    assert main(["check", "--nft", str(path), "--lint"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rules = [n + 1 for n in range(len(text)) if text.startswith('{"rule"', n)]
+    lonely = text.index('{"chain": {"family": "ip", "table": "t", "name": "lonely"') + 1
+    assert out == [
+        f"{path}:1:{rules[1]}: warning: ip t c #2 is never reached: #1 before it decides "
+        "every packet",
+        f"{path}:1:{lonely}: warning: chain lonely of ip t is never reached (no jump, goto or "
+        "verdict map from a base chain leads to it)"]
+
+
+def test_text_lint_cites_the_chain_line(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "lint.nft"
+    path.write_text("table ip t {\n\tchain c {\n\t\ttype filter hook input priority 0;\n\t}\n"
+                    "\tchain lonely {\n\t\tcounter\n\t}\n}\n")
+    assert main(["check", "--nft", str(path), "--lint"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:5: warning: chain lonely of ip t is never reached (no jump, goto or verdict "
+        "map from a base chain leads to it)"]

@@ -89,8 +89,10 @@ class BlockParser(StmtParser):
 
     def _chain(self, table: Table, name: str) -> dict[str, Json]:
         if name not in table.chains:
-            table.chains[name] = {"family": table.family, "table": table.name, "name": name}
+            body: dict[str, Json] = {"family": table.family, "table": table.name, "name": name}
+            table.chains[name] = body
             table.rules[name] = []
+            self.ruleset.places[id(body)] = (self.cur.source, self.cur.peek().line)
         return table.chains[name]
 
     def chain_decl(self, table: Table, name: str) -> None:

@@ -53,8 +53,7 @@ def _rules(table: JsonObject) -> Iterator[tuple[JsonObject, JsonObject]]:
 
 
 def _warn(source: str, rule: JsonObject, where: str, text: str) -> str:
-    line = rule.get("line") or 0
-    return f"{source}:{line}: warning: {where} #{rule['number']} {text}"
+    return f"{rule.get('place') or source}: warning: {where} #{rule['number']} {text}"
 
 
 def _state(rule: JsonObject) -> int:
@@ -144,6 +143,7 @@ def _unreachable(source: str, table: JsonObject, sets: list[JsonObject]) -> list
         if index not in seen:
             seen.add(index)
             todo.extend(to for rule in chains[index]["rules"] for to in _targets(rule, sets))
-    return [f"{source}:0: warning: chain {chain['name']} of {table['name']} is never reached "
+    return [f"{chain.get('place') or source}: warning: chain {chain['name']} of {table['name']} "
+            "is never reached "
             "(no jump, goto or verdict map from a base chain leads to it)"
             for i, chain in enumerate(chains) if i not in seen]

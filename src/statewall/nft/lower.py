@@ -221,8 +221,8 @@ def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
         for number, rule in enumerate(table.rules.get(name, []), 1):
             stmts = rule.get("expr") or []
             line = int(rule.get("line", 0) or 0)
-            # Text gives each rule its place; JSON only its position in the chain.
-            place = f"{rule.get('file', source)}:{line}" if line else source
+            column = int(rule.get("column", 0) or 0)
+            place = _place(rule, source, line, column)
             scope = RuleScope(table.family, table.name, name, chains, sets, table.objects,
                               place, core_family)
             lowered = lower_rule(stmts, scope)
@@ -238,15 +238,29 @@ def _lower_table(table: _Table, core_family: int, source: str, out: NftFamily,
             header, matches = fold(lowered.matches, core_family)
             rules.append({"header": header, "matches": matches, "target": target,
                           "number": number,
-                          "line": line, "text": _rule_text(stmts),
+                          "line": line, "place": place, "text": _rule_text(stmts),
                           "unknown": lowered.unsupported})
-        core_chains.append({"name": name, "rules": rules, "line": 0,
+        chain_line = int(chain.get("line", 0) or 0)
+        core_chains.append({"name": name, "rules": rules, "line": chain_line,
+                            "place": _place(chain, source, chain_line,
+                                            int(chain.get("column", 0) or 0)),
                             "policy": None if base is None else
                             _policy(chain, f"{source}: {table.label} chain {name}"),
                             "base": base})
     _check_loops(table.label, core_chains, source)
     out.tables.append({"name": table.label, "nft": {"family": table.family},
                        "chains": core_chains})
+
+
+def _place(body: JsonObject, source: str, line: int, column: int) -> str:
+    """Where a rule or chain stands, as diagnostics name it: `FILE:LINE` of the text it was
+    written in, `FILE:LINE:COLUMN` of its object in JSON (where `nft -j` puts the
+    whole ruleset on one line), or the file alone when neither is known."""
+    if not line:
+        return source
+    if column:
+        return f"{source}:{line}:{column}"
+    return f"{body.get('file', source)}:{line}"
 
 
 def _check_loops(label: str, chains: list[JsonObject], source: str) -> None:

@@ -35,7 +35,7 @@ class Table:
         return out
 
 
-# A rule body's id() -> the file and line it was written at.
+# A rule's or chain's body id() -> the file and line it was written at.
 Places = dict[int, tuple[str, int]]
 
 
