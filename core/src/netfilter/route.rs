@@ -228,8 +228,8 @@ pub fn choose_path(
     } else {
         v6_route(src, dst)
     };
-    let routed = topology.interfaces.is_empty()
-        || topology.interface_index_for(family, dst).is_some();
+    let routed =
+        topology.interfaces.is_empty() || topology.interface_index_for(family, dst).is_some();
     match route {
         Route::Forward if !routed => (PATH_PREROUTING_ONLY, Some(NO_ROUTE)),
         Route::Forward => (PATH_FORWARD, None),
@@ -376,7 +376,10 @@ mod tests {
             (PATH_INPUT, None)
         );
         // Without interfaces the router forwards everything.
-        assert_eq!(choose_path(&ROUTER, 4, inside, outside), (PATH_FORWARD, None));
+        assert_eq!(
+            choose_path(&ROUTER, 4, inside, outside),
+            (PATH_FORWARD, None)
+        );
         // What the machine sends there never leaves its socket.
         assert_eq!(send_drop(&lan_only, 4, outside), Some(NOT_SENT));
         assert_eq!(send_drop(&lan_only, 4, inside), None);

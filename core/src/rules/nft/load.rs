@@ -540,9 +540,7 @@ mod tests {
         let mut regs = [0u8; REG_BYTES];
         // (meta mark | 0x10) << 8, then & 0xffff00 ^ 0x1: the high bit is shifted out.
         let e = Expr {
-            key: Key::Meta {
-                key: MetaKey::Mark,
-            },
+            key: Key::Meta { key: MetaKey::Mark },
             steps: vec![
                 Bitwise::MaskXor {
                     mask: vec![0xff, 0xff, 0xff, 0xef].into(),
