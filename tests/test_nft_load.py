@@ -190,3 +190,14 @@ def test_text_lint_cites_the_chain_line(tmp_path: Path,
     assert capsys.readouterr().out.splitlines() == [
         f"{path}:5: warning: chain lonely of ip t is never reached (no jump, goto or verdict "
         "map from a base chain leads to it)"]
+
+
+def test_a_json_rule_in_a_missing_chain_is_cited_where_it_stands(tmp_path: Path) -> None:
+    path = tmp_path / "missing.json"
+    text = json.dumps({"nftables": [RULES_JSON[0], {"rule": {
+        "family": "ip", "table": "t", "chain": "nowhere", "expr": [{"accept": None}]}}]})
+    path.write_text(text)
+    column = text.index('{"rule"') + 1
+    with pytest.raises(NftError, match="^" + re.escape(
+            f"{path}:1:{column}: rule in ip t nowhere: no such chain")):
+        load_nft(str(path))

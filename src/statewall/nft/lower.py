@@ -133,8 +133,10 @@ def _collect(objects: Iterable[JsonObject], source: str, allow_unknown: bool,
         if key in skipped or kind == "metainfo":
             continue
         table = tables.get(key)
+        where = _place(body, source, int(body.get("line", 0) or 0),
+                       int(body.get("column", 0) or 0))
         if table is None:
-            raise NftError(f"{source}: {kind} {body.get('name', '')} names table "
+            raise NftError(f"{where}: {kind} {body.get('name', '')} names table "
                            f"{key[0]} {key[1]}, which does not exist", source)
         if kind == "chain":
             table.chains.append(body)
@@ -142,7 +144,7 @@ def _collect(objects: Iterable[JsonObject], source: str, allow_unknown: bool,
         elif kind == "rule":
             chain = str(body.get("chain"))
             if chain not in table.rules:
-                raise NftError(f"{source}: rule in {table.label} {chain}: no such chain", source)
+                raise NftError(f"{where}: rule in {table.label} {chain}: no such chain", source)
             table.rules[chain].append(body)
         elif kind in ("set", "map"):
             table.sets.append(obj)
