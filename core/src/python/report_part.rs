@@ -1,4 +1,4 @@
-//! The report of a partitioned run (`statewall.dask.report`): each
+//! The report of a partitioned run (`statewall.dask.report_run`): each
 //! partition's tally and log share as plain tuples (`ReplayRun::report_part`,
 //! numbered as the run numbers its connections), and on the driver the
 //! report made from them (`merged_report`), the same tuples `ReplayRun::report`

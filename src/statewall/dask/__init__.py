@@ -17,7 +17,7 @@ exact is refused unless accepted (`statewall.dask.plan`).
         run = statewall.dask.replay(client, "capture.pcap", rules="rules.v4", fmt="jsonl")
     open("out.jsonl", "wb").write(run.output)
 
-`report` writes `statewall report`'s page the same way (`statewall.dask.report`).
+`report(client, capture, ...)` writes `statewall report`'s page the same way.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def report(client: Client, capture: str | os.PathLike[str],
     (then the page lists what may differ)."""
     from statewall.api import machine_options
     from statewall.dask.cli import numbers_filtered
-    from statewall.dask.report import partitioned_report
+    from statewall.dask.report_run import partitioned_report
     from statewall.report import _chosen
     from statewall.select import Selection, parse_filter
 

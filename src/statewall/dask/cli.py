@@ -93,9 +93,9 @@ def dask_conns(args: argparse.Namespace, firewall: Firewall, color: bool) -> int
 def dask_report(args: argparse.Namespace, machine: MachineOptions,
                 select: Selection | None) -> int:
     """`report --engine dask`: the page's model is the single run's
-    (`statewall.dask.report`); no second ruleset side by side."""
+    (`statewall.dask.report_run`); no second ruleset side by side."""
     from statewall.cli import EXIT_OK, InputError, UsageError
-    from statewall.dask.report import merged_model, report_job_fields
+    from statewall.dask.report_run import merged_model, report_job_fields
     from statewall.report import _chosen, report_meta
     from statewall.report.cli import write_page
     from statewall.report.model import Caps

@@ -26,7 +26,7 @@ from statewall.capture import CaptureError
 from statewall.engine import Firewall
 
 if TYPE_CHECKING:
-    from statewall.dask.report import ReportShare
+    from statewall.dask.report_run import ReportShare
 
 # What `run_part` left for `render_part`, by (run id, partition).
 _RESIDENT: dict[tuple[str, int], _Resident] = {}
@@ -50,7 +50,7 @@ class Job:
     filter: str | None = None  # replay, report: the packets shown; table: the entries listed
     explain: bool = False
     color: bool = False
-    caps: _core.ReportCaps | None = None  # report: the detail kept (statewall.dask.report)
+    caps: _core.ReportCaps | None = None  # report: the detail kept (statewall.dask.report_run)
 
 
 @dataclass(frozen=True)
@@ -138,11 +138,11 @@ def render_part(job: Job, part: int, numbers: bytes, when: float | None, origin:
     `when`: the table's time; `origin`: the capture's first packet's time.
     `spill`: the folder `run_part` was given: the data goes to `spill_path`
     there, and b"" comes back in its place. A report's share is its tally
-    (`statewall.dask.report.report_share`)."""
+    (`statewall.dask.report_run.report_share`)."""
     with _LOCK:
         resident = _RESIDENT.pop((job.run_id, part))
     if job.kind == "report":
-        from statewall.dask.report import report_share
+        from statewall.dask.report_run import report_share
 
         return report_share(resident.firewall, resident.run, numbers)
     if job.kind == "replay" and spill is not None:

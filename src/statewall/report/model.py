@@ -118,7 +118,7 @@ def _flow(flow: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RunFacts:
     """What the model holds of a finished "report" run besides its report:
-    one run's, or a partitioned run's added up (statewall.dask.report)."""
+    one run's, or a partitioned run's added up (statewall.dask.report_run)."""
 
     report: _core.Report
     totals: _core.Totals
