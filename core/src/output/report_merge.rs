@@ -52,9 +52,12 @@ pub struct TallyPart {
     pub outside: (u64, u64),
     /// The connections the run may place, and their packets it may keep.
     pub placed: Vec<Placed<Row>>,
-    /// ((from, to), count, first packet, its first packets' frames up to the cap).
-    pub transitions: Vec<((i8, i8), u64, u64, Vec<u64>)>,
+    pub transitions: Vec<TransitionPart>,
 }
+
+/// A TCP transition's share: ((from, to), count, first packet, the frames of
+/// its first packets up to the cap).
+pub type TransitionPart = ((i8, i8), u64, u64, Vec<u64>);
 
 /// The report of all `parts` together.
 pub fn merge(parts: Vec<TallyPart>, caps: ReportCaps) -> Report {
@@ -71,8 +74,11 @@ pub fn merge(parts: Vec<TallyPart>, caps: ReportCaps) -> Report {
             .map(|&(rule, n, first)| (renumber(number, rule), n, first))
     }));
     let reasons = Counts::merged(parts.iter().flat_map(|p| p.drop_reasons.clone()));
-    let drop_reasons: Vec<(String, u64)> =
-        reasons.most_common().into_iter().take(caps.reasons).collect();
+    let drop_reasons: Vec<(String, u64)> = reasons
+        .most_common()
+        .into_iter()
+        .take(caps.reasons)
+        .collect();
     let other_reasons = reasons.total() - drop_reasons.iter().map(|(_, n)| n).sum::<u64>();
     let mut listed: Vec<ListedConn> = parts.iter().flat_map(|p| p.listed.clone()).collect();
     listed.sort_unstable_by_key(|c| c.0);
@@ -178,11 +184,11 @@ fn merge_transitions(parts: &[TallyPart], caps: ReportCaps) -> Vec<(i8, i8, u64,
     for (key, _, _, part_frames) in parts.iter().flat_map(|p| &p.transitions) {
         frames.entry(*key).or_default().extend(part_frames);
     }
-    let counts = Counts::merged(
-        parts
+    let counts = Counts::merged(parts.iter().flat_map(|p| {
+        p.transitions
             .iter()
-            .flat_map(|p| p.transitions.iter().map(|(key, n, first, _)| (*key, *n, *first))),
-    );
+            .map(|(key, n, first, _)| (*key, *n, *first))
+    }));
     counts
         .most_common()
         .into_iter()
@@ -225,7 +231,9 @@ pub fn log_part(
         }
         let mut record = record.clone();
         record.id = id;
-        record.master = record.master.map(|(master, helper)| (number(master), helper));
+        record.master = record
+            .master
+            .map(|(master, helper)| (number(master), helper));
         let mut line = Vec::new();
         write_jsonl(&mut line, fw, &record);
         written.push((id, line));
@@ -251,7 +259,11 @@ pub fn merge_logs(parts: Vec<LogPart>, listed: &[u32], origin: f64, points: usiz
         counts.extend(part.by_proto_state);
         confirmed += part.confirmed;
         related += part.related;
-        records.extend(part.records.into_iter().filter(|(id, _)| wanted.contains(id)));
+        records.extend(
+            part.records
+                .into_iter()
+                .filter(|(id, _)| wanted.contains(id)),
+        );
     }
     records.sort_unstable_by_key(|(id, _)| *id);
     LogSummary {
@@ -323,7 +335,12 @@ mod tests {
             ..part(
                 3,
                 vec![share(7, 3, vec![5, 9]), share(8, 6, vec![6])],
-                vec![Placed::new(5, 3, 2, vec![row(4, 103.0, 0), row(7, 106.0, 1)])],
+                vec![Placed::new(
+                    5,
+                    3,
+                    2,
+                    vec![row(4, 103.0, 0), row(7, 106.0, 1)],
+                )],
             )
         };
         let b = TallyPart {
@@ -336,10 +353,7 @@ mod tests {
         };
         let report = merge(vec![a, b], caps());
         assert_eq!(report.rules, vec![rule(8), rule(7)]);
-        assert_eq!(
-            report.decided,
-            vec![(4, 3, vec![2, 3]), (2, 2, vec![5, 9])]
-        );
+        assert_eq!(report.decided, vec![(4, 3, vec![2, 3]), (2, 2, vec![5, 9])]);
         // Rule 8 (now 0) dropped 2 packets, rule 7 (now 1) one.
         assert_eq!(report.drop_rules, vec![(0, 2), (1, 1)]);
         // Times from the first packet of all (b's, at 101.0); rule numbers the run's.

@@ -185,7 +185,10 @@ pub fn merge_rows<R>(
     placed.truncate(caps.connections);
     // Packets are numbered once each: the first `rows` numbers among the
     // candidates end at `last`.
-    let mut frames: Vec<u64> = placed.iter().flat_map(|p| p.rows.iter().map(&frame)).collect();
+    let mut frames: Vec<u64> = placed
+        .iter()
+        .flat_map(|p| p.rows.iter().map(&frame))
+        .collect();
     let kept = frames.len().min(caps.rows);
     if kept < frames.len() {
         let (_, &mut last, _) = frames.select_nth_unstable(kept.saturating_sub(1));

@@ -11,9 +11,7 @@ use pyo3::types::PyBytes;
 use crate::engine::{Firewall, RuleRef};
 use crate::output::record::Totals;
 use crate::output::report::{ListedConn, Row, Tally};
-use crate::output::report_merge::{
-    log_part, merge, merge_logs, LogPart, RulePart, TallyPart,
-};
+use crate::output::report_merge::{log_part, merge, merge_logs, LogPart, RulePart, TallyPart};
 use crate::output::report_rows::Placed;
 use crate::python::firewall::PyFirewall;
 use crate::python::part::{merged_totals, run_number, u32s, TotalsTuple};
@@ -148,7 +146,13 @@ fn tally_tuple(t: TallyPart) -> TallyPartTuple {
         t.rules
             .into_iter()
             .map(|r| {
-                let rule = (r.rule.family, r.rule.table, r.rule.chain, r.rule.number, r.rule.line);
+                let rule = (
+                    r.rule.family,
+                    r.rule.table,
+                    r.rule.chain,
+                    r.rule.number,
+                    r.rule.line,
+                );
                 (rule, r.first, r.packets, r.conns_total, r.conns)
             })
             .collect(),
