@@ -256,6 +256,8 @@ def test_what_the_engine_cannot_do_is_a_usage_error(
     assert err.count("\n") == 1 and not page.exists()
 
 
-def test_the_library_refuses_a_filter_on_connection_numbers(built: tuple[Path, Path]) -> None:
+def test_the_library_refuses_what_needs_one_process(built: tuple[Path, Path]) -> None:
     with pytest.raises(ValueError, match="conn or master"):
         statewall.dask.report(None, built[0], filter="master > 0")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^rules_b: not available"):
+        statewall.dask.report(None, built[0], rules_b=built[1])  # type: ignore[arg-type]

@@ -77,6 +77,11 @@ def report(client: Client, capture: str | os.PathLike[str],
     from statewall.report import _chosen
     from statewall.select import Selection, parse_filter
 
+    side_by_side = sorted({"rules_b", "rules6_b", "nft_b", "conn"} & options.keys())
+    if side_by_side:
+        raise ValueError(f"{', '.join(side_by_side)}: not available on the Dask engine (a second "
+                         "ruleset side by side, and a connection by number, need one process: "
+                         "statewall.report)")
     select = Selection.of(parse_filter(filter)) if filter is not None else None
     if select is not None and numbers_filtered(select.filter):
         raise ValueError(f"filter {filter!r}: connection numbers are known only after a "
