@@ -188,6 +188,33 @@ ReportTransitions = list[tuple[int, int, int, list[int]]]
 # connections' jsonl records.
 ReportLog = tuple[list[tuple[float, int]], list[tuple[str, str, int]], int, int, bytes]
 Report = tuple[ReportCounts, ReportRules, ReportConns, ReportTransitions, ReportLog]
+# (packets, connections seen, by ctstate, by verdict, INVALID reasons), most common first.
+Totals = tuple[int, int, list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, int]]]
+
+# One partition's share of a report (python/report_part.rs), numbered as the run
+# numbers its connections; counts as (key..., count, where first met). The tally:
+# packets, first (index, ts), (ctinfo, verdict, ...), rules ((family, table, chain,
+# number, line), first, packets, connections, the first of them), drops by the
+# partition's rule number, drops by reason, connections seen, listed, outside,
+# placed (conn, first, packets, rows with their times), transitions (from, to, ...,
+# first frames). The log: confirmation and end times (f64 bytes), (protocol, state,
+# ...), confirmed, RELATED, the listed connections' (number, jsonl record).
+ReportTallyPart = tuple[
+    int, tuple[int, float] | None, list[tuple[int, int, int, int]],
+    list[tuple[tuple[int, int, int, int, int], int, int, int, list[int]]],
+    list[tuple[int, int, int]], list[tuple[str, int, int]], int, list[tuple[int, int, int]],
+    tuple[int, int], list[tuple[int, int, int, list[ReportRow]]],
+    list[tuple[int, int, int, int, list[int]]]]
+ReportLogPart = tuple[bytes, bytes, list[tuple[str, str, int, int]], int, int,
+                      list[tuple[int, bytes]]]
+ReportPart = tuple[ReportTallyPart, ReportLogPart]
+
+def merged_report(firewall: Firewall, parts: list[ReportPart], caps: ReportCaps,
+                  run_first_ts: float | None) -> Report:
+    """The report of a run whose partitions' `report_part`s are `parts`, as one run's."""
+
+def merged_totals_values(parts: list[TotalsPart]) -> Totals:
+    """`ReplayRun.totals` of a run whose partitions' totals are `parts`."""
 
 class Firewall:
     """One simulated machine: defragmentation, conntrack, expectations, helpers and
@@ -254,8 +281,7 @@ class ReplayRun:
         tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes],
         tuple[list[str], list[str], list[RuleTuple]]] | None:
         """The next batch of a "columns" run (see python/firewall.rs), None at the end."""
-    def totals(self) -> tuple[int, int, list[tuple[str, int]], list[tuple[str, int]],
-                              list[tuple[str, int]]]:
+    def totals(self) -> Totals:
         """(packets, connections seen, by ctstate, by verdict, INVALID reasons)."""
     @property
     def ipv6_packets(self) -> int: ...
@@ -264,6 +290,9 @@ class ReplayRun:
     def totals_lines(self) -> list[str]: ...
     def report(self) -> Report:
         """A "report" run's data, once the run is finished (see python/report.rs)."""
+    def report_part(self, numbers: bytes) -> ReportPart:
+        """A partition's "report" run's share, numbered by the u32 `numbers` (the run's
+        number of the partition's connection n at n - 1), once the run is finished."""
     def totals_part(self) -> TotalsPart:
         """The totals as plain values, for `merged_totals_lines`."""
     def part_results(self) -> tuple[bytes, tuple[int, int, int, int], int, bytes]:

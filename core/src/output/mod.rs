@@ -12,6 +12,8 @@ pub mod nat;
 pub mod partial;
 pub mod record;
 pub mod report;
+pub mod report_merge;
+pub mod report_rows;
 pub mod summary;
 
 /// Where the writers put text: a `String`, or the raw bytes of an output

@@ -17,6 +17,8 @@ use std::hash::Hash;
 use crate::conntrack::history::ConnRecord;
 use crate::engine::{Firewall, PacketRecord, RuleRef};
 use crate::output::conns::{final_state, proto_label, write_jsonl};
+use crate::output::report_merge::{RulePart, TallyPart};
+use crate::output::report_rows::{long_count, Keeper, Placed};
 use crate::output::summary::summary;
 use crate::packet::{Packet, PROTO_TCP};
 use crate::verdict::Verdict;
@@ -38,10 +40,13 @@ pub struct ReportCaps {
 
 /// Counts by key, in the order each key was first met; `most_common` sorts
 /// them by count, ties in that order (as Python's `Counter.most_common`).
+/// Each key remembers where it was first met (a packet's index, a
+/// connection's number), so counts made apart merge in the same order.
 #[derive(Debug)]
 pub struct Counts<K> {
     at: HashMap<K, usize>,
     items: Vec<(K, u64)>,
+    first: Vec<u64>,
 }
 
 impl<K> Default for Counts<K> {
@@ -49,13 +54,15 @@ impl<K> Default for Counts<K> {
         Counts {
             at: HashMap::new(),
             items: Vec::new(),
+            first: Vec::new(),
         }
     }
 }
 
 impl<K: Hash + Eq + Clone> Counts<K> {
-    /// Add `n` to `key`'s count; the key's position in first-met order.
-    pub fn add(&mut self, key: K, n: u64) -> usize {
+    /// Add `n` to `key`'s count, met at `index`; the key's position in
+    /// first-met order.
+    pub fn add(&mut self, key: K, n: u64, index: u64) -> usize {
         if let Some(&at) = self.at.get(&key) {
             self.items[at].1 += n;
             return at;
@@ -63,7 +70,35 @@ impl<K: Hash + Eq + Clone> Counts<K> {
         let at = self.items.len();
         self.at.insert(key.clone(), at);
         self.items.push((key, n));
+        self.first.push(index);
         at
+    }
+
+    /// (key, count, where first met), in first-met order.
+    pub fn entries(&self) -> Vec<(K, u64, u64)> {
+        self.items
+            .iter()
+            .zip(&self.first)
+            .map(|((key, n), &first)| (key.clone(), *n, first))
+            .collect()
+    }
+
+    /// The counts of several `entries` together: counts add up, and a key
+    /// was first met where any of them first met it.
+    pub fn merged(entries: impl IntoIterator<Item = (K, u64, u64)>) -> Self {
+        let mut sums: HashMap<K, (u64, u64)> = HashMap::new();
+        for (key, n, first) in entries {
+            let sum = sums.entry(key).or_insert((0, first));
+            sum.0 += n;
+            sum.1 = sum.1.min(first);
+        }
+        let mut sums: Vec<(K, (u64, u64))> = sums.into_iter().collect();
+        sums.sort_by_key(|(_, (_, first))| *first);
+        let mut out = Counts::default();
+        for (key, (n, first)) in sums {
+            out.add(key, n, first);
+        }
+        out
     }
 
     /// The keys and counts, most common first (positions as `add` gave them
@@ -105,7 +140,7 @@ impl RuleIndex {
 }
 
 /// One packet kept for the page: frame number (1-based), seconds from the
-/// first packet counted, ctdir (-1 none), verdict, ctinfo (-1 none), TCP
+/// first packet counted (its timestamp until the tally is finished), ctdir (-1 none), verdict, ctinfo (-1 none), TCP
 /// state (-1 none), deciding rule's number in the run (-1 none), reason, summary.
 pub type Row = (u64, f64, i8, u8, i8, i8, i32, String, String);
 
@@ -116,13 +151,15 @@ struct ConnTally {
     drops: u64,
     /// The latest TCP state seen (0, TCP's NONE, before the first).
     tcp: i8,
-    /// Where its packets are kept in `Tally::rows` (None: not kept).
-    rows: Option<usize>,
+    /// Its place among the connections whose packets are kept (`Keeper`).
+    place: Option<usize>,
 }
 
 /// A deciding rule's share: the packets it decided, and the connections.
 #[derive(Debug, Default)]
 struct RuleTally {
+    /// The index of the first packet it decided.
+    first: u64,
     packets: u64,
     conns: HashSet<u32>,
 }
@@ -131,7 +168,8 @@ struct RuleTally {
 #[derive(Debug)]
 pub struct Tally {
     caps: ReportCaps,
-    first_ts: Option<f64>,
+    /// The first packet counted: its index and time.
+    first: Option<(u64, f64)>,
     packets: u64,
     state_verdict: Counts<(i8, u8)>,
     rules: RuleIndex,
@@ -139,8 +177,7 @@ pub struct Tally {
     drop_rules: Counts<i32>,
     drop_reasons: Counts<String>,
     conns: HashMap<u32, ConnTally>,
-    rows: Vec<(u32, Vec<Row>)>,
-    kept: usize,
+    keeper: Keeper<Row>,
     transitions: Counts<(i8, i8)>,
     transition_frames: Vec<Vec<u64>>,
 }
@@ -193,9 +230,19 @@ fn micro(seconds: f64) -> f64 {
 
 impl Tally {
     pub fn new(caps: ReportCaps) -> Self {
+        Tally::with_keeper(caps, Keeper::single(caps))
+    }
+
+    /// One partition's tally of a partitioned run: it keeps the packets the
+    /// run may keep (`Keeper::partition`), for `into_part`.
+    pub fn for_partition(caps: ReportCaps) -> Self {
+        Tally::with_keeper(caps, Keeper::partition(caps))
+    }
+
+    fn with_keeper(caps: ReportCaps, keeper: Keeper<Row>) -> Self {
         Tally {
             caps,
-            first_ts: None,
+            first: None,
             packets: 0,
             state_verdict: Counts::default(),
             rules: RuleIndex::default(),
@@ -203,8 +250,7 @@ impl Tally {
             drop_rules: Counts::default(),
             drop_reasons: Counts::default(),
             conns: HashMap::new(),
-            rows: Vec::new(),
-            kept: 0,
+            keeper,
             transitions: Counts::default(),
             transition_frames: Vec::new(),
         }
@@ -212,17 +258,20 @@ impl Tally {
 
     /// Count one packet the machine has just processed.
     pub fn push(&mut self, fw: &Firewall, rec: &PacketRecord, pkt: &Packet<'_>) {
-        let origin = *self.first_ts.get_or_insert(rec.ts);
+        self.first.get_or_insert((rec.index, rec.ts));
         self.packets += 1;
         let ctinfo = rec.ctinfo.map_or(-1, |c| c as i8);
         let verdict = rec.verdict as u8;
-        self.state_verdict.add((ctinfo, verdict), 1);
+        self.state_verdict.add((ctinfo, verdict), 1, rec.index);
         let rule = self.rules.id(rec.rule);
         let id = rec.conn.unwrap_or(0);
         if rule >= 0 {
             let at = rule as usize;
             if at == self.decided.len() {
-                self.decided.push(RuleTally::default());
+                self.decided.push(RuleTally {
+                    first: rec.index,
+                    ..RuleTally::default()
+                });
             }
             let decided = &mut self.decided[at];
             decided.packets += 1;
@@ -231,19 +280,20 @@ impl Tally {
             }
         }
         let conn = self.conns.entry(id).or_default();
+        let seen = conn.packets;
         conn.packets += 1;
         let dropped = is_drop(rec.verdict);
         let mut reason = None;
         if dropped {
             conn.drops += 1;
-            self.drop_rules.add(rule, 1);
+            self.drop_rules.add(rule, 1, rec.index);
             let text = fw.reason(rec);
-            self.drop_reasons.add(text.clone(), 1);
+            self.drop_reasons.add(text.clone(), 1, rec.index);
             reason = Some(text);
         }
         let tcp = rec.tcp_state.map_or(-1, |s| s as i8);
         if rec.proto == PROTO_TCP && id != 0 && tcp >= 0 && tcp != conn.tcp {
-            let at = self.transitions.add((conn.tcp, tcp), 1);
+            let at = self.transitions.add((conn.tcp, tcp), 1, rec.index);
             if at == self.transition_frames.len() {
                 self.transition_frames.push(Vec::new());
             }
@@ -253,27 +303,20 @@ impl Tally {
             }
             conn.tcp = tcp;
         }
-        let caps = self.caps;
-        if conn.rows.is_none() && self.rows.len() < caps.connections {
-            conn.rows = Some(self.rows.len());
-            self.rows.push((id, Vec::new()));
-        }
-        let Some(at) = conn.rows else { return };
-        let rows = &mut self.rows[at].1;
-        if rows.len() < caps.rows_per_connection && self.kept < caps.rows {
-            self.kept += 1;
-            rows.push((
-                rec.index + 1,
-                micro(rec.ts - origin),
-                rec.ctdir.map_or(-1, |d| d as i8),
-                verdict,
-                ctinfo,
-                tcp,
-                rule,
-                reason.unwrap_or_else(|| fw.reason(rec)),
-                summary(pkt),
-            ));
-        }
+        let Some(rows) = self.keeper.admit(id, &mut conn.place, seen, rec.index) else {
+            return;
+        };
+        rows.push((
+            rec.index + 1,
+            rec.ts,
+            rec.ctdir.map_or(-1, |d| d as i8),
+            verdict,
+            ctinfo,
+            tcp,
+            rule,
+            reason.unwrap_or_else(|| fw.reason(rec)),
+            summary(pkt),
+        ));
     }
 
     pub fn finish(self) -> Report {
@@ -301,14 +344,13 @@ impl Tally {
             .map(|id| (id, self.conns[&id].packets, self.conns[&id].drops))
             .collect();
         let outside = self.conns.get(&0).map_or((0, 0), |c| (c.packets, c.drops));
-        let long = self
-            .rows
-            .iter()
-            .filter(|(id, rows)| {
-                rows.len() >= caps.rows_per_connection
-                    && (rows.len() as u64) < self.conns[id].packets
-            })
-            .count();
+        let (placed, kept) = self.keeper.finish();
+        let long = long_count(&placed, caps);
+        let origin = self.first.map_or(0.0, |(_, ts)| ts);
+        let rows = placed
+            .into_iter()
+            .map(|p| (p.conn, from_origin(p.rows, origin)))
+            .collect();
         let transitions = self
             .transitions
             .most_common()
@@ -321,7 +363,7 @@ impl Tally {
         Report {
             caps,
             packets: self.packets,
-            first_ts: self.first_ts,
+            first_ts: self.first.map(|(_, ts)| ts),
             state_verdict: self.state_verdict.most_common(),
             rules: self.rules.rules,
             decided,
@@ -331,12 +373,85 @@ impl Tally {
             conns_seen,
             listed,
             outside,
-            rows: self.rows,
-            kept: self.kept,
+            rows,
+            kept,
             long,
             transitions,
         }
     }
+}
+
+impl Tally {
+    /// A partition's tally as plain values, its connections numbered by
+    /// `number` (the run's numbers, from the partition's own) and the rest
+    /// kept for `report_merge::merge`: where each count was first met, the
+    /// lowest-numbered connections up to the caps, and the packets the run
+    /// may keep (times not yet from the run's first packet).
+    pub fn into_part(self, number: impl Fn(u32) -> u32) -> TallyPart {
+        let caps = self.caps;
+        let global = |id: u32| if id == 0 { 0 } else { number(id) };
+        let rules = self
+            .rules
+            .rules
+            .into_iter()
+            .zip(self.decided)
+            .map(|(rule, tally)| {
+                let mut conns: Vec<u32> = tally.conns.into_iter().map(global).collect();
+                let conns_total = conns.len();
+                conns.sort_unstable();
+                conns.truncate(caps.conns_per_rule);
+                RulePart {
+                    rule,
+                    first: tally.first,
+                    packets: tally.packets,
+                    conns_total,
+                    conns,
+                }
+            })
+            .collect();
+        let mut ids: Vec<u32> = self.conns.keys().copied().filter(|&c| c != 0).collect();
+        ids.sort_unstable();
+        let listed = ids
+            .iter()
+            .take(caps.connections)
+            .map(|id| (global(*id), self.conns[id].packets, self.conns[id].drops))
+            .collect();
+        let placed = self
+            .keeper
+            .finish()
+            .0
+            .into_iter()
+            .map(|p| Placed::new(global(p.conn), p.first, p.packets, p.rows))
+            .collect();
+        let transitions = self
+            .transitions
+            .entries()
+            .into_iter()
+            .zip(self.transition_frames)
+            .map(|((key, n, first), frames)| (key, n, first, frames))
+            .collect();
+        TallyPart {
+            packets: self.packets,
+            first: self.first,
+            state_verdict: self.state_verdict.entries(),
+            rules,
+            drop_rules: self.drop_rules.entries(),
+            drop_reasons: self.drop_reasons.entries(),
+            conns_seen: ids.len(),
+            listed,
+            outside: self.conns.get(&0).map_or((0, 0), |c| (c.packets, c.drops)),
+            placed,
+            transitions,
+        }
+    }
+}
+
+/// `rows` with their times as seconds from `origin`, to the microsecond.
+pub fn from_origin(mut rows: Vec<Row>, origin: f64) -> Vec<Row> {
+    for row in &mut rows {
+        row.1 = micro(row.1 - origin);
+    }
+    rows
 }
 
 /// What the report shows of the connection log.
@@ -346,7 +461,7 @@ pub struct LogSummary {
     /// in the step), at most `table_points` steps.
     pub table_curve: Vec<(f64, u64)>,
     /// (protocol, final state or "-", connections), most common first.
-    pub by_proto_state: Vec<((&'static str, &'static str), u64)>,
+    pub by_proto_state: Vec<((String, String), u64)>,
     /// Entries confirmed, and those expected by a helper.
     pub confirmed: usize,
     pub related: usize,
@@ -363,28 +478,45 @@ pub fn log_summary(
     origin: f64,
     points: usize,
 ) -> LogSummary {
-    let mut by_proto_state = Counts::default();
-    for record in records {
-        let state = final_state(record).unwrap_or("-");
-        by_proto_state.add((proto_label(record.proto), state), 1);
-    }
     let wanted: HashSet<u32> = listed.iter().copied().collect();
     let mut out = Vec::new();
     for record in records.iter().filter(|r| wanted.contains(&r.id)) {
         write_jsonl(&mut out, fw, record);
     }
     LogSummary {
-        table_curve: table_curve(records, origin, points),
-        by_proto_state: by_proto_state.most_common(),
+        table_curve: table_curve(table_changes(records), origin, points),
+        by_proto_state: by_proto_state(records, |id| id).most_common(),
         confirmed: records.len(),
         related: records.iter().filter(|r| r.master.is_some()).count(),
         records: out,
     }
 }
 
-/// The table's size from each entry's confirmation and end, the largest in
-/// each of at most `points` equal steps between the first change and the last.
-pub fn table_curve(records: &[ConnRecord], origin: f64, points: usize) -> Vec<(f64, u64)> {
+/// Connections by protocol and final state ("-": none), each key first met
+/// at the connection numbered `number(id)`.
+pub fn by_proto_state(
+    records: &[ConnRecord],
+    number: impl Fn(u32) -> u32,
+) -> Counts<(String, String)> {
+    let mut counts: Counts<(&'static str, &'static str)> = Counts::default();
+    for record in records {
+        let state = final_state(record).unwrap_or("-");
+        counts.add(
+            (proto_label(record.proto), state),
+            1,
+            u64::from(number(record.id)),
+        );
+    }
+    Counts::merged(
+        counts
+            .entries()
+            .into_iter()
+            .map(|((proto, state), n, first)| ((proto.to_string(), state.to_string()), n, first)),
+    )
+}
+
+/// The table's size changes: +1 at each entry's confirmation, -1 at its end.
+pub fn table_changes(records: &[ConnRecord]) -> Vec<(f64, i64)> {
     let mut changes: Vec<(f64, i64)> = Vec::with_capacity(records.len() * 2);
     for record in records {
         changes.push((record.first_ts, 1));
@@ -392,6 +524,12 @@ pub fn table_curve(records: &[ConnRecord], origin: f64, points: usize) -> Vec<(f
             changes.push((end.ts, -1));
         }
     }
+    changes
+}
+
+/// The table's size from its `changes`, the largest in each of at most
+/// `points` equal steps between the first change and the last.
+pub fn table_curve(mut changes: Vec<(f64, i64)>, origin: f64, points: usize) -> Vec<(f64, u64)> {
     // At one time, ends before confirmations: the size never counts an
     // entry that a later one replaced at the same instant.
     changes.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -425,8 +563,8 @@ mod tests {
     #[test]
     fn most_common_breaks_ties_in_first_met_order() {
         let mut counts = Counts::default();
-        for key in ["b", "a", "c", "a", "c", "d"] {
-            counts.add(key, 1);
+        for (index, key) in ["b", "a", "c", "a", "c", "d"].into_iter().enumerate() {
+            counts.add(key, 1, index as u64);
         }
         assert_eq!(
             counts.most_common(),

@@ -39,6 +39,7 @@ use crate::packet::{IfaceName, Packet};
 use crate::python::capture::to_pyerr;
 use crate::python::part::{totals_tuple, Part, PartResults, TotalsTuple};
 use crate::python::report::{report_caps, report_tuple, CapsTuple, ReportTuple};
+use crate::python::report_part::{report_part, totals_values, ReportPartTuple, TotalsValues};
 use crate::python::select::{compile_filter, open_output, Output};
 use crate::rules::hooks::IptablesEngine;
 use crate::rules::walker::Engine;
@@ -604,6 +605,9 @@ impl PyFirewall {
             other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         let tally = match (format, caps) {
+            (Format::Report, Some(caps)) if partition.is_some() => {
+                Some(Box::new(Tally::for_partition(report_caps(caps))))
+            }
             (Format::Report, Some(caps)) => Some(Box::new(Tally::new(report_caps(caps)))),
             (Format::Report, None) => {
                 return Err(PyValueError::new_err("a \"report\" run needs caps"))
@@ -646,6 +650,25 @@ impl PyFirewall {
 }
 
 impl ReplayRun {
+    /// A "report" run's tally once the run is finished (its capture's
+    /// error, if any, raised); `partition`: the run is one partition's.
+    fn finished_tally(&mut self, py: Python<'_>, partition: bool) -> PyResult<Box<Tally>> {
+        if self.format != Format::Report {
+            return Err(PyValueError::new_err("report needs a \"report\" run"));
+        }
+        if self.part.is_some() != partition {
+            return Err(PyValueError::new_err(if partition {
+                "report_part needs a partition's run"
+            } else {
+                "a partition's run has report_part, not report"
+            }));
+        }
+        while self.next_chunk(py)?.is_some() {}
+        self.tally
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this run's report was taken"))
+    }
+
     /// The next chunk of output (empty for a run without per-packet output
     /// that is not finished yet), None at the end.
     fn next_chunk(&mut self, py: Python<'_>) -> PyResult<Option<Vec<u8>>> {
@@ -1066,16 +1089,18 @@ impl ReplayRun {
     /// first (its capture's error, if any, raised); then the counts and
     /// kept packets, and the connection log's share (`python/report.rs`).
     fn report(&mut self, py: Python<'_>) -> PyResult<ReportTuple> {
-        if self.format != Format::Report {
-            return Err(PyValueError::new_err("report needs a \"report\" run"));
-        }
-        while self.next_chunk(py)?.is_some() {}
-        let tally = self
-            .tally
-            .take()
-            .ok_or_else(|| PyValueError::new_err("this run's report was taken"))?;
+        let tally = self.finished_tally(py, false)?;
         let fw = self.firewall.borrow(py);
         report_tuple(&fw.fw, tally.finish(), self.first_ts, py)
+    }
+
+    /// A partition's share of the report (`partition=`; python/report_part.rs):
+    /// the run is finished first, as by `report`; `numbers`, the bytes of
+    /// u32 values, are the run's number of the partition's connection n at n - 1.
+    fn report_part(&mut self, py: Python<'_>, numbers: &[u8]) -> PyResult<ReportPartTuple> {
+        let tally = self.finished_tally(py, true)?;
+        let fw = self.firewall.borrow(py);
+        report_part(&fw.fw, *tally, numbers, py)
     }
 
     /// Packets processed so far.
@@ -1092,28 +1117,8 @@ impl ReplayRun {
 
     /// The totals as values: (packets, connections seen, packets by ctstate,
     /// packets by verdict, INVALID reasons), most common first.
-    #[allow(clippy::type_complexity)]
-    fn totals(
-        &self,
-    ) -> (
-        u64,
-        usize,
-        Vec<(&'static str, u64)>,
-        Vec<(&'static str, u64)>,
-        Vec<(String, u64)>,
-    ) {
-        let t = &self.totals;
-        (
-            t.packets,
-            t.connections.len(),
-            t.by_state(),
-            t.by_verdict(),
-            t.invalid_reasons
-                .most_common()
-                .into_iter()
-                .map(|(reason, n)| (reason.to_string(), n))
-                .collect(),
-        )
+    fn totals(&self) -> TotalsValues {
+        totals_values(&self.totals)
     }
 
     /// IPv6 packets read so far.

@@ -10,6 +10,7 @@ mod decode;
 mod firewall;
 mod part;
 mod report;
+mod report_part;
 mod rules;
 mod select;
 
@@ -71,6 +72,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     decode::register(m)?;
     firewall::register(m)?;
     part::register(m)?;
+    report_part::register(m)?;
     rules::register(m)?;
     Ok(())
 }

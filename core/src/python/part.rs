@@ -135,7 +135,7 @@ fn u64s(bytes: &[u8]) -> PyResult<Vec<u64>> {
         .collect())
 }
 
-fn u32s(bytes: &[u8]) -> PyResult<Vec<u32>> {
+pub(crate) fn u32s(bytes: &[u8]) -> PyResult<Vec<u32>> {
     if bytes.len() % 4 != 0 {
         return Err(PyValueError::new_err("expected the bytes of u32 values"));
     }
@@ -143,6 +143,14 @@ fn u32s(bytes: &[u8]) -> PyResult<Vec<u32>> {
         .chunks_exact(4)
         .map(|c| u32::from_ne_bytes(c.try_into().unwrap_or([0; 4])))
         .collect())
+}
+
+/// The run's number of a partition's connection `n` (`numbers[n - 1]`).
+pub(crate) fn run_number(numbers: &[u32], n: u32) -> u32 {
+    n.checked_sub(1)
+        .and_then(|i| numbers.get(i as usize))
+        .copied()
+        .unwrap_or(n)
 }
 
 /// A TotalsPart as Python carries it.
@@ -171,6 +179,11 @@ pub(crate) fn totals_tuple(totals: &Totals) -> TotalsTuple {
 /// (`ReplayRun.totals_part`).
 #[pyfunction]
 fn merged_totals_lines(parts: Vec<TotalsTuple>) -> Vec<String> {
+    merged_totals(parts).lines()
+}
+
+/// The totals of a run whose partitions' totals are `parts`.
+pub(crate) fn merged_totals(parts: Vec<TotalsTuple>) -> Totals {
     let parts: Vec<TotalsPart> = parts
         .into_iter()
         .map(
@@ -184,7 +197,7 @@ fn merged_totals_lines(parts: Vec<TotalsTuple>) -> Vec<String> {
             },
         )
         .collect();
-    Totals::merged(&parts).lines()
+    Totals::merged(&parts)
 }
 
 /// Interleave the partitions' outputs by key: each part is (marks, data),
@@ -292,12 +305,7 @@ fn conn_log_renumbered<'py>(
         None => return Err(PyValueError::new_err(format!("unknown format {fmt:?}"))),
     };
     let numbers = u32s(numbers)?;
-    let global = |n: u32| {
-        n.checked_sub(1)
-            .and_then(|i| numbers.get(i as usize))
-            .copied()
-            .unwrap_or(n)
-    };
+    let global = |n: u32| run_number(&numbers, n);
     let fw = &firewall.fw;
     let log = fw.table().history().ok_or_else(|| {
         PyValueError::new_err("this firewall keeps no connection log (build it with conn_log=True)")

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::engine::Firewall;
-use crate::output::report::{log_summary, Report, ReportCaps, Row};
+use crate::output::report::{log_summary, LogSummary, Report, ReportCaps, Row};
 use crate::python::firewall::{rule_tuple, RuleTuple};
 
 /// `ReportCaps` as Python passes them, in the order of its fields.
@@ -51,7 +51,7 @@ type ConnsTuple = (
 /// confirmed, RELATED entries, and the listed connections' jsonl records.
 type LogTuple = (
     Vec<(f64, u64)>,
-    Vec<(&'static str, &'static str, u64)>,
+    Vec<(String, String, u64)>,
     usize,
     usize,
     Py<PyBytes>,
@@ -79,6 +79,16 @@ pub fn report_tuple(
     let origin = report.first_ts.or(run_first_ts).unwrap_or(0.0);
     let listed: Vec<u32> = report.listed.iter().map(|c| c.0).collect();
     let summary = log_summary(fw, log.records(), &listed, origin, report.caps.table_points);
+    Ok(as_tuples(fw, report, summary, py))
+}
+
+/// `report` and the log's `summary` as tuples; `fw` names the rules.
+pub fn as_tuples(
+    fw: &Firewall,
+    report: Report,
+    summary: LogSummary,
+    py: Python<'_>,
+) -> ReportTuple {
     let counts = (
         report.packets,
         report.first_ts,
@@ -111,11 +121,11 @@ pub fn report_tuple(
         summary.related,
         PyBytes::new(py, &summary.records).unbind(),
     );
-    Ok((
+    (
         counts,
         (rules, report.decided),
         conns,
         report.transitions,
         log,
-    ))
+    )
 }

@@ -16,6 +16,8 @@ exact is refused unless accepted (`statewall.dask.plan`).
     with Client("tcp://scheduler:8786") as client:
         run = statewall.dask.replay(client, "capture.pcap", rules="rules.v4", fmt="jsonl")
     open("out.jsonl", "wb").write(run.output)
+
+`report(client, capture, ...)` writes `statewall report`'s page the same way.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from statewall.dask.run import PartitionedRun
+    from statewall.report.model import Caps
 
-__all__ = ["replay"]
+__all__ = ["replay", "report"]
 
 
 def replay(client: Client, capture: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
@@ -55,3 +58,38 @@ def replay(client: Client, capture: str | os.PathLike[str] | list[str | os.PathL
     job = new_job(captures=tuple(os.path.abspath(c) for c in captures), options=machine,
                   kind="replay", fmt=fmt, limit=limit)
     return run_job(client, job, firewall.cfg, inexact=reasons if inexact else None)
+
+
+def report(client: Client, capture: str | os.PathLike[str],
+           output: str | os.PathLike[str] | None = None, *, filter: str | None = None,
+           limit: int | None = None, title: str | None = None, caps: Caps | None = None,
+           inexact: bool = False, **options: Any) -> str:
+    """`statewall.report` on the cluster of `client`: the page of `capture`
+    replayed through the machine `options` describe, as HTML text, also
+    written to `output` when given; its model is a single run's. `filter`: a
+    display filter (as `replay --filter`, not on conn or master) choosing the
+    packets the details hold; `caps`: the detail kept (statewall.report.Caps).
+    No second ruleset side by side. InexactRun as for `replay`, unless `inexact`
+    (then the page lists what may differ)."""
+    from statewall.api import machine_options
+    from statewall.dask.cli import numbers_filtered
+    from statewall.dask.report_run import partitioned_report
+    from statewall.report import _chosen
+    from statewall.select import Selection, parse_filter
+
+    side_by_side = sorted({"rules_b", "rules6_b", "nft_b", "conn"} & options.keys())
+    if side_by_side:
+        raise ValueError(f"{', '.join(side_by_side)}: not available on the Dask engine (a second "
+                         "ruleset side by side, and a connection by number, need one process: "
+                         "statewall.report)")
+    select = Selection.of(parse_filter(filter)) if filter is not None else None
+    if select is not None and numbers_filtered(select.filter):
+        raise ValueError(f"filter {filter!r}: connection numbers are known only after a "
+                         "partitioned run: a filter on conn or master cannot run in one")
+    page = partitioned_report(client, capture, machine_options(**options), select=select,
+                              limit=limit, caps=caps, title=title, chosen=_chosen(filter, None),
+                              inexact=inexact)
+    if output is not None:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(page)
+    return page

@@ -1,4 +1,4 @@
-"""`replay`, `table` and `conns` with `--engine dask`: the same output as a single run.
+"""`replay`, `table`, `conns` and `report` with `--engine dask`: the same output as a single run.
 
 The machine is built here first, as the single engine builds it, so a bad
 option or ruleset is reported before any cluster starts; what partitioning
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from statewall.api import MachineOptions
+from statewall.api import MachineOptions, build_firewall
 from statewall.engine import Firewall
 
 if TYPE_CHECKING:
@@ -90,6 +90,40 @@ def dask_conns(args: argparse.Namespace, firewall: Firewall, color: bool) -> int
     return EXIT_OK
 
 
+def dask_report(args: argparse.Namespace, machine: MachineOptions,
+                select: Selection | None) -> int:
+    """`report --engine dask`: the page's model is the single run's
+    (`statewall.dask.report_run`); no second ruleset side by side."""
+    from statewall.cli import EXIT_OK, InputError, UsageError
+    from statewall.dask.report_run import merged_model, report_job_fields
+    from statewall.report import _chosen, report_meta
+    from statewall.report.cli import write_page
+    from statewall.report.model import Caps
+    from statewall.report.page import render_page
+    from statewall.rules.errors import RulesetError
+
+    for option, value in (("--rules-b", args.rules_b), ("--rules6-b", args.rules6_b),
+                          ("--nft-b", args.nft_b)):
+        if value is not None:
+            raise UsageError(f"{option} is not available with --engine dask (rulesets side "
+                             "by side run in one process: --engine single)")
+    if select is not None and (select.conn is not None or select.write is not None):
+        _refuse_option("--conn" if select.conn is not None else "-w")
+    if select is not None:
+        _refuse_numbers(select.filter)
+    try:
+        firewall = build_firewall(machine)
+    except RulesetError as error:
+        raise InputError(str(error)) from None
+    caps = Caps()
+    meta = report_meta(args.capture, machine, limit=args.limit, title=args.title,
+                       chosen=_chosen(args.filter, None))
+    with _running(args, firewall, report_job_fields(select, args.limit, caps)) as run:
+        model = merged_model(run, firewall, caps=caps, meta=meta)
+    write_page(args.output, render_page(model))
+    return EXIT_OK
+
+
 @contextmanager
 def _running(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str, object],
              when: Callable[[float | None, float], float | None] | None = None
@@ -117,10 +151,12 @@ def _running(args: argparse.Namespace, firewall: Firewall, job_fields: dict[str,
         sys.stderr.writelines(f"statewall: inexact (--inexact): {r}\n" for r in reasons)
     job: Job = new_job(captures=tuple(os.path.abspath(c) for c in captures),
                        options=absolute(options_from(args)), **job_fields)
+    # A report's shares are tallies, not output: they come through the cluster.
+    spills = job.kind != "report"
     with connect(args.scheduler, args.workers) as (client, local), \
             tempfile.TemporaryDirectory(prefix="statewall-dask-") as folder:
         run = run_job(client, job, firewall.cfg, inexact=reasons if args.inexact else None,
-                      when=when, spill=folder if local else None)
+                      when=when, spill=folder if local and spills else None)
         for reason in run.inexact[len(reasons):]:
             sys.stderr.write(f"statewall: inexact (--inexact): {reason}\n")
         yield run
@@ -152,8 +188,17 @@ def _refuse_option(option: str) -> None:
 
 
 def _refuse_numbers(filter: str | None) -> None:
-    """A filter on connection numbers cannot run in a partition: its numbers
-    are the partition's own until the run is over."""
+    if numbers_filtered(filter):
+        from statewall.cli import UsageError
+
+        raise UsageError("a filter on conn or master is not available with --engine dask "
+                         "(connection numbers are known only after the run)")
+
+
+def numbers_filtered(filter: str | None) -> bool:
+    """Whether `filter` (statewall.select's JSON) tests connection numbers,
+    which cannot run in a partition: its numbers are the partition's own
+    until the run is over."""
     import json
 
     def fields(node: object) -> Iterator[object]:
@@ -165,8 +210,4 @@ def _refuse_numbers(filter: str | None) -> None:
             for value in node:
                 yield from fields(value)
 
-    if filter is not None and {"conn", "master"} & set(fields(json.loads(filter))):
-        from statewall.cli import UsageError
-
-        raise UsageError("a filter on conn or master is not available with --engine dask "
-                         "(connection numbers are known only after the run)")
+    return filter is not None and bool({"conn", "master"} & set(fields(json.loads(filter))))

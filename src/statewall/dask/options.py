@@ -22,7 +22,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                             "with --scheduler, wait for N workers")
     group.add_argument("--inexact", action="store_true",
                        help="dask: run even where partitioning cannot keep every result exact "
-                            "(what may differ is listed on stderr and after the totals)")
+                            "(what may differ is listed on stderr, and after the totals or in "
+                            "the report's header)")
 
 
 def classify_dask_error(error: Exception) -> tuple[int, str] | None:

@@ -18,12 +18,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statewall import _core
 from statewall.api import MachineOptions, build_firewall
 from statewall.capture import CaptureError
 from statewall.engine import Firewall
+
+if TYPE_CHECKING:
+    from statewall.dask.report_run import ReportShare
 
 # What `run_part` left for `render_part`, by (run id, partition).
 _RESIDENT: dict[tuple[str, int], _Resident] = {}
@@ -40,13 +43,14 @@ class Job:
     run_id: str
     captures: tuple[str, ...]  # several: of one link, merged by timestamp
     options: MachineOptions
-    kind: str  # "replay", "table" or "conns"
+    kind: str  # "replay", "table", "conns" or "report"
     fmt: str  # replay: text, jsonl, summary; table: proc, conntrack, json; conns: text, jsonl, tsv
     limit: int | None = None
     until: float | None = None
-    filter: str | None = None  # replay: the packets shown; table: the entries listed
+    filter: str | None = None  # replay, report: the packets shown; table: the entries listed
     explain: bool = False
     color: bool = False
+    caps: _core.ReportCaps | None = None  # report: the detail kept (statewall.dask.report_run)
 
 
 @dataclass(frozen=True)
@@ -79,15 +83,16 @@ def run_part(job: Job, part: int, parts: int, spill: str | None = None) -> PartS
     from distributed import get_worker
 
     worker = get_worker()
-    firewall = build_firewall(job.options, conn_log=job.kind == "conns")
-    replay_fmt = job.fmt if job.kind == "replay" else "summary"
+    firewall = build_firewall(job.options, conn_log=job.kind in ("conns", "report"))
+    replay_fmt = {"replay": job.fmt, "report": "report"}.get(job.kind, "summary")
     select = None
-    if job.kind == "replay" and job.filter is not None:
+    if job.kind in ("replay", "report") and job.filter is not None:
         from statewall.select import Selection
 
         select = Selection(job.filter)
     run = firewall.replay_file(list(job.captures), replay_fmt, job.limit, job.until, select=select,
-                               explain=job.explain, color=job.color, partition=(part, parts))
+                               explain=job.explain, color=job.color, caps=job.caps,
+                               partition=(part, parts))
     chunks: list[bytes] = []
     # Only a replay writes per-packet output (table and conns render theirs at the end).
     sink = None
@@ -125,15 +130,21 @@ def progress_topic(run_id: str) -> str:
 
 
 def render_part(job: Job, part: int, numbers: bytes, when: float | None, origin: float,
-                spill: str | None = None) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]]:
+                spill: str | None = None
+                ) -> tuple[bytes, bytes] | list[tuple[int, dict[str, Any]]] | ReportShare:
     """The partition's share of the output, its connections numbered by
     `numbers` (u32, the run's number of connection n at n - 1): (marks, data)
     for `merge_keyed`, or for `table --format json` (number, entry) pairs.
     `when`: the table's time; `origin`: the capture's first packet's time.
     `spill`: the folder `run_part` was given: the data goes to `spill_path`
-    there, and b"" comes back in its place."""
+    there, and b"" comes back in its place. A report's share is its tally
+    (`statewall.dask.report_run.report_share`)."""
     with _LOCK:
         resident = _RESIDENT.pop((job.run_id, part))
+    if job.kind == "report":
+        from statewall.dask.report_run import report_share
+
+        return report_share(resident.firewall, resident.run, numbers)
     if job.kind == "replay" and spill is not None:
         _, _, _, marks = resident.run.part_results()
         raw, share = spill_path(spill, job, part, "raw"), spill_path(spill, job, part)

@@ -38,7 +38,20 @@ def build_report(capture: PathLike, machine: MachineOptions, *,
     firewall = build_firewall(machine, conn_log=True)
     path = os.fspath(capture)
     run = firewall.replay_file(path, "report", limit, select=select, caps=caps.core())
-    meta: dict[str, Any] = {
+    meta = report_meta(path, machine, limit=limit, title=title, chosen=chosen)
+    model = build_model(firewall, run, caps=caps, meta=meta)
+    if machine_b is not None:
+        from statewall.report.sides import side_by_side
+
+        model["diff"] = side_by_side(path, machine, machine_b, limit, model["rules"])
+    return render_page(model)
+
+
+def report_meta(capture: PathLike, machine: MachineOptions, *, limit: int | None,
+                title: str | None, chosen: str | None) -> dict[str, Any]:
+    """The model's `meta` but for the run's counts: what the page is of."""
+    path = os.fspath(capture)
+    return {
         "title": title or f"statewall report: {os.path.basename(path)}",
         "capture": path, "version": __version__, "limit": limit,
         "filter": chosen,
@@ -46,12 +59,6 @@ def build_report(capture: PathLike, machine: MachineOptions, *,
                   if p is not None],
         "local": [str(a) for a in machine.local],
     }
-    model = build_model(firewall, run, caps=caps, meta=meta)
-    if machine_b is not None:
-        from statewall.report.sides import side_by_side
-
-        model["diff"] = side_by_side(path, machine, machine_b, limit, model["rules"])
-    return render_page(model)
 
 
 def report(capture: PathLike, output: PathLike | None = None, *,
@@ -86,7 +93,7 @@ def _chosen(filter: str | None, conn: int | None) -> str | None:
     return " ".join(parts) or None
 
 
-__all__ = ["Caps", "build_report", "report"]
+__all__ = ["Caps", "build_report", "report", "report_meta"]
 
 
 class _CallableModule(types.ModuleType):

@@ -14,6 +14,7 @@ def add_report_command(sub: Any, add_common: Callable[[argparse.ArgumentParser],
     """Register `report` on the CLI's subparsers: every option of `replay` that
     shapes the replay, the selection options, the output file and side B."""
     from statewall.cli_select import add_replay_options
+    from statewall.dask.options import add_engine_options
 
     report = sub.add_parser("report", help="one self-contained HTML page: overview, the ruleset "
                                            "with counters, ladder diagrams, TCP states")
@@ -26,6 +27,7 @@ def add_report_command(sub: Any, add_common: Callable[[argparse.ArgumentParser],
                         help="a second iptables-save file, shown side by side with what it changes")
     report.add_argument("--rules6-b", metavar="FILE", help="side B's ip6tables-save file")
     report.add_argument("--nft-b", metavar="FILE", help="side B's nftables ruleset")
+    add_engine_options(report)
     report.set_defaults(handler=cmd_report)
 
 
@@ -42,6 +44,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         machine.topology()  # a bad address is a usage error, found before any file is read
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.engine == "dask":
+        from statewall.dask.cli import dask_report
+
+        return dask_report(args, machine, select)
     changes: dict[str, Any] = {k: v for k, v in (("rules", args.rules_b), ("rules6", args.rules6_b),
                                  ("nft", args.nft_b)) if v is not None}
     machine_b = replace(machine, **changes) if changes else None

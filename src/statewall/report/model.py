@@ -115,17 +115,38 @@ def _flow(flow: Any) -> dict[str, Any]:
             if v is not None}
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What the model holds of a finished "report" run besides its report:
+    one run's, or a partitioned run's added up (statewall.dask.report_run)."""
+
+    report: _core.Report
+    totals: _core.Totals
+    first_ts: float | None  # the run's first packet's time
+    entries: list[RuleEntry]  # the rules, with their counters
+    stats: dict[str, int]  # the expectation counters (Firewall.stats)
+    table_max: int  # nf_conntrack_max
+
+
 def build_model(firewall: Firewall, run: _core.ReplayRun, *, caps: Caps,
                 meta: dict[str, Any]) -> dict[str, Any]:
     """The page's model after replaying `run` (a "report" run with `caps.core()`)
     through `firewall` (which needs `conn_log=True`)."""
-    counts, (refs, decided), conns, transitions, log = run.report()
+    report = run.report()
+    facts = RunFacts(report, run.totals(), run.first_ts, ruleset_entries(firewall),
+                     firewall.stats(), firewall.cfg.nf_conntrack_max)
+    return model_of(facts, caps=caps, meta=meta)
+
+
+def model_of(facts: RunFacts, *, caps: Caps, meta: dict[str, Any]) -> dict[str, Any]:
+    """The page's model of a finished run (`build_model`)."""
+    counts, (refs, decided), conns, transitions, log = facts.report
     selected, first_ts, state_verdict, drops_by_rule, reasons, other_reasons = counts
     conns_seen, listed, outside, kept_rows, kept, long = conns
     curve, by_proto_state, confirmed, related, records = log
-    packets, connections, states, verdicts, invalid = run.totals()
-    origin = first_ts if first_ts is not None else (run.first_ts or 0.0)
-    entries = ruleset_entries(firewall)
+    packets, connections, states, verdicts, invalid = facts.totals
+    origin = first_ts if first_ts is not None else (facts.first_ts or 0.0)
+    entries = facts.entries
     ids = rule_ids(entries, [RuleRef(*r) for r in refs])
 
     def rid(index: int) -> int:
@@ -143,7 +164,7 @@ def build_model(firewall: Firewall, run: _core.ReplayRun, *, caps: Caps,
         items.append({**item, "shown": shown, "drops": drops})
     if outside[0]:  # packets that belonged to no connection, listed under one line
         items.append({**_unconfirmed(0), "end": None, "shown": outside[0], "drops": outside[1]})
-    stats = firewall.stats()
+    stats = facts.stats
     capped = _capped(caps, conns_seen, long, kept, per_rule.values(), transitions)
     return {
         "meta": {**meta, "packets": packets, "selected": selected,
@@ -157,7 +178,7 @@ def build_model(firewall: Firewall, run: _core.ReplayRun, *, caps: Caps,
         + ([[None, other_reasons]] if other_reasons else []),  # the page: "other reasons"
         "conns_by_proto_state": [list(cell) for cell in by_proto_state],
         "table": {"curve": [list(point) for point in curve],
-                  "max": firewall.cfg.nf_conntrack_max, "confirmed": confirmed},
+                  "max": facts.table_max, "confirmed": confirmed},
         "expectations": {"created": stats.get("expect_create", 0),
                          "used": stats.get("expect_new", 0),
                          "deleted": stats.get("expect_delete", 0),

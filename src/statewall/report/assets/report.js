@@ -59,6 +59,7 @@
   if (m.filter) metaParts.push(m.filter + ": the details hold " + fmt(m.selected) + " of " + fmt(m.packets) + " packets");
   $("meta").textContent = metaParts.join(" · ");
   for (const c of m.capped) $("capped").append(el("li", {}, "capped: " + c));
+  for (const c of m.inexact || []) $("capped").append(el("li", {}, "inexact (--inexact): " + c));
 
   // ---- overview ----
   function card(title, id, ...body) {
