@@ -251,3 +251,18 @@ def test_ipv6_hint_counts_one_packet(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == EXIT_OK
     assert ("hint: 1 IPv6 packet met no IPv6 ruleset and passed unfiltered: give the "
             "ip6tables-save file with --rules6") in out.splitlines()
+
+
+@pytest.mark.parametrize("module", ["statewall", "statewall.cli"])
+def test_a_bad_filter_is_a_usage_error_however_the_command_is_run(tmp_path: Path,
+                                                                  module: str) -> None:
+    """`python -m statewall.cli` runs the module as __main__: its errors must still be
+    recognised as usage errors (one line, exit 2), not reported as internal."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", module, "replay", str(capture(tmp_path)),
+                           "--filter", "host 192.0.2.1"], capture_output=True, text=True)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.startswith("statewall: --filter: at column 1: unknown field 'host'")
+    assert "internal error" not in done.stderr and len(done.stderr.splitlines()) == 1

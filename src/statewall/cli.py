@@ -596,4 +596,9 @@ def cmd_sysctl(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # `python -m statewall.cli`: run the imported module's main, so that the
+    # errors other modules raise are this module's own classes (under
+    # `__main__` they would be a second copy's, and go unrecognised).
+    from statewall.cli import main as imported_main
+
+    raise SystemExit(imported_main())
