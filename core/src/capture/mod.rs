@@ -507,4 +507,7 @@ pub(crate) fn u32_at(b: &[u8], at: usize, big: bool) -> u32 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+
+#[cfg(test)]
+mod offsets_tests;

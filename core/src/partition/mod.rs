@@ -113,3 +113,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod index_tests;

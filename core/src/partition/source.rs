@@ -19,7 +19,7 @@ pub enum Frames {
     /// Every frame of the capture, in order.
     Scan(Capture),
     /// One partition's frames, by offset.
-    Indexed(Box<Indexed>),
+    Indexed(Indexed),
 }
 
 impl Frames {

@@ -638,7 +638,7 @@ impl PyFirewall {
             (Some(index), Some(part)) => {
                 let indexed = indexed_frames(py, index, paths, part, bounds)?;
                 let first_ts = indexed.index().trailer.first_ts.map(|t| t.0);
-                (Frames::Indexed(Box::new(indexed)), first_ts)
+                (Frames::Indexed(indexed), first_ts)
             }
             (Some(_), None) => return Err(PyValueError::new_err("an index needs partition=")),
         };

@@ -14,6 +14,7 @@ says why.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,10 +37,8 @@ class IndexShares:
 
     def remove(self) -> None:
         for path in self.files:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
 
 
 def index_shares(client: Client, job: Job, places: list[str], spill: str | None) -> IndexShares:
@@ -53,5 +52,6 @@ def index_shares(client: Client, job: Job, places: list[str], spill: str | None)
         return shares
     if files is not None:
         return IndexShares(list(files), None, files)
-    return IndexShares([client.scatter(index.part(part), workers=[place], hash=False)
-                        for part, place in enumerate(places)], None, [])
+    return IndexShares([client.scatter(  # type: ignore[no-untyped-call]
+        index.part(part), workers=[place], hash=False) for part, place in enumerate(places)],
+        None, [])
