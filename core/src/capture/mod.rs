@@ -10,7 +10,9 @@
 //! file that simply stops.
 //!
 //! The path `-` is standard input, read the same way: the readers only ever
-//! read forward, so a pipe serves as well as a file.
+//! read forward, so a pipe serves as well as a file. Each frame says where
+//! its record lies (`Frame::at`), so that a plain file's records can be read
+//! again one by one at their offsets (`offsets`, for a partitioned run).
 //!
 //! Plain files are read in `CHUNK`-sized pieces into one reused buffer rather
 //! than memory-mapped. On a 100 MB pcap in the page cache both walk the
