@@ -71,7 +71,7 @@ pub struct Frame<'a> {
 /// Where a record lies: which file of the capture (its position among the
 /// files merged, 0 for a single file) and the byte offset of the record's
 /// start (pcap record header, pcapng block) in that file, decompressed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Location {
     pub file: u32,
     pub offset: u64,
