@@ -22,13 +22,16 @@ Figures:
   (bench/rules/stateful.nft, what iptables-restore-translate makes of
   stateful.v4), and with the masquerading nat chain (bench/rules/masquerade.nft),
   each paired with its iptables form, jsonl to a file and `--summary-only`;
-* the Dask engine (`--engine dask`): how fast a worker passes over the other
-  partitions' packets (a whole process, interpreter start included), and against
-  the single process: the same
-  replay, jsonl to a file and `--summary-only`, on a local cluster of 1 and of 2
-  worker processes
-  started and stopped by the command (so the figure includes the cluster's
-  start), after checking that the output is byte for byte the single run's;
+* the Dask engine (`--engine dask`): how fast the driver's index pass reads,
+  decodes and places every packet and notes its record for its partition (the
+  pass alone, timed in its process, and a whole process, interpreter start
+  included); how fast a worker passes over the other partitions' packets when
+  it reads a capture whole (what it does with a compressed capture, which
+  cannot be read by offset); and against the single process: the same replay,
+  jsonl to a file and `--summary-only`, on a local cluster of 1 and of 2
+  worker processes started and stopped by the command (so the figure includes
+  the cluster's start), after checking that the output is byte for byte the
+  single run's;
 * memory per tracked connection: the peak RSS of `statewall stats` over a
   SYN flood that leaves one entry per packet (nf_conntrack_max raised above
   the flood), less the peak RSS of the same command over a one-packet
@@ -242,17 +245,37 @@ def open_page(page: Path, repeat: int) -> list[float]:
                 lambda d: d.execute_script("return document.documentElement.dataset.ready"))
             marks.append(float(mark))
     return marks[1:]
-# What every Dask worker does with another partition's packet: read, decode the
-# link and IP headers, find its partition, move the clock (a partition of a
-# million holds none of the capture's packets, so nothing else runs).
+
+
+# The driver's index pass over the capture, for two partitions, kept in memory:
+# prints the seconds the pass itself takes.
+INDEX = ("import sys, time; from statewall import _core; start = time.perf_counter(); "
+         "_core.index_capture([sys.argv[1]], 2); print(time.perf_counter() - start)")
+# What every Dask worker does with another partition's packet when it reads the
+# capture whole (a compressed one): read, decode the link and IP headers, find its
+# partition, move the clock (a partition of a million holds none of the capture's
+# packets, so nothing else runs).
 SCAN = ("import sys; from statewall.engine import Firewall; "
         "run = Firewall().replay_file(sys.argv[1], 'summary', partition=(0, 1_000_000)); "
         "[None for _ in run]")
 
 
+def inner_seconds(argv: list[str], repeat: int) -> float:
+    """The median of the seconds a command prints, over `repeat` runs after a warm-up."""
+    runs = [subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            for _ in range(max(repeat, 1) + 1)]
+    return statistics.median(float(out) for out in runs[1:])
+
+
 def dask_engine(capture: Path, packets: int, repeat: int) -> None:
+    index = [sys.executable, "-c", INDEX, str(capture)]
+    alone = inner_seconds(index, repeat)
+    print(f"{'index pass (2 partitions, in memory), the pass alone:':<58}"
+          f"{packets / alone:>12,.0f} packets/s  ({alone:.2f} s)")
+    whole = measure(index, repeat)
+    print(f"{'index pass, a whole process:':<58}{rate(packets, whole)}")
     scan = measure([sys.executable, "-c", SCAN, str(capture)], repeat)
-    print(f"{'partitioning scan (a process, a partition of none):':<58}{rate(packets, scan)}")
+    print(f"{'full scan (a process, a partition of none):':<58}{rate(packets, scan)}")
     rules = ["--rules", str(HERE / "rules" / "stateful.v4")]
     for label, args, out in (("--format jsonl > file", ["--format", "jsonl"], "jsonl"),
                              ("--summary-only", ["--summary-only"], "summary")):

@@ -34,6 +34,20 @@ def merged_totals_lines(parts: list[TotalsPart]) -> list[str]:
 
 CONNS_TSV_HEADER: str  # the first line of `conns --format tsv`, newline included
 
+class CaptureIndex:
+    """A capture indexed for a partitioned run (`index_capture`)."""
+
+    full_scan: str | None  # why the capture cannot be indexed (None: it is)
+    packets: int  # packets indexed
+    def part(self, part: int) -> bytes:
+        """Partition `part`'s index, when it was made in memory."""
+
+def index_capture(paths: list[str], parts: int, limit: int | None = None,
+                  until: float | None = None, files: list[str] | None = None) -> CaptureIndex:
+    """Index a capture (several files: merged by timestamp) for `parts`
+    partitions, stopping where a replay with `limit` and `until` stops; each
+    partition's index goes to its file in `files`, or stays in memory."""
+
 def merge_keyed(parts: list[tuple[bytes, bytes]]) -> bytes:
     """Interleave (marks, data) parts by key; marks: u64 (key, end offset) pairs."""
 
@@ -265,7 +279,8 @@ class Firewall:
                until: float | None = None, filter: str | None = None, conn: int | None = None,
                write: str | None = None, explain: bool = False,
                color: bool = False, caps: ReportCaps | None = None,
-               partition: tuple[int, int] | None = None) -> ReplayRun: ...
+               partition: tuple[int, int] | None = None,
+               index: bytes | str | None = None) -> ReplayRun: ...
 
 class ReplayRun:
     """A capture streaming through a Firewall: yields output chunks, then raises

@@ -187,7 +187,8 @@ class Firewall:
                     until: float | None = None, select: Selection | None = None,
                     explain: bool = False, color: bool = False,
                     caps: _core.ReportCaps | None = None,
-                    partition: tuple[int, int] | None = None) -> _core.ReplayRun:
+                    partition: tuple[int, int] | None = None,
+                    index: bytes | str | None = None) -> _core.ReplayRun:
         """Stream a capture (or several of one link, merged by timestamp)
         through the core: an iterator of output chunks
         (bytes; none for fmt "summary"), then the capture's error if any.
@@ -198,14 +199,16 @@ class Firewall:
         line, `color` marks drops and INVALID with terminal colours. For fmt
         "report" (statewall.report.model): `caps`, the detail the run keeps.
         `partition` (index, partitions): only that partition's packets are
-        processed (statewall.dask); the others only move the clock."""
+        processed (statewall.dask); with that partition's `index`
+        (`_core.index_capture`: bytes, or the path of its file) only they are
+        read, by offset, else the others are read and only move the clock."""
         paths = [str(p) for p in path] if isinstance(path, list) else str(path)
         if select is None:
             return self._core.replay(paths, fmt, limit, until, explain=explain, color=color,
-                                     caps=caps, partition=partition)
+                                     caps=caps, partition=partition, index=index)
         return self._core.replay(paths, fmt, limit, until, select.filter, select.conn,
                                  select.write, explain=explain, color=color, caps=caps,
-                                 partition=partition)
+                                 partition=partition, index=index)
 
     def replay_batches(self, path: str, limit: int | None = None) -> Iterator[Batch]:
         """Stream a capture through the core and yield its results as columnar

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::{open, CaptureError, Frame, IfaceInfo, Reader};
+use super::{open, CaptureError, Frame, IfaceInfo, Location, Reader};
 
 /// The next frame of one file, copied out of its reader's buffer.
 #[derive(Default)]
@@ -22,6 +22,8 @@ struct Head {
     orig_len: u32,
     iface_id: u32,
     ticks: u64,
+    at: Location,
+    untimed: bool,
     info: Option<IfaceInfo>,
 }
 
@@ -47,6 +49,14 @@ impl Capture {
         match self {
             Capture::One(reader) => reader.next_described(),
             Capture::Many(merged) => merged.next_described(),
+        }
+    }
+
+    /// The files, in the order given (`Location::file` numbers them).
+    pub fn files(&self) -> &[Reader] {
+        match self {
+            Capture::One(reader) => std::slice::from_ref(reader),
+            Capture::Many(merged) => &merged.readers,
         }
     }
 }
@@ -96,6 +106,11 @@ impl Merged {
                 head.orig_len = frame.orig_len;
                 head.iface_id = frame.iface_id;
                 head.ticks = frame.ticks;
+                head.at = Location {
+                    file: file as u32,
+                    offset: frame.at.offset,
+                };
+                head.untimed = frame.untimed;
                 if head.info.as_ref() != info {
                     head.info = info.cloned();
                 }
@@ -136,6 +151,8 @@ impl Merged {
                 orig_len: head.orig_len,
                 iface_id: head.iface_id,
                 ticks: head.ticks,
+                at: head.at,
+                untimed: head.untimed,
             },
             head.info.as_ref(),
         )))

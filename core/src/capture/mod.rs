@@ -10,7 +10,9 @@
 //! file that simply stops.
 //!
 //! The path `-` is standard input, read the same way: the readers only ever
-//! read forward, so a pipe serves as well as a file.
+//! read forward, so a pipe serves as well as a file. Each frame says where
+//! its record lies (`Frame::at`), so that a plain file's records can be read
+//! again one by one at their offsets (`offsets`, for a partitioned run).
 //!
 //! Plain files are read in `CHUNK`-sized pieces into one reused buffer rather
 //! than memory-mapped. On a 100 MB pcap in the page cache both walk the
@@ -19,6 +21,7 @@
 //! under us (a tcpdump still writing, a rotated capture).
 
 mod merge;
+pub mod offsets;
 mod pcap;
 mod pcapng;
 mod source;
@@ -58,6 +61,20 @@ pub struct Frame<'a> {
     /// The timestamp as recorded, in its interface's units (`tsresol`),
     /// before any offset: what a writer copies to keep it exact.
     pub ticks: u64,
+    /// Where the frame's record lies (`offsets` reads it there again).
+    pub at: Location,
+    /// The record carries no timestamp of its own (a pcapng Simple Packet
+    /// Block): `ts` and `ticks` are the file's previous packet's.
+    pub untimed: bool,
+}
+
+/// Where a record lies: which file of the capture (its position among the
+/// files merged, 0 for a single file) and the byte offset of the record's
+/// start (pcap record header, pcapng block) in that file, decompressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Location {
+    pub file: u32,
+    pub offset: u64,
 }
 
 /// What a capture says about an interface, as a pcapng Interface
@@ -90,6 +107,11 @@ pub struct CaptureError {
 }
 
 impl CaptureError {
+    /// An error of `kind` whose message (starting with the file name) is `message`.
+    pub fn new(kind: ErrorKind, message: String) -> Self {
+        CaptureError { kind, message }
+    }
+
     fn corrupt(message: String) -> Self {
         CaptureError {
             kind: ErrorKind::Corrupt,
@@ -193,6 +215,22 @@ impl Stream {
         Ok(self.end - self.start)
     }
 
+    /// Read on from stream offset `at`: within the bytes held, or by
+    /// seeking the file (a plain file only).
+    fn seek_to(&mut self, at: u64) -> Result<(), CaptureError> {
+        if at >= self.base && at - self.base <= self.end as u64 {
+            self.start = (at - self.base) as usize;
+            return Ok(());
+        }
+        self.input.seek(at).map_err(|err| {
+            self.corrupt(format_args!("cannot read at byte {at}: {}", strerror(&err)))
+        })?;
+        self.base = at;
+        self.start = 0;
+        self.end = 0;
+        Ok(())
+    }
+
     /// The unread bytes (after `fill`).
     fn window(&self) -> &[u8] {
         self.buf.get(self.start..self.end).unwrap_or(&[])
@@ -241,6 +279,9 @@ impl Stream {
 
 /// Where a frame's bytes lie in the buffer and what the record said about it.
 pub(crate) struct Meta {
+    /// Stream offset of the record's start.
+    at: u64,
+    untimed: bool,
     from: usize,
     to: usize,
     ts: f64,
@@ -277,6 +318,12 @@ pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
         return open_source(Arc::from(STDIN_NAME), Box::new(io::stdin()));
     }
     let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+    let file = open_file(path, &name)?;
+    open_input(name, Input::File(file))
+}
+
+/// `path` opened for reading; `name` stands for it in messages.
+fn open_file(path: &Path, name: &str) -> Result<File, CaptureError> {
     let cannot_open =
         |err: &io::Error| CaptureError::corrupt(format!("{name}: cannot open: {}", strerror(err)));
     let file = File::open(path).map_err(|err| cannot_open(&err))?;
@@ -285,7 +332,7 @@ pub fn open(path: impl AsRef<Path>) -> Result<Reader, CaptureError> {
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         return Err(cannot_open(&io::Error::from_raw_os_error(21)));
     }
-    open_source(name, Box::new(file))
+    Ok(file)
 }
 
 /// Read a capture from any byte stream; `name` stands for it in messages.
@@ -294,14 +341,22 @@ pub fn open_source(
     input: Box<dyn io::Read + Send + Sync>,
 ) -> Result<Reader, CaptureError> {
     let input: Source = input;
-    let mut stream = Stream {
+    open_input(name, Input::Plain(input))
+}
+
+fn new_stream(name: Arc<str>, input: Input) -> Stream {
+    Stream {
         name,
-        input: Input::Plain(input),
+        input,
         buf: vec![0; CHUNK],
         start: 0,
         end: 0,
         base: 0,
-    };
+    }
+}
+
+fn open_input(name: Arc<str>, input: Input) -> Result<Reader, CaptureError> {
+    let mut stream = new_stream(name, input);
     stream.fill(GZIP_MAGIC.len())?;
     if stream.window().starts_with(&GZIP_MAGIC) {
         let head = stream.window().to_vec();
@@ -378,21 +433,7 @@ impl Reader {
             Ok(Some(meta)) => {
                 let index = self.index;
                 self.index += 1;
-                let iface = match &self.state {
-                    State::Pcap(p) => p.interface(),
-                    State::Pcapng(p) => p.interface(meta.iface_id),
-                };
-                let frame = Frame {
-                    index,
-                    ts: meta.ts,
-                    data: self.stream.buf.get(meta.from..meta.to).unwrap_or(&[]),
-                    linktype: meta.linktype,
-                    iface: meta.iface,
-                    orig_len: meta.orig_len,
-                    iface_id: meta.iface_id,
-                    ticks: meta.ticks,
-                };
-                Some(Ok((frame, iface)))
+                Some(Ok(self.described(meta, index)))
             }
             Ok(None) => {
                 self.done = true;
@@ -403,6 +444,27 @@ impl Reader {
                 Some(Err(err))
             }
         }
+    }
+
+    /// The frame `meta` describes, numbered `index`, with its interface.
+    fn described(&self, meta: Meta, index: u64) -> (Frame<'_>, Option<&IfaceInfo>) {
+        let iface = self.interface(meta.iface_id);
+        let frame = Frame {
+            index,
+            ts: meta.ts,
+            data: self.stream.buf.get(meta.from..meta.to).unwrap_or(&[]),
+            linktype: meta.linktype,
+            iface: meta.iface,
+            orig_len: meta.orig_len,
+            iface_id: meta.iface_id,
+            ticks: meta.ticks,
+            at: Location {
+                file: 0,
+                offset: meta.at,
+            },
+            untimed: meta.untimed,
+        };
+        (frame, iface)
     }
 
     pub fn format(&self) -> Format {
@@ -447,4 +509,7 @@ pub(crate) fn u32_at(b: &[u8], at: usize, big: bool) -> u32 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+
+#[cfg(test)]
+mod offsets_tests;

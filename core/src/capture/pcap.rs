@@ -53,6 +53,39 @@ impl Pcap {
         })
     }
 
+    /// The reader for a file whose header said this (`offsets`: its records
+    /// are read again by offset, without the header).
+    pub(crate) fn restored(big: bool, nsec: bool, linktype: u32, snaplen: u32) -> Pcap {
+        let mut pcap = Pcap {
+            big,
+            scale: if nsec { 1e-9 } else { 1e-6 },
+            resol: if nsec { 9 } else { 6 },
+            iface: None,
+            header: None,
+        };
+        pcap.header = Some(pcap.described(linktype, snaplen));
+        pcap
+    }
+
+    /// (big-endian, nanoseconds, link type, snap length): what `restored` takes.
+    pub(crate) fn layout(&self) -> Option<(bool, bool, u32, u32)> {
+        let iface = self.iface.as_ref()?;
+        Some((self.big, self.resol == 9, iface.linktype, iface.snaplen))
+    }
+
+    /// Keep the file header's facts: its interface, and the link type and
+    /// record-length limit every record is read with.
+    fn described(&mut self, linktype: u32, snaplen: u32) -> (u32, u32) {
+        self.iface = Some(IfaceInfo {
+            linktype,
+            name: None,
+            snaplen,
+            tsresol: self.resol,
+            tsoffset: 0,
+        });
+        (linktype, snaplen.clamp(MAX_RECORD, MAX_SNAPLEN))
+    }
+
     fn file_header(&mut self, s: &mut Stream) -> Result<(u32, u32), CaptureError> {
         let got = s.fill(FILE_HEADER_LEN)?;
         if got < FILE_HEADER_LEN {
@@ -68,14 +101,7 @@ impl Pcap {
         let snaplen = u32_at(h, 16, self.big);
         let linktype = u32_at(h, 20, self.big) & LINKTYPE_MASK;
         s.start += FILE_HEADER_LEN;
-        self.iface = Some(IfaceInfo {
-            linktype,
-            name: None,
-            snaplen,
-            tsresol: self.resol,
-            tsoffset: 0,
-        });
-        Ok((linktype, snaplen.clamp(MAX_RECORD, MAX_SNAPLEN)))
+        Ok(self.described(linktype, snaplen))
     }
 
     pub(crate) fn interface(&self) -> Option<&IfaceInfo> {
@@ -106,6 +132,7 @@ impl Pcap {
                 s.offset()
             )));
         }
+        let at = s.offset();
         let h = s.window();
         let sec = u32_at(h, 0, self.big);
         let frac = u32_at(h, 4, self.big);
@@ -134,6 +161,8 @@ impl Pcap {
         let from = s.start + RECORD_HEADER_LEN;
         s.start += total;
         Ok(Some(Meta {
+            at,
+            untimed: false,
             from,
             to: s.start,
             // `sec + frac * scale` in doubles: both integers are converted first.

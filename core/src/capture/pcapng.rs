@@ -48,12 +48,25 @@ struct Interface {
     global: u32,
 }
 
+/// Where a section starts, its byte order, and the number of its first
+/// interface among the file's (its interfaces follow on from there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Section {
+    pub at: u64,
+    pub big: bool,
+    pub first: u32,
+}
+
 pub(crate) struct Pcapng {
     big: bool,
     /// The current section's interfaces.
     ifaces: Vec<Interface>,
     /// Every section's, in file order.
     all: Vec<IfaceInfo>,
+    /// Every section, in file order.
+    sections: Vec<Section>,
+    /// The section `ifaces` holds, when records are read by offset (`enter`).
+    entered: Option<usize>,
     last_ts: f64,
     last_ticks: u64,
 }
@@ -64,8 +77,58 @@ impl Pcapng {
             big: false,
             ifaces: Vec::new(),
             all: Vec::new(),
+            sections: Vec::new(),
+            entered: None,
             last_ts: 0.0,
             last_ticks: 0,
+        }
+    }
+
+    /// The reader for a file of these sections and interfaces (`offsets`:
+    /// its records are read again by offset, after `enter`).
+    pub(crate) fn restored(sections: Vec<Section>, all: Vec<IfaceInfo>) -> Self {
+        Pcapng {
+            all,
+            sections,
+            ..Pcapng::new()
+        }
+    }
+
+    /// The sections and interfaces met so far: what `restored` takes.
+    pub(crate) fn layout(&self) -> (&[Section], &[IfaceInfo]) {
+        (&self.sections, &self.all)
+    }
+
+    /// Take up the section that holds stream offset `at`, and for a record
+    /// that carries no timestamp, the time it borrows (`last`: seconds,
+    /// ticks), before reading the record at `at`.
+    pub(crate) fn enter(&mut self, at: u64, last: Option<(f64, u64)>) {
+        let section = self.sections.partition_point(|s| s.at <= at).checked_sub(1);
+        if section != self.entered {
+            self.entered = section;
+            self.ifaces.clear();
+            if let Some(&Section { big, first, .. }) = section.and_then(|i| self.sections.get(i)) {
+                let end = section
+                    .and_then(|i| self.sections.get(i + 1))
+                    .map_or(self.all.len(), |next| next.first as usize);
+                self.big = big;
+                let described = self.all.get(first as usize..end).unwrap_or(&[]);
+                self.ifaces = (first..)
+                    .zip(described)
+                    .map(|(global, info)| Interface {
+                        linktype: info.linktype,
+                        name: info.name.clone(),
+                        snaplen: info.snaplen,
+                        units: units_of(info.tsresol),
+                        offset: info.tsoffset,
+                        global,
+                    })
+                    .collect();
+            }
+        }
+        if let Some((ts, ticks)) = last {
+            self.last_ts = ts;
+            self.last_ticks = ticks;
         }
     }
 
@@ -153,6 +216,8 @@ impl Pcapng {
                     self.last_ticks = ticks;
                     s.start += len;
                     return Ok(Some(Meta {
+                        at,
+                        untimed: false,
                         from: block_start + 28,
                         to: block_start + 28 + caplen as usize,
                         ts: self.last_ts,
@@ -177,6 +242,8 @@ impl Pcapng {
                     let caplen = orig_len.min(blen - 16).min(snap);
                     s.start += len;
                     return Ok(Some(Meta {
+                        at,
+                        untimed: true,
                         from: block_start + 12,
                         to: block_start + 12 + caplen as usize,
                         ts: self.last_ts,
@@ -203,6 +270,11 @@ impl Pcapng {
                         )));
                     }
                     self.ifaces.clear();
+                    self.sections.push(Section {
+                        at,
+                        big,
+                        first: self.all.len() as u32,
+                    });
                 }
                 _ => {}
             }
@@ -263,12 +335,7 @@ fn interface(
             IF_TSRESOL => {
                 if let Some(&first) = value.first() {
                     tsresol = first;
-                    let exponent = first & 0x7f;
-                    iface.units = if first & 0x80 != 0 {
-                        Units::Pow2(exponent)
-                    } else {
-                        Units::Pow10(exponent)
-                    };
+                    iface.units = units_of(first);
                 }
             }
             IF_TSOFFSET => {
@@ -292,6 +359,16 @@ fn interface(
         tsoffset: iface.offset,
     };
     Ok((iface, info))
+}
+
+/// Timestamp units from an `if_tsresol` byte: a power of 10, or of 2 with the top bit set.
+fn units_of(tsresol: u8) -> Units {
+    let exponent = tsresol & 0x7f;
+    if tsresol & 0x80 != 0 {
+        Units::Pow2(exponent)
+    } else {
+        Units::Pow10(exponent)
+    }
 }
 
 trait StripNuls {

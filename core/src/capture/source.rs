@@ -11,7 +11,8 @@
 //! mismatch does not stop the members after it, and the first mismatch is
 //! reported at the end.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
@@ -36,6 +37,8 @@ pub(crate) enum Break {
 pub(crate) type Source = Box<dyn Read + Send + Sync>;
 
 pub(crate) enum Input {
+    /// A file, which can also be read at an offset (`seek`).
+    File(File),
     Plain(Source),
     Gzip(Box<Gunzip>),
 }
@@ -43,20 +46,25 @@ pub(crate) enum Input {
 impl Input {
     pub(crate) fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         match self {
-            Input::Plain(file) => loop {
-                match file.read(out) {
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    other => return other,
-                }
-            },
+            Input::File(file) => read_retrying(file, out),
+            Input::Plain(source) => read_retrying(source, out),
             Input::Gzip(gz) => gz.read(out),
+        }
+    }
+
+    /// Read on from byte `at` of a file (`Unsupported` for other inputs).
+    pub(crate) fn seek(&mut self, at: u64) -> io::Result<()> {
+        match self {
+            Input::File(file) => file.seek(SeekFrom::Start(at)).map(|_| ()),
+            _ => Err(io::Error::from(io::ErrorKind::Unsupported)),
         }
     }
 
     /// Decompress from here on; `head` holds the bytes already read from the file.
     pub(crate) fn into_gzip(self, head: Vec<u8>) -> Input {
         match self {
-            Input::Plain(file) => Input::Gzip(Box::new(Gunzip::new(file, head))),
+            Input::File(file) => Input::Gzip(Box::new(Gunzip::new(Box::new(file), head))),
+            Input::Plain(source) => Input::Gzip(Box::new(Gunzip::new(source, head))),
             gzip => gzip,
         }
     }
@@ -64,12 +72,21 @@ impl Input {
     pub(crate) fn broken(&self) -> Option<&Break> {
         match self {
             Input::Gzip(gz) => gz.broken.as_ref(),
-            Input::Plain(_) => None,
+            Input::File(_) | Input::Plain(_) => None,
         }
     }
 
     pub(crate) fn is_gzip(&self) -> bool {
         matches!(self, Input::Gzip(_))
+    }
+}
+
+fn read_retrying(input: &mut impl Read, out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(out) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use super::*;
 
 // --- writers -------------------------------------------------------------------------
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
         "statewall-capture-{}-{}",
@@ -25,13 +25,13 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn gz(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gz(data: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::default());
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
 }
 
-fn w16(out: &mut Vec<u8>, v: u16, big: bool) {
+pub(crate) fn w16(out: &mut Vec<u8>, v: u16, big: bool) {
     out.extend_from_slice(&if big {
         v.to_be_bytes()
     } else {
@@ -39,7 +39,7 @@ fn w16(out: &mut Vec<u8>, v: u16, big: bool) {
     });
 }
 
-fn w32(out: &mut Vec<u8>, v: u32, big: bool) {
+pub(crate) fn w32(out: &mut Vec<u8>, v: u32, big: bool) {
     out.extend_from_slice(&if big {
         v.to_be_bytes()
     } else {
@@ -48,7 +48,12 @@ fn w32(out: &mut Vec<u8>, v: u32, big: bool) {
 }
 
 /// A pcap file as statewall's writer makes it; frames are (ticks, data).
-fn pcap_bytes(frames: &[(u64, Vec<u8>)], linktype: u32, nsec: bool, big: bool) -> Vec<u8> {
+pub(crate) fn pcap_bytes(
+    frames: &[(u64, Vec<u8>)],
+    linktype: u32,
+    nsec: bool,
+    big: bool,
+) -> Vec<u8> {
     let units = if nsec { 1_000_000_000 } else { 1_000_000 };
     let mut out = Vec::new();
     w32(
@@ -76,7 +81,7 @@ fn pcap_bytes(frames: &[(u64, Vec<u8>)], linktype: u32, nsec: bool, big: bool) -
     out
 }
 
-fn block(btype: u32, body: &[u8], big: bool) -> Vec<u8> {
+pub(crate) fn block(btype: u32, body: &[u8], big: bool) -> Vec<u8> {
     let mut body = body.to_vec();
     body.resize(body.len() + (body.len().wrapping_neg() & 3), 0);
     let mut out = Vec::new();
@@ -87,7 +92,7 @@ fn block(btype: u32, body: &[u8], big: bool) -> Vec<u8> {
     out
 }
 
-fn option(code: u16, value: &[u8], big: bool) -> Vec<u8> {
+pub(crate) fn option(code: u16, value: &[u8], big: bool) -> Vec<u8> {
     let mut out = Vec::new();
     w16(&mut out, code, big);
     w16(&mut out, value.len() as u16, big);
@@ -96,7 +101,7 @@ fn option(code: u16, value: &[u8], big: bool) -> Vec<u8> {
     out
 }
 
-fn shb(big: bool) -> Vec<u8> {
+pub(crate) fn shb(big: bool) -> Vec<u8> {
     let mut body = Vec::new();
     w32(&mut body, 0x1A2B_3C4D, big);
     w16(&mut body, 1, big);
@@ -105,7 +110,7 @@ fn shb(big: bool) -> Vec<u8> {
     block(0x0A0D_0D0A, &body, big)
 }
 
-fn idb(linktype: u16, options: &[u8], big: bool, snaplen: u32) -> Vec<u8> {
+pub(crate) fn idb(linktype: u16, options: &[u8], big: bool, snaplen: u32) -> Vec<u8> {
     let mut body = Vec::new();
     w16(&mut body, linktype, big);
     w16(&mut body, 0, big);
@@ -114,7 +119,7 @@ fn idb(linktype: u16, options: &[u8], big: bool, snaplen: u32) -> Vec<u8> {
     block(1, &body, big)
 }
 
-fn epb(ifid: u32, ticks: u64, data: &[u8], big: bool) -> Vec<u8> {
+pub(crate) fn epb(ifid: u32, ticks: u64, data: &[u8], big: bool) -> Vec<u8> {
     let mut body = Vec::new();
     for v in [
         ifid,
@@ -169,7 +174,7 @@ fn datas(frames: &[Owned]) -> Vec<Vec<u8>> {
     frames.iter().map(|f| f.2.clone()).collect()
 }
 
-fn sample(count: usize) -> Vec<(u64, Vec<u8>)> {
+pub(crate) fn sample(count: usize) -> Vec<(u64, Vec<u8>)> {
     let mut header = vec![2u8; 6];
     header.extend_from_slice(&[4; 6]);
     header.extend_from_slice(&[0x88, 0xb5]);

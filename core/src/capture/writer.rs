@@ -154,7 +154,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::capture::open_source;
+    use crate::capture::{open_source, Location};
 
     fn info(linktype: u32, name: Option<&str>, tsresol: u8, tsoffset: i64) -> IfaceInfo {
         IfaceInfo {
@@ -176,6 +176,8 @@ mod tests {
             orig_len: data.len() as u32 + 10,
             iface_id,
             ticks,
+            at: Location::default(),
+            untimed: false,
         }
     }
 

@@ -36,8 +36,10 @@ use crate::output::record::{
 use crate::output::report::{RuleIndex, Tally};
 use crate::output::summary::{packet_ports, summary};
 use crate::packet::{IfaceName, Packet};
+use crate::partition::index::Bounds;
+use crate::partition::source::Frames;
 use crate::python::capture::to_pyerr;
-use crate::python::part::{totals_tuple, Part, PartResults, TotalsTuple};
+use crate::python::part::{indexed_frames, totals_tuple, Part, PartResults, TotalsTuple};
 use crate::python::report::{report_caps, report_tuple, CapsTuple, ReportTuple};
 use crate::python::report_part::{report_part, totals_values, ReportPartTuple, TotalsValues};
 use crate::python::select::{compile_filter, open_output, Output};
@@ -576,9 +578,11 @@ impl PyFirewall {
     /// rows per connection, rows, connections per rule, frames per TCP
     /// transition, drop reasons, table points).
     /// `partition` (index, partitions): process only the packets of that
-    /// partition of a partitioned run (python/part.rs).
+    /// partition of a partitioned run (python/part.rs); `index`: that
+    /// partition's index (`index_capture`), as bytes or a file, to read only
+    /// its packets (else every packet is read, and the others move the clock).
     #[pyo3(signature = (path, fmt, limit=None, until=None, filter=None, conn=None, write=None,
-                        explain=false, color=false, caps=None, partition=None))]
+                        explain=false, color=false, caps=None, partition=None, index=None))]
     #[allow(clippy::too_many_arguments)]
     fn replay(
         slf: Bound<'_, Self>,
@@ -593,6 +597,7 @@ impl PyFirewall {
         color: bool,
         caps: Option<CapsTuple>,
         partition: Option<(u32, u32)>,
+        index: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<ReplayRun> {
         let py = slf.py();
         let format = match fmt {
@@ -614,7 +619,7 @@ impl PyFirewall {
             }
             _ => None,
         };
-        let part = partition
+        let mut part = partition
             .map(|(index, parts)| Part::new(index, parts))
             .transpose()?;
         let filter = filter.map(compile_filter).transpose()?;
@@ -626,9 +631,21 @@ impl PyFirewall {
         if paths.is_empty() {
             return Err(PyValueError::new_err("no capture to replay"));
         }
-        let reader = py
-            .detach(|| Capture::open(&paths))
-            .map_err(|err| to_pyerr(py, &err))?;
+        let bounds = Bounds { limit, until };
+        let (reader, first_ts) = match (index, part.as_mut()) {
+            (None, _) => {
+                let capture = py
+                    .detach(|| Capture::open(&paths))
+                    .map_err(|err| to_pyerr(py, &err))?;
+                (Frames::Scan(capture), None)
+            }
+            (Some(index), Some(part)) => {
+                let indexed = indexed_frames(py, index, paths, part, bounds)?;
+                let first_ts = indexed.index().trailer.first_ts.map(|t| t.0);
+                (Frames::Indexed(indexed), first_ts)
+            }
+            (Some(_), None) => return Err(PyValueError::new_err("an index needs partition=")),
+        };
         let output = write.map(|path| open_output(py, &path)).transpose()?;
         Ok(ReplayRun {
             select,
@@ -636,9 +653,8 @@ impl PyFirewall {
             firewall: slf.unbind(),
             reader: Some(reader),
             format,
-            limit,
-            until,
-            first_ts: None,
+            bounds,
+            first_ts,
             totals: Totals::default(),
             part,
             columns: Columns::default(),
@@ -683,8 +699,7 @@ impl ReplayRun {
             select: &mut self.select,
             output: &mut self.output,
             format: self.format,
-            limit: self.limit,
-            until: self.until,
+            bounds: self.bounds,
             first_ts: &mut self.first_ts,
             totals: &mut self.totals,
             columns: &mut self.columns,
@@ -722,10 +737,10 @@ impl ReplayRun {
                 return Err(err);
             }
         }
-        if self.reader.is_none() && self.part.is_some() {
+        if let (None, Some(part)) = (&self.reader, &self.part) {
             // A single run's last packet, another partition's perhaps, reaped
             // what had expired by its time: so does the partition, now.
-            let now = fw.fw.now();
+            let now = part.end_clock().unwrap_or(fw.fw.now());
             fw.fw.advance_to(now);
         }
         if self.reader.is_none() {
@@ -874,10 +889,9 @@ pub struct ReplayRun {
     select: Selection,
     /// The pcapng file the selected packets go to (`-w`).
     output: Option<Output>,
-    reader: Option<Capture>,
+    reader: Option<Frames>,
     format: Format,
-    limit: Option<u64>,
-    until: Option<f64>,
+    bounds: Bounds,
     first_ts: Option<f64>,
     totals: Totals,
     columns: Columns,
@@ -900,32 +914,29 @@ enum Stop {
 
 fn fill(
     fw: &mut PyFirewall,
-    reader: &mut Capture,
+    reader: &mut Frames,
     run: &mut RunState<'_>,
     out: &mut Vec<u8>,
 ) -> Stop {
     let mut packets = 0;
     while out.len() < CHUNK_BYTES && packets < CHUNK_PACKETS && run.records.len() < CHUNK_RECORDS {
         packets += 1;
-        let (frame, iface_info) = match reader.next_described() {
+        let (frame, iface_info, clock) = match reader.next_step() {
             None => return Stop::Done,
             Some(Err(err)) => return Stop::Failed(err),
-            Some(Ok(described)) => described,
+            Some(Ok(step)) => step,
         };
-        if run.limit.is_some_and(|limit| frame.index >= limit) {
+        if run.bounds.past_limit(frame.index) {
             return Stop::Done;
         }
         let iface = frame.iface.clone();
         let mut pkt = decode_frame(frame.index, frame.ts, frame.data, frame.linktype, iface);
         let first = *run.first_ts.get_or_insert(pkt.ts);
-        if let Some(until) = run.until {
-            let at = if until >= 1e9 { until } else { first + until };
-            if pkt.ts > at {
-                return Stop::Done;
-            }
+        if run.bounds.past_until(first, pkt.ts) {
+            return Stop::Done;
         }
         if let Some(part) = run.part.as_mut() {
-            if !part.admits(&mut fw.fw, &pkt) {
+            if !part.admits(&mut fw.fw, &pkt, clock) {
                 continue;
             }
         }
@@ -982,8 +993,7 @@ struct RunState<'r> {
     select: &'r mut Selection,
     output: &'r mut Option<Output>,
     format: Format,
-    limit: Option<u64>,
-    until: Option<f64>,
+    bounds: Bounds,
     first_ts: &'r mut Option<f64>,
     totals: &'r mut Totals,
     columns: &'r mut Columns,

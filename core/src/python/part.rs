@@ -1,9 +1,14 @@
 //! One partition of a partitioned run (`statewall.dask`), and the driver's
-//! side: merging the partitions' output back into one.
+//! side: indexing the capture, and merging the partitions' output back
+//! into one.
 //!
-//! A partition's run reads the whole capture but processes only its own
-//! packets (`crate::partition`); the others only move the clock, so that
-//! every packet is processed at the time a single run would process it.
+//! The driver indexes the capture once (`index_capture`,
+//! `crate::partition::index`); a partition's run reads only its own
+//! packets, by offset, and sets its clock before each to the clock the
+//! index noted there, so that every packet is processed at the time a
+//! single run would process it. A capture the index cannot serve (a
+//! compressed one) is read whole by every partition instead, which
+//! processes only its own packets and lets the others move the clock.
 //! Packets keep their index in the capture, so reasons and lines name the
 //! same packets as a single run does. What the merge needs is kept on the
 //! side: which packet confirmed each of the partition's connections (their
@@ -12,7 +17,7 @@
 //! partition's table held, and where each packet's output ends.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
 use pyo3::exceptions::{PyBrokenPipeError, PyOSError, PyValueError};
@@ -25,7 +30,11 @@ use crate::output::merge;
 use crate::output::partial::TotalsPart;
 use crate::output::record::Totals;
 use crate::packet::Packet;
+use crate::partition::index::{index_capture as index_pass, Bounds, IndexError, Outcome};
+use crate::partition::source::Indexed;
+use crate::partition::wire::PartIndex;
 use crate::partition::{partition_of, strays};
+use crate::python::capture::to_pyerr;
 use crate::python::firewall::PyFirewall;
 
 /// The bookkeeping of one partition's run.
@@ -44,6 +53,8 @@ pub(crate) struct Part {
     emitted: u64,
     /// ICMP errors in fragments whose quoted pair lies in another partition.
     strays: u64,
+    /// Reading by an index: the clock after the capture's last packet.
+    end_clock: Option<f64>,
 }
 
 impl Part {
@@ -61,17 +72,35 @@ impl Part {
             marks: Vec::new(),
             emitted: 0,
             strays: 0,
+            end_clock: None,
         })
     }
 
-    /// Whether this partition processes `pkt`; the clock sees it either way.
-    pub(crate) fn admits(&mut self, fw: &mut Firewall, pkt: &Packet<'_>) -> bool {
-        fw.observe_time(pkt.ts);
-        if partition_of(pkt, self.parts) != self.index {
-            return false;
+    /// Whether this partition processes `pkt`; the clock sees it either
+    /// way. `clock`: the clock at `pkt`, from the index (which lists only
+    /// the partition's packets); without an index, every packet comes here.
+    pub(crate) fn admits(
+        &mut self,
+        fw: &mut Firewall,
+        pkt: &Packet<'_>,
+        clock: Option<f64>,
+    ) -> bool {
+        match clock {
+            Some(clock) => fw.observe_time(clock),
+            None => {
+                fw.observe_time(pkt.ts);
+                if partition_of(pkt, self.parts) != self.index {
+                    return false;
+                }
+            }
         }
         self.strays += u64::from(strays(pkt, self.parts));
         true
+    }
+
+    /// Reading by an index: the clock after the capture's last packet.
+    pub(crate) fn end_clock(&self) -> Option<f64> {
+        self.end_clock
     }
 
     /// After one of the partition's packets: its confirmations, the table's size.
@@ -151,6 +180,129 @@ pub(crate) fn run_number(numbers: &[u32], n: u32) -> u32 {
         .and_then(|i| numbers.get(i as usize))
         .copied()
         .unwrap_or(n)
+}
+
+/// The frames of `part` of the capture `paths` as its index (`source`:
+/// bytes, or the path of a file) lists them; `bounds` must be those the
+/// index was made with.
+pub(crate) fn indexed_frames(
+    py: Python<'_>,
+    source: &Bound<'_, PyAny>,
+    paths: Vec<PathBuf>,
+    part: &mut Part,
+    bounds: Bounds,
+) -> PyResult<Indexed> {
+    let index = match source.cast::<PyBytes>() {
+        Ok(bytes) => {
+            let bytes = bytes.as_bytes().to_vec();
+            py.detach(|| PartIndex::from_bytes(bytes))
+        }
+        Err(_) => {
+            let path: PathBuf = source.extract()?;
+            py.detach(|| PartIndex::from_file(&path))
+        }
+    }
+    .map_err(|err| match err.kind() {
+        io::ErrorKind::InvalidData => PyValueError::new_err(err.to_string()),
+        _ => io_error(err),
+    })?;
+    let trailer = &index.trailer;
+    if (trailer.part, trailer.parts) != (part.index, part.parts) {
+        return Err(PyValueError::new_err(format!(
+            "the index is of partition {} of {}, not {} of {}",
+            trailer.part, trailer.parts, part.index, part.parts
+        )));
+    }
+    if trailer.bounds() != bounds {
+        return Err(PyValueError::new_err(
+            "the index was made with another limit or until than the replay's",
+        ));
+    }
+    part.end_clock = trailer.clock.map(|clock| clock.0);
+    Indexed::new(paths, index).map_err(PyValueError::new_err)
+}
+
+/// The capture's index, as the driver made it (`index_capture`).
+#[pyclass(module = "statewall._core", frozen)]
+pub struct CaptureIndex {
+    /// Why the capture cannot be indexed (None: it is).
+    #[pyo3(get)]
+    full_scan: Option<String>,
+    /// Packets indexed.
+    #[pyo3(get)]
+    packets: u64,
+    /// Each partition's index, when it was not written to a file.
+    shares: Vec<Vec<u8>>,
+}
+
+#[pymethods]
+impl CaptureIndex {
+    /// Partition `part`'s index (when it was made in memory).
+    fn part<'py>(&self, py: Python<'py>, part: usize) -> PyResult<Bound<'py, PyBytes>> {
+        self.shares
+            .get(part)
+            .map(|share| PyBytes::new(py, share))
+            .ok_or_else(|| PyValueError::new_err(format!("no index of partition {part} here")))
+    }
+}
+
+/// Index the capture `paths` (several: of one link, merged by timestamp)
+/// for `parts` partitions, stopping where a replay with `limit` and `until`
+/// stops: each partition's index is written to its file in `files`, or kept
+/// in memory (`CaptureIndex.part`). CaptureError when the capture does not
+/// open; a capture that cannot be read by offset gives `full_scan`.
+#[pyfunction]
+#[pyo3(signature = (paths, parts, limit=None, until=None, files=None))]
+fn index_capture(
+    py: Python<'_>,
+    paths: Vec<PathBuf>,
+    parts: u32,
+    limit: Option<u64>,
+    until: Option<f64>,
+    files: Option<Vec<PathBuf>>,
+) -> PyResult<CaptureIndex> {
+    if parts == 0 || paths.is_empty() {
+        return Err(PyValueError::new_err(
+            "expected a capture and 1 or more partitions",
+        ));
+    }
+    if files.as_ref().is_some_and(|f| f.len() != parts as usize) {
+        return Err(PyValueError::new_err(
+            "expected one index file per partition",
+        ));
+    }
+    let bounds = Bounds { limit, until };
+    let done = py.detach(|| -> Result<(Outcome, Vec<Vec<u8>>), IndexError> {
+        match &files {
+            Some(files) => {
+                let mut sinks = files
+                    .iter()
+                    .map(|path| Ok(BufWriter::with_capacity(1 << 16, File::create(path)?)))
+                    .collect::<io::Result<Vec<_>>>()?;
+                Ok((index_pass(&paths, bounds, &mut sinks)?, Vec::new()))
+            }
+            None => {
+                let mut sinks = vec![Vec::new(); parts as usize];
+                Ok((index_pass(&paths, bounds, &mut sinks)?, sinks))
+            }
+        }
+    });
+    let (outcome, shares) = done.map_err(|err| match err {
+        IndexError::Capture(err) => to_pyerr(py, &err),
+        IndexError::Write(err) => io_error(err),
+    })?;
+    Ok(match outcome {
+        Outcome::Indexed { packets } => CaptureIndex {
+            full_scan: None,
+            packets,
+            shares,
+        },
+        Outcome::FullScan(why) => CaptureIndex {
+            full_scan: Some(why),
+            packets: 0,
+            shares: Vec::new(),
+        },
+    })
 }
 
 /// A TotalsPart as Python carries it.
@@ -325,6 +477,8 @@ fn conn_log_renumbered<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CONNS_TSV_HEADER", TSV_HEADER)?;
+    m.add_class::<CaptureIndex>()?;
+    m.add_function(wrap_pyfunction!(index_capture, m)?)?;
     m.add_function(wrap_pyfunction!(merged_totals_lines, m)?)?;
     m.add_function(wrap_pyfunction!(merge_keyed, m)?)?;
     m.add_function(wrap_pyfunction!(renumber_jsonl, m)?)?;

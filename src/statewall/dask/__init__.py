@@ -1,11 +1,13 @@
 """Partitioned replay on a Dask cluster, with the output of a single process.
 
 Packets are partitioned by the unordered pair of hosts of the connection
-they belong to (core/src/partition.rs); each partition is replayed on a
-worker, which reads the capture itself; the driver numbers the connections
-as a single run does and interleaves the partitions' output back into the
-capture's order (`statewall.dask.run`). What partitioning cannot keep
-exact is refused unless accepted (`statewall.dask.plan`).
+they belong to (core/src/partition/); the driver indexes the capture
+once (`statewall.dask.index`) and each partition is replayed on a
+worker, which reads its own packets from the capture by offset; the
+driver numbers the connections as a single run does and interleaves the
+partitions' output back into the capture's order (`statewall.dask.run`).
+What partitioning cannot keep exact is refused unless accepted
+(`statewall.dask.plan`).
 
 `dask` and `distributed` are imported only when a run starts
 (`pip install 'statewall[dask]'`):

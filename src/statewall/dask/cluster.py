@@ -93,6 +93,13 @@ class Progress:
             self.packets[message["part"]] = message["packets"]
         self.show()
 
+    def note(self, line: str) -> None:
+        """One line for the person watching, above the progress line."""
+        if self.enabled:
+            with self.lock:
+                sys.stderr.write(f"\r{line}\033[K\n")
+                sys.stderr.flush()
+
     def task_done(self) -> None:
         self.done += 1
         self.show()

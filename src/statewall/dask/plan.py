@@ -12,7 +12,7 @@ count the packets of every host pair the element covers. After the run, from
 the partitions' peaks: the machine-wide limits (`nf_conntrack_max`, `nf_conntrack_expect_max`, the
 fragment memory thresholds) are proven out of reach when the partitions'
 peaks add up to less than the limit; and an ICMP error that came in
-fragments and quotes another partition's host pair (see core/src/partition.rs).
+fragments and quotes another partition's host pair (see core/src/partition/mod.rs).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The driver of a partitioned run: partitions out, numbers and output back.
 
-1. Every partition replays the capture on a worker (`worker.run_part`),
-   processing only its own packets.
+1. The capture is indexed once, here (`index.index_shares`), and every
+   partition replays its own packets on a worker (`worker.run_part`),
+   reading them by offset.
 2. The connections are numbered as a single run numbers them: a
    connection's number is the rank of the packet that confirmed it among
    all partitions' confirmations (a packet belongs to one partition, so
@@ -27,6 +28,7 @@ from statewall import _core
 from statewall.capture import CaptureError, CaptureTruncated
 from statewall.config import Sysctls
 from statewall.dask.cluster import Progress, import_distributed, slots
+from statewall.dask.index import index_shares
 from statewall.dask.plan import proven_reasons
 from statewall.dask.worker import (
     Job,
@@ -64,6 +66,7 @@ class PartitionedRun:
     partitions: int
     inexact: list[str] = field(default_factory=list)  # what may differ (only with inexact=True)
     error: CaptureError | None = None  # the capture's error, after what was read
+    full_scan: str | None = None  # why every worker read the whole capture (None: by index)
 
     @property
     def output(self) -> bytes:
@@ -105,9 +108,12 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
     distributed = import_distributed()
     places = slots(client)
     parts = len(places)
+    index = index_shares(client, job, places, spill)
     progress = Progress(client, progress_topic(job.run_id), parts)
-    futures = [client.submit(run_part, job, part, parts, spill, workers=[places[part]],
-                             allow_other_workers=True, pure=False,
+    if index.full_scan is not None:
+        progress.note(f"statewall: {index.full_scan}: every worker reads the whole capture")
+    futures = [client.submit(run_part, job, part, parts, spill, index.shares[part],
+                             workers=[places[part]], allow_other_workers=True, pure=False,
                              key=f"statewall-part-{job.run_id}-{part}")
                for part in range(parts)]
     summaries: list[PartSummary] = []
@@ -130,6 +136,8 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
             distributed.fire_and_forget(
                 client.submit(discard, job.run_id, s.part, workers=[s.address], pure=False))
         raise
+    finally:
+        index.remove()
     numbers = numbering([s.confirms for s in summaries])
     origin = first_ts if first_ts is not None else 0.0
     shares = client.gather([  # type: ignore[no-untyped-call]
@@ -147,7 +155,8 @@ def run_job(client: Client, job: Job, cfg: Sysctls, *, inexact: list[str] | None
         packets=sum(s.packets for s in summaries),
         ipv6_packets=sum(s.totals[1] for s in summaries),
         first_ts=first_ts, partitions=parts, inexact=[*(inexact or ()), *found],
-        error=None if error is None else (CaptureTruncated if error[0] else CaptureError)(error[1]))
+        error=None if error is None else (CaptureTruncated if error[0] else CaptureError)(error[1]),
+        full_scan=index.full_scan)
 
 
 def numbering(confirms: list[bytes]) -> list[bytes]:

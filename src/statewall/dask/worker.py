@@ -1,15 +1,17 @@
 """The tasks a Dask worker runs: one partition of a replay, in two steps.
 
-`run_part` replays the whole capture, processing only the partition's
-packets (the core's `partition=`), and keeps the machine and its output in
-the worker's memory (`_RESIDENT`); it returns what the driver needs to
-number the connections as a single run would (which packet confirmed each
-of the partition's connections) and the totals. `render_part`, pinned to
-the same worker, writes the partition's share of the output with those
-numbers. Only options, numbers and finished output travel; each worker
-reads the capture itself from storage it shares with the driver, and on a
-local cluster writes its share of the output to a file the driver reads
-(large results are several times slower through the cluster's connections).
+`run_part` replays the partition's packets, read by offset where the
+partition's index lists them (the core's `partition=` and `index=`; without
+an index, the whole capture, processing only the partition's packets), and
+keeps the machine and its output in the worker's memory (`_RESIDENT`); it
+returns what the driver needs to number the connections as a single run
+would (which packet confirmed each of the partition's connections) and the
+totals. `render_part`, pinned to the same worker, writes the partition's
+share of the output with those numbers. Only options, indexes, numbers and
+finished output travel; each worker reads the capture itself from storage
+it shares with the driver, and on a local cluster writes its share of the
+output to a file the driver reads (large results are several times slower
+through the cluster's connections).
 """
 
 from __future__ import annotations
@@ -76,10 +78,12 @@ class _Resident:
     output: bytes  # the per-packet output, or b"" when it went to a file (`spill`)
 
 
-def run_part(job: Job, part: int, parts: int, spill: str | None = None) -> PartSummary:
+def run_part(job: Job, part: int, parts: int, spill: str | None = None,
+             index: bytes | str | None = None) -> PartSummary:
     """Replay the partition `part` of `parts` and keep it for `render_part`;
     `spill`: a folder for the per-packet output (`spill_path`), which then
-    never needs to fit in memory."""
+    never needs to fit in memory; `index`: the partition's index, or the path
+    of its file (`statewall.dask.index`; None: read the whole capture)."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -92,7 +96,7 @@ def run_part(job: Job, part: int, parts: int, spill: str | None = None) -> PartS
         select = Selection(job.filter)
     run = firewall.replay_file(list(job.captures), replay_fmt, job.limit, job.until, select=select,
                                explain=job.explain, color=job.color, caps=job.caps,
-                               partition=(part, parts))
+                               partition=(part, parts), index=index)
     chunks: list[bytes] = []
     # Only a replay writes per-packet output (table and conns render theirs at the end).
     sink = None

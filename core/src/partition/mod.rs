@@ -13,6 +13,14 @@
 //!
 //! The key is a fixed hash (no per-process seed), so every worker and the
 //! driver compute the same partition for a packet.
+//!
+//! The driver places every packet once (`index`) and gives each partition
+//! the list of its own packets' records with the clock at each (`wire`);
+//! the partition reads those records by offset (`source`).
+
+pub mod index;
+pub mod source;
+pub mod wire;
 
 use crate::packet::Packet;
 
@@ -105,3 +113,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod index_tests;
