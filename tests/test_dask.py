@@ -139,7 +139,9 @@ def built_capture(path: Path) -> Path:
            (b.tcp(server, client, 21, 46000, "SA", 100, 2)),
            (b.tcp(client, server, 46000, 21, "A", 2, 101)),
            (b.tcp(server, client, 21, 46000, "PA", 101, 2, payload=b"220 hi\r\n")),
-           (b.tcp(client, server, 46000, 21, "PA", 2, 109,
+           # The helper reads a command only after a line it has seen end.
+           (b.tcp(client, server, 46000, 21, "PA", 2, 109, payload=b"USER a\r\n")),
+           (b.tcp(client, server, 46000, 21, "PA", 10, 109,
                   payload=b"PORT 192,0,2,200,156,64\r\n")),
            (b.tcp(server, client, 20, 40000, "S", 500, 0))]
     frames += [(10.0 + k * 0.01, f) for k, f in enumerate(ctl)]
@@ -158,7 +160,9 @@ def test_a_built_capture_gives_the_single_runs_bytes(
                 commands=(["replay"], ["table", "--at", "5"], ["conns", "--format", "tsv"]))
     # The capture holds what the comparison is meant to cover.
     code, out, _ = run(capfdbinary, ["replay", str(capture), "--rules", str(rules)])
-    assert code == 0 and b"RELATED" in out and b"frag" in out.lower()
+    data = [line for line in out.splitlines() if b"198.51.100.200:20 > 192.0.2.200:40000" in line]
+    assert code == 0 and b"frag" in out.lower()
+    assert len(data) == 1 and b"RELATED/ORIGINAL" in data[0]
 
 
 def test_compressed_and_truncated_captures_give_the_single_runs_bytes_and_error(
