@@ -40,7 +40,7 @@ use crate::nat::rewrite::icmp_error_drop;
 use crate::nat::{done_bit, Manip, NatCore, NatKind, NatRange};
 use crate::netfilter::hooks::{Entry, Hook, HookList};
 use crate::netfilter::route::{
-    choose_path, send_drop, stack_drop, Topology, PATH_OUTPUT, PATH_PREROUTING_ONLY,
+    route_received, send_drop, stack_drop, Topology, PATH_OUTPUT, PATH_PREROUTING_ONLY,
 };
 use crate::output::addr::push_u64;
 use crate::output::escape::push_escaped;
@@ -539,12 +539,12 @@ impl Firewall {
             }
             let rerouted = hook == Hook::Output && skb.pkt.dst != original.0.dst;
             if hook == Hook::PreRouting || rerouted {
-                skb.iface_out =
-                    Iface::route(self.topology.interface_index_for(family, skb.pkt.dst));
-            }
-            if hook == Hook::PreRouting {
-                (path, routing_drop) =
-                    choose_path(&self.topology, family, skb.pkt.src, skb.pkt.dst);
+                let out = self.topology.interface_index_for(family, skb.pkt.dst);
+                skb.iface_out = Iface::route(out);
+                if hook == Hook::PreRouting {
+                    (path, routing_drop) =
+                        route_received(&self.topology, family, skb.pkt.src, skb.pkt.dst, out);
+                }
             }
             // ip_rcv_finish: after routing, the options of a received
             // datagram are parsed; one that fails dies there, its entry

@@ -204,22 +204,23 @@ enum Route {
     Drop(&'static str),
 }
 
-/// The hooks a datagram traverses, and why routing drops it (None when it does not).
+/// The hooks a received datagram (its source not the machine's) traverses
+/// once PREROUTING has passed it, and why routing drops it (None when it does
+/// not); `out` is the interface whose network holds `dst`, which the caller
+/// looked up for the output interface anyway.
 ///
 /// A routing drop happens after PREROUTING, so conntrack has already seen
 /// the packet but never confirms its entry. With interfaces given, their
 /// networks are the only routes: a destination none holds is unreachable
 /// (ip_route_input_slow and ip6_route_input find no route, and the packet is
 /// discarded before FORWARD). Without them every destination is forwarded.
-pub fn choose_path(
+pub fn route_received(
     topology: &Topology,
     family: u8,
     src: u128,
     dst: u128,
+    out: Option<usize>,
 ) -> (Path, Option<&'static str>) {
-    if topology.is_local(family, src) {
-        return (PATH_OUTPUT, None);
-    }
     if topology.is_local(family, dst) {
         return (PATH_INPUT, None);
     }
@@ -228,8 +229,7 @@ pub fn choose_path(
     } else {
         v6_route(src, dst)
     };
-    let routed =
-        topology.interfaces.is_empty() || topology.interface_index_for(family, dst).is_some();
+    let routed = topology.interfaces.is_empty() || out.is_some();
     match route {
         Route::Forward if !routed => (PATH_PREROUTING_ONLY, Some(NO_ROUTE)),
         Route::Forward => (PATH_FORWARD, None),
@@ -274,6 +274,21 @@ fn v6_route(src: u128, dst: u128) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole routing decision for a datagram from `src`, as the walk makes
+    /// it: OUTPUT for the machine's own, else `route_received`.
+    fn choose_path(
+        topology: &Topology,
+        family: u8,
+        src: u128,
+        dst: u128,
+    ) -> (Path, Option<&'static str>) {
+        if topology.is_local(family, src) {
+            return (PATH_OUTPUT, None);
+        }
+        let out = topology.interface_index_for(family, dst);
+        route_received(topology, family, src, dst, out)
+    }
 
     const ROUTER: Topology = Topology {
         local: Vec::new(),
