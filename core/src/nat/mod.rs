@@ -108,36 +108,6 @@ impl Filed {
     }
 }
 
-/// One bit per source hash (its top bits) for every source filed: a lookup
-/// whose bit is clear skips the hash table. Every masqueraded connection
-/// asks whether its source is mapped already, and almost none is: the bits
-/// (128 KiB, near the processor) answer most of those questions without the
-/// memory access the table would cost.
-#[derive(Clone, Debug, Default)]
-struct SourceBits(Vec<u64>);
-
-impl SourceBits {
-    const BITS: u32 = 20;
-
-    fn at(hash: u32) -> (usize, u64) {
-        let bit = hash >> (32 - Self::BITS);
-        ((bit / 64) as usize, 1 << (bit % 64))
-    }
-
-    fn set(&mut self, hash: u32) {
-        if self.0.is_empty() {
-            self.0 = vec![0; (1 << Self::BITS) / 64];
-        }
-        let (word, mask) = Self::at(hash);
-        self.0[word] |= mask;
-    }
-
-    fn may_hold(&self, hash: u32) -> bool {
-        let (word, mask) = Self::at(hash);
-        self.0.get(word).is_some_and(|w| w & mask != 0)
-    }
-}
-
 /// The machine's NAT state besides the entries themselves: the generator
 /// for random choices and the connections by original source (for a new
 /// connection from the same source to get the same mapping).
@@ -145,7 +115,6 @@ impl SourceBits {
 pub struct NatCore {
     rng: NatRng,
     by_source: HashTable<Filed>,
-    source_bits: SourceBits,
 }
 
 impl NatCore {
@@ -153,7 +122,6 @@ impl NatCore {
         NatCore {
             rng: NatRng::new(seed),
             by_source: HashTable::new(),
-            source_bits: SourceBits::default(),
         }
     }
 
@@ -191,7 +159,6 @@ impl NatCore {
                 table,
                 hooks,
                 by_source: &self.by_source,
-                source_bits: &self.source_bits,
                 rng: &mut self.rng,
                 drew: false,
                 free: None,
@@ -233,7 +200,6 @@ impl NatCore {
             .insert_unique(Filed::spread(hash), Filed { hash, id }, |f| {
                 Filed::spread(f.hash)
             });
-        self.source_bits.set(hash);
         if self.by_source.len() > 2 * table.count() + 1024 {
             self.by_source.retain(|f| {
                 table.conn(f.id).is_some_and(|conn| {
@@ -241,10 +207,6 @@ impl NatCore {
                     source_hash(&key) == f.hash && mapped_source(table, f.id, &key).is_some()
                 })
             });
-            self.source_bits = SourceBits::default();
-            for f in &self.by_source {
-                self.source_bits.set(f.hash);
-            }
         }
     }
 }
@@ -265,7 +227,6 @@ struct Space<'s> {
     table: &'s mut ConntrackTable,
     hooks: &'s mut dyn ExpectHooks,
     by_source: &'s HashTable<Filed>,
-    source_bits: &'s SourceBits,
     rng: &'s mut NatRng,
     /// Whether the selection drew a random number.
     drew: bool,
@@ -304,9 +265,6 @@ impl TupleSpace for Space<'_> {
     fn source_maps(&mut self, orig: &Tuple) -> Vec<(u128, u16)> {
         let key = (self.proto, self.zone, orig.src, orig.sport);
         let hash = source_hash(&key);
-        if !self.source_bits.may_hold(hash) {
-            return Vec::new();
-        }
         // The kernel adds at the head of a chain, so the newest entry
         // (the last confirmed) is found first; mapped_source checks that a
         // filing's slot still holds the entry that was filed.
