@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from distributed import Client, LocalCluster
+from test_dask import RECENT
 
 import statewall.dask
 from statewall import builder as b
@@ -48,14 +49,6 @@ COMMIT
 -A FORWARD -p tcp --syn -j ACCEPT
 -A FORWARD -p udp -j ACCEPT
 -A FORWARD -p icmp -j ACCEPT
-COMMIT
-"""
-RECENT = """*filter
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -p tcp --syn -m recent --name syn --update --seconds 60 --hitcount 3 -j DROP
--A FORWARD -p tcp --syn -m recent --name syn --set
 COMMIT
 """
 # Small enough that each cuts what the built capture holds.
