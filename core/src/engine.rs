@@ -499,12 +499,13 @@ impl Firewall {
             rec.plain(Verdict::Drop, Cow::Borrowed(reason));
             return captured_iface;
         }
-        let (mut path, mut routing_drop, iface_out) = if local_out {
+        let (mut path, iface_out) = if local_out {
             let iface_out = Iface::route(self.topology.interface_index_for(family, datagram.dst));
-            (PATH_OUTPUT, None, iface_out)
+            (PATH_OUTPUT, iface_out)
         } else {
-            (PATH_PREROUTING_ONLY, None, Iface::Unknown)
+            (PATH_PREROUTING_ONLY, Iface::Unknown)
         };
+        let mut routing_drop = None;
         // What NAT may rewrite, to be put back afterwards.
         let original = (Addressing::of(datagram), datagram.icmp_id);
         let original_inner = datagram
