@@ -79,7 +79,7 @@ pub struct Location {
 
 /// What a capture says about an interface, as a pcapng Interface
 /// Description Block holds it (a pcap file has one, from its header).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IfaceInfo {
     pub linktype: u32,
     pub name: Option<Arc<str>>,

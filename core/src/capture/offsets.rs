@@ -47,25 +47,9 @@ pub enum Layout {
         snaplen: u32,
     },
     Pcapng {
-        sections: Vec<SectionRow>,
-        interfaces: Vec<InterfaceRow>,
+        sections: Vec<Section>,
+        interfaces: Vec<IfaceInfo>,
     },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SectionRow {
-    pub at: u64,
-    pub big: bool,
-    pub first: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InterfaceRow {
-    pub linktype: u32,
-    pub name: Option<String>,
-    pub snaplen: u32,
-    pub tsresol: u8,
-    pub tsoffset: i64,
 }
 
 impl Reader {
@@ -89,24 +73,8 @@ impl Reader {
             State::Pcapng(p) => {
                 let (sections, interfaces) = p.layout();
                 Some(Layout::Pcapng {
-                    sections: sections
-                        .iter()
-                        .map(|s| SectionRow {
-                            at: s.at,
-                            big: s.big,
-                            first: s.first,
-                        })
-                        .collect(),
-                    interfaces: interfaces
-                        .iter()
-                        .map(|i| InterfaceRow {
-                            linktype: i.linktype,
-                            name: i.name.as_deref().map(str::to_string),
-                            snaplen: i.snaplen,
-                            tsresol: i.tsresol,
-                            tsoffset: i.tsoffset,
-                        })
-                        .collect(),
+                    sections: sections.to_vec(),
+                    interfaces: interfaces.to_vec(),
                 })
             }
         }
@@ -186,30 +154,10 @@ pub fn reopen(path: &Path, table: &FileTable) -> Result<Reader, CaptureError> {
         Layout::Pcapng {
             sections,
             interfaces,
-        } => {
-            let sections = sections
-                .iter()
-                .map(|s| Section {
-                    at: s.at,
-                    big: s.big,
-                    first: s.first,
-                })
-                .collect();
-            let interfaces = interfaces
-                .iter()
-                .map(|i| IfaceInfo {
-                    linktype: i.linktype,
-                    name: i.name.as_deref().map(Arc::from),
-                    snaplen: i.snaplen,
-                    tsresol: i.tsresol,
-                    tsoffset: i.tsoffset,
-                })
-                .collect();
-            (
-                State::Pcapng(Pcapng::restored(sections, interfaces)),
-                Format::Pcapng,
-            )
-        }
+        } => (
+            State::Pcapng(Pcapng::restored(sections.clone(), interfaces.clone())),
+            Format::Pcapng,
+        ),
     };
     Ok(Reader {
         stream: new_stream(name, Input::File(file)),

@@ -50,7 +50,7 @@ struct Interface {
 
 /// Where a section starts, its byte order, and the number of its first
 /// interface among the file's (its interfaces follow on from there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Section {
     pub at: u64,
     pub big: bool,
