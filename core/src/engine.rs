@@ -492,16 +492,13 @@ impl Firewall {
         // machine sends is routed before OUTPUT, and again if OUTPUT's DNAT
         // moved it.
         let local_out = self.topology.is_local(family, datagram.src);
-        if let Some(reason) = local_out
-            .then(|| send_drop(&self.topology, family, datagram.dst))
-            .flatten()
-        {
-            rec.plain(Verdict::Drop, Cow::Borrowed(reason));
-            return captured_iface;
-        }
         let (mut path, iface_out) = if local_out {
-            let iface_out = Iface::route(self.topology.interface_index_for(family, datagram.dst));
-            (PATH_OUTPUT, iface_out)
+            let out = self.topology.interface_index_for(family, datagram.dst);
+            if let Some(reason) = send_drop(&self.topology, family, datagram.dst, out) {
+                rec.plain(Verdict::Drop, Cow::Borrowed(reason));
+                return captured_iface;
+            }
+            (PATH_OUTPUT, Iface::route(out))
         } else {
             (PATH_PREROUTING_ONLY, Iface::Unknown)
         };

@@ -181,8 +181,14 @@ pub fn stack_drop(family: u8, src: u128, dst: u128) -> Option<&'static str> {
 /// nor held by an interface's network has no route, and the sending socket's
 /// own route lookup fails (ENETUNREACH) before netfilter sees anything.
 /// Multicast, broadcast and IPv6 link-local destinations pick their interface
-/// otherwise and are left to the walk.
-pub fn send_drop(topology: &Topology, family: u8, dst: u128) -> Option<&'static str> {
+/// otherwise and are left to the walk. `out`: the interface whose network
+/// holds `dst`, which the caller looked up for the output interface anyway.
+pub fn send_drop(
+    topology: &Topology,
+    family: u8,
+    dst: u128,
+    out: Option<usize>,
+) -> Option<&'static str> {
     let special = if family == 4 {
         dst >> 28 == 0xE || dst == V4_BROADCAST
     } else {
@@ -191,7 +197,7 @@ pub fn send_drop(topology: &Topology, family: u8, dst: u128) -> Option<&'static 
     let unroutable = !topology.interfaces.is_empty()
         && !special
         && !topology.is_local(family, dst)
-        && topology.interface_index_for(family, dst).is_none();
+        && out.is_none();
     unroutable.then_some(NOT_SENT)
 }
 
@@ -396,10 +402,34 @@ mod tests {
             (PATH_FORWARD, None)
         );
         // What the machine sends there never leaves its socket.
-        assert_eq!(send_drop(&lan_only, 4, outside), Some(NOT_SENT));
-        assert_eq!(send_drop(&lan_only, 4, inside), None);
-        assert_eq!(send_drop(&lan_only, 4, 0xE000_00FB), None);
-        assert_eq!(send_drop(&ROUTER, 4, outside), None);
+        assert_eq!(
+            send_drop(
+                &lan_only,
+                4,
+                outside,
+                lan_only.interface_index_for(4, outside)
+            ),
+            Some(NOT_SENT)
+        );
+        assert_eq!(
+            send_drop(
+                &lan_only,
+                4,
+                inside,
+                lan_only.interface_index_for(4, inside)
+            ),
+            None
+        );
+        assert_eq!(
+            send_drop(
+                &lan_only,
+                4,
+                0xE000_00FB,
+                lan_only.interface_index_for(4, 0xE000_00FB)
+            ),
+            None
+        );
+        assert_eq!(send_drop(&ROUTER, 4, outside, None), None);
     }
 
     #[test]
